@@ -1,0 +1,3 @@
+from spooled.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""`python -m spooled [serve] [--http HOST:PORT] [--grpc HOST:PORT]` and `python -m spooled create-org NAME`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+import trio
+
+from spooled.settings import ConfigError, from_env
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spooled", description="Spooled job-queue server")
+    sub = p.add_subparsers(dest="command")
+    serve = sub.add_parser("serve", help="run the server (the default)")
+    for target in (p, serve):
+        target.add_argument("--http", help="REST bind HOST:PORT (env SPOOLED_HTTP_BIND, default 127.0.0.1:8080)")
+        target.add_argument("--grpc", help="gRPC bind HOST:PORT (env SPOOLED_GRPC_BIND, default 127.0.0.1:50051)")
+    org = sub.add_parser("create-org", help="create an organization and print its first API key")
+    org.add_argument("name")
+    org.add_argument("--plan", default="free", choices=["free", "starter", "pro", "enterprise"])
+    org.add_argument("--slug")
+    org.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+async def _create_org(dsn: str, name: str, plan: str, slug: str | None):
+    import trio_asyncio
+
+    from spooled.convert import structure
+    from spooled.domain import inputs
+    from spooled.services.auth import Authenticator
+    from spooled.services.orgs import Orgs
+    from spooled.store.db import Database, open_pool
+    from spooled.store.schema import ensure_schema
+
+    spec = structure({"name": name, "plan": plan, **({"slug": slug} if slug else {})}, inputs.CreateOrg)
+    async with trio_asyncio.open_loop():
+        async with open_pool(dsn, min_size=1, max_size=1) as pool:
+            db = Database(pool, dsn)
+            await db.run(ensure_schema)
+            return await Orgs(db, Authenticator(db)).create(spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = from_env(dict(os.environ), http=getattr(args, "http", None), grpc=getattr(args, "grpc", None),
+                            need_secret=args.command != "create-org")
+    except ConfigError as exc:
+        print(f"spooled: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    from spooled.domain.errors import DomainError
+    from spooled.embedded_pg import database
+    from spooled.store.schema import SchemaMismatch
+
+    try:
+        with database(settings.database_url, settings.data_dir) as dsn:
+            if args.command == "create-org":
+                org, key = trio.run(_create_org, dsn, args.name, args.plan, args.slug)
+                if args.json:
+                    print(json.dumps({"organization_id": str(org["id"]), "api_key": key}))
+                else:
+                    print(f"Organization {org['name']} ({org['id']}), plan {org['plan_tier']}\n"
+                          f"API key (shown only this once): {key}")
+                return 0
+            from spooled import supervisor
+            trio.run(supervisor.run, settings, dsn)
+            return 0
+    except (ConfigError, SchemaMismatch) as exc:
+        print(f"spooled: {exc}", file=sys.stderr)
+        return 2
+    except DomainError as exc:
+        print(f"spooled: {exc.message}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"spooled: cannot reach the database or bind a port: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,58 @@
+"""Domain errors. They carry no HTTP or gRPC codes: each transport maps them once (its error table)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; `message` is safe to show to the client."""
+
+    def __init__(self, message: str, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class BadRequest(DomainError):
+    """Malformed request (not JSON, wrong content)."""
+
+
+class Unauthorized(DomainError):
+    """Missing, invalid, revoked or expired credentials."""
+
+
+class Forbidden(DomainError):
+    """Valid credentials, not allowed."""
+
+
+class NotFound(DomainError):
+    """Unknown resource (or another organization's: never leak existence)."""
+
+
+class Conflict(DomainError):
+    """The resource's state does not allow the operation."""
+
+
+class LeaseExpired(Conflict):
+    """The lease given is not the job's current unexpired lease."""
+
+
+class PayloadTooLarge(DomainError):
+    """A body or payload over the configured limit."""
+
+
+class ValidationFailed(DomainError):
+    """Well-formed but invalid input; `details` names the fields."""
+
+    def __init__(self, message: str, fields: dict[str, str]):
+        first = next(iter(fields), None)
+        super().__init__(message, {"field": first, "fields": fields} if first else None)
+        self.fields = fields
+
+
+class Unavailable(DomainError):
+    """Database unreachable or server shutting down."""
+
+
+def invalid(field: str, message: str) -> ValidationFailed:
+    """One invalid field."""
+    return ValidationFailed(f"{field}: {message}", {field: message})

@@ -1,0 +1,31 @@
+"""Ids: UUIDs, time-ordered for new jobs (UUIDv7 layout) so inserts append to the primary-key index."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+
+from spooled.domain.errors import NotFound
+
+
+def new_job_id() -> uuid.UUID:
+    ms = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
+
+
+def parse_id(value: object, what: str = "Job") -> uuid.UUID:
+    """A client-supplied id; anything that is not a UUID is simply not found (never a 500)."""
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        raise NotFound(f"{what} not found") from None
+
+
+def try_id(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None

@@ -1,0 +1,206 @@
+"""Request inputs as frozen attrs classes; validators raise `FieldError` naming the field.
+
+Structured from JSON by `spooled.convert.structure` (strict types: "5" is not an integer). Unknown keys are
+ignored. Aliases from the reference API (`queue` for `queue_name`, `name` for a queue) are folded in by the
+transport before structuring.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import typing
+
+import attrs
+
+from spooled.convert import FieldError, JsonObject
+
+QUEUE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
+WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+
+
+def between(lo: float, hi: float):
+    def check(_inst, attribute, value):
+        if value is not None and not lo <= value <= hi:
+            raise FieldError(attribute.name, f"must be between {lo} and {hi}")
+    return check
+
+
+def length(lo: int, hi: int):
+    def check(_inst, attribute, value):
+        if value is not None and not lo <= len(value) <= hi:
+            raise FieldError(attribute.name, f"must be {lo} to {hi} characters long")
+    return check
+
+
+def matches(pattern: re.Pattern, what: str):
+    def check(_inst, attribute, value):
+        if value is not None and not pattern.match(value):
+            raise FieldError(attribute.name, f"must be {what}")
+    return check
+
+
+PLANS = ("free", "starter", "pro", "enterprise")
+
+
+def one_of(options: tuple[str, ...]):
+    def check(_inst, attribute, value):
+        if value is not None and value not in options:
+            raise FieldError(attribute.name, f"must be one of {', '.join(options)}")
+    return check
+
+
+queue_name_field = matches(QUEUE_NAME, "1 to 100 characters of A-Z a-z 0-9 . _ : -")
+
+
+@attrs.frozen
+class JobSpec:
+    """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue)."""
+    payload: JsonObject
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+    scheduled_at: dt.datetime | None = None
+    expires_at: dt.datetime | None = None
+    idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
+    tags: JsonObject | None = None
+    completion_webhook: str | None = attrs.field(default=None, validator=length(1, 2048))
+
+
+@attrs.frozen
+class CreateJob(JobSpec):
+    queue_name: str = attrs.field(kw_only=True, validator=queue_name_field)
+
+
+@attrs.frozen
+class BulkJobs:
+    queue_name: str = attrs.field(validator=queue_name_field)
+    jobs: list[JobSpec] = attrs.field(validator=lambda _i, a, v: _bulk_size(a, v))
+    default_priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    default_max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    default_timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+
+
+def _bulk_size(attribute, value) -> None:
+    if not 1 <= len(value) <= 100:
+        raise FieldError(attribute.name, "must hold 1 to 100 jobs")
+
+
+@attrs.frozen
+class Claim:
+    queue_name: str = attrs.field(validator=queue_name_field)
+    worker_id: str = attrs.field(validator=length(1, 128))
+    limit: int = attrs.field(default=1, validator=between(1, 100))
+    lease_duration_secs: int = attrs.field(default=30, validator=between(5, 3600))
+    wait_secs: float = attrs.field(default=0.0, validator=between(0, 30))
+
+
+@attrs.frozen
+class Complete:
+    lease_id: str = attrs.field(validator=length(1, 64))
+    worker_id: str | None = None
+    result: typing.Any = None
+
+
+@attrs.frozen
+class CompleteItem:
+    job_id: str
+    lease_id: str
+    result: typing.Any = None
+
+
+@attrs.frozen
+class CompleteBatch:
+    completions: list[CompleteItem] = attrs.field(validator=lambda _i, a, v: _batch_size(a, v))
+    worker_id: str | None = None
+
+
+def _batch_size(attribute, value) -> None:
+    if not 1 <= len(value) <= 100:
+        raise FieldError(attribute.name, "must hold 1 to 100 items")
+
+
+@attrs.frozen
+class Fail:
+    lease_id: str = attrs.field(validator=length(1, 64))
+    error: str = attrs.field(validator=length(1, 2048))
+    worker_id: str | None = None
+    retry: bool | None = None
+
+
+@attrs.frozen
+class Heartbeat:
+    lease_id: str = attrs.field(validator=length(1, 64))
+    worker_id: str | None = None
+    lease_duration_secs: int = attrs.field(default=30, validator=between(5, 3600))
+
+
+@attrs.frozen
+class SetPriority:
+    priority: int = attrs.field(validator=between(-100, 100))
+
+
+@attrs.frozen
+class DlqRetry:
+    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
+    job_ids: list[str] | None = None
+    limit: int = attrs.field(default=100, validator=between(1, 1000))
+
+
+@attrs.frozen
+class DlqPurge:
+    confirm: bool = attrs.field(validator=lambda _i, a, v: _must_confirm(a, v))
+    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
+    older_than: dt.datetime | None = None
+    limit: int = attrs.field(default=1000, validator=between(1, 10000))
+
+
+def _must_confirm(attribute, value) -> None:
+    if value is not True:
+        raise FieldError(attribute.name, "must be true to purge")
+
+
+@attrs.frozen
+class QueueConfig:
+    """POST /queues, PUT /queues/{name}/config, PATCH /queues/{name} (all optional but the name on create)."""
+    name: str | None = attrs.field(default=None, validator=queue_name_field)
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    default_timeout: int | None = attrs.field(default=None, validator=between(1, 86400))
+    rate_limit: int | None = attrs.field(default=None, validator=between(1, 1_000_000))
+    concurrency_limit: int | None = attrs.field(default=None, validator=between(1, 100_000))
+    dead_letter: bool | None = None
+    retry_backoff_base_secs: float | None = attrs.field(default=None, validator=between(0.001, 86400))
+    retry_backoff_max_secs: float | None = attrs.field(default=None, validator=between(0.001, 7 * 86400))
+    settings: JsonObject | None = None
+
+
+@attrs.frozen
+class Pause:
+    reason: str | None = attrs.field(default=None, validator=length(0, 1000))
+
+
+@attrs.frozen
+class CreateOrg:
+    name: str = attrs.field(validator=length(1, 200))
+    slug: str | None = attrs.field(default=None, validator=matches(re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z"),
+                                                                   "lowercase letters, digits and dashes"))
+    plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
+
+
+@attrs.frozen
+class UpdateOrg:
+    name: str | None = attrs.field(default=None, validator=length(1, 200))
+    billing_email: str | None = attrs.field(default=None, validator=length(3, 320))
+    settings: JsonObject | None = None
+
+
+@attrs.frozen
+class CreateApiKey:
+    name: str = attrs.field(default="default", validator=length(1, 200))
+    queues: list[str] | None = None
+
+
+@attrs.frozen
+class UpdateApiKey:
+    name: str | None = attrs.field(default=None, validator=length(1, 200))
+    queues: list[str] | None = None

@@ -1,0 +1,37 @@
+"""All services of one server instance, built once by the supervisor (or a test) around one pool."""
+
+from __future__ import annotations
+
+import attrs
+import trio
+
+from spooled.services.auth import Authenticator
+from spooled.services.jobs import Jobs
+from spooled.services.maintenance import Maintenance
+from spooled.services.orgs import Orgs
+from spooled.services.queues import Queues
+from spooled.services.wakeups import Wakeups
+from spooled.settings import Settings
+from spooled.store.db import Database
+
+
+@attrs.define
+class Services:
+    settings: Settings
+    db: Database
+    wakeups: Wakeups
+    auth: Authenticator
+    orgs: Orgs
+    jobs: Jobs
+    queues: Queues
+    maintenance: Maintenance
+    shutting_down: trio.Event = attrs.field(factory=trio.Event)
+    started_at: float = attrs.field(factory=trio.current_time)
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database) -> "Services":
+        wakeups = Wakeups()
+        auth = Authenticator(db)
+        return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
+                   jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(db),
+                   maintenance=Maintenance(db))

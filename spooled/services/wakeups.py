@@ -1,0 +1,88 @@
+"""Claim wakeups: waiting claimers (long-poll claims, StreamJobs, ProcessJobs) park here per (org, queue).
+
+A NOTIFY `"<org> <queue> <n>"` (sent in the enqueueing transaction, see jobs.sql) wakes at most `n` waiters of
+that queue, oldest first, so a single enqueue wakes one claimer instead of the whole herd. A waiter woken while
+its own claim was running, or whose claim came back full, passes the wake on: more jobs may be there.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import math
+from typing import Iterator
+
+import trio
+
+Key = tuple[str, str]
+
+
+class Waiter:
+    __slots__ = ("event", "woken")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.woken = False
+
+    def wake(self) -> None:
+        self.woken = True
+        self.event.set()
+
+
+class Wakeups:
+    def __init__(self) -> None:
+        self._waiting: dict[Key, collections.deque[Waiter]] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """Shutting down: wake every waiter now and make later waits end at once."""
+        self.closed = True
+        self.notify_all()
+
+    @contextlib.contextmanager
+    def waiting(self, org: str, queue: str) -> Iterator[Waiter]:
+        """Register a waiter for the duration of the block (register before querying: no lost wakeups)."""
+        key = (org, queue)
+        w = Waiter()
+        if self.closed:
+            w.wake()
+        self._waiting.setdefault(key, collections.deque()).append(w)
+        try:
+            yield w
+        finally:
+            dq = self._waiting.get(key)
+            if dq is not None:
+                with contextlib.suppress(ValueError):
+                    dq.remove(w)
+                if not dq:
+                    del self._waiting[key]
+
+    def notify(self, org: str, queue: str, n: float = 1) -> int:
+        """Wake up to `n` (math.inf for all) waiters of one queue; returns how many."""
+        dq = self._waiting.get((org, queue))
+        woken = 0
+        if dq:
+            for w in dq:
+                if woken >= n:
+                    break
+                if not w.woken:
+                    w.wake()
+                    woken += 1
+        return woken
+
+    def notify_all(self) -> None:
+        """Wake everyone (after a NOTIFY overflow or a reconnect of the listener: resync from the tables)."""
+        for dq in self._waiting.values():
+            for w in dq:
+                w.wake()
+
+    def handle(self, payload: str) -> None:
+        """One NOTIFY payload from the `spooled_jobs` channel."""
+        parts = payload.split(" ")
+        if len(parts) != 3:
+            return
+        org, queue, count = parts
+        self.notify(org, queue, math.inf if count == "all" else int(count) if count.isdigit() else 1)
+
+    def waiter_count(self, org: str, queue: str) -> int:
+        return len(self._waiting.get((org, queue), ()))

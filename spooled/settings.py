@@ -1,0 +1,92 @@
+"""Configuration: flags and environment read once into a frozen `Settings`. Nobody else reads `os.environ`."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import attrs
+import platformdirs
+
+
+class ConfigError(Exception):
+    """A configuration value is unusable; the message is one sentence for the operator."""
+
+
+def parse_bind(value: str, what: str) -> tuple[str, int]:
+    """`HOST:PORT` (IPv6 as `[::1]:PORT`) -> (host, port); port 0 means any free port."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ConfigError(f"{what} must look like HOST:PORT, got {value!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def default_data_dir() -> Path:
+    # As root the embedded PostgreSQL runs as the `postgres` user, which cannot enter /root: use a system path.
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return Path("/var/lib/spooled")
+    return Path(platformdirs.user_data_dir("spooled"))
+
+
+@attrs.frozen
+class Settings:
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    database_url: str | None = None
+    data_dir: Path = attrs.field(factory=default_data_dir)
+    jwt_secret: str = ""
+    admin_key: str | None = None
+    registration_open: bool = True
+    # Limits (api.md "body limit")
+    max_request_bytes: int = 10 * 1024 * 1024
+    max_payload_bytes: int = 1024 * 1024
+    # Background loops
+    reaper_interval_secs: float = 1.0
+    heartbeat_check_interval_secs: float = 5.0
+    worker_heartbeat_interval_secs: int = 10
+    shutdown_grace_secs: float = 5.0
+    pool_min_size: int = 2
+    pool_max_size: int = 16
+    log_level: str = "INFO"
+
+
+def jwt_secret_from(data_dir: Path, given: str | None) -> str:
+    """The JWT signing secret: the given one, else one generated once and kept in the data dir."""
+    if given:
+        if len(given.encode()) < 32:
+            raise ConfigError("SPOOLED_JWT_SECRET must be at least 32 bytes long")
+        return given
+    path = data_dir / "jwt_secret"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        secret = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+        return secret
+
+
+def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
+             need_secret: bool = True) -> Settings:
+    """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
+    http_host, http_port = parse_bind(http or env.get("SPOOLED_HTTP_BIND", "127.0.0.1:8080"), "--http")
+    grpc_host, grpc_port = parse_bind(grpc or env.get("SPOOLED_GRPC_BIND", "127.0.0.1:50051"), "--grpc")
+    data_dir = Path(env["SPOOLED_DATA_DIR"]).expanduser() if env.get("SPOOLED_DATA_DIR") else default_data_dir()
+    registration = env.get("SPOOLED_REGISTRATION", "open").lower()
+    if registration not in ("open", "closed"):
+        raise ConfigError("SPOOLED_REGISTRATION must be 'open' or 'closed'")
+    admin_key = env.get("SPOOLED_ADMIN_KEY") or None
+    if registration == "closed" and not admin_key:
+        raise ConfigError("SPOOLED_REGISTRATION=closed needs SPOOLED_ADMIN_KEY to be set")
+    secret = jwt_secret_from(data_dir, env.get("SPOOLED_JWT_SECRET")) if need_secret else ""
+    return Settings(
+        http_host=http_host, http_port=http_port, grpc_host=grpc_host, grpc_port=grpc_port,
+        database_url=env.get("DATABASE_URL") or None, data_dir=data_dir, jwt_secret=secret,
+        admin_key=admin_key, registration_open=registration == "open",
+        log_level=env.get("SPOOLED_LOG_LEVEL", "INFO").upper(),
+    )

@@ -1,0 +1,62 @@
+"""The one LISTEN connection of a server instance: feeds `spooled_jobs` notifications to the wakeups."""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import trio
+import triopg
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "spooled_jobs"
+
+
+async def pump(dsn: str, on_payload: Callable[[str], None], on_resync: Callable[[], None], *,
+               task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTEN is active.
+    After an overflow or a reconnect, `on_resync` wakes every waiter so it re-reads the tables."""
+    started = False
+    delay = 0.1
+    while True:
+        try:
+            async with triopg.connect(dsn) as conn:
+                async with conn.listen(CHANNEL, max_buffer_size=10_000) as notes:
+                    if not started:
+                        task_status.started()
+                        started = True
+                    else:
+                        on_resync()
+                    delay = 0.1
+                    async with trio.open_nursery() as nursery:
+                        # asyncpg does not end a listener when its connection dies: ping to find out
+                        nursery.start_soon(_keepalive, conn)
+                        async for payload in notes:
+                            if payload is triopg.NOTIFY_OVERFLOW:
+                                on_resync()
+                            else:
+                                on_payload(payload)
+        except Exception as exc:
+            if not started or not _connection_lost(exc):
+                raise
+            log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+            await trio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+_LOST = (OSError, ConnectionError, trio.TooSlowError, triopg.exceptions.InterfaceError,
+         triopg.exceptions.PostgresConnectionError)
+
+
+def _connection_lost(exc: BaseException) -> bool:
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_connection_lost(e) for e in exc.exceptions)
+    return isinstance(exc, _LOST)
+
+
+async def _keepalive(conn, interval: float = 5.0) -> None:
+    while True:
+        await trio.sleep(interval)
+        with trio.fail_after(interval):
+            await conn.fetchval("SELECT 1")

@@ -1,0 +1,85 @@
+"""Job listing with filters and keyset (cursor) or offset pagination.
+
+The statement is composed from whitelisted fragments (ORDER BY column and direction); every value is a bind
+parameter. A cursor is the (sort value, id) of the last row of the page, so pages stay stable under inserts.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import uuid
+
+import attrs
+
+from spooled.domain import errors
+
+ORDER_COLUMNS = {"created_at": "timestamptz", "updated_at": "timestamptz", "priority": "int",
+                 "scheduled_at": "timestamptz", "completed_at": "timestamptz"}
+NULLABLE = {"scheduled_at", "completed_at"}
+
+
+@attrs.frozen
+class JobFilter:
+    queue_name: str | None = None
+    statuses: list[str] | None = None
+    tag: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+
+
+def encode_cursor(value, job_id) -> str:
+    if isinstance(value, dt.datetime):
+        value = value.isoformat()
+    raw = json.dumps([value, str(job_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, column: str) -> tuple[object, uuid.UUID]:
+    try:
+        value, job_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if ORDER_COLUMNS[column] == "timestamptz" and value is not None:
+            value = dt.datetime.fromisoformat(value)
+        elif ORDER_COLUMNS[column] == "int" and type(value) is not int:
+            raise ValueError
+        return value, uuid.UUID(job_id)
+    except (ValueError, TypeError, KeyError):
+        raise errors.invalid("cursor", "is not a cursor from this listing (keep order_by/order_dir)") from None
+
+
+def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None, offset: int, limit: int,
+                  org: uuid.UUID) -> tuple[str, list]:
+    """(sql, args) fetching limit+1 rows (the extra one tells whether there is a next page)."""
+    args: list = [org]
+
+    def arg(v) -> str:
+        args.append(v)
+        return f"${len(args)}"
+
+    where = ["organization_id = $1"]
+    if f.queue_name is not None:
+        where.append(f"queue_name = {arg(f.queue_name)}")
+    if f.statuses:
+        where.append(f"status = ANY({arg(f.statuses)}::job_status[])")
+    if f.tag is not None:
+        key, sep, value = f.tag.partition(":")
+        if sep:
+            where.append(f"tags::jsonb ->> {arg(key)} = {arg(value)}")
+        else:
+            where.append(f"tags::jsonb ? {arg(key)}")
+    if f.created_after is not None:
+        where.append(f"created_at > {arg(f.created_after)}")
+    if f.created_before is not None:
+        where.append(f"created_at < {arg(f.created_before)}")
+    col, direction, cmp = order_by, ("DESC" if desc else "ASC"), ("<" if desc else ">")
+    # NULL sort values (scheduled_at/completed_at) sort as -infinity/0 so the keyset stays total
+    key = f"coalesce({col}, '-infinity'::timestamptz)" if col in NULLABLE else col
+    if cursor is not None:
+        value, last_id = cursor
+        cast = ORDER_COLUMNS[col]
+        vexpr = f"coalesce({arg(value)}::{cast}, '-infinity'::timestamptz)" if col in NULLABLE else f"{arg(value)}::{cast}"
+        where.append(f"({key}, id) {cmp} ({vexpr}, {arg(last_id)}::uuid)")
+    sql = (f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY {key} {direction}, id {direction} "
+           f"LIMIT {arg(limit + 1)} OFFSET {arg(offset)}")
+    return sql, args

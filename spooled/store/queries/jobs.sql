@@ -1,0 +1,226 @@
+-- name: job_insert
+-- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
+-- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
+WITH q0 AS (
+    SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
+), qi AS (
+    INSERT INTO queues (organization_id, name)
+    SELECT $org, $queue WHERE NOT EXISTS (SELECT 1 FROM q0)
+    ON CONFLICT ON CONSTRAINT queues_name_key DO NOTHING
+    RETURNING max_retries, default_timeout
+), q AS (
+    SELECT coalesce((SELECT max_retries FROM q0), (SELECT max_retries FROM qi), 3) AS max_retries,
+           coalesce((SELECT default_timeout FROM q0), (SELECT default_timeout FROM qi), 300) AS default_timeout,
+           coalesce($now::timestamptz, now()) AS now
+), ins AS (
+    INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
+                      tags, idempotency_key, completion_webhook, scheduled_at, run_at, expires_at,
+                      created_at, updated_at)
+    SELECT i.id, $org, $queue,
+           CASE WHEN i.scheduled_at > q.now THEN 'scheduled' ELSE 'pending' END::job_status,
+           i.payload::json, i.priority, coalesce(i.max_retries, q.max_retries),
+           coalesce(i.timeout_seconds, q.default_timeout), i.tags::json, i.idempotency_key, i.completion_webhook,
+           i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now, q.now
+    FROM unnest($ids::uuid[], $payloads::text[], $priorities::int[], $max_retries::int[], $timeouts::int[],
+                $tags::text[], $idempotency_keys::text[], $webhooks::text[], $scheduled_ats::timestamptz[],
+                $expires_ats::timestamptz[])
+         AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
+              scheduled_at, expires_at), q
+    ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+    RETURNING id, status, created_at
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
+    SELECT id, $org, 'created', status, created_at FROM ins
+), n AS (
+    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $queue || ' ' || x.c) AS sent
+    FROM (SELECT count(*) AS c FROM ins WHERE status = 'pending') x WHERE x.c > 0
+)
+SELECT ins.id, ins.status, (SELECT count(*) FROM n) AS notified FROM ins
+
+-- name: job_ids_by_idempotency_key
+SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
+
+-- name: job_claim
+-- Lease up to $limit pending jobs of one queue in claim order, skipping rows other claimers hold. A paused
+-- queue hands out nothing; a job past its expires_at is left for the reaper to cancel.
+WITH c AS (
+    SELECT j.id FROM jobs j
+    WHERE j.organization_id = $org AND j.queue_name = $queue AND j.status = 'pending'
+      AND (j.expires_at IS NULL OR j.expires_at > coalesce($now::timestamptz, now()))
+      AND NOT EXISTS (SELECT 1 FROM queues p WHERE p.organization_id = $org AND p.name = $queue AND p.paused)
+    ORDER BY j.priority DESC, j.run_at, j.id
+    LIMIT $limit
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
+                      lease_expires_at = t.now + make_interval(secs => $lease_secs::float8),
+                      assigned_worker_id = $worker_id, started_at = t.now, updated_at = t.now
+    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
+    WHERE j.id = c.id
+    RETURNING j.*
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
+    SELECT id, organization_id, 'started', 'pending', 'processing', assigned_worker_id, started_at FROM u
+)
+SELECT * FROM u ORDER BY priority DESC, run_at, id
+
+-- name: job_complete
+-- Complete each (id, lease) pair fenced by its own lease, in one statement. `s` is the pre-statement
+-- snapshot: a job already completed with the same lease is an idempotent replay.
+WITH c AS (
+    SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $results::text[]) WITH ORDINALITY AS c(id, lease, result, ord)
+), u AS (
+    UPDATE jobs j SET status = 'completed', result = c.result::json, completed_at = t.now,
+                      lease_expires_at = NULL, updated_at = t.now
+    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
+    WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
+      AND j.lease_expires_at > t.now
+    RETURNING j.id, j.organization_id, j.queue_name, j.assigned_worker_id, j.completed_at
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
+    SELECT id, organization_id, 'completed', 'processing', 'completed', assigned_worker_id, completed_at FROM u
+), w AS (
+    UPDATE workers wk SET jobs_processed = wk.jobs_processed + x.n
+    FROM (SELECT assigned_worker_id, count(*) AS n FROM u GROUP BY 1) x
+    WHERE wk.organization_id = $org AND wk.id = x.assigned_worker_id
+)
+SELECT c.ord, c.id, (u.id IS NOT NULL) AS done, s.status AS prior_status, (s.lease_id = c.lease) AS same_lease
+FROM c LEFT JOIN u ON u.id = c.id LEFT JOIN jobs s ON s.id = c.id AND s.organization_id = $org
+ORDER BY c.ord
+
+-- name: job_fail
+-- Fail the job held by $lease: retry later with backoff (scheduled), or dead-letter / fail for good.
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+d AS (
+    SELECT j.id, (j.retry_count < j.max_retries AND $retry::bool) AS will_retry,
+           coalesce(q.dead_letter, true) AS dead_letter,
+           least(coalesce(q.backoff_base_secs, 1) * power(2, least(j.retry_count, 62)),
+                 coalesce(q.backoff_max_secs, 3600)) AS dmax
+    FROM jobs j LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name, t
+    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = $lease
+      AND j.lease_expires_at > t.now
+), e AS (
+    SELECT d.*, CASE WHEN d.will_retry THEN d.dmax / 2 + random() * d.dmax / 2 END AS delay FROM d
+), u AS (
+    UPDATE jobs j SET
+        retry_count = j.retry_count + 1, last_error = $error, lease_expires_at = NULL, updated_at = t.now,
+        status = CASE WHEN e.will_retry THEN 'scheduled' WHEN e.dead_letter THEN 'deadletter' ELSE 'failed'
+                 END::job_status,
+        run_at = CASE WHEN e.will_retry THEN t.now + make_interval(secs => e.delay) ELSE j.run_at END,
+        scheduled_at = CASE WHEN e.will_retry THEN t.now + make_interval(secs => e.delay) ELSE j.scheduled_at END,
+        completed_at = CASE WHEN e.will_retry THEN NULL ELSE t.now END
+    FROM e, t
+    WHERE j.id = e.id AND j.status = 'processing' AND j.lease_id = $lease
+    RETURNING j.id, j.organization_id, j.status, j.retry_count, j.assigned_worker_id, e.will_retry, e.delay
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, details)
+    SELECT id, organization_id, CASE WHEN will_retry THEN 'failed' ELSE status::text END, 'processing', status,
+           assigned_worker_id, json_build_object('error', $error::text, 'retry_count', retry_count,
+                                                 'next_retry_delay_secs', delay)
+    FROM u
+), w AS (
+    UPDATE workers wk SET jobs_failed = wk.jobs_failed + 1
+    FROM u WHERE wk.organization_id = $org AND wk.id = u.assigned_worker_id
+)
+SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status,
+       (s.lease_id = $lease) AS same_lease
+FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+
+-- name: job_heartbeat
+WITH u AS (
+    UPDATE jobs j SET lease_expires_at = t.now + make_interval(secs => $lease_secs::float8), updated_at = t.now
+    FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
+    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = $lease
+      AND j.lease_expires_at > t.now
+    RETURNING j.id, j.lease_expires_at
+)
+SELECT (u.id IS NOT NULL) AS done, u.lease_expires_at, s.status AS prior_status
+FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+
+-- name: job_get
+SELECT * FROM jobs WHERE id = $id AND organization_id = $org
+
+-- name: job_retry
+-- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget.
+WITH u AS (
+    UPDATE jobs j SET status = 'pending', retry_count = 0, run_at = t.now, scheduled_at = NULL,
+                      completed_at = NULL, result = NULL, lease_id = NULL, lease_expires_at = NULL,
+                      assigned_worker_id = NULL, started_at = NULL, updated_at = t.now
+    FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
+      AND j.status IN ('failed', 'deadletter', 'cancelled')
+    RETURNING j.*, s.status AS old_status
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
+    SELECT id, organization_id, 'retried', old_status, 'pending' FROM u
+), n AS (
+    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' 1') FROM u
+)
+SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
+
+-- name: job_cancel
+WITH u AS (
+    UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_expires_at = NULL, updated_at = t.now
+    FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
+      AND j.status IN ('pending', 'scheduled', 'processing')
+    RETURNING j.id, j.organization_id, s.status AS old_status
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
+    SELECT id, organization_id, 'cancelled', old_status, 'cancelled' FROM u
+)
+SELECT id FROM u
+
+-- name: job_set_priority
+UPDATE jobs j SET priority = $priority, updated_at = now()
+FROM jobs s
+WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND j.status IN ('pending', 'scheduled', 'processing')
+RETURNING s.priority AS old_priority, j.priority AS new_priority
+
+-- name: job_status_of
+SELECT status FROM jobs WHERE id = $id AND organization_id = $org
+
+-- name: job_statuses
+SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
+WHERE organization_id = $org AND id = ANY($ids::uuid[])
+
+-- name: job_history
+SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
+FROM job_history WHERE job_id = $id AND organization_id = $org ORDER BY id
+
+-- name: job_counts
+SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org GROUP BY status
+
+-- name: dlq_retry
+WITH pick AS (
+    SELECT id FROM jobs
+    WHERE organization_id = $org AND status = 'deadletter'
+      AND ($queue::text IS NULL OR queue_name = $queue)
+      AND ($ids::uuid[] IS NULL OR id = ANY($ids))
+    ORDER BY completed_at, id LIMIT $limit
+    FOR UPDATE SKIP LOCKED
+), u AS (
+    UPDATE jobs j SET status = 'pending', retry_count = 0, run_at = now(), scheduled_at = NULL,
+                      completed_at = NULL, lease_id = NULL, assigned_worker_id = NULL, started_at = NULL,
+                      updated_at = now()
+    FROM pick WHERE j.id = pick.id
+    RETURNING j.id, j.organization_id, j.queue_name
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
+    SELECT id, organization_id, 'retried', 'deadletter', 'pending' FROM u
+), n AS (
+    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
+    FROM u GROUP BY organization_id, queue_name
+)
+SELECT id, (SELECT count(*) FROM n) AS notified FROM u
+
+-- name: dlq_purge
+WITH pick AS (
+    SELECT id FROM jobs
+    WHERE organization_id = $org AND status = 'deadletter'
+      AND ($queue::text IS NULL OR queue_name = $queue)
+      AND ($older_than::timestamptz IS NULL OR completed_at < $older_than)
+    ORDER BY completed_at, id LIMIT $limit
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM jobs j USING pick WHERE j.id = pick.id RETURNING j.id

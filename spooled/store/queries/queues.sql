@@ -1,0 +1,77 @@
+-- name: queue_create
+INSERT INTO queues (organization_id, name, max_retries, default_timeout, rate_limit, concurrency_limit, dead_letter,
+                    backoff_base_secs, backoff_max_secs, settings)
+VALUES ($org, $name, coalesce($max_retries::int, 3), coalesce($default_timeout::int, 300), $rate_limit,
+        $concurrency_limit, coalesce($dead_letter::bool, true), coalesce($backoff_base::float8, 1),
+        coalesce($backoff_max::float8, 3600), coalesce($settings::json, '{}'))
+ON CONFLICT ON CONSTRAINT queues_name_key DO NOTHING
+RETURNING *, settings::text AS settings_text
+
+-- name: queue_update
+-- Partial update: a NULL parameter keeps the column (rate_limit and concurrency_limit can be set to NULL).
+UPDATE queues SET
+    max_retries = coalesce($max_retries::int, max_retries),
+    default_timeout = coalesce($default_timeout::int, default_timeout),
+    rate_limit = CASE WHEN $set_rate_limit::bool THEN $rate_limit::int ELSE rate_limit END,
+    concurrency_limit = CASE WHEN $set_concurrency_limit::bool THEN $concurrency_limit::int ELSE concurrency_limit END,
+    dead_letter = coalesce($dead_letter::bool, dead_letter),
+    backoff_base_secs = coalesce($backoff_base::float8, backoff_base_secs),
+    backoff_max_secs = coalesce($backoff_max::float8, backoff_max_secs),
+    settings = coalesce($settings::json, settings),
+    updated_at = now()
+WHERE organization_id = $org AND name = $name
+RETURNING *, settings::text AS settings_text
+
+-- name: queue_get
+SELECT *, settings::text AS settings_text FROM queues WHERE organization_id = $org AND name = $name
+
+-- name: queue_list
+SELECT *, settings::text AS settings_text FROM queues WHERE organization_id = $org ORDER BY name
+
+-- name: queue_active_jobs
+SELECT count(*) FROM jobs
+WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled', 'processing')
+
+-- name: queue_delete_jobs
+DELETE FROM jobs WHERE organization_id = $org AND queue_name = $name
+
+-- name: queue_delete
+DELETE FROM queues WHERE organization_id = $org AND name = $name RETURNING id
+
+-- name: queue_pause
+UPDATE queues SET paused = true, paused_at = coalesce(paused_at, now()), pause_reason = $reason, updated_at = now()
+WHERE organization_id = $org AND name = $name
+RETURNING name, paused, paused_at, pause_reason
+
+-- name: queue_resume
+WITH s AS (
+    SELECT paused_at FROM queues WHERE organization_id = $org AND name = $name FOR UPDATE
+), u AS (
+    UPDATE queues SET paused = false, paused_at = NULL, pause_reason = NULL, updated_at = now()
+    WHERE organization_id = $org AND name = $name
+    RETURNING name
+), n AS (
+    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u
+)
+SELECT u.name, extract(epoch FROM now() - s.paused_at) AS paused_secs, (SELECT count(*) FROM n) AS notified
+FROM u, s
+
+-- name: queue_stats
+SELECT
+    count(*) FILTER (WHERE status = 'pending') AS pending,
+    count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
+    count(*) FILTER (WHERE status = 'processing') AS processing,
+    count(*) FILTER (WHERE status = 'completed') AS completed,
+    count(*) FILTER (WHERE status = 'failed') AS failed,
+    count(*) FILTER (WHERE status = 'deadletter') AS deadletter,
+    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+    count(*) AS total,
+    count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours') AS completed_24h,
+    count(*) FILTER (WHERE status IN ('failed', 'deadletter') AND completed_at > now() - interval '24 hours')
+        AS failed_24h,
+    avg(extract(epoch FROM completed_at - started_at) * 1000)
+        FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours') AS avg_ms,
+    extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending')) AS max_age_secs,
+    (SELECT count(*) FROM workers w
+     WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
+FROM jobs WHERE organization_id = $org AND queue_name = $name

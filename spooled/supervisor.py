@@ -1,0 +1,104 @@
+"""The single owner of the nurseries (design.md "Shape").
+
+    trio_asyncio loop (opened by `run`, or by the test rig)
+    └─ pool (closes last)
+       └─ core nursery: LISTEN pump, lease reaper
+          └─ edge nursery: hypercorn (REST), gRPC server
+Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
+under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from functools import partial
+
+import attrs
+import hypercorn.trio
+import trio
+import trio_asyncio
+from hypercorn.config import Config as HypercornConfig
+
+from spooled.loops import reaper
+from spooled.services.container import Services
+from spooled.settings import Settings
+from spooled.store import listen
+from spooled.store.db import Database, open_pool
+from spooled.store.schema import ensure_schema
+from spooled.transports.http.app import create_app
+
+log = logging.getLogger(__name__)
+
+
+@attrs.frozen
+class Running:
+    """What `serve` reports once it is ready: the real addresses (port 0 resolved) and the services."""
+    http_url: str
+    grpc_address: str | None
+    services: Services
+
+
+def _hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
+    config.bind = [f"{host}:{settings.http_port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = settings.shutdown_grace_secs
+    config.keep_alive_timeout = 75
+    config.h11_max_incomplete_size = 64 * 1024
+    return config
+
+
+async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
+    async with open_pool(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as pool:
+        db = Database(pool, dsn)
+        if await db.run(ensure_schema):
+            log.info("applied schema.sql to an empty database")
+        svc = Services.build(settings, db)
+        if shutdown is not None:
+            svc.shutting_down = shutdown
+        async with trio.open_nursery() as core:
+            await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
+            await core.start(reaper.run, svc.maintenance, settings.reaper_interval_secs)
+            async with trio.open_nursery() as edge:
+                binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
+                                                 _hypercorn_config(settings),
+                                                 shutdown_trigger=svc.shutting_down.wait))
+                grpc_address = None  # the gRPC server starts here (issue: workers and gRPC)
+                task_status.started(Running(binds[0], grpc_address, svc))
+                await svc.shutting_down.wait()
+                svc.wakeups.close()
+            core.cancel_scope.cancel()
+    log.info("stopped")
+
+
+async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            if not shutdown.is_set():
+                log.info("received %s: shutting down", signal.Signals(signum).name)
+                shutdown.set()
+            else:
+                log.warning("second signal: stopping now")
+                cancel_scope.cancel()
+
+
+async def run(settings: Settings, dsn: str) -> None:
+    """`python -m spooled`: open the one asyncio island, serve until SIGTERM/SIGINT, print where it listens."""
+    shutdown = trio.Event()
+    async with trio_asyncio.open_loop():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
+            running: Running = await nursery.start(_serve_then_stop, settings, dsn, shutdown, nursery.cancel_scope)
+            grpc = f", gRPC on {running.grpc_address}" if running.grpc_address else ""
+            print(f"Spooled listening: REST on {running.http_url}{grpc}", flush=True)
+
+
+async def _serve_then_stop(settings: Settings, dsn: str, shutdown: trio.Event, scope: trio.CancelScope, *,
+                           task_status=trio.TASK_STATUS_IGNORED) -> None:
+    await serve(settings, dsn, shutdown=shutdown, task_status=task_status)
+    scope.cancel()  # drained and closed: stop watching signals

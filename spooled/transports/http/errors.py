@@ -1,0 +1,36 @@
+"""The one error table of the REST transport: domain error -> (status, error, code)."""
+
+from __future__ import annotations
+
+from spooled.domain import errors
+
+TABLE: list[tuple[type[errors.DomainError], int, str, str]] = [
+    (errors.BadRequest, 400, "bad_request", "BAD_REQUEST"),
+    (errors.Unauthorized, 401, "unauthorized", "UNAUTHORIZED"),
+    (errors.Forbidden, 403, "forbidden", "FORBIDDEN"),
+    (errors.NotFound, 404, "not_found", "NOT_FOUND"),
+    (errors.LeaseExpired, 409, "lease_expired", "LEASE_EXPIRED"),   # before its base class Conflict
+    (errors.Conflict, 409, "conflict", "CONFLICT"),
+    (errors.PayloadTooLarge, 413, "payload_too_large", "PAYLOAD_TOO_LARGE"),
+    (errors.ValidationFailed, 422, "validation_error", "VALIDATION_ERROR"),
+    (errors.Unavailable, 503, "unavailable", "SERVICE_UNAVAILABLE"),
+]
+
+BY_STATUS = {status: (error, code) for _, status, error, code in TABLE}
+BY_STATUS[405] = ("method_not_allowed", "METHOD_NOT_ALLOWED")
+BY_STATUS[500] = ("internal_error", "INTERNAL_ERROR")
+
+
+def error_body(status: int, message: str, details: dict | None = None) -> dict:
+    error, code = BY_STATUS[status]
+    body = {"error": error, "code": code, "message": message, "status": status}
+    if details is not None:
+        body["details"] = details
+    return body
+
+
+def for_exception(exc: errors.DomainError) -> tuple[int, dict]:
+    for kind, status, _error, _code in TABLE:
+        if isinstance(exc, kind):
+            return status, error_body(status, exc.message, exc.details)
+    return 500, error_body(500, "Internal server error")

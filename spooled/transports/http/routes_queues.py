@@ -1,0 +1,86 @@
+"""Queues over REST (api.md "Queues")."""
+
+from __future__ import annotations
+
+from quart import Blueprint, request
+
+from spooled.domain import inputs
+from spooled.transports.http import views
+from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+
+bp = Blueprint("queues", __name__)
+
+ALIASES = {"queue_name": "name", "default_timeout_seconds": "default_timeout"}
+
+
+def org() -> str:
+    return principal().organization_id
+
+
+@bp.post("/queues")
+@authed
+async def create_queue():
+    spec, _ = await body_as(inputs.QueueConfig, **ALIASES)
+    row = await services().queues.create(org(), spec)
+    return json_response(views.queue(row), 201)
+
+
+@bp.get("/queues")
+@authed
+async def list_queues():
+    return json_response([views.queue(r) for r in await services().queues.list(org())])
+
+
+@bp.get("/queues/<name>")
+@authed
+async def get_queue(name: str):
+    q = services().queues
+    row = await q.get(org(), name)
+    stats = await q.stats(org(), name, must_exist=False)
+    return json_response({**views.queue(row), "stats": views.queue_stats(name, stats)})
+
+
+@bp.patch("/queues/<name>")
+@authed
+async def patch_queue(name: str):
+    spec, raw = await body_as(inputs.QueueConfig, **ALIASES)
+    row = await services().queues.update(org(), name, spec, set(raw))
+    return json_response(views.queue(row))
+
+
+@bp.put("/queues/<name>/config")
+@authed
+async def put_config(name: str):
+    spec, raw = await body_as(inputs.QueueConfig, **ALIASES)
+    row = await services().queues.upsert(org(), name, spec, set(raw))
+    return json_response(views.queue(row))
+
+
+@bp.delete("/queues/<name>")
+@authed
+async def delete_queue(name: str):
+    delete_jobs = (request.args.get("delete_jobs") or "").lower() in ("1", "true", "yes")
+    await services().queues.delete(org(), name, delete_jobs=delete_jobs)
+    return no_content()
+
+
+@bp.post("/queues/<name>/pause")
+@authed
+async def pause(name: str):
+    spec, _ = await body_as(inputs.Pause)
+    row = await services().queues.pause(org(), name, spec.reason)
+    return json_response({"queue_name": row["name"], "paused": True, "paused_at": row["paused_at"],
+                          "reason": row["pause_reason"]})
+
+
+@bp.post("/queues/<name>/resume")
+@authed
+async def resume(name: str):
+    paused_secs = await services().queues.resume(org(), name)
+    return json_response({"queue_name": name, "resumed": True, "paused_duration_secs": round(paused_secs, 3)})
+
+
+@bp.get("/queues/<name>/stats")
+@authed
+async def queue_stats(name: str):
+    return json_response(views.queue_stats(name, await services().queues.stats(org(), name)))

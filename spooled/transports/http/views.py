@@ -1,0 +1,71 @@
+"""Rows -> JSON-ready dicts for REST responses. User JSON stored as text goes out verbatim (orjson.Fragment)."""
+
+from __future__ import annotations
+
+import orjson
+
+JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
+               "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
+               "assigned_worker_id", "completion_webhook", "created_at", "updated_at")
+
+
+def raw(text: str | None):
+    return orjson.Fragment(text) if text is not None else None
+
+
+def opt_str(value) -> str | None:
+    return str(value) if value is not None else None
+
+
+def job(r) -> dict:
+    out = {"id": str(r["id"]), "organization_id": str(r["organization_id"])}
+    for k in JOB_SCALARS:
+        out[k] = r[k]
+    out["payload"] = raw(r["payload"])
+    out["result"] = raw(r["result"])
+    out["tags"] = raw(r["tags"])
+    out["lease_id"] = opt_str(r["lease_id"])
+    return out
+
+
+def queue(r) -> dict:
+    return {
+        "id": str(r["id"]), "organization_id": str(r["organization_id"]), "queue_name": r["name"],
+        "name": r["name"], "max_retries": r["max_retries"], "default_timeout": r["default_timeout"],
+        "rate_limit": r["rate_limit"], "concurrency_limit": r["concurrency_limit"], "dead_letter": r["dead_letter"],
+        "retry_backoff_base_secs": r["backoff_base_secs"], "retry_backoff_max_secs": r["backoff_max_secs"],
+        "enabled": not r["paused"], "paused": r["paused"], "paused_at": r["paused_at"],
+        "pause_reason": r["pause_reason"], "settings": raw(r["settings_text"]), "created_at": r["created_at"],
+        "updated_at": r["updated_at"],
+    }
+
+
+def queue_stats(name: str, s) -> dict:
+    return {
+        "queue_name": name, "pending_jobs": s["pending"], "scheduled_jobs": s["scheduled"],
+        "processing_jobs": s["processing"], "completed_jobs_24h": s["completed_24h"],
+        "failed_jobs_24h": s["failed_24h"], "deadletter_jobs": s["deadletter"],
+        "active_workers": s["active_workers"],
+        "avg_processing_time_ms": float(s["avg_ms"]) if s["avg_ms"] is not None else None,
+        "max_job_age_seconds": float(s["max_age_secs"]) if s["max_age_secs"] is not None else None,
+    }
+
+
+def history(r) -> dict:
+    return {"id": str(r["id"]), "job_id": str(r["job_id"]), "event_type": r["event_type"],
+            "old_status": r["old_status"], "new_status": r["new_status"], "worker_id": r["worker_id"],
+            "details": raw(r["details"]), "created_at": r["created_at"]}
+
+
+def org(r, settings: dict | None = None) -> dict:
+    out = {"id": str(r["id"]), "name": r["name"], "slug": r["slug"], "plan_tier": r["plan_tier"],
+           "billing_email": r.get("billing_email"), "created_at": r["created_at"]}
+    if settings is not None:
+        out["settings"] = settings
+        out["updated_at"] = r["updated_at"]
+    return out
+
+
+def api_key(r) -> dict:
+    return {"id": str(r["id"]), "name": r["name"], "queues": list(r["queues"]), "is_active": r["is_active"],
+            "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
