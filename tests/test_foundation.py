@@ -116,8 +116,8 @@ async def test_registration_closed_needs_admin_key(aio_loop, tmp_path, dsn):
     from functools import partial
 
     from spooled.supervisor import serve
-    from tests.conftest import test_settings
-    settings = test_settings(tmp_path, dsn, registration_open=False, admin_key="adm-" + "k" * 40)
+    from tests.conftest import make_settings
+    settings = make_settings(tmp_path, dsn, registration_open=False, admin_key="adm-" + "k" * 40)
     shutdown = trio.Event()
     async with trio.open_nursery() as nursery:
         running = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))

@@ -44,17 +44,16 @@ WHERE organization_id = $org AND name = $name
 RETURNING name, paused, paused_at, pause_reason
 
 -- name: queue_resume
-WITH s AS (
-    SELECT paused_at FROM queues WHERE organization_id = $org AND name = $name FOR UPDATE
-), u AS (
-    UPDATE queues SET paused = false, paused_at = NULL, pause_reason = NULL, updated_at = now()
-    WHERE organization_id = $org AND name = $name
-    RETURNING name
+WITH u AS (
+    UPDATE queues q SET paused = false, paused_at = NULL, pause_reason = NULL, updated_at = now()
+    FROM queues s
+    WHERE q.organization_id = $org AND q.name = $name AND s.id = q.id
+    RETURNING q.name, s.paused_at
 ), n AS (
     SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u
 )
-SELECT u.name, extract(epoch FROM now() - s.paused_at) AS paused_secs, (SELECT count(*) FROM n) AS notified
-FROM u, s
+SELECT u.name, extract(epoch FROM now() - u.paused_at) AS paused_secs, (SELECT count(*) FROM n) AS notified
+FROM u
 
 -- name: queue_stats
 SELECT

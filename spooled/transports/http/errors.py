@@ -16,13 +16,15 @@ TABLE: list[tuple[type[errors.DomainError], int, str, str]] = [
     (errors.Unavailable, 503, "unavailable", "SERVICE_UNAVAILABLE"),
 ]
 
+# the generic body per status (the last row wins: a bare 409 is `conflict`)
 BY_STATUS = {status: (error, code) for _, status, error, code in TABLE}
 BY_STATUS[405] = ("method_not_allowed", "METHOD_NOT_ALLOWED")
 BY_STATUS[500] = ("internal_error", "INTERNAL_ERROR")
 
 
-def error_body(status: int, message: str, details: dict | None = None) -> dict:
-    error, code = BY_STATUS[status]
+def error_body(status: int, message: str, details: dict | None = None, error_code: tuple[str, str] | None = None
+               ) -> dict:
+    error, code = error_code or BY_STATUS[status]
     body = {"error": error, "code": code, "message": message, "status": status}
     if details is not None:
         body["details"] = details
@@ -30,7 +32,7 @@ def error_body(status: int, message: str, details: dict | None = None) -> dict:
 
 
 def for_exception(exc: errors.DomainError) -> tuple[int, dict]:
-    for kind, status, _error, _code in TABLE:
+    for kind, status, error, code in TABLE:
         if isinstance(exc, kind):
-            return status, error_body(status, exc.message, exc.details)
+            return status, error_body(status, exc.message, exc.details, (error, code))
     return 500, error_body(500, "Internal server error")

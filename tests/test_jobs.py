@@ -1,0 +1,371 @@
+"""The job lifecycle over REST: enqueue, claim, complete, fail/retry/dead-letter, cancel, history."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from spooled.domain.backoff import backoff_bounds
+from tests.helpers import claim, enqueue, job, parse, utc
+
+
+async def test_create_returns_full_job(api):
+    r = await api.post("/api/v1/jobs", json={"queue_name": "emails", "payload": {"to": "a@b.c"}, "priority": 5,
+                                             "max_retries": 7, "timeout_seconds": 60, "tags": {"team": "x"}})
+    assert r.status_code == 201
+    body = r.json()
+    assert body["created"] is True and body["status"] == "pending" and body["queue_name"] == "emails"
+    assert body["priority"] == 5 and body["max_retries"] == 7 and body["timeout_seconds"] == 60
+    assert body["organization_id"] == api.org_id and body["tags"] == {"team": "x"}
+    assert body["created_at"].endswith("+00:00")
+    assert (await job(api, body["id"]))["payload"] == {"to": "a@b.c"}
+
+
+async def test_user_json_is_returned_verbatim(api):
+    raw = b'{"queue_name": "q", "payload": {"z": 1, "a": 12345678901234567890123456789, "M": [1.5, "x"]}}'
+    r = await api.post("/api/v1/jobs", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 201
+    got = (await api.get(f"/api/v1/jobs/{r.json()['id']}")).content
+    assert b'"payload":{"z":1,"a":12345678901234567890123456789,"M":[1.5,"x"]}' in got
+
+
+async def test_queue_alias_and_defaults_from_queue(api):
+    r = await api.post("/api/v1/queues", json={"name": "slow", "max_retries": 9, "default_timeout": 999})
+    assert r.status_code == 201
+    created = await enqueue(api, queue="slow")
+    j = await job(api, created["id"])
+    assert j["max_retries"] == 9 and j["timeout_seconds"] == 999
+    r = await api.post("/api/v1/jobs", json={"queue": "aliased", "payload": {}})
+    assert r.status_code == 201 and r.json()["queue_name"] == "aliased"
+
+
+async def test_idempotency_key_returns_original(api):
+    first = await enqueue(api, payload={"v": 1}, idempotency_key="k1")
+    r = await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {"v": 2}, "idempotency_key": "k1"})
+    assert r.status_code == 200 and r.json() == {"id": first["id"], "created": False}
+    assert (await job(api, first["id"]))["payload"] == {"v": 1}
+
+
+async def test_idempotency_key_race_creates_one(api, server):
+    results = []
+
+    async def one():
+        r = await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}, "idempotency_key": "race"})
+        results.append(r)
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as n:
+            for _ in range(20):
+                n.start_soon(one)
+    assert sorted(r.status_code for r in results) == [200] * 19 + [201]
+    assert len({r.json()["id"] for r in results}) == 1
+    count = await server.services.db.run(lambda con: con.fetchval("SELECT count(*) FROM jobs"))
+    assert count == 1
+
+
+async def test_idempotency_keys_are_per_organization(api, other_api):
+    a = await enqueue(api, idempotency_key="same")
+    b = await enqueue(other_api, idempotency_key="same")
+    assert a["created"] and b["created"] and a["id"] != b["id"]
+
+
+async def test_bulk_enqueue(api):
+    jobs = [{"payload": {"i": i}} for i in range(100)]
+    jobs[3] = {"payload": "not an object"}
+    jobs[5] = {"payload": {"i": 5}, "idempotency_key": "dup"}
+    jobs[6] = {"payload": {"i": 6}, "idempotency_key": "dup"}
+    r = await api.post("/api/v1/jobs/bulk", json={"queue_name": "bulk", "jobs": jobs, "default_priority": 3})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["total"] == 100 and body["success_count"] == 99 and body["failure_count"] == 1
+    assert body["failed"][0]["index"] == 3
+    by_index = {s["index"]: s for s in body["succeeded"]}
+    assert by_index[5]["created"] is True and by_index[6]["created"] is False
+    assert by_index[5]["job_id"] == by_index[6]["job_id"]
+    assert (await job(api, by_index[0]["job_id"]))["priority"] == 3
+    r = await api.post("/api/v1/jobs/bulk", json={"queue_name": "bulk", "jobs": [{"payload": {}}] * 101})
+    assert r.status_code == 422 and r.json()["details"]["field"] == "jobs"
+
+
+async def test_claim_order_priority_then_age(api):
+    low = await enqueue(api, priority=-5)
+    old = await enqueue(api, priority=10)
+    new = await enqueue(api, priority=10)
+    mid = await enqueue(api, priority=0)
+    got = await claim(api, limit=10)
+    assert [j["id"] for j in got] == [old["id"], new["id"], mid["id"], low["id"]]
+    for j in got:
+        assert j["status"] == "processing" and j["lease_id"] and j["assigned_worker_id"] == "w1"
+        assert parse(j["lease_expires_at"]) > parse(j["started_at"])
+    assert await claim(api) == []
+
+
+async def test_claim_validation(api):
+    for bad in ({"limit": 0}, {"limit": 101}, {"lease_duration_secs": 4}, {"wait_secs": 31}, {"worker_id": 5}):
+        body = {"queue_name": "q", "worker_id": "w", **bad}
+        r = await api.post("/api/v1/jobs/claim", json=body)
+        assert r.status_code == 422, bad
+        assert set(r.json()["details"]["fields"]) & set(bad)
+
+
+async def test_complete_and_replay(api):
+    created = await enqueue(api)
+    (c,) = await claim(api)
+    r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"worker_id": "w1", "lease_id": c["lease_id"],
+                                                                   "result": {"ok": True}})
+    assert r.status_code == 200 and r.json() == {"success": True}
+    j = await job(api, created["id"])
+    assert j["status"] == "completed" and j["result"] == {"ok": True} and j["completed_at"]
+    r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"worker_id": "w1", "lease_id": c["lease_id"]})
+    assert r.status_code == 200  # idempotent replay
+    assert (await job(api, created["id"]))["result"] == {"ok": True}
+
+
+async def test_stale_lease_is_409_and_changes_nothing(api, server):
+    await enqueue(api)
+    (c,) = await claim(api)
+    wrong = "00000000-0000-4000-8000-000000000000"
+    for path, body in (("complete", {}), ("fail", {"error": "x"}), ("heartbeat", {"lease_duration_secs": 60})):
+        r = await api.post(f"/api/v1/jobs/{c['id']}/{path}", json={"worker_id": "w1", "lease_id": wrong, **body})
+        assert r.status_code == 409 and r.json()["code"] == "LEASE_EXPIRED", path
+    j = await job(api, c["id"])
+    assert j["status"] == "processing" and j["lease_id"] == c["lease_id"] and j["retry_count"] == 0
+    assert j["lease_expires_at"] == c["lease_expires_at"]
+
+
+async def test_expired_lease_cannot_complete(api, server):
+    await enqueue(api, max_retries=3)
+    (c,) = await claim(api, lease_duration_secs=5)
+    result = await server.services.maintenance.run_once(now=utc(seconds=6))
+    assert result.released == 1
+    r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": c["lease_id"]})
+    assert r.status_code == 409 and r.json()["code"] == "LEASE_EXPIRED"
+    j = await job(api, c["id"])
+    assert j["status"] == "pending" and j["retry_count"] == 1 and j["last_error"] == "lease expired"
+    (again,) = await claim(api)
+    assert again["id"] == c["id"] and again["lease_id"] != c["lease_id"]
+
+
+async def test_heartbeat_extends_lease(api):
+    await enqueue(api)
+    (c,) = await claim(api, lease_duration_secs=10)
+    r = await api.post(f"/api/v1/jobs/{c['id']}/heartbeat", json={"worker_id": "w1", "lease_id": c["lease_id"],
+                                                                    "lease_duration_secs": 600})
+    assert r.status_code == 200
+    new_exp = parse(r.json()["lease_expires_at"])
+    assert new_exp > parse(c["lease_expires_at"])
+    assert parse((await job(api, c["id"]))["lease_expires_at"]) == new_exp
+
+
+async def test_fail_retries_with_backoff_then_deadletters(api, server):
+    created = await enqueue(api, max_retries=2)
+    runs = 0
+    for attempt in (1, 2):
+        (c,) = await claim(api)
+        runs += 1
+        r = await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": f"boom {attempt}"})
+        assert r.status_code == 200
+        body = r.json()
+        assert body["success"] is True and body["will_retry"] is True
+        lo, hi = backoff_bounds(attempt)
+        assert round(lo) - 1 <= body["next_retry_delay_secs"] <= round(hi) + 1
+        j = await job(api, created["id"])
+        assert j["status"] == "scheduled" and j["retry_count"] == attempt and j["last_error"] == f"boom {attempt}"
+        lag = (parse(j["scheduled_at"]) - parse(j["updated_at"])).total_seconds()
+        assert lo - 0.01 <= lag <= hi + 0.01
+        assert await claim(api) == []  # not visible before it is due
+        promoted = await server.services.maintenance.run_once(now=utc(seconds=hi + 1))
+        assert promoted.promoted == 1
+    (c,) = await claim(api)
+    runs += 1
+    r = await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "final"})
+    assert r.json()["will_retry"] is False
+    j = await job(api, created["id"])
+    assert j["status"] == "deadletter" and j["retry_count"] == 3 and runs == 3  # max_retries + 1 runs
+    assert await claim(api) == []
+
+
+async def test_fail_without_retry_deadletters_at_once(api):
+    created = await enqueue(api, max_retries=5)
+    (c,) = await claim(api)
+    r = await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "fatal",
+                                                               "retry": False})
+    assert r.json()["will_retry"] is False
+    assert (await job(api, created["id"]))["status"] == "deadletter"
+
+
+async def test_backoff_is_capped_by_queue_config(api, server):
+    await api.put("/api/v1/queues/capped/config", json={"retry_backoff_base_secs": 10, "retry_backoff_max_secs": 12,
+                                                         "max_retries": 10})
+    created = await enqueue(api, queue="capped")
+    for attempt in range(1, 5):
+        (c,) = await claim(api, queue="capped")
+        body = (await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})).json()
+        lo, hi = backoff_bounds(attempt, 10, 12)
+        assert lo - 1 <= body["next_retry_delay_secs"] <= hi + 1 <= 13
+        await server.services.maintenance.run_once(now=utc(seconds=13))
+    assert (await job(api, created["id"]))["retry_count"] == 4
+
+
+async def test_failed_state_when_queue_does_not_deadletter(api):
+    await api.post("/api/v1/queues", json={"name": "nodlq", "dead_letter": False})
+    created = await enqueue(api, queue="nodlq", max_retries=0)
+    (c,) = await claim(api, queue="nodlq")
+    await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})
+    assert (await job(api, created["id"]))["status"] == "failed"
+
+
+async def test_fail_validation(api):
+    created = await enqueue(api)
+    (c,) = await claim(api)
+    for body in ({"lease_id": c["lease_id"]}, {"lease_id": c["lease_id"], "error": ""},
+                 {"lease_id": c["lease_id"], "error": "x" * 2049}, {"lease_id": c["lease_id"], "error": "e", "retry": "no"}):
+        r = await api.post(f"/api/v1/jobs/{c['id']}/fail", json=body)
+        assert r.status_code == 422, body
+    assert (await job(api, created["id"]))["status"] == "processing"
+
+
+async def test_cancel_rules(api):
+    pending = await enqueue(api)
+    assert (await api.delete(f"/api/v1/jobs/{pending['id']}")).status_code == 204
+    assert (await job(api, pending["id"]))["status"] == "cancelled"
+    assert (await api.delete(f"/api/v1/jobs/{pending['id']}")).status_code == 409
+    scheduled = await enqueue(api, scheduled_at=utc(hours=1).isoformat())
+    assert scheduled["status"] == "scheduled"
+    assert (await api.delete(f"/api/v1/jobs/{scheduled['id']}")).status_code == 204
+    await enqueue(api)
+    (c,) = await claim(api)
+    assert (await api.delete(f"/api/v1/jobs/{c['id']}")).status_code == 204
+    r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": c["lease_id"]})
+    assert r.status_code == 409 and r.json()["code"] == "LEASE_EXPIRED"  # its lease is void
+    done = await enqueue(api)
+    (d,) = await claim(api)
+    await api.post(f"/api/v1/jobs/{d['id']}/complete", json={"lease_id": d["lease_id"]})
+    r = await api.delete(f"/api/v1/jobs/{done['id']}")
+    assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
+
+
+async def test_manual_retry_rules(api):
+    created = await enqueue(api, max_retries=0)
+    r = await api.post(f"/api/v1/jobs/{created['id']}/retry")
+    assert r.status_code == 409  # pending cannot be retried
+    (c,) = await claim(api)
+    await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})
+    assert (await job(api, created["id"]))["status"] == "deadletter"
+    r = await api.post(f"/api/v1/jobs/{created['id']}/retry", headers={"Content-Type": "application/json"})
+    assert r.status_code == 200
+    assert r.json()["status"] == "pending" and r.json()["retry_count"] == 0
+    assert [j["id"] for j in await claim(api)] == [created["id"]]
+
+
+async def test_scheduled_invisible_until_due(api, server):
+    created = await enqueue(api, scheduled_at=utc(minutes=10).isoformat())
+    assert created["status"] == "scheduled"
+    assert await claim(api) == []
+    assert (await server.services.maintenance.run_once(now=utc(minutes=5))).promoted == 0
+    assert (await server.services.maintenance.run_once(now=utc(minutes=11))).promoted == 1
+    assert [j["id"] for j in await claim(api)] == [created["id"]]
+
+
+async def test_past_scheduled_at_is_pending(api):
+    created = await enqueue(api, scheduled_at=utc(minutes=-10).isoformat())
+    assert created["status"] == "pending"
+
+
+async def test_expired_jobs_are_cancelled(api, server):
+    created = await enqueue(api, expires_at=utc(seconds=30).isoformat())
+    assert (await server.services.maintenance.run_once(now=utc(seconds=31))).expired == 1
+    j = await job(api, created["id"])
+    assert j["status"] == "cancelled" and j["last_error"] == "expired"
+    r = await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}, "scheduled_at": utc(hours=2).isoformat(),
+                                             "expires_at": utc(hours=1).isoformat()})
+    assert r.status_code == 422 and r.json()["details"]["field"] == "expires_at"
+
+
+async def test_history_records_every_transition(api, server):
+    created = await enqueue(api, max_retries=1)
+    (c,) = await claim(api)
+    await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})
+    await server.services.maintenance.run_once(now=utc(seconds=5))
+    (c,) = await claim(api)
+    await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": c["lease_id"]})
+    r = await api.get(f"/api/v1/jobs/{created['id']}/history")
+    assert r.status_code == 200
+    events = [(h["event_type"], h["old_status"], h["new_status"]) for h in r.json()]
+    assert events == [("created", None, "pending"), ("started", "pending", "processing"),
+                      ("failed", "processing", "scheduled"), ("ready", "scheduled", "pending"),
+                      ("started", "pending", "processing"), ("completed", "processing", "completed")]
+    assert r.json()[1]["worker_id"] == "w1" and r.json()[2]["details"]["error"] == "e"
+
+
+async def test_priority_update(api):
+    created = await enqueue(api, priority=1)
+    r = await api.put(f"/api/v1/jobs/{created['id']}/priority", json={"priority": 50})
+    assert r.json() == {"job_id": created["id"], "old_priority": 1, "new_priority": 50}
+    assert (await api.put(f"/api/v1/jobs/{created['id']}/priority", json={"priority": 500})).status_code == 422
+
+
+async def test_stats_and_status_lookup(api):
+    a = await enqueue(api)
+    b = await enqueue(api)
+    await claim(api)
+    stats = (await api.get("/api/v1/jobs/stats")).json()
+    assert stats["pending"] == 1 and stats["processing"] == 1 and stats["total"] == 2
+    assert set(stats) == {"pending", "scheduled", "processing", "completed", "failed", "deadletter", "cancelled",
+                          "total"}
+    r = await api.get(f"/api/v1/jobs/status?ids={a['id']},{b['id']},nonsense")
+    assert {s["id"]: s["status"] for s in r.json()} == {a["id"]: "processing", b["id"]: "pending"}
+
+
+async def test_batch_complete(api):
+    for _ in range(3):
+        await enqueue(api)
+    jobs = await claim(api, limit=3)
+    comps = [{"job_id": j["id"], "lease_id": j["lease_id"], "result": {"i": i}} for i, j in enumerate(jobs)]
+    comps[1]["lease_id"] = "00000000-0000-4000-8000-000000000000"
+    comps.append({"job_id": "00000000-0000-4000-8000-000000000001", "lease_id": jobs[0]["lease_id"]})
+    r = await api.post("/api/v1/jobs/complete", json={"worker_id": "w1", "completions": comps})
+    assert r.status_code == 200
+    res = r.json()["results"]
+    assert [x["success"] for x in res] == [True, False, True, False]
+    assert [x["error"] for x in res] == [None, "LEASE_EXPIRED", None, "NOT_FOUND"]
+    assert {f["job_id"] for f in r.json()["failed"]} == {jobs[1]["id"], comps[3]["job_id"]}
+    assert (await job(api, jobs[2]["id"]))["result"] == {"i": 2}
+    assert (await job(api, jobs[1]["id"]))["status"] == "processing"
+
+
+async def test_invalid_ids_are_404_never_500(api):
+    for method, path in (("GET", "/api/v1/jobs/xyz"), ("DELETE", "/api/v1/jobs/xyz"),
+                         ("POST", "/api/v1/jobs/xyz/retry"), ("GET", "/api/v1/jobs/xyz/history"),
+                         ("POST", "/api/v1/jobs/xyz/complete"), ("PUT", "/api/v1/jobs/xyz/priority")):
+        body = {"lease_id": "abc", "priority": 1}
+        r = await api.request(method, path, json=body)
+        assert r.status_code == 404, (method, path, r.text)
+        assert r.json()["code"] == "NOT_FOUND"
+
+
+async def test_payload_must_be_an_object(api):
+    for payload in ("x", [1], 5, None):
+        r = await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": payload})
+        assert r.status_code == 422 and r.json()["details"]["field"] == "payload"
+
+
+async def test_dlq_list_retry_purge(api):
+    ids = []
+    for i in range(3):
+        created = await enqueue(api, queue="d", max_retries=0)
+        (c,) = await claim(api, queue="d")
+        await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})
+        ids.append(created["id"])
+    r = await api.get("/api/v1/jobs/dlq?queue_name=d")
+    assert sorted(j["id"] for j in r.json()) == sorted(ids)
+    r = await api.post("/api/v1/jobs/dlq/retry", json={"job_ids": [ids[0]]})
+    assert r.json() == {"retried_count": 1, "job_ids": [ids[0]]}
+    assert (await job(api, ids[0]))["status"] == "pending"
+    r = await api.post("/api/v1/jobs/dlq/purge", json={"queue_name": "d"})
+    assert r.status_code == 422  # confirm is required
+    r = await api.post("/api/v1/jobs/dlq/purge", json={"confirm": True, "queue_name": "d"})
+    assert r.json() == {"purged_count": 2}
+    assert (await api.get(f"/api/v1/jobs/{ids[1]}")).status_code == 404
+    assert (await api.get(f"/api/v1/jobs/{ids[0]}")).status_code == 200

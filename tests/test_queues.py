@@ -1,0 +1,88 @@
+"""Queues over REST: create/list/get/patch/config/delete, pause/resume, stats."""
+
+from __future__ import annotations
+
+from tests.helpers import claim, enqueue
+
+
+async def test_create_get_list_patch(api):
+    r = await api.post("/api/v1/queues", json={"name": "emails", "max_retries": 5, "default_timeout": 120,
+                                               "concurrency_limit": 10, "settings": {"b": 1, "a": 2}})
+    assert r.status_code == 201
+    q = r.json()
+    assert q["name"] == q["queue_name"] == "emails" and q["max_retries"] == 5 and q["enabled"] is True
+    assert q["organization_id"] == api.org_id and q["settings"] == {"b": 1, "a": 2}
+    r = await api.post("/api/v1/queues", json={"queue_name": "emails"})
+    assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
+    assert [x["name"] for x in (await api.get("/api/v1/queues")).json()] == ["emails"]
+    r = await api.patch("/api/v1/queues/emails", json={"max_retries": 1, "concurrency_limit": None})
+    assert r.status_code == 200 and r.json()["max_retries"] == 1 and r.json()["concurrency_limit"] is None
+    assert r.json()["default_timeout"] == 120
+    got = (await api.get("/api/v1/queues/emails")).json()
+    assert got["max_retries"] == 1 and got["stats"]["pending_jobs"] == 0
+    assert (await api.patch("/api/v1/queues/nope", json={"max_retries": 1})).status_code == 404
+    assert (await api.patch("/api/v1/queues/emails", json={"max_retries": -1})).status_code == 422
+
+
+async def test_create_validation(api):
+    assert (await api.post("/api/v1/queues", json={})).status_code == 422
+    assert (await api.post("/api/v1/queues", json={"name": "has space"})).status_code == 422
+    r = await api.post("/api/v1/queues", json={"name": "b", "retry_backoff_base_secs": 10, "retry_backoff_max_secs": 5})
+    assert r.status_code == 422
+
+
+async def test_put_config_creates_then_updates(api):
+    r = await api.put("/api/v1/queues/cfg/config", json={"max_retries": 8})
+    assert r.status_code == 200 and r.json()["max_retries"] == 8
+    r = await api.put("/api/v1/queues/cfg/config", json={"default_timeout": 42})
+    assert r.json()["max_retries"] == 8 and r.json()["default_timeout"] == 42
+
+
+async def test_queue_created_on_first_use(api):
+    await enqueue(api, queue="auto")
+    r = await api.get("/api/v1/queues/auto")
+    assert r.status_code == 200 and r.json()["max_retries"] == 3 and r.json()["stats"]["pending_jobs"] == 1
+
+
+async def test_pause_resume(api):
+    await enqueue(api, queue="p")
+    r = await api.post("/api/v1/queues/p/pause", json={"reason": "deploy"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["queue_name"] == "p" and body["paused"] is True and body["reason"] == "deploy" and body["paused_at"]
+    assert (await api.get("/api/v1/queues/p")).json()["enabled"] is False
+    assert await claim(api, queue="p") == []  # a paused queue hands out nothing
+    await enqueue(api, queue="p")  # enqueue still works
+    r = await api.post("/api/v1/queues/p/resume", headers={"Content-Type": "application/json"})
+    assert r.status_code == 200 and r.json()["resumed"] is True and r.json()["paused_duration_secs"] >= 0
+    assert len(await claim(api, queue="p", limit=10)) == 2
+    assert (await api.post("/api/v1/queues/nope/pause")).status_code == 404
+
+
+async def test_delete_with_active_jobs(api):
+    await enqueue(api, queue="del")
+    r = await api.delete("/api/v1/queues/del")
+    assert r.status_code == 409 and r.json()["code"] == "CONFLICT"
+    assert (await api.get("/api/v1/queues/del")).status_code == 200
+    assert (await api.delete("/api/v1/queues/del?delete_jobs=true")).status_code == 204
+    assert (await api.get("/api/v1/queues/del")).status_code == 404
+    assert (await api.get("/api/v1/jobs?queue_name=del")).json() == []
+    assert (await api.delete("/api/v1/queues/del")).status_code == 404
+
+
+async def test_stats(api):
+    for _ in range(3):
+        await enqueue(api, queue="s")
+    await enqueue(api, queue="other")
+    jobs = await claim(api, queue="s", limit=2)
+    await api.post(f"/api/v1/jobs/{jobs[0]['id']}/complete", json={"lease_id": jobs[0]["lease_id"]})
+    await api.post(f"/api/v1/jobs/{jobs[1]['id']}/fail", json={"lease_id": jobs[1]["lease_id"], "error": "e",
+                                                                 "retry": False})
+    s = (await api.get("/api/v1/queues/s/stats")).json()
+    assert s["queue_name"] == "s" and s["pending_jobs"] == 1 and s["processing_jobs"] == 0
+    assert s["completed_jobs_24h"] == 1 and s["failed_jobs_24h"] == 1 and s["deadletter_jobs"] == 1
+    assert s["avg_processing_time_ms"] >= 0 and s["max_job_age_seconds"] >= 0
+    assert set(s) == {"queue_name", "pending_jobs", "scheduled_jobs", "processing_jobs", "completed_jobs_24h",
+                      "failed_jobs_24h", "deadletter_jobs", "active_workers", "avg_processing_time_ms",
+                      "max_job_age_seconds"}
+    assert (await api.get("/api/v1/queues/missing/stats")).status_code == 404
