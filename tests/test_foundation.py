@@ -299,3 +299,23 @@ def test_bad_bind_is_a_clear_error():
     res = subprocess.run([sys.executable, "-m", "spooled", "--http", "nonsense"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, env={**os.environ, "DATABASE_URL": "postgresql://x@/y"})
     assert res.returncode == 2 and "HOST:PORT" in res.stderr
+
+
+def test_sql_guards_match_the_transition_table():
+    """The state guards written in SQL are the ones the Python table allows (defined once, mirrored once)."""
+    import re
+
+    from spooled.domain.states import sources
+
+    def guarded(stmt) -> set[str]:
+        m = re.search(r"j\.status IN \(([^)]*)\)", stmt.sql)
+        return {x.strip().strip("'") for x in m.group(1).split(",")}
+
+    assert guarded(Q.job_retry) == {s.value for s in sources("retry")}
+    assert guarded(Q.job_cancel) == {s.value for s in sources("cancel")}
+    assert "j.status = 'pending'" in Q.job_claim.sql and sources("claim") == {JobStatus.PENDING}
+    for stmt in (Q.job_complete, Q.job_fail, Q.job_heartbeat):
+        assert "j.status = 'processing'" in stmt.sql and "j.lease_id" in stmt.sql
+    assert sources("complete") == sources("fail") == {JobStatus.PROCESSING}
+    assert "status IN ('pending', 'scheduled')" in Q.reap_expired_jobs.sql
+    assert sources("expire") == {JobStatus.PENDING, JobStatus.SCHEDULED}

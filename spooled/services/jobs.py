@@ -30,7 +30,7 @@ def dumps(value: Any) -> str:
 class Enqueued:
     job_id: str
     created: bool
-    status: str | None = None
+    row: Any = None   # the inserted job (None when an idempotency key matched an existing job)
 
 
 @attrs.frozen
@@ -52,7 +52,7 @@ async def _insert(con, stmt_args: list, ids: list[uuid.UUID], keys: list[str | N
     """job_insert, then (same connection, fresh snapshot) the ids behind idempotency keys that hit a conflict,
     including rows another transaction committed while we ran."""
     rows = await con.fetch(Q.job_insert.sql, *stmt_args)
-    inserted = {r["id"]: r["status"] for r in rows}
+    inserted = {r["id"]: r for r in rows}
     missing = [k for k, i in zip(keys, ids) if k is not None and i not in inserted]
     existing = {}
     if missing:

@@ -27,7 +27,7 @@ WITH q0 AS (
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
               scheduled_at, expires_at), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING id, status, created_at
+    RETURNING *
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins
@@ -35,7 +35,7 @@ WITH q0 AS (
     SELECT pg_notify('spooled_jobs', $org::text || ' ' || $queue || ' ' || x.c) AS sent
     FROM (SELECT count(*) AS c FROM ins WHERE status = 'pending') x WHERE x.c > 0
 )
-SELECT ins.id, ins.status, (SELECT count(*) FROM n) AS notified FROM ins
+SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])

@@ -28,8 +28,7 @@ async def create_job():
     (res,) = await services().jobs.enqueue(org(), spec.queue_name, [spec])
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
-    job = await services().jobs.get(org(), res.job_id)
-    return json_response({**views.job(job), "id": res.job_id, "created": True}, 201)
+    return json_response({**views.job(res.row), "created": True}, 201)
 
 
 @bp.post("/jobs/bulk")
