@@ -2,8 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper
-          └─ edge nursery: hypercorn (REST), gRPC server
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer
+          └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
 under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
 """
@@ -20,12 +20,13 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
-from spooled.loops import reaper
+from spooled.loops import heartbeat, reaper
 from spooled.services.container import Services
 from spooled.settings import Settings
 from spooled.store import listen
 from spooled.store.db import Database, open_pool
 from spooled.store.schema import ensure_schema
+from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
 
 log = logging.getLogger(__name__)
@@ -64,11 +65,13 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
         async with trio.open_nursery() as core:
             await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
             await core.start(reaper.run, svc.maintenance, settings.reaper_interval_secs)
+            await core.start(heartbeat.run, svc.workers, settings.heartbeat_check_interval_secs)
             async with trio.open_nursery() as edge:
                 binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
                                                  _hypercorn_config(settings),
                                                  shutdown_trigger=svc.shutting_down.wait))
-                grpc_address = None  # the gRPC server starts here (issue: workers and gRPC)
+                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
+                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
                 task_status.started(Running(binds[0], grpc_address, svc))
                 await svc.shutting_down.wait()
                 svc.wakeups.close()

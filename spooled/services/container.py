@@ -11,6 +11,7 @@ from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
 from spooled.services.wakeups import Wakeups
+from spooled.services.workers import Workers
 from spooled.settings import Settings
 from spooled.store.db import Database
 
@@ -25,6 +26,7 @@ class Services:
     jobs: Jobs
     queues: Queues
     maintenance: Maintenance
+    workers: Workers
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -34,4 +36,5 @@ class Services:
         auth = Authenticator(db)
         return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
                    jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(db),
-                   maintenance=Maintenance(db))
+                   maintenance=Maintenance(db),
+                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))

@@ -1,0 +1,143 @@
+"""Leasing jobs for a gRPC call that may be cancelled at any moment (client gone, deadline, shutdown).
+
+The rule: a job is never leased and then dropped unsent.
+- `claim_waiting` runs the claim statement shielded and hands its rows back without a checkpoint after it, so a
+  cancellation either ends the wait with nothing leased, or lands after the caller holds the rows;
+- `send_or_release` then delivers them, and on any failure (cancelled mid-send, stream reset) puts the unsent
+  ones back to pending without counting a retry (`Workers.release_unsent`).
+
+StreamJobs also bounds how many delivered jobs one stream holds at a time (`LeaseWindow`), so a stream never
+hoards the queue into its socket buffers: its window is the registered worker's `max_concurrency`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Awaitable, Callable, Sequence
+
+import attrs
+import trio
+
+from spooled.domain import inputs
+from spooled.services.jobs import Jobs
+from spooled.services.wakeups import Wakeups
+from spooled.services.workers import Workers
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECS = 1.0          # a full window re-reads its leases this often (jobs finished over REST/elsewhere)
+RELEASE_TIMEOUT_SECS = 5.0  # bound on the shielded release of unsent jobs
+COALESCE_SECS = 0.005       # a busy stream gathers freed window slots this long before claiming them at once
+
+
+async def claim_waiting(jobs: Jobs, wakeups: Wakeups, org: str, claim: inputs.Claim, *, stop: trio.Event,
+                        deadline: float = math.inf) -> list:
+    """Lease up to `claim.limit` jobs, waiting (woken by LISTEN/NOTIFY through `wakeups`, never polling) until
+    at least one is available. `[]` once `deadline` (Trio clock) passes or `stop` is set / wakeups close.
+    Cancel-safe, see the module docstring; the caller must deliver or release what it gets."""
+    instant = attrs.evolve(claim, wait_secs=0.0)
+    queue = claim.queue_name
+    while True:
+        await trio.lowlevel.checkpoint_if_cancelled()   # superseded or cancelled already: do not claim
+        if stop.is_set() or wakeups.closed:
+            return []
+        with wakeups.waiting(org, queue) as w:          # registered before the claim: no lost wakeups
+            with trio.CancelScope(shield=True):
+                rows = await jobs.claim(org, instant)
+            if rows:
+                if w.woken:
+                    wakeups.notify(org, queue)          # woken during the claim: more may be there for others
+                return rows
+            if trio.current_time() >= deadline:
+                return []
+            try:
+                with trio.move_on_at(deadline):
+                    await w.event.wait()
+            except trio.Cancelled:
+                if w.woken:
+                    wakeups.notify(org, queue)          # we will not claim: pass the wake on
+                raise
+
+
+async def send_or_release(workers: Workers, org: str, rows: Sequence, send: Callable[[Sequence], Awaitable[None]],
+                          sent: list[int]) -> None:
+    """`await send(rows)`, which counts delivered rows in `sent[0]`; if it fails, the rows not delivered go
+    back to pending (shielded, bounded) before the error propagates."""
+    try:
+        await send(rows)
+    except BaseException:
+        unsent = [(str(r["id"]), str(r["lease_id"])) for r in rows[sent[0]:]]
+        if unsent:
+            with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_SECS):
+                try:
+                    await workers.release_unsent(org, unsent)
+                except Exception:
+                    log.exception("could not release %d undelivered job(s); their leases will expire", len(unsent))
+        raise
+
+
+class LeaseTracker:
+    """Which StreamJobs window holds which delivered job, so a Complete/Fail handled by this instance frees the
+    stream's slot at once (anything else is noticed by the window's periodic re-read)."""
+
+    def __init__(self) -> None:
+        self._owner: dict[str, LeaseWindow] = {}
+
+    def finished(self, job_ids: Sequence[str]) -> None:
+        for job_id in job_ids:
+            window = self._owner.pop(job_id, None)
+            if window is not None:
+                window.discard(job_id)
+
+    def _claim(self, job_id: str, window: "LeaseWindow") -> None:
+        self._owner[job_id] = window
+
+    def _forget(self, job_id: str, window: "LeaseWindow") -> None:
+        if self._owner.get(job_id) is window:
+            del self._owner[job_id]
+
+
+class LeaseWindow:
+    """At most `size` delivered, unfinished jobs per stream."""
+
+    def __init__(self, tracker: LeaseTracker, workers: Workers, org: str, size: int):
+        self._tracker = tracker
+        self._workers = workers
+        self._org = org
+        self.size = max(1, size)
+        self.held: dict[str, str] = {}     # job id -> lease id
+        self._changed = trio.Event()
+
+    def add(self, job_id: str, lease_id: str) -> None:
+        self.held[job_id] = lease_id
+        self._tracker._claim(job_id, self)
+
+    def discard(self, job_id: str) -> None:
+        if self.held.pop(job_id, None) is not None:
+            self._changed.set()
+
+    async def wait_for_room(self) -> int:
+        """Wait until the stream may lease more jobs; how many (the free slots). While the client still holds
+        jobs (so it is busy, not idle), slots freed within COALESCE_SECS are gathered, up to half the window,
+        so one claim statement serves several jobs instead of one claim per completed job."""
+        while len(self.held) >= self.size:
+            self._changed = trio.Event()
+            with trio.move_on_after(RECHECK_SECS) as timeout:
+                await self._changed.wait()
+            if timeout.cancelled_caught:
+                still = await self._workers.leases_held(self._org, list(self.held.items()))
+                for job_id in [j for j in self.held if j not in still]:
+                    self._tracker._forget(job_id, self)
+                    self.discard(job_id)
+        if self.held:
+            with trio.move_on_after(COALESCE_SECS):
+                while self.size - len(self.held) < (self.size + 1) // 2:
+                    self._changed = trio.Event()
+                    await self._changed.wait()
+        return self.size - len(self.held)
+
+    def close(self) -> None:
+        for job_id in self.held:
+            self._tracker._forget(job_id, self)
+        self.held.clear()

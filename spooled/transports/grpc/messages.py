@@ -1,0 +1,145 @@
+"""Protobuf messages <-> service inputs and rows. No business rules: zero values become "server default"
+(grpc.md: proto3 zero values), and validation is the same attrs inputs REST structures into.
+
+JSON on this path travels as `google.protobuf.Struct`, whose numbers are doubles:
+- incoming: a whole double within +-2**53 is stored as an integer (3.0 -> 3), so REST readers see what a JSON
+  client would have sent; other numbers are stored as doubles;
+- outgoing: every number becomes a double (3 -> 3.0 in Python clients) and integers beyond 2**53 lose precision;
+- a job `result` that is not a JSON object (REST accepts any JSON) is sent as `{"value": <result>}`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import typing
+
+from google.protobuf import json_format, struct_pb2
+
+from spooled.convert import FieldError
+from spooled.domain import errors, inputs
+from spooled.domain.states import JobStatus
+from spooled.services.workers import RegisterWorker, WorkerHeartbeat
+from spooled.transports.grpc.gen import spooled_pb2 as pb
+
+T = typing.TypeVar("T")
+
+DEFAULT_LEASE_SECS = 30
+MAX_BATCH = 100                 # Dequeue batch_size: larger asks are served up to this (clamped, not refused)
+MAX_WAIT_SECS = 30.0            # Dequeue wait_ms is capped like REST's wait_secs
+MAX_BULK = 1000                 # EnqueueBulk / CompleteBatch items per call
+
+STATUS = {s.value: pb.JobStatus.Value(f"JOB_STATUS_{s.name}") for s in JobStatus}
+_EXACT = 2 ** 53
+
+
+def build(cls: type[T], **values: typing.Any) -> T:
+    """An attrs input from message fields; a validator's complaint becomes `ValidationFailed` (INVALID_ARGUMENT)."""
+    try:
+        return cls(**values)
+    except FieldError as exc:
+        raise errors.invalid(exc.field, str(exc)) from None
+
+
+def _ints(value: typing.Any) -> typing.Any:
+    if isinstance(value, float) and value.is_integer() and -_EXACT <= value <= _EXACT:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
+
+
+def from_struct(s: struct_pb2.Struct) -> dict:
+    return _ints(json_format.MessageToDict(s))
+
+
+def to_struct(value: typing.Any) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(value if isinstance(value, dict) else {"value": value})
+    return s
+
+
+def _time(ts) -> dt.datetime:
+    return ts.ToDatetime(dt.timezone.utc)
+
+
+def job(r) -> pb.Job:
+    """A job row (as REST shows it) as a `Job` message."""
+    msg = pb.Job(
+        id=str(r["id"]), organization_id=str(r["organization_id"]), queue_name=r["queue_name"],
+        status=STATUS[r["status"]], payload=to_struct(json.loads(r["payload"])), retry_count=r["retry_count"],
+        max_retries=r["max_retries"], last_error=r["last_error"] or "", priority=r["priority"],
+        timeout_seconds=r["timeout_seconds"], assigned_worker_id=r["assigned_worker_id"] or "",
+        idempotency_key=r["idempotency_key"] or "", lease_id=str(r["lease_id"]) if r["lease_id"] else "")
+    if r["result"] is not None:
+        msg.result.CopyFrom(to_struct(json.loads(r["result"])))
+    for name in ("created_at", "scheduled_at", "started_at", "completed_at", "lease_expires_at"):
+        if r[name] is not None:
+            getattr(msg, name).FromDatetime(r[name])
+    return msg
+
+
+# -- requests -> inputs ------------------------------------------------------------------------------------
+def job_spec(req: pb.EnqueueRequest, queue_name: str) -> inputs.CreateJob:
+    return build(
+        inputs.CreateJob, queue_name=queue_name, payload=from_struct(req.payload),
+        priority=req.priority or None, max_retries=req.max_retries or None,
+        timeout_seconds=req.timeout_seconds or None,
+        scheduled_at=_time(req.scheduled_at) if req.HasField("scheduled_at") else None,
+        idempotency_key=req.idempotency_key or None, tags=dict(req.tags) or None)
+
+
+def claim(queue_name: str, worker_id: str, lease_secs: int, batch_size: int = 1) -> inputs.Claim:
+    if batch_size < 0:
+        raise errors.invalid("batch_size", "must not be negative")
+    return build(inputs.Claim, queue_name=queue_name, worker_id=worker_id, limit=min(batch_size or 1, MAX_BATCH),
+                 lease_duration_secs=lease_secs or DEFAULT_LEASE_SECS)
+
+
+def wait_secs(wait_ms: int) -> float:
+    if wait_ms < 0:
+        raise errors.invalid("wait_ms", "must not be negative")
+    return min(wait_ms / 1000.0, MAX_WAIT_SECS)
+
+
+def need_lease(lease_id: str) -> str:
+    """Complete/Fail/RenewLease without a lease_id are INVALID_ARGUMENT (grpc.md)."""
+    if not lease_id:
+        raise errors.invalid("lease_id", "is required")
+    return lease_id
+
+
+def result_of(req: pb.CompleteRequest) -> typing.Any:
+    return from_struct(req.result) if req.HasField("result") else None
+
+
+def fail(req: pb.FailRequest) -> inputs.Fail:
+    return build(inputs.Fail, lease_id=need_lease(req.lease_id), error=req.error, worker_id=req.worker_id or None,
+                 retry=req.retry if req.HasField("retry") else None)
+
+
+def renew(req: pb.RenewLeaseRequest) -> inputs.Heartbeat:
+    return build(inputs.Heartbeat, lease_id=need_lease(req.lease_id), worker_id=req.worker_id or None,
+                 lease_duration_secs=req.extension_secs or DEFAULT_LEASE_SECS)
+
+
+def register(req: pb.RegisterWorkerRequest) -> RegisterWorker:
+    return build(RegisterWorker, hostname=req.hostname, queue_name=req.queue_name or None,
+                 worker_id=req.worker_id if req.HasField("worker_id") else None,
+                 worker_type=req.worker_type or None, max_concurrency=req.max_concurrency or 5,
+                 version=req.version or None, metadata=dict(req.metadata) or None)
+
+
+def heartbeat(req: pb.HeartbeatRequest) -> WorkerHeartbeat:
+    return build(WorkerHeartbeat, current_jobs=req.current_jobs, status=req.status or None,
+                 metadata=dict(req.metadata) or None)
+
+
+def queue_stats(name: str, s) -> pb.GetQueueStatsResponse:
+    age = s["max_age_secs"]
+    return pb.GetQueueStatsResponse(
+        queue_name=name, pending=s["pending"], scheduled=s["scheduled"], processing=s["processing"],
+        completed=s["completed"], failed=s["failed"], deadletter=s["deadletter"], total=s["total"],
+        max_age_ms=int(float(age) * 1000) if age is not None else 0)

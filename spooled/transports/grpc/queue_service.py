@@ -1,0 +1,134 @@
+"""spooled.v1.QueueService: parse the message, call the service method REST uses, build the message."""
+
+from __future__ import annotations
+
+import trio
+from trio_asyncio import aio_as_trio
+
+from spooled.domain import errors
+from spooled.transports.grpc import messages, streams
+from spooled.transports.grpc.calls import Rpc
+from spooled.transports.grpc.delivery import claim_waiting, send_or_release
+from spooled.transports.grpc.gen import spooled_pb2 as pb
+from spooled.transports.grpc.gen.spooled_grpc import QueueServiceBase
+
+
+class QueueService(QueueServiceBase):
+    def __init__(self, rpc: Rpc):
+        self.rpc = rpc
+        self.svc = rpc.svc
+
+    # -- enqueue ---------------------------------------------------------------------------------------
+    async def Enqueue(self, stream) -> None:
+        await self.rpc.unary(stream, self._enqueue)
+
+    async def _enqueue(self, org: str, req: pb.EnqueueRequest) -> pb.EnqueueResponse:
+        spec = messages.job_spec(req, req.queue_name)
+        (res,) = await self.svc.jobs.enqueue(org, spec.queue_name, [spec])
+        return pb.EnqueueResponse(job_id=res.job_id, created=res.created)
+
+    async def EnqueueBulk(self, stream) -> None:
+        await self.rpc.unary(stream, self._enqueue_bulk)
+
+    async def _enqueue_bulk(self, org: str, req: pb.EnqueueBulkRequest) -> pb.EnqueueBulkResponse:
+        if not 1 <= len(req.jobs) <= messages.MAX_BULK:
+            raise errors.invalid("jobs", f"must hold 1 to {messages.MAX_BULK} jobs")
+        queue = req.queue_name or req.jobs[0].queue_name
+        for i, j in enumerate(req.jobs):
+            if j.queue_name and j.queue_name != queue:
+                raise errors.invalid(f"jobs[{i}].queue_name", "must be empty or the request's queue_name")
+        specs = [messages.job_spec(j, queue) for j in req.jobs]
+        results = await self.svc.jobs.enqueue(org, queue, specs)
+        return pb.EnqueueBulkResponse(results=[pb.EnqueueResponse(job_id=r.job_id, created=r.created)
+                                               for r in results])
+
+    # -- dequeue ---------------------------------------------------------------------------------------
+    async def Dequeue(self, stream) -> None:
+        # In Trio with its own send: leased jobs whose response cannot be sent are released.
+        await self.rpc.in_trio(stream, self._dequeue)
+
+    async def _dequeue(self, stream) -> None:
+        req: pb.DequeueRequest = await aio_as_trio(stream.recv_message)()
+        org = await self.rpc.org(stream.metadata)
+        claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
+        wait = messages.wait_secs(req.wait_ms)
+        rows = await claim_waiting(self.svc.jobs, self.svc.wakeups, org, claim, stop=self.svc.shutting_down,
+                                   deadline=trio.current_time() + wait)
+        sent = [0]
+
+        async def send(rows) -> None:
+            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(r) for r in rows]))
+            sent[0] = len(rows)
+        await send_or_release(self.svc.workers, org, rows, send, sent)
+
+    # -- complete / fail / renew -----------------------------------------------------------------------
+    async def Complete(self, stream) -> None:
+        await self.rpc.unary(stream, self._complete)
+
+    async def _complete(self, org: str, req: pb.CompleteRequest) -> pb.CompleteResponse:
+        lease = messages.need_lease(req.lease_id)
+        try:
+            await self.svc.jobs.complete(org, req.job_id, lease, messages.result_of(req))
+        except (errors.NotFound, errors.LeaseExpired):
+            self.rpc.tracker.finished([req.job_id])
+            raise
+        self.rpc.tracker.finished([req.job_id])
+        return pb.CompleteResponse(success=True)
+
+    async def CompleteBatch(self, stream) -> None:
+        await self.rpc.unary(stream, self._complete_batch)
+
+    async def _complete_batch(self, org: str, req: pb.CompleteBatchRequest) -> pb.CompleteBatchResponse:
+        if not 1 <= len(req.completions) <= messages.MAX_BULK:
+            raise errors.invalid("completions", f"must hold 1 to {messages.MAX_BULK} items")
+        # a missing lease fails its own item (the jobs service reports it as a stale lease), not the batch
+        results = await self.svc.jobs.complete_many(
+            org, [(c.job_id, c.lease_id, messages.result_of(c)) for c in req.completions])
+        self.rpc.tracker.finished([c.job_id for c in req.completions])
+        return pb.CompleteBatchResponse(success=[r.success for r in results])
+
+    async def Fail(self, stream) -> None:
+        await self.rpc.unary(stream, self._fail)
+
+    async def _fail(self, org: str, req: pb.FailRequest) -> pb.FailResponse:
+        spec = messages.fail(req)
+        try:
+            r = await self.svc.jobs.fail(org, req.job_id, spec)
+        except (errors.NotFound, errors.LeaseExpired):
+            self.rpc.tracker.finished([req.job_id])
+            raise
+        self.rpc.tracker.finished([req.job_id])
+        return pb.FailResponse(success=True, will_retry=r.will_retry,
+                               next_retry_delay_secs=r.next_retry_delay_secs if r.will_retry else 0)
+
+    async def RenewLease(self, stream) -> None:
+        await self.rpc.unary(stream, self._renew)
+
+    async def _renew(self, org: str, req: pb.RenewLeaseRequest) -> pb.RenewLeaseResponse:
+        spec = messages.renew(req)
+        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs)
+        resp = pb.RenewLeaseResponse(success=True)
+        resp.new_expires_at.FromDatetime(expires)
+        return resp
+
+    # -- reads -----------------------------------------------------------------------------------------
+    async def GetJob(self, stream) -> None:
+        await self.rpc.unary(stream, self._get_job)
+
+    async def _get_job(self, org: str, req: pb.GetJobRequest) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=messages.job(await self.svc.jobs.get(org, req.job_id)))
+
+    async def GetQueueStats(self, stream) -> None:
+        await self.rpc.unary(stream, self._queue_stats)
+
+    async def _queue_stats(self, org: str, req: pb.GetQueueStatsRequest) -> pb.GetQueueStatsResponse:
+        if not req.queue_name:
+            raise errors.invalid("queue_name", "is required")
+        return messages.queue_stats(req.queue_name, await self.svc.queues.stats(org, req.queue_name))
+
+    # -- streams ---------------------------------------------------------------------------------------
+    async def StreamJobs(self, stream) -> None:
+        await self.rpc.in_trio(stream, lambda s: streams.stream_jobs(self.rpc, s))
+
+    async def ProcessJobs(self, stream) -> None:
+        await self.rpc.in_trio(stream, lambda s: streams.process_jobs(self.rpc, s))

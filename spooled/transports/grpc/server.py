@@ -1,0 +1,90 @@
+"""The grpclib server (QueueService, WorkerService, grpc.health.v1.Health) inside the one trio_asyncio loop.
+
+Started by the supervisor in its edge nursery. Shutdown (the `shutting_down` event): health turns NOT_SERVING
+(load balancers stop routing here), streams end themselves with OK, new calls get UNAVAILABLE, calls in
+progress get up to `grace` seconds; then the server closes (cancelling whatever is left) in a shielded finally.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+
+import trio
+import trio_asyncio
+from grpclib.health.check import ServiceStatus
+from grpclib.health.service import Health
+from grpclib.server import Server
+
+from spooled.services.container import Services
+from spooled.transports.grpc.calls import Rpc
+from spooled.transports.grpc.queue_service import QueueService
+from spooled.transports.grpc.worker_service import WorkerService
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT_SECS = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket bound here (port 0: any free port, read back from the socket).
+
+    Made from getaddrinfo's (family, type, proto) as asyncio's own create_server does: asyncio sets
+    TCP_NODELAY on accepted connections only when the socket's proto is IPPROTO_TCP, and without it every
+    unary call waits ~40 ms on Nagle + delayed ACK (`socket.create_server` leaves proto 0)."""
+    family, type_, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                       proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)[0]
+    sock = socket.socket(family, type_, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def address_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def serve(svc: Services, host: str, port: int, *, grace: float,
+                task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """Serve gRPC until `svc.shutting_down`; `task_status.started("host:port")` with the real port."""
+    rpc = Rpc(svc)
+    sock = _bind(host, port)
+
+    async def start() -> tuple[Server, ServiceStatus]:
+        # built inside asyncio: grpclib takes the running loop (the one trio_asyncio loop)
+        serving = ServiceStatus()
+        serving.set(True)
+        queues, workers = QueueService(rpc), WorkerService(rpc)
+        server = Server([queues, workers, Health({queues: [serving], workers: [serving]})])
+        await server.start(sock=sock)
+        return server, serving
+
+    async def not_serving() -> None:
+        serving.set(False)
+
+    try:
+        server, serving = await trio_asyncio.aio_as_trio(start)()
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        address = address_of(sock)
+        log.info("gRPC listening on %s", address)
+        task_status.started(address)
+        await svc.shutting_down.wait()
+        await trio_asyncio.aio_as_trio(not_serving)()
+        with trio.move_on_after(grace):
+            await rpc.wait_idle()
+    finally:
+        with trio.CancelScope(shield=True):
+            server.close()
+            with trio.move_on_after(CLOSE_TIMEOUT_SECS):
+                await trio_asyncio.aio_as_trio(server.wait_closed)()

@@ -1,0 +1,230 @@
+"""The two streaming RPCs, written in Trio (the asyncio grpclib stream is reached with `aio_as_trio`).
+
+StreamJobs: whenever a job is available (woken by NOTIFY, never polling) and the stream's window has room,
+lease up to the free slots in one claim, send them, repeat. Ends cleanly (status OK) on server shutdown; a
+client cancel cancels it. Unsent leases are released (delivery.py).
+
+ProcessJobs: one reader feeds two kinds of work running side by side, so a waiting dequeue never blocks the
+completes behind it:
+- a `dequeue` runs in its own task: it is answered with 0..batch_size `job` responses, waiting (woken by
+  NOTIFY) while nothing is available. A newer dequeue supersedes one still waiting for its first job (that one is
+  answered with zero jobs, as an official server would have answered it), so a client that re-sends dequeues
+  keeps at most one waiting and is never answered for more than it asked last. `wait_ms` > 0 bounds the wait.
+- `complete` / `fail` / `renew_lease` are answered in request order (responses carry no job id, so order is
+  how a client matches them); consecutive completes are grouped into one `complete_many` statement.
+Errors come back as `error` responses (errors.py table) and the stream stays open. When the client half-closes,
+queued requests are answered, a waiting dequeue ends, and the stream ends with OK; on server shutdown it ends
+at once with OK. All sends go through one lock: grpclib stream writes must not interleave.
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+import trio
+from trio_asyncio import aio_as_trio
+
+from spooled.domain import errors
+from spooled.services.workers import RegisterWorker
+from spooled.transports.grpc import messages
+from spooled.transports.grpc.calls import Rpc
+from spooled.transports.grpc.delivery import LeaseWindow, claim_waiting, send_or_release
+from spooled.transports.grpc.errors import error_response
+from spooled.transports.grpc.gen import spooled_pb2 as pb
+
+DEFAULT_WINDOW = attrs.fields(RegisterWorker).max_concurrency.default   # an unregistered worker: the default
+OPS_BUFFER = 1000          # complete/fail/renew requests read ahead of processing (back-pressure beyond)
+MAX_COMPLETE_GROUP = 100   # completes grouped into one statement
+
+
+async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
+    await event.wait()
+    scope.cancel()
+
+
+async def _send_all(stream, msgs: list, sent: list[int]) -> None:
+    """(asyncio) send messages in order, counting the delivered ones: one crossing for a whole batch."""
+    for m in msgs:
+        await stream.send_message(m)
+        sent[0] += 1
+
+
+# -- StreamJobs ---------------------------------------------------------------------------------------------
+async def stream_jobs(rpc: Rpc, stream) -> None:
+    svc = rpc.svc
+    req: pb.StreamJobsRequest = await aio_as_trio(stream.recv_message)()
+    org = await rpc.org(stream.metadata)
+    claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, 1)
+    try:
+        size = (await svc.workers.get(org, claim.worker_id))["max_concurrency"]
+    except errors.NotFound:
+        size = DEFAULT_WINDOW
+    window = LeaseWindow(rpc.tracker, svc.workers, org, size)
+    await aio_as_trio(stream.send_initial_metadata)()   # the client sees the stream open before any job
+    try:
+        with trio.CancelScope() as ended:               # server shutdown: end with OK, not an error
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on, svc.shutting_down, ended)
+                while True:
+                    room = await window.wait_for_room()
+                    rows = await claim_waiting(svc.jobs, svc.wakeups, org,
+                                               attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
+                                               stop=svc.shutting_down)
+                    if not rows:
+                        break                           # shutting down
+                    for r in rows:   # before sending: a Complete may come back before this task resumes
+                        window.add(str(r["id"]), str(r["lease_id"]))
+                    sent = [0]
+                    await send_or_release(svc.workers, org, rows,
+                                          lambda rs: aio_as_trio(_send_all)(stream, [messages.job(r) for r in rs],
+                                                                            sent), sent)
+                nursery.cancel_scope.cancel()
+    finally:
+        window.close()
+
+
+# -- ProcessJobs --------------------------------------------------------------------------------------------
+async def process_jobs(rpc: Rpc, stream) -> None:
+    org = await rpc.org(stream.metadata)
+    await aio_as_trio(stream.send_initial_metadata)()
+    await _Session(rpc, stream, org).run()
+
+
+class _Session:
+    def __init__(self, rpc: Rpc, stream, org: str):
+        self.rpc = rpc
+        self.svc = rpc.svc
+        self.stream = stream
+        self.org = org
+        self._send_lock = trio.Lock()
+        self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
+
+    async def send(self, msgs: list, sent: list[int] | None = None) -> None:
+        async with self._send_lock:
+            await aio_as_trio(_send_all)(self.stream, msgs, sent if sent is not None else [0])
+
+    async def run(self) -> None:
+        with trio.CancelScope() as ended:
+            async with trio.open_nursery() as outer:
+                outer.start_soon(_cancel_on, self.svc.shutting_down, ended)
+                ops_in, ops_out = trio.open_memory_channel(OPS_BUFFER)
+                async with trio.open_nursery() as work:
+                    work.start_soon(self._ops, ops_out)
+                    async with ops_in:
+                        while (req := await aio_as_trio(self.stream.recv_message)()) is not None:
+                            if req.WhichOneof("request") == "dequeue":
+                                await self._dequeue(work, req.dequeue)
+                            else:
+                                await ops_in.send(req)
+                    # half-closed by the client: the ops task drains the queue; a waiting dequeue ends
+                    if self._waiting is not None:
+                        self._waiting.cancel()
+                outer.cancel_scope.cancel()
+
+    # dequeues -----------------------------------------------------------------------------------------
+    async def _dequeue(self, nursery: trio.Nursery, req: pb.DequeueRequest) -> None:
+        try:
+            claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
+            wait = messages.wait_secs(req.wait_ms)
+        except errors.DomainError as exc:
+            await self.send([error_response(exc)])
+            return
+        if self._waiting is not None:
+            self._waiting.cancel()                      # superseded (cancel-safe: see delivery.py)
+        scope = self._waiting = trio.CancelScope()
+        deadline = trio.current_time() + wait if wait > 0 else math.inf
+        nursery.start_soon(self._run_dequeue, claim, scope, deadline)
+
+    async def _run_dequeue(self, claim, scope: trio.CancelScope, deadline: float) -> None:
+        rows: list = []
+        try:
+            with scope:
+                rows = await claim_waiting(self.svc.jobs, self.svc.wakeups, self.org, claim,
+                                           stop=self.svc.shutting_down, deadline=deadline)
+        except errors.DomainError as exc:
+            await self.send([error_response(exc)])
+            return
+        finally:
+            if self._waiting is scope:
+                self._waiting = None
+        if rows:
+            sent = [0]
+            await send_or_release(self.svc.workers, self.org, rows,
+                                  lambda rs: self.send([pb.ProcessResponse(job=messages.job(r)) for r in rs], sent),
+                                  sent)
+
+    # complete / fail / renew, in request order --------------------------------------------------------
+    async def _ops(self, ops: trio.MemoryReceiveChannel) -> None:
+        held = None
+        async with ops:
+            while True:
+                if held is None:
+                    try:
+                        held = await ops.receive()
+                    except trio.EndOfChannel:
+                        return
+                op, held = held, None
+                kind = op.WhichOneof("request")
+                if kind == "complete":
+                    group = [op.complete]
+                    while len(group) < MAX_COMPLETE_GROUP:
+                        try:
+                            nxt = ops.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        if nxt.WhichOneof("request") == "complete":
+                            group.append(nxt.complete)
+                        else:
+                            held = nxt
+                            break
+                    responses = await self._complete(group)
+                else:
+                    responses = [await self._one(kind, op)]
+                await self.send(responses)
+
+    async def _complete(self, group: list[pb.CompleteRequest]) -> list[pb.ProcessResponse]:
+        out: list[pb.ProcessResponse | None] = [None] * len(group)
+        todo = []
+        for i, c in enumerate(group):
+            if not c.lease_id:
+                out[i] = error_response(errors.invalid("lease_id", "is required"))
+            else:
+                todo.append(i)
+        if todo:
+            try:
+                results = await self.svc.jobs.complete_many(
+                    self.org, [(group[i].job_id, group[i].lease_id, messages.result_of(group[i])) for i in todo])
+            except errors.DomainError as exc:
+                return [o or error_response(exc) for o in out]
+            for i, r in zip(todo, results):
+                if r.success:
+                    out[i] = pb.ProcessResponse(complete=pb.CompleteResponse(success=True))
+                elif r.error == "NOT_FOUND":
+                    out[i] = error_response(errors.NotFound("Job not found"))
+                else:
+                    out[i] = error_response(errors.LeaseExpired("Lease expired"))
+            self.rpc.tracker.finished([group[i].job_id for i in todo])
+        return out  # type: ignore[return-value]
+
+    async def _one(self, kind: str | None, op: pb.ProcessRequest) -> pb.ProcessResponse:
+        try:
+            if kind == "fail":
+                spec = messages.fail(op.fail)
+                try:
+                    r = await self.svc.jobs.fail(self.org, op.fail.job_id, spec)
+                finally:
+                    self.rpc.tracker.finished([op.fail.job_id])
+                return pb.ProcessResponse(fail=pb.FailResponse(
+                    success=True, will_retry=r.will_retry,
+                    next_retry_delay_secs=r.next_retry_delay_secs if r.will_retry else 0))
+            if kind == "renew_lease":
+                spec = messages.renew(op.renew_lease)
+                expires = await self.svc.jobs.heartbeat(self.org, op.renew_lease.job_id, spec.lease_id,
+                                                        spec.lease_duration_secs)
+                resp = pb.RenewLeaseResponse(success=True)
+                resp.new_expires_at.FromDatetime(expires)
+                return pb.ProcessResponse(renew_lease=resp)
+            raise errors.invalid("request", "must be one of dequeue, complete, fail, renew_lease")
+        except errors.DomainError as exc:
+            return error_response(exc)

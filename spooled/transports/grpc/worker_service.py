@@ -1,0 +1,36 @@
+"""spooled.v1.WorkerService: the same Workers service methods as the REST routes."""
+
+from __future__ import annotations
+
+from spooled.transports.grpc import messages
+from spooled.transports.grpc.calls import Rpc
+from spooled.transports.grpc.gen import spooled_pb2 as pb
+from spooled.transports.grpc.gen.spooled_grpc import WorkerServiceBase
+
+
+class WorkerService(WorkerServiceBase):
+    def __init__(self, rpc: Rpc):
+        self.rpc = rpc
+        self.workers = rpc.svc.workers
+
+    async def Register(self, stream) -> None:
+        await self.rpc.unary(stream, self._register)
+
+    async def _register(self, org: str, req: pb.RegisterWorkerRequest) -> pb.RegisterWorkerResponse:
+        row = await self.workers.register(org, messages.register(req))
+        return pb.RegisterWorkerResponse(worker_id=row["id"], lease_duration_secs=row["lease_duration_secs"],
+                                         heartbeat_interval_secs=row["heartbeat_interval_secs"])
+
+    async def Heartbeat(self, stream) -> None:
+        await self.rpc.unary(stream, self._heartbeat)
+
+    async def _heartbeat(self, org: str, req: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
+        should_drain = await self.workers.heartbeat(org, req.worker_id, messages.heartbeat(req))
+        return pb.HeartbeatResponse(acknowledged=True, should_drain=should_drain)
+
+    async def Deregister(self, stream) -> None:
+        await self.rpc.unary(stream, self._deregister)
+
+    async def _deregister(self, org: str, req: pb.DeregisterRequest) -> pb.DeregisterResponse:
+        await self.workers.deregister(org, req.worker_id)
+        return pb.DeregisterResponse(success=True)

@@ -1,0 +1,79 @@
+"""Workers over REST (api.md "Workers"). Handlers parse, call one service method, and shape the response."""
+
+from __future__ import annotations
+
+from quart import Blueprint, request
+
+from spooled.domain import errors
+from spooled.services.workers import RegisterWorker, WorkerHeartbeat
+from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.transports.http.views import raw
+
+bp = Blueprint("workers", __name__)
+STATUSES = ("healthy", "degraded", "offline", "draining")
+
+
+def org() -> str:
+    return principal().organization_id
+
+
+def worker_view(r) -> dict:
+    return {
+        "id": r["id"], "queue_name": r["queue_names"][0], "queue_names": list(r["queue_names"]),
+        "hostname": r["hostname"], "worker_type": r["worker_type"], "version": r["version"], "status": r["status"],
+        "current_jobs": r["current_jobs"], "max_concurrency": r["max_concurrency"],
+        "last_heartbeat": r["last_heartbeat"], "jobs_processed": r["jobs_processed"],
+        "jobs_failed": r["jobs_failed"], "metadata": raw(r["metadata"]), "registered_at": r["registered_at"],
+    }
+
+
+@bp.post("/workers/register")
+@authed
+async def register():
+    spec, _ = await body_as(RegisterWorker, queue="queue_name")
+    row = await services().workers.register(org(), spec)
+    return json_response({"id": row["id"], "queue_name": row["queue_names"][0],
+                          "lease_duration_secs": row["lease_duration_secs"],
+                          "heartbeat_interval_secs": row["heartbeat_interval_secs"]},
+                         201 if row["created"] else 200)
+
+
+@bp.get("/workers")
+@authed
+async def list_workers():
+    status = request.args.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise errors.invalid("status", f"must be one of {', '.join(STATUSES)}")
+    queue = request.args.get("queue_name") or request.args.get("queue") or None
+    rows = await services().workers.list(org(), status=status, queue_name=queue)
+    return json_response([worker_view(r) for r in rows])
+
+
+@bp.get("/workers/<worker_id>")
+@authed
+async def get_worker(worker_id: str):
+    return json_response(worker_view(await services().workers.get(org(), worker_id)))
+
+
+@bp.post("/workers/<worker_id>/heartbeat")
+@authed
+async def heartbeat(worker_id: str):
+    spec, _ = await body_as(WorkerHeartbeat)
+    should_drain = await services().workers.heartbeat(org(), worker_id, spec)
+    return json_response({"acknowledged": True, "should_drain": should_drain})
+
+
+@bp.delete("/workers/<worker_id>")
+@authed
+async def delete_worker(worker_id: str):
+    await services().workers.deregister(org(), worker_id)
+    return no_content()
+
+
+@bp.post("/workers/<worker_id>/deregister")
+@authed
+async def deregister(worker_id: str):
+    await body()
+    released = await services().workers.deregister(org(), worker_id)
+    # a body (not 204) for the SDK path: its clients parse JSON from POST responses
+    return json_response({"success": True, "id": worker_id, "released_jobs": released})
