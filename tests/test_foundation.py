@@ -18,7 +18,7 @@ import trio_asyncio
 from spooled.domain.states import TRANSITIONS, JobStatus
 from spooled.store.schema import SchemaMismatch, ensure_schema
 from spooled.store.sql import Q
-from tests.conftest import ROOT, admin
+from tests.conftest import ROOT
 
 
 async def test_health_endpoints(client):

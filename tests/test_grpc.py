@@ -4,6 +4,7 @@ client (inside the test's trio_asyncio loop) and the official grpcio client (syn
 from __future__ import annotations
 
 import datetime as dt
+import math
 import queue as stdqueue
 import statistics
 import time
@@ -20,7 +21,7 @@ from grpclib.health.v1.health_grpc import HealthStub
 from trio_asyncio import aio_as_trio
 
 from spooled.domain.inputs import Claim, JobSpec
-from spooled.transports.grpc.delivery import claim_waiting, send_or_release
+from spooled.transports.grpc.delivery import send_or_release
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub, WorkerServiceStub
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
@@ -494,8 +495,7 @@ async def test_leased_jobs_that_cannot_be_sent_go_back_to_pending(api, server):
     with trio.fail_after(30):
         svc = server.services
         ids = {(await enqueue(api, "rel", {"i": i}))["id"] for i in range(2)}
-        rows = await claim_waiting(svc.jobs, svc.wakeups, api.org_id, Claim(queue_name="rel", worker_id="w", limit=2),
-                                   stop=svc.shutting_down)
+        rows = await svc.jobs.claim(api.org_id, Claim(queue_name="rel", worker_id="w", limit=2))
         assert {str(r["id"]) for r in rows} == ids
         sent = [0]
 
@@ -518,8 +518,7 @@ async def test_a_cancelled_wait_leases_nothing(api, server):
     with trio.fail_after(30):
         svc = server.services
         with trio.move_on_after(0.2):
-            await claim_waiting(svc.jobs, svc.wakeups, api.org_id, Claim(queue_name="cw", worker_id="w"),
-                                stop=svc.shutting_down)
+            await svc.jobs.claim(api.org_id, Claim(queue_name="cw", worker_id="w"), deadline=math.inf)
             raise AssertionError("nothing to claim: the wait should have been cancelled")
         assert svc.wakeups.waiter_count(api.org_id, "cw") == 0
         created = await enqueue(api, "cw")

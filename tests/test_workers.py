@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 import trio
 
-from spooled.services.workers import WorkerHeartbeat
+from spooled.domain.inputs import WorkerHeartbeat
 from tests.helpers import claim, enqueue, job
 
 LIST_FIELDS = {"id", "queue_name", "hostname", "status", "current_jobs", "max_concurrency", "last_heartbeat",

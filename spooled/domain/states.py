@@ -26,6 +26,7 @@ TRANSITIONS: dict[tuple[JobStatus, str], frozenset[JobStatus]] = {
     (R, "fail"): frozenset({S, D, F}),
     (R, "lease_expired"): frozenset({P, D, F}),
     (R, "worker_lost"): frozenset({P, D, F}),
+    (R, "release"): frozenset({P}),          # leased but never delivered (a gRPC send failed): no retry counted
     (F, "retry"): frozenset({P}),
     (D, "retry"): frozenset({P}),
     (X, "retry"): frozenset({P}),

@@ -103,29 +103,39 @@ class Jobs:
         return out
 
     # -- claim -----------------------------------------------------------------------------------------
-    async def claim(self, org: str, c: inputs.Claim, *, now: Now = None) -> list:
-        """Lease up to `c.limit` jobs; with `wait_secs`, wait (woken by NOTIFY, not polling) until at least one
-        is available or the wait ends."""
-        deadline = trio.current_time() + c.wait_secs
-        org_id = parse_id(org)
+    async def claim(self, org: str, c: inputs.Claim, *, deadline: float | None = None, now: Now = None) -> list:
+        """Lease up to `c.limit` jobs, waiting (woken by LISTEN/NOTIFY through the wakeups, never polling) until
+        at least one is available, `deadline` passes (Trio clock; default: now + `c.wait_secs`) or the server
+        shuts down (then `[]`, without claiming).
+
+        Cancel-safe: the claim statement runs shielded and its rows are returned with no checkpoint after it, so
+        a cancellation either ends the wait with nothing leased or lands after the caller holds the rows (which
+        it must then deliver, or release)."""
+        if deadline is None:
+            deadline = trio.current_time() + c.wait_secs
+        org_id, queue = parse_id(org), c.queue_name
         while True:
-            pass_on = False
-            with self._wakeups.waiting(org, c.queue_name) as w:
-                rows = await self._db.fetch(Q.job_claim, org=org_id, queue=c.queue_name, worker_id=c.worker_id,
-                                            limit=c.limit, lease_secs=float(c.lease_duration_secs), now=now)
-                if rows:
-                    pass_on = w.woken or len(rows) == c.limit
-                elif trio.current_time() < deadline and not self._wakeups.closed:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            if self._wakeups.closed:
+                return []
+            with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
+                with trio.CancelScope(shield=True):
+                    rows = await self._db.fetch(Q.job_claim, org=org_id, queue=queue, worker_id=c.worker_id,
+                                                limit=c.limit, lease_secs=float(c.lease_duration_secs), now=now)
+                if not rows:
+                    if trio.current_time() >= deadline:
+                        return []
                     try:
                         with trio.move_on_at(deadline):
                             await w.event.wait()
                     except trio.Cancelled:
                         if w.woken:
-                            self._wakeups.notify(org, c.queue_name)
+                            self._wakeups.notify(org, queue)   # we will not claim: pass the wake on
                         raise
                     continue
-            if pass_on:
-                self._wakeups.notify(org, c.queue_name)
+                pass_on = w.woken or len(rows) == c.limit
+            if pass_on:   # woken while claiming, or a full batch: more may be there for the next waiter
+                self._wakeups.notify(org, queue)
             return rows
 
     # -- complete / fail / heartbeat -------------------------------------------------------------------

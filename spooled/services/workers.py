@@ -16,10 +16,9 @@ import uuid
 
 import attrs
 
-from spooled.convert import FieldError, JsonObject
 from spooled.domain import errors
 from spooled.domain.ids import try_id
-from spooled.domain.inputs import WORKER_ID, between, length, matches, one_of, queue_name_field
+from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.services.jobs import dumps
 from spooled.store.db import Database
 from spooled.store.sql import Q
@@ -28,49 +27,6 @@ Now = dt.datetime | None
 
 WORKER_LOST = "worker lost"
 RELEASE_BATCH = 1000          # reap_leases rows per statement when releasing one worker's jobs
-HEARTBEAT_STATUSES = ("healthy", "degraded", "draining")   # `offline` is the server's verdict, not a report
-
-
-def _queue_list(_inst, attribute, value) -> None:
-    if value is None:
-        return
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 queue names")
-    for name in value:
-        queue_name_field(_inst, attribute, name)
-
-
-@attrs.frozen
-class RegisterWorker:
-    """POST /workers/register and WorkerService.Register: `queue_name` or `queue_names` (at least one)."""
-    hostname: str = attrs.field(validator=length(1, 255))
-    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
-    queue_names: list[str] | None = attrs.field(default=None, validator=_queue_list)
-    worker_id: str | None = attrs.field(default=None, validator=matches(WORKER_ID, "1 to 128 of A-Z a-z 0-9 . _ -"))
-    worker_type: str | None = attrs.field(default=None, validator=length(0, 100))
-    max_concurrency: int = attrs.field(default=5, validator=between(1, 10000))
-    version: str | None = attrs.field(default=None, validator=length(0, 100))
-    metadata: JsonObject | None = None
-
-    def __attrs_post_init__(self) -> None:
-        if self.queue_name is None and not self.queue_names:
-            raise FieldError("queue_name", "is required (or queue_names)")
-
-    @property
-    def all_queues(self) -> list[str]:
-        """queue_name first, then queue_names without duplicates."""
-        out = [self.queue_name] if self.queue_name else []
-        out += [q for q in (self.queue_names or []) if q not in out]
-        return out
-
-
-@attrs.frozen
-class WorkerHeartbeat:
-    current_jobs: int = attrs.field(default=0, validator=between(0, 1_000_000))
-    status: str | None = attrs.field(default=None, validator=one_of(HEARTBEAT_STATUSES))
-    metadata: JsonObject | None = None
-
-
 @attrs.frozen
 class ExpireResult:
     workers: int      # workers declared offline

@@ -1,7 +1,7 @@
 """Leasing jobs for a gRPC call that may be cancelled at any moment (client gone, deadline, shutdown).
 
 The rule: a job is never leased and then dropped unsent.
-- `claim_waiting` runs the claim statement shielded and hands its rows back without a checkpoint after it, so a
+- `Jobs.claim` runs the claim statement shielded and hands its rows back without a checkpoint after it, so a
   cancellation either ends the wait with nothing leased, or lands after the caller holds the rows;
 - `send_or_release` then delivers them, and on any failure (cancelled mid-send, stream reset) puts the unsent
   ones back to pending without counting a retry (`Workers.release_unsent`).
@@ -13,15 +13,10 @@ hoards the queue into its socket buffers: its window is the registered worker's 
 from __future__ import annotations
 
 import logging
-import math
 from typing import Awaitable, Callable, Sequence
 
-import attrs
 import trio
 
-from spooled.domain import inputs
-from spooled.services.jobs import Jobs
-from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 
 log = logging.getLogger(__name__)
@@ -29,35 +24,6 @@ log = logging.getLogger(__name__)
 RECHECK_SECS = 1.0          # a full window re-reads its leases this often (jobs finished over REST/elsewhere)
 RELEASE_TIMEOUT_SECS = 5.0  # bound on the shielded release of unsent jobs
 COALESCE_SECS = 0.005       # a busy stream gathers freed window slots this long before claiming them at once
-
-
-async def claim_waiting(jobs: Jobs, wakeups: Wakeups, org: str, claim: inputs.Claim, *, stop: trio.Event,
-                        deadline: float = math.inf) -> list:
-    """Lease up to `claim.limit` jobs, waiting (woken by LISTEN/NOTIFY through `wakeups`, never polling) until
-    at least one is available. `[]` once `deadline` (Trio clock) passes or `stop` is set / wakeups close.
-    Cancel-safe, see the module docstring; the caller must deliver or release what it gets."""
-    instant = attrs.evolve(claim, wait_secs=0.0)
-    queue = claim.queue_name
-    while True:
-        await trio.lowlevel.checkpoint_if_cancelled()   # superseded or cancelled already: do not claim
-        if stop.is_set() or wakeups.closed:
-            return []
-        with wakeups.waiting(org, queue) as w:          # registered before the claim: no lost wakeups
-            with trio.CancelScope(shield=True):
-                rows = await jobs.claim(org, instant)
-            if rows:
-                if w.woken:
-                    wakeups.notify(org, queue)          # woken during the claim: more may be there for others
-                return rows
-            if trio.current_time() >= deadline:
-                return []
-            try:
-                with trio.move_on_at(deadline):
-                    await w.event.wait()
-            except trio.Cancelled:
-                if w.woken:
-                    wakeups.notify(org, queue)          # we will not claim: pass the wake on
-                raise
 
 
 async def send_or_release(workers: Workers, org: str, rows: Sequence, send: Callable[[Sequence], Awaitable[None]],

@@ -19,7 +19,7 @@ from google.protobuf import json_format, struct_pb2
 from spooled.convert import FieldError
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
-from spooled.services.workers import RegisterWorker, WorkerHeartbeat
+from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 
 T = typing.TypeVar("T")

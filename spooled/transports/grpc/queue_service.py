@@ -8,7 +8,7 @@ from trio_asyncio import aio_as_trio
 from spooled.domain import errors
 from spooled.transports.grpc import messages, streams
 from spooled.transports.grpc.calls import Rpc
-from spooled.transports.grpc.delivery import claim_waiting, send_or_release
+from spooled.transports.grpc.delivery import send_or_release
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceBase
 
@@ -52,8 +52,7 @@ class QueueService(QueueServiceBase):
         org = await self.rpc.org(stream.metadata)
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
-        rows = await claim_waiting(self.svc.jobs, self.svc.wakeups, org, claim, stop=self.svc.shutting_down,
-                                   deadline=trio.current_time() + wait)
+        rows = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
         sent = [0]
 
         async def send(rows) -> None:

@@ -26,10 +26,10 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
-from spooled.services.workers import RegisterWorker
+from spooled.domain.inputs import RegisterWorker
 from spooled.transports.grpc import messages
 from spooled.transports.grpc.calls import Rpc
-from spooled.transports.grpc.delivery import LeaseWindow, claim_waiting, send_or_release
+from spooled.transports.grpc.delivery import LeaseWindow, send_or_release
 from spooled.transports.grpc.errors import error_response
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 
@@ -68,9 +68,8 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
                 nursery.start_soon(_cancel_on, svc.shutting_down, ended)
                 while True:
                     room = await window.wait_for_room()
-                    rows = await claim_waiting(svc.jobs, svc.wakeups, org,
-                                               attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
-                                               stop=svc.shutting_down)
+                    rows = await svc.jobs.claim(org, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
+                                                deadline=math.inf)
                     if not rows:
                         break                           # shutting down
                     for r in rows:   # before sending: a Complete may come back before this task resumes
@@ -140,8 +139,7 @@ class _Session:
         rows: list = []
         try:
             with scope:
-                rows = await claim_waiting(self.svc.jobs, self.svc.wakeups, self.org, claim,
-                                           stop=self.svc.shutting_down, deadline=deadline)
+                rows = await self.svc.jobs.claim(self.org, claim, deadline=deadline)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from spooled.domain import errors
-from spooled.services.workers import RegisterWorker, WorkerHeartbeat
+from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
 from spooled.transports.http.views import raw
 
