@@ -35,13 +35,12 @@ async def _create_org(dsn: str, name: str, plan: str, slug: str | None):
     from spooled.domain import inputs
     from spooled.services.auth import Authenticator
     from spooled.services.orgs import Orgs
-    from spooled.store.db import Database, open_pool
+    from spooled.store.db import open_database
     from spooled.store.schema import ensure_schema
 
     spec = structure({"name": name, "plan": plan, **({"slug": slug} if slug else {})}, inputs.CreateOrg)
     async with trio_asyncio.open_loop():
-        async with open_pool(dsn, min_size=1, max_size=1) as pool:
-            db = Database(pool, dsn)
+        async with open_database(dsn, min_size=1, max_size=1) as db:
             await db.run(ensure_schema)
             return await Orgs(db, Authenticator(db)).create(spec)
 

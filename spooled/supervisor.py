@@ -20,11 +20,11 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
-from spooled.loops import heartbeat, reaper
+from spooled.loops import periodic
 from spooled.services.container import Services
 from spooled.settings import Settings
 from spooled.store import listen
-from spooled.store.db import Database, open_pool
+from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
@@ -55,8 +55,7 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
-    async with open_pool(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as pool:
-        db = Database(pool, dsn)
+    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
         if await db.run(ensure_schema):
             log.info("applied schema.sql to an empty database")
         svc = Services.build(settings, db)
@@ -64,8 +63,10 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
             svc.shutting_down = shutdown
         async with trio.open_nursery() as core:
             await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
-            await core.start(reaper.run, svc.maintenance, settings.reaper_interval_secs)
-            await core.start(heartbeat.run, svc.workers, settings.heartbeat_check_interval_secs)
+            await core.start(partial(periodic.run, "lease reaper", svc.maintenance.run_once,
+                                     settings.reaper_interval_secs, limit=1000))
+            await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
+                                     settings.heartbeat_check_interval_secs, limit=100))
             async with trio.open_nursery() as edge:
                 binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
                                                  _hypercorn_config(settings),

@@ -21,6 +21,9 @@ class ReapResult:
     def total(self) -> int:
         return self.expired + self.released + self.promoted
 
+    def full(self, limit: int) -> bool:
+        return max(self.expired, self.released, self.promoted) >= limit
+
 
 class Maintenance:
     def __init__(self, db: Database):

@@ -32,6 +32,13 @@ class ExpireResult:
     workers: int      # workers declared offline
     released: int     # their jobs released to the retry path
 
+    @property
+    def total(self) -> int:
+        return self.workers
+
+    def full(self, limit: int) -> bool:
+        return self.workers >= limit
+
 
 class Workers:
     def __init__(self, db: Database, *, heartbeat_interval_secs: int, lease_duration_secs: int = 30):
