@@ -135,6 +135,27 @@ CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, sta
 CREATE INDEX jobs_worker_idx ON jobs (assigned_worker_id) WHERE status = 'processing';
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 
+-- The ready jobs of one queue to lease, in claim order, locked (SKIP LOCKED), or none while the queue is paused.
+-- A function only to pin its plan: right after a bulk insert into a new queue the statistics say "1 row", and
+-- a generic plan then reads every pending row of the queue through another index and sorts them, per claim
+-- (measured: claims slowing linearly with the backlog, 2.3 ms at 6,000 jobs). With sorting off, the only plan
+-- left is the ordered scan of jobs_ready_idx that stops after `p_limit` rows.
+CREATE FUNCTION spooled_ready_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz)
+RETURNS SETOF uuid LANGUAGE plpgsql ROWS 10 SET enable_sort = off AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM queues q WHERE q.organization_id = p_org AND q.name = p_queue AND q.paused) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT j.id FROM jobs j
+        WHERE j.organization_id = p_org AND j.queue_name = p_queue AND j.status = 'pending'
+          AND (j.expires_at IS NULL OR j.expires_at > p_now)
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT p_limit
+        FOR UPDATE OF j SKIP LOCKED;
+END
+$fn$;
+
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
                       autovacuum_analyze_scale_factor = 0.02);
 

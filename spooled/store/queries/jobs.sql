@@ -41,16 +41,11 @@ SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
 
 -- name: job_claim
--- Lease up to $limit pending jobs of one queue in claim order, skipping rows other claimers hold. A paused
--- queue hands out nothing; a job past its expires_at is left for the reaper to cancel.
+-- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
+-- (spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its expires_at is left for
+-- the reaper to cancel.
 WITH c AS (
-    SELECT j.id FROM jobs j
-    WHERE j.organization_id = $org AND j.queue_name = $queue AND j.status = 'pending'
-      AND (j.expires_at IS NULL OR j.expires_at > coalesce($now::timestamptz, now()))
-      AND NOT EXISTS (SELECT 1 FROM queues p WHERE p.organization_id = $org AND p.name = $queue AND p.paused)
-    ORDER BY j.priority DESC, j.run_at, j.id
-    LIMIT $limit
-    FOR UPDATE SKIP LOCKED
+    SELECT id FROM spooled_ready_jobs($org, $queue, $limit, coalesce($now::timestamptz, now())) AS id
 ), u AS (
     UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
                       lease_expires_at = t.now + make_interval(secs => $lease_secs::float8),
