@@ -14,7 +14,8 @@ cd "$ROOT"
 export SPOOLED_PYTHON="$ROOT/.venv/bin/python" SPOOLED_ROOT="$ROOT"
 if [ ! -x /tmp/benchdeps/venv/bin/python ]; then "$RIG/install.sh"; fi
 ONLY="raw-asyncpg-batch,graphile-worker-batched,mock-spooled-rest-claim1,spooled-rest-claim1,spooled-rest-claim100"
-ONLY="$ONLY,spooled-rest-claim100-batchcomplete,spooled-grpc-dequeue1,spooled-grpc-process,spooled-grpc-stream"
+ONLY="$ONLY,spooled-rest-claim100-batchcomplete,spooled-grpc-dequeue1,spooled-grpc-process,spooled-grpc-process-hold"
+ONLY="$ONLY,spooled-grpc-stream"
 if [[ " $* " != *" --only "* ]]; then set -- --only "$ONLY" "$@"; fi
 if [[ " $* " != *" --reps "* ]]; then set -- --reps 1 "$@"; fi
 exec "$RIG/run.sh" --extra "$ROOT/scripts/bench/contestants.json" "$@"
