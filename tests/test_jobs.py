@@ -360,7 +360,7 @@ async def test_dlq_list_retry_purge(api):
     r = await api.get("/api/v1/jobs/dlq?queue_name=d")
     assert sorted(j["id"] for j in r.json()) == sorted(ids)
     r = await api.post("/api/v1/jobs/dlq/retry", json={"job_ids": [ids[0]]})
-    assert r.json() == {"retried_count": 1, "job_ids": [ids[0]]}
+    assert r.json() == {"retried_count": 1, "retried_jobs": [ids[0]], "skipped_jobs": [], "job_ids": [ids[0]]}
     assert (await job(api, ids[0]))["status"] == "pending"
     r = await api.post("/api/v1/jobs/dlq/purge", json={"queue_name": "d"})
     assert r.status_code == 422  # confirm is required
@@ -368,3 +368,30 @@ async def test_dlq_list_retry_purge(api):
     assert r.json() == {"purged_count": 2}
     assert (await api.get(f"/api/v1/jobs/{ids[1]}")).status_code == 404
     assert (await api.get(f"/api/v1/jobs/{ids[0]}")).status_code == 200
+
+
+async def test_history_paging(api):
+    created = await enqueue(api)
+    (c,) = await claim(api)
+    await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": c["lease_id"]})
+    r = await api.get(f"/api/v1/jobs/{created['id']}/history?limit=1&order_dir=desc")
+    assert [h["event_type"] for h in r.json()] == ["completed"] and r.headers["x-has-more"] == "true"
+    r = await api.get(f"/api/v1/jobs/{created['id']}/history?limit=2&offset=1")
+    assert [h["event_type"] for h in r.json()] == ["started", "completed"] and r.headers["x-has-more"] == "false"
+    assert (await api.get(f"/api/v1/jobs/{created['id']}/history?order_dir=up")).status_code == 422
+
+
+async def test_tags_may_be_an_array(api):
+    created = await enqueue(api, tags=["billing", "eu"])
+    assert (await job(api, created["id"]))["tags"] == ["billing", "eu"]
+    assert [j["id"] for j in (await api.get("/api/v1/jobs?tag=eu")).json()] == [created["id"]]
+    r = await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}, "tags": "eu"})
+    assert r.status_code == 422 and r.json()["details"]["field"] == "tags"
+
+
+async def test_stale_lease_message_is_the_one_sdks_recognise(api):
+    await enqueue(api)
+    (c,) = await claim(api)
+    r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": "00000000-0000-4000-8000-000000000000"})
+    assert "does not match the job's current lease" in r.json()["message"]
+    assert r.json()["message"].startswith("lease expired")

@@ -76,3 +76,17 @@ async def test_limit_is_clamped(api):
     assert len((await api.get("/api/v1/jobs?limit=1000")).json()) == 3
     assert len((await api.get("/api/v1/jobs?limit=0")).json()) == 1
     assert (await api.get("/api/v1/jobs?offset=-1")).status_code == 422
+
+
+async def test_search_and_job_type_filters(api):
+    a = await enqueue(api, queue="mail-out", payload={"job_type": "send_email"})
+    b = await enqueue(api, queue="reports", payload={"job_type": "build_report"})
+    c = await enqueue(api, queue="reports", payload={"x": 1})
+    ids = lambda r: {j["id"] for j in r.json()}  # noqa: E731
+    assert ids(await api.get("/api/v1/jobs?job_type=send_email")) == {a["id"]}
+    assert ids(await api.get("/api/v1/jobs?q=REPORT")) == {b["id"], c["id"]}   # queue name, case-insensitive
+    assert ids(await api.get("/api/v1/jobs?q=email")) == {a["id"]}              # payload.job_type
+    assert ids(await api.get(f"/api/v1/jobs?q={c['id'][:13]}")) == {c["id"]}    # id prefix
+    assert ids(await api.get("/api/v1/jobs?q=%25")) == set()                    # LIKE wildcards are literal
+    rows = {j["id"]: j for j in (await api.get("/api/v1/jobs")).json()}
+    assert rows[a["id"]]["job_type"] == "send_email" and rows[c["id"]]["job_type"] == ""

@@ -86,3 +86,25 @@ async def test_stats(api):
                       "failed_jobs_24h", "deadletter_jobs", "active_workers", "avg_processing_time_ms",
                       "max_job_age_seconds"}
     assert (await api.get("/api/v1/queues/missing/stats")).status_code == 404
+
+
+async def test_enabled_false_pauses_and_true_resumes(api):
+    """The official SDK's update_config({"enabled": false}) is how it pauses a queue."""
+    await enqueue(api, queue="en")
+    r = await api.put("/api/v1/queues/en/config", json={"enabled": False})
+    assert r.status_code == 200 and r.json()["enabled"] is False and r.json()["paused"] is True
+    assert await claim(api, queue="en") == []
+    r = await api.put("/api/v1/queues/en/config", json={"enabled": True})
+    assert r.json()["enabled"] is True and r.json()["paused_at"] is None
+    assert len(await claim(api, queue="en")) == 1
+    r = await api.post("/api/v1/queues", json={"name": "born-paused", "enabled": False})
+    assert r.status_code == 201 and r.json()["paused"] is True and r.json()["paused_at"]
+
+
+async def test_whole_seconds_where_the_sdk_parses_integers(api):
+    await enqueue(api, queue="ints")
+    await api.post("/api/v1/queues/ints/pause")
+    r = await api.post("/api/v1/queues/ints/resume")
+    assert isinstance(r.json()["paused_duration_secs"], int)
+    s = (await api.get("/api/v1/queues/ints/stats")).json()
+    assert isinstance(s["max_job_age_seconds"], int)

@@ -35,6 +35,13 @@ class Conflict(DomainError):
 class LeaseExpired(Conflict):
     """The lease given is not the job's current unexpired lease."""
 
+    # The official SDKs recognise a lost lease by this wording ("lease expired", or "does not match the job's
+    # current lease"), on gRPC where there is no LEASE_EXPIRED code: keep it.
+    MESSAGE = "lease expired: lease_id does not match the job's current lease"
+
+    def __init__(self, message: str = MESSAGE, details: dict | None = None):
+        super().__init__(message, details)
+
 
 class PayloadTooLarge(DomainError):
     """A body or payload over the configured limit."""

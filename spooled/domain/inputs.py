@@ -63,8 +63,13 @@ class JobSpec:
     scheduled_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
-    tags: JsonObject | None = None
+    tags: typing.Any = attrs.field(default=None, validator=lambda _i, a, v: _tags(a, v))
     completion_webhook: str | None = attrs.field(default=None, validator=length(1, 2048))
+
+
+def _tags(attribute, value) -> None:
+    if value is not None and not isinstance(value, (dict, list)):
+        raise FieldError(attribute.name, "must be a JSON object or array")
 
 
 @attrs.frozen
@@ -172,6 +177,7 @@ class QueueConfig:
     retry_backoff_base_secs: float | None = attrs.field(default=None, validator=between(0.001, 86400))
     retry_backoff_max_secs: float | None = attrs.field(default=None, validator=between(0.001, 7 * 86400))
     settings: JsonObject | None = None
+    enabled: bool | None = None      # false pauses the queue, true resumes it (the SDK's update_config)
 
 
 @attrs.frozen

@@ -172,7 +172,7 @@ class Jobs:
         if r.error == "NOT_FOUND":
             raise errors.NotFound("Job not found")
         if r.error:
-            raise errors.LeaseExpired("Lease expired or not the job's current lease")
+            raise errors.LeaseExpired()
 
     async def fail(self, org: str, job_id: str, f: inputs.Fail, *, now: Now = None) -> FailResult:
         jid = parse_id(job_id)
@@ -182,7 +182,7 @@ class Jobs:
         if not row["done"]:
             if row["prior_status"] is None:
                 raise errors.NotFound("Job not found")
-            raise errors.LeaseExpired("Lease expired or not the job's current lease")
+            raise errors.LeaseExpired()
         delay = row["delay"]
         return FailResult(bool(row["will_retry"]), int(round(delay)) if delay is not None else 0, row["status"])
 
@@ -195,7 +195,7 @@ class Jobs:
         if not row["done"]:
             if row["prior_status"] is None:
                 raise errors.NotFound("Job not found")
-            raise errors.LeaseExpired("Lease expired or not the job's current lease")
+            raise errors.LeaseExpired()
         return row["lease_expires_at"]
 
     # -- reads and manual transitions ------------------------------------------------------------------
@@ -235,9 +235,11 @@ class Jobs:
         valid = [u for u in (try_id(i) for i in ids) if u is not None]
         return await self._db.fetch(Q.job_statuses, org=parse_id(org), ids=valid) if valid else []
 
-    async def history(self, org: str, job_id: str) -> list:
+    async def history(self, org: str, job_id: str, *, desc: bool = False, limit: int = 1000, offset: int = 0
+                      ) -> list:
+        """The job's recorded transitions, oldest first (or newest first with `desc`)."""
         jid = parse_id(job_id)
-        rows = await self._db.fetch(Q.job_history, org=parse_id(org), id=jid)
+        rows = await self._db.fetch(Q.job_history, org=parse_id(org), id=jid, desc=desc, limit=limit, offset=offset)
         if not rows and await self._db.fetchval(Q.job_status_of, org=parse_id(org), id=jid) is None:
             raise errors.NotFound("Job not found")
         return rows

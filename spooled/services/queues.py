@@ -13,7 +13,7 @@ from spooled.store.sql import Q
 def _config_args(c: inputs.QueueConfig) -> dict:
     return dict(max_retries=c.max_retries, default_timeout=c.default_timeout, dead_letter=c.dead_letter,
                 backoff_base=c.retry_backoff_base_secs, backoff_max=c.retry_backoff_max_secs,
-                settings=json.dumps(c.settings) if c.settings is not None else None)
+                settings=json.dumps(c.settings) if c.settings is not None else None, enabled=c.enabled)
 
 
 class Queues:

@@ -25,8 +25,10 @@ class JobFilter:
     queue_name: str | None = None
     statuses: list[str] | None = None
     tag: str | None = None
-    created_after: dt.datetime | None = None
-    created_before: dt.datetime | None = None
+    created_after: dt.datetime | None = None     # inclusive
+    created_before: dt.datetime | None = None    # exclusive
+    q: str | None = None          # search: id prefix, or queue name / payload.job_type containing it
+    job_type: str | None = None   # exact payload.job_type
 
 
 def encode_cursor(value, job_id) -> str:
@@ -69,9 +71,16 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
         else:
             where.append(f"tags::jsonb ? {arg(key)}")
     if f.created_after is not None:
-        where.append(f"created_at > {arg(f.created_after)}")
+        where.append(f"created_at >= {arg(f.created_after)}")
     if f.created_before is not None:
         where.append(f"created_at < {arg(f.created_before)}")
+    if f.job_type is not None:
+        where.append(f"payload->>'job_type' = {arg(f.job_type)}")
+    if f.q:
+        like = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        prefix, contains = arg(like + "%"), arg("%" + like + "%")
+        where.append(f"(id::text ILIKE {prefix} OR queue_name ILIKE {contains} "
+                     f"OR payload->>'job_type' ILIKE {contains})")
     col, direction, cmp = order_by, ("DESC" if desc else "ASC"), ("<" if desc else ">")
     # NULL sort values (scheduled_at/completed_at) sort as -infinity/0 so the keyset stays total
     key = f"coalesce({col}, '-infinity'::timestamptz)" if col in NULLABLE else col
@@ -80,6 +89,6 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
         cast = ORDER_COLUMNS[col]
         vexpr = f"coalesce({arg(value)}::{cast}, '-infinity'::timestamptz)" if col in NULLABLE else f"{arg(value)}::{cast}"
         where.append(f"({key}, id) {cmp} ({vexpr}, {arg(last_id)}::uuid)")
-    sql = (f"SELECT * FROM jobs WHERE {' AND '.join(where)} ORDER BY {key} {direction}, id {direction} "
+    sql = (f"SELECT *, coalesce(payload->>'job_type', '') AS job_type FROM jobs WHERE {' AND '.join(where)} ORDER BY {key} {direction}, id {direction} "
            f"LIMIT {arg(limit + 1)} OFFSET {arg(offset)}")
     return sql, args

@@ -181,7 +181,9 @@ WHERE organization_id = $org AND id = ANY($ids::uuid[])
 
 -- name: job_history
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
-FROM job_history WHERE job_id = $id AND organization_id = $org ORDER BY id
+FROM job_history WHERE job_id = $id AND organization_id = $org
+ORDER BY CASE WHEN $desc::bool THEN -id ELSE id END
+LIMIT $limit OFFSET $offset
 
 -- name: job_counts
 SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org GROUP BY status

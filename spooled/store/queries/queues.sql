@@ -1,26 +1,38 @@
 -- name: queue_create
 INSERT INTO queues (organization_id, name, max_retries, default_timeout, rate_limit, concurrency_limit, dead_letter,
-                    backoff_base_secs, backoff_max_secs, settings)
+                    backoff_base_secs, backoff_max_secs, settings, paused, paused_at)
 VALUES ($org, $name, coalesce($max_retries::int, 3), coalesce($default_timeout::int, 300), $rate_limit,
         $concurrency_limit, coalesce($dead_letter::bool, true), coalesce($backoff_base::float8, 1),
-        coalesce($backoff_max::float8, 3600), coalesce($settings::json, '{}'))
+        coalesce($backoff_max::float8, 3600), coalesce($settings::json, '{}'), $enabled::bool IS FALSE,
+        CASE WHEN $enabled::bool IS FALSE THEN now() END)
 ON CONFLICT ON CONSTRAINT queues_name_key DO NOTHING
 RETURNING *, settings::text AS settings_text
 
 -- name: queue_update
--- Partial update: a NULL parameter keeps the column (rate_limit and concurrency_limit can be set to NULL).
-UPDATE queues SET
-    max_retries = coalesce($max_retries::int, max_retries),
-    default_timeout = coalesce($default_timeout::int, default_timeout),
-    rate_limit = CASE WHEN $set_rate_limit::bool THEN $rate_limit::int ELSE rate_limit END,
-    concurrency_limit = CASE WHEN $set_concurrency_limit::bool THEN $concurrency_limit::int ELSE concurrency_limit END,
-    dead_letter = coalesce($dead_letter::bool, dead_letter),
-    backoff_base_secs = coalesce($backoff_base::float8, backoff_base_secs),
-    backoff_max_secs = coalesce($backoff_max::float8, backoff_max_secs),
-    settings = coalesce($settings::json, settings),
-    updated_at = now()
-WHERE organization_id = $org AND name = $name
-RETURNING *, settings::text AS settings_text
+-- Partial update: a NULL parameter keeps the column (rate_limit and concurrency_limit can be set to NULL);
+-- enabled false pauses, true resumes (waking claimers).
+WITH u AS (
+    UPDATE queues q SET
+        max_retries = coalesce($max_retries::int, q.max_retries),
+        default_timeout = coalesce($default_timeout::int, q.default_timeout),
+        rate_limit = CASE WHEN $set_rate_limit::bool THEN $rate_limit::int ELSE q.rate_limit END,
+        concurrency_limit = CASE WHEN $set_concurrency_limit::bool THEN $concurrency_limit::int
+                                 ELSE q.concurrency_limit END,
+        dead_letter = coalesce($dead_letter::bool, q.dead_letter),
+        backoff_base_secs = coalesce($backoff_base::float8, q.backoff_base_secs),
+        backoff_max_secs = coalesce($backoff_max::float8, q.backoff_max_secs),
+        settings = coalesce($settings::json, q.settings),
+        paused = coalesce(NOT $enabled::bool, q.paused),
+        paused_at = CASE WHEN $enabled::bool IS NULL THEN q.paused_at WHEN $enabled::bool THEN NULL
+                         ELSE coalesce(q.paused_at, now()) END,
+        pause_reason = CASE WHEN $enabled::bool THEN NULL ELSE q.pause_reason END,
+        updated_at = now()
+    WHERE q.organization_id = $org AND q.name = $name
+    RETURNING q.*
+), n AS (
+    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u WHERE $enabled::bool
+)
+SELECT u.*, u.settings::text AS settings_text, (SELECT count(*) FROM n) AS notified FROM u
 
 -- name: queue_get
 SELECT *, settings::text AS settings_text FROM queues WHERE organization_id = $org AND name = $name

@@ -23,7 +23,7 @@ from spooled.transports.grpc.gen import spooled_pb2 as pb
 
 log = logging.getLogger(__name__)
 
-LEASE_EXPIRED = "lease expired or not the job's current lease"
+LEASE_EXPIRED = errors.LeaseExpired.MESSAGE
 
 TABLE: list[tuple[type[errors.DomainError], Status]] = [
     (errors.Unauthorized, Status.UNAUTHENTICATED),

@@ -201,7 +201,7 @@ class _Session:
                 elif r.error == "NOT_FOUND":
                     out[i] = error_response(errors.NotFound("Job not found"))
                 else:
-                    out[i] = error_response(errors.LeaseExpired("Lease expired"))
+                    out[i] = error_response(errors.LeaseExpired())
             self.rpc.tracker.finished([group[i].job_id for i in todo])
         return out  # type: ignore[return-value]
 

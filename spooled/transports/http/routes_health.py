@@ -16,9 +16,8 @@ bp = Blueprint("health", __name__)
 async def health():
     svc = services()
     ok = await svc.db.ping()
-    body = {"status": "healthy" if ok else "degraded", "version": spooled.__version__,
-            "database": "ok" if ok else "unavailable",
-            "uptime_seconds": round(trio.current_time() - svc.started_at, 3)}
+    body = {"status": "healthy" if ok else "degraded", "version": spooled.__version__, "database": ok,
+            "uptime_seconds": int(trio.current_time() - svc.started_at)}
     return json_response(body, 200 if ok else 503)
 
 
@@ -34,4 +33,4 @@ async def ready():
         return json_response(error_body(503, "Shutting down"), 503)
     if not await svc.db.ping():
         return json_response(error_body(503, "The database is unavailable"), 503)
-    return json_response({"status": "ready", "database": "ok"})
+    return json_response({"status": "ready", "database": True})

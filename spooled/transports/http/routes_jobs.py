@@ -11,7 +11,7 @@ from spooled.domain.states import JobStatus
 from spooled.store.listing import JobFilter
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
-from spooled.transports.http.pagination import page_args, page_headers, time_arg
+from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
 STATUSES = {s.value for s in JobStatus}
@@ -147,8 +147,17 @@ async def get_job(job_id: str):
 @bp.get("/jobs/<job_id>/history")
 @authed
 async def job_history(job_id: str):
-    rows = await services().jobs.history(org(), job_id)
-    return json_response([views.history(r) for r in rows])
+    """Oldest first unless order_dir=desc; limit 1..500 (default 100, clamped), offset."""
+    limit = min(max(int_arg("limit", 100), 1), 500)
+    offset = int_arg("offset", 0)
+    if offset < 0:
+        raise errors.invalid("offset", "must be 0 or more")
+    order_dir = (request.args.get("order_dir") or "asc").lower()
+    if order_dir not in ("asc", "desc"):
+        raise errors.invalid("order_dir", "must be asc or desc")
+    rows = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1, offset=offset)
+    return json_response([views.history(r) for r in rows[:limit]],
+                         headers={"X-Has-More": "true" if len(rows) > limit else "false"})
 
 
 @bp.get("/jobs/stats")
@@ -181,7 +190,8 @@ def _filter(force_status: str | None = None) -> JobFilter:
             raise errors.invalid("status", f"unknown status {bad[0]!r}; one of {', '.join(sorted(STATUSES))}")
     return JobFilter(queue_name=request.args.get("queue_name") or request.args.get("queue") or None,
                      statuses=statuses, tag=request.args.get("tag") or None,
-                     created_after=time_arg("created_after"), created_before=time_arg("created_before"))
+                     created_after=time_arg("created_after"), created_before=time_arg("created_before"),
+                     q=request.args.get("q") or None, job_type=request.args.get("job_type") or None)
 
 
 async def _list(force_status: str | None = None):
@@ -212,7 +222,7 @@ async def list_dlq():
 async def dlq_retry():
     spec, _ = await body_as(inputs.DlqRetry, queue="queue_name")
     ids = await services().jobs.dlq_retry(org(), spec)
-    return json_response({"retried_count": len(ids), "job_ids": ids})
+    return json_response({"retried_count": len(ids), "retried_jobs": ids, "skipped_jobs": [], "job_ids": ids})
 
 
 @bp.post("/jobs/dlq/purge")

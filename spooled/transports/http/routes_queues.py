@@ -77,7 +77,7 @@ async def pause(name: str):
 @authed
 async def resume(name: str):
     paused_secs = await services().queues.resume(org(), name)
-    return json_response({"queue_name": name, "resumed": True, "paused_duration_secs": round(paused_secs, 3)})
+    return json_response({"queue_name": name, "resumed": True, "paused_duration_secs": int(paused_secs)})
 
 
 @bp.get("/queues/<name>/stats")

@@ -25,6 +25,8 @@ def job(r) -> dict:
     out["result"] = raw(r["result"])
     out["tags"] = raw(r["tags"])
     out["lease_id"] = opt_str(r["lease_id"])
+    if "job_type" in r:   # listings: the SDK's job summaries show payload.job_type
+        out["job_type"] = r["job_type"]
     return out
 
 
@@ -47,7 +49,7 @@ def queue_stats(name: str, s) -> dict:
         "failed_jobs_24h": s["failed_24h"], "deadletter_jobs": s["deadletter"],
         "active_workers": s["active_workers"],
         "avg_processing_time_ms": float(s["avg_ms"]) if s["avg_ms"] is not None else None,
-        "max_job_age_seconds": float(s["max_age_secs"]) if s["max_age_secs"] is not None else None,
+        "max_job_age_seconds": int(s["max_age_secs"]) if s["max_age_secs"] is not None else None,
     }
 
 
