@@ -13,6 +13,7 @@ import trio
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.states import JobStatus
+from spooled.services.grouping import CompletionGrouper
 from spooled.services.wakeups import Wakeups
 from spooled.store.db import Database
 from spooled.store.listing import ORDER_COLUMNS, JobFilter, decode_cursor, encode_cursor, list_jobs_sql
@@ -65,6 +66,7 @@ class Jobs:
         self._db = db
         self._wakeups = wakeups
         self._max_payload = max_payload_bytes
+        self._completions = CompletionGrouper(self.complete_many)
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def enqueue(self, org: str, queue: str, specs: list[inputs.JobSpec], *, default_priority: int | None = None,
@@ -166,9 +168,10 @@ class Jobs:
                 results[i] = CompleteResult(str(items[i][0]), ok, err)
         return results  # type: ignore[return-value]
 
-    async def complete(self, org: str, job_id: str, lease_id: str, result: Any = None, *, now: Now = None) -> None:
+    async def complete(self, org: str, job_id: str, lease_id: str, result: Any = None) -> None:
+        """Complete one job held by `lease_id`. Concurrent calls share one statement (`CompletionGrouper`)."""
         parse_id(job_id)
-        (r,) = await self.complete_many(org, [(job_id, lease_id, result)], now=now)
+        r = await self._completions.complete(org, (job_id, lease_id, result))
         if r.error == "NOT_FOUND":
             raise errors.NotFound("Job not found")
         if r.error:

@@ -1,0 +1,91 @@
+"""Group concurrent single completions into one statement (zero delay).
+
+Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`) would each pay a
+crossing into asyncio and a commit. Here the first caller becomes the flusher: it takes what is queued (its own
+item and others'), runs one `job_complete` statement per organization for up to `max_batch` items, hands each
+waiter its result, and repeats until its own item is done; then, if items remain, it hands the flushing over to
+the oldest waiter. Nothing waits for a timer: an idle server flushes a lone completion at once.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Any, Awaitable, Callable
+
+import trio
+
+Item = tuple[str, str, Any]     # (job_id, lease_id, result)
+
+
+class _Entry:
+    __slots__ = ("org", "item", "woken", "finished", "lead", "result", "error")
+
+    def __init__(self, org: str, item: Item) -> None:
+        self.org, self.item = org, item
+        self.woken = trio.Event()      # finished, or asked to flush next
+        self.finished = False
+        self.lead = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def finish(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error, self.finished = result, error, True
+        self.woken.set()
+
+
+class CompletionGrouper:
+    def __init__(self, flush: Callable[[str, list[Item]], Awaitable[list[Any]]], *, max_batch: int = 100):
+        self._flush = flush
+        self._max = max_batch
+        self._queue: collections.deque[_Entry] = collections.deque()
+        self._flushing = False
+
+    async def complete(self, org: str, item: Item) -> Any:
+        """The result `flush` gave for this item (its error is raised here)."""
+        entry = _Entry(org, item)
+        self._queue.append(entry)
+        if self._flushing:
+            try:
+                await entry.woken.wait()
+            except trio.Cancelled:
+                if not entry.finished:
+                    self._queue.remove(entry)       # not flushed yet: it never happened
+                    if entry.lead:                  # we were to flush next: pass that on, or the queue stalls
+                        self._flushing = False
+                        self._hand_over()
+                raise
+        if not entry.finished:                      # first in, or handed the flushing
+            await self._lead(entry)
+        if entry.error is not None:
+            raise entry.error
+        return entry.result
+
+    async def _lead(self, own: _Entry) -> None:
+        self._flushing = True
+        try:
+            while not own.finished:
+                batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
+                by_org: dict[str, list[_Entry]] = {}
+                for e in batch:
+                    by_org.setdefault(e.org, []).append(e)
+                for org, entries in by_org.items():
+                    try:
+                        with trio.CancelScope(shield=True):   # a flush, once started, reports to everyone
+                            results = await self._flush(org, [e.item for e in entries])
+                    except Exception as exc:
+                        for e in entries:
+                            e.finish(error=exc)
+                        continue
+                    for e, r in zip(entries, results, strict=True):
+                        e.finish(r)
+        finally:
+            self._flushing = False
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Wake the oldest waiting entry as the next flusher."""
+        if self._queue and not self._flushing:
+            nxt = self._queue[0]
+            self._flushing = True   # reserved for it, so newcomers wait instead of flushing alongside
+            nxt.lead = True
+            nxt.woken.set()
