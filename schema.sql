@@ -47,6 +47,19 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_organization_idx ON api_keys (organization_id);
 
+-- Refresh tokens (JWT, HS256) by id: reusable until they expire or are revoked (logout, or the API key's
+-- revocation through the cascade of is_active checks at refresh).
+CREATE TABLE refresh_tokens (
+    jti                 uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    api_key_id          uuid        NOT NULL,
+    issued_at           timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL,
+    revoked_at          timestamptz,
+    CONSTRAINT refresh_tokens_pk PRIMARY KEY (jti),
+    CONSTRAINT refresh_tokens_api_key_fk FOREIGN KEY (api_key_id) REFERENCES api_keys (id) ON DELETE CASCADE
+);
+
 CREATE TABLE queues (
     id                      uuid             NOT NULL DEFAULT gen_random_uuid(),
     organization_id         uuid             NOT NULL,

@@ -650,3 +650,18 @@ async def test_process_jobs_bad_key_is_unauthenticated(aio_channel):
                     dequeue=pb.DequeueRequest(queue_name="q", worker_id="w")))
                 await aio_as_trio(stream.recv_message)()
         assert err.value.status.name == "UNAUTHENTICATED"
+
+
+async def test_access_token_in_x_api_key(api, client, server, aio_channel):
+    """grpc.md: an access JWT in the x-api-key header is accepted too."""
+    with trio.fail_after(30):
+        created = await enqueue(api, "jwt", {"n": 1})
+        r = await client.post("/api/v1/auth/login", json={"api_key": key_of(api)})
+        token = r.json()["access_token"]
+        stub = QueueServiceStub(aio_channel)
+        got = await aio_as_trio(stub.GetJob)(pb.GetJobRequest(job_id=created["id"]), metadata={"x-api-key": token})
+        assert got.job.id == created["id"]
+        with pytest.raises(GRPCError) as err:
+            await aio_as_trio(stub.GetJob)(pb.GetJobRequest(job_id=created["id"]),
+                                           metadata={"x-api-key": r.json()["refresh_token"]})
+        assert err.value.status.name == "UNAUTHENTICATED"

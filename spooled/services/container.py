@@ -33,7 +33,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, db: Database) -> "Services":
         wakeups = Wakeups()
-        auth = Authenticator(db)
+        auth = Authenticator(db, settings.jwt_secret or None)
         return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
                    jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(db),
                    maintenance=Maintenance(db),

@@ -78,7 +78,8 @@ class Orgs:
         return dict(row)
 
     async def revoke_key(self, org: str, key_id: str) -> None:
-        row = await self._db.fetchrow(Q.api_key_revoke, org=parse_id(org), id=parse_id(key_id, "API key"))
+        kid = parse_id(key_id, "API key")
+        row = await self._db.fetchrow(Q.api_key_revoke, org=parse_id(org), id=kid)
         if row is None:
             raise errors.NotFound("API key not found")
-        self._auth.forget(bytes(row["key_hash"]))
+        self._auth.forget(bytes(row["key_hash"]), str(kid))

@@ -53,3 +53,21 @@ RETURNING id, name, queues, is_active, created_at, last_used_at
 UPDATE api_keys SET is_active = false, revoked_at = coalesce(revoked_at, now())
 WHERE organization_id = $org AND id = $id
 RETURNING key_hash
+
+-- name: api_key_by_id
+SELECT k.id, k.organization_id, k.queues, k.last_used_at, o.plan_tier
+FROM api_keys k JOIN organizations o ON o.id = k.organization_id
+WHERE k.id = $id AND k.is_active
+
+-- name: refresh_token_create
+INSERT INTO refresh_tokens (jti, organization_id, api_key_id, issued_at, expires_at)
+VALUES ($jti, $org, $api_key_id, $issued_at, $expires_at)
+
+-- name: refresh_token_check
+-- A refresh token is good while it is unexpired, not revoked, and its API key is active.
+SELECT t.jti FROM refresh_tokens t JOIN api_keys k ON k.id = t.api_key_id AND k.is_active
+WHERE t.jti = $jti AND t.organization_id = $org AND t.revoked_at IS NULL AND t.expires_at > now()
+
+-- name: refresh_token_revoke
+UPDATE refresh_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE jti = $jti AND organization_id = $org
+RETURNING jti

@@ -75,7 +75,7 @@ def bearer_token() -> str | None:
 
 
 def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: authenticate `Authorization: Bearer <API key>`; 401 otherwise."""
+    """Route decorator: authenticate `Authorization: Bearer <API key or access token>`; 401 otherwise."""
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
         g.principal = await services().auth.authenticate(bearer_token())
@@ -90,9 +90,10 @@ def create_app(svc: Services) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 60
     app.url_map.strict_slashes = False
 
-    from spooled.transports.http import routes_health, routes_jobs, routes_orgs, routes_queues, routes_workers
+    from spooled.transports.http import (routes_auth, routes_health, routes_jobs, routes_orgs, routes_queues,
+                                         routes_workers)
     app.register_blueprint(routes_health.bp)
-    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers):
+    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request

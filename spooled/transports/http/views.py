@@ -61,7 +61,7 @@ def history(r) -> dict:
 
 def org(r, settings: dict | None = None) -> dict:
     out = {"id": str(r["id"]), "name": r["name"], "slug": r["slug"], "plan_tier": r["plan_tier"],
-           "billing_email": r.get("billing_email"), "created_at": r["created_at"]}
+           "billing_email": r["billing_email"] if "billing_email" in r else None, "created_at": r["created_at"]}
     if settings is not None:
         out["settings"] = settings
         out["updated_at"] = r["updated_at"]

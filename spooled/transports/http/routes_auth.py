@@ -1,0 +1,70 @@
+"""Token authentication over REST (api.md "Authentication"): login with an API key, refresh, me, validate,
+logout. Email login is not built yet."""
+
+from __future__ import annotations
+
+import attrs
+from quart import Blueprint
+
+from spooled.domain import inputs
+from spooled.transports.http import views
+from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+
+bp = Blueprint("auth", __name__)
+
+
+@attrs.frozen
+class _Login:
+    api_key: str = attrs.field(validator=inputs.length(1, 200))
+
+
+@attrs.frozen
+class _Refresh:
+    refresh_token: str = attrs.field(validator=inputs.length(1, 4096))
+
+
+@attrs.frozen
+class _Validate:
+    token: str = attrs.field(validator=inputs.length(1, 4096))
+
+
+@attrs.frozen
+class _Logout:
+    refresh_token: str | None = attrs.field(default=None, validator=inputs.length(1, 4096))
+
+
+@bp.post("/auth/login")
+async def login():
+    """Any Authorization header is ignored here: the body's API key is the credential."""
+    spec, _ = await body_as(_Login)
+    return json_response(await services().auth.login(spec.api_key))
+
+
+@bp.post("/auth/refresh")
+async def refresh():
+    spec, _ = await body_as(_Refresh)
+    return json_response(await services().auth.refresh(spec.refresh_token))
+
+
+@bp.post("/auth/validate")
+async def validate():
+    spec, _ = await body_as(_Validate)
+    return json_response(await services().auth.validate(spec.token))
+
+
+@bp.post("/auth/logout")
+@authed
+async def logout():
+    spec, _ = await body_as(_Logout)
+    await services().auth.logout(principal(), spec.refresh_token)
+    return no_content()
+
+
+@bp.get("/auth/me")
+@authed
+async def me():
+    p = principal()
+    org = await services().orgs.get(p.organization_id, p.organization_id)
+    return json_response({"organization_id": p.organization_id, "api_key_id": p.api_key_id,
+                          "queues": list(p.queues), "issued_at": p.issued_at, "expires_at": p.expires_at,
+                          "organization": views.org(org)})

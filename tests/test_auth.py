@@ -1,0 +1,95 @@
+"""JWT login/refresh/me/validate/logout, and access tokens accepted wherever an API key is."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+
+from tests.helpers import enqueue
+
+
+def key_of(api) -> str:
+    return api.headers["Authorization"].split(" ", 1)[1]
+
+
+async def login(client, key):
+    r = await client.post("/api/v1/auth/login", json={"api_key": key}, headers={"Authorization": "Bearer junk"})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+async def test_login_gives_tokens_that_work_as_bearer(api, client):
+    tokens = await login(client, key_of(api))
+    assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 3600
+    assert tokens["refresh_expires_in"] > tokens["expires_in"]
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    created = await enqueue(api)
+    r = await client.get(f"/api/v1/jobs/{created['id']}", headers=bearer)
+    assert r.status_code == 200 and r.json()["organization_id"] == api.org_id
+    me = (await client.get("/api/v1/auth/me", headers=bearer)).json()
+    assert me["organization_id"] == api.org_id and me["organization"]["id"] == api.org_id
+    assert me["issued_at"] and me["expires_at"] > me["issued_at"]
+    # a refresh token is not an access token
+    r = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
+    assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"
+
+
+async def test_login_with_a_bad_key_is_401(client):
+    r = await client.post("/api/v1/auth/login", json={"api_key": "sp_live_nope"})
+    assert r.status_code == 401
+    assert (await client.post("/api/v1/auth/login", json={})).status_code == 422
+
+
+async def test_refresh_is_reusable_until_logout(api, client):
+    tokens = await login(client, key_of(api))
+    for _ in range(2):
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+        assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
+        fresh = r.json()["access_token"]
+        assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {fresh}"})).status_code == 200
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": tokens["refresh_token"]},
+                          headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert r.status_code == 204
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["access_token"]})
+    assert r.status_code == 401  # an access token cannot refresh
+
+
+async def test_validate(api, client, server):
+    tokens = await login(client, key_of(api))
+    r = await client.post("/api/v1/auth/validate", json={"token": tokens["access_token"]})
+    assert r.json()["valid"] is True and r.json()["claims"]["sub"] == api.org_id
+    assert (await client.post("/api/v1/auth/validate", json={"token": "a.b.c"})).json() == {"valid": False}
+    secret = server.services.settings.jwt_secret
+    now = int(time.time())
+    expired = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now - 7200,
+                          "exp": now - 3600}, secret, algorithm="HS256")
+    assert (await client.post("/api/v1/auth/validate", json={"token": expired})).json() == {"valid": False}
+    assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
+    forged = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now, "exp": now + 60},
+                        "another-secret-that-is-long-enough-for-hs256", algorithm="HS256")
+    assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {forged}"})).status_code == 401
+
+
+async def test_revoking_the_key_ends_its_tokens(api, client):
+    r = await api.post("/api/v1/api-keys", json={"name": "short-lived"})
+    second = r.json()
+    tokens = await login(client, second["key"])
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.get("/api/v1/jobs", headers=bearer)).status_code == 200
+    assert (await api.delete(f"/api/v1/api-keys/{second['id']}")).status_code == 204
+    assert (await client.get("/api/v1/jobs", headers=bearer)).status_code == 401
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    assert r.status_code == 401
+
+
+async def test_tokens_are_scoped_to_their_organization(api, other_api, client):
+    mine = await enqueue(api)
+    theirs = await login(client, key_of(other_api))
+    r = await client.get(f"/api/v1/jobs/{mine['id']}", headers={"Authorization": f"Bearer {theirs['access_token']}"})
+    assert r.status_code == 404
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": theirs["refresh_token"]},
+                          headers=api.headers)
+    assert r.status_code == 401  # cannot revoke another organization's token
