@@ -30,6 +30,8 @@ async def test_login_gives_tokens_that_work_as_bearer(api, client):
     me = (await client.get("/api/v1/auth/me", headers=bearer)).json()
     assert me["organization_id"] == api.org_id and me["organization"]["id"] == api.org_id
     assert me["issued_at"] and me["expires_at"] > me["issued_at"]
+    with_key = (await api.get("/api/v1/auth/me")).json()
+    assert with_key["api_key_id"] == me["api_key_id"] and with_key["issued_at"] < with_key["expires_at"]
     # a refresh token is not an access token
     r = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"

@@ -3,10 +3,13 @@ logout. Email login is not built yet."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import attrs
 from quart import Blueprint
 
 from spooled.domain import inputs
+from spooled.services.auth import ACCESS_TTL_SECS
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
 
@@ -63,8 +66,12 @@ async def logout():
 @bp.get("/auth/me")
 @authed
 async def me():
+    """The caller. A token's issued_at/expires_at; an API key (which does not expire) is reported as a
+    credential issued now and valid for an access token's lifetime (clients parse both as times)."""
     p = principal()
     org = await services().orgs.get(p.organization_id, p.organization_id)
+    issued = p.issued_at or dt.datetime.now(dt.timezone.utc)
+    expires = p.expires_at or issued + dt.timedelta(seconds=ACCESS_TTL_SECS)
     return json_response({"organization_id": p.organization_id, "api_key_id": p.api_key_id,
-                          "queues": list(p.queues), "issued_at": p.issued_at, "expires_at": p.expires_at,
+                          "queues": list(p.queues), "issued_at": issued, "expires_at": expires,
                           "organization": views.org(org)})
