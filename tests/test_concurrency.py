@@ -15,6 +15,16 @@ from tests.conftest import make_settings
 from tests.helpers import claim, enqueue
 
 
+async def waiting_claimers(nursery, services, api, queue: str, n: int, wait_secs: float, out: list) -> None:
+    """Start n long-poll claims on `queue` (results appended to `out`) and return once all of them wait."""
+    async def one():
+        out.append(await claim(api, queue=queue, wait_secs=wait_secs))
+    for _ in range(n):
+        nursery.start_soon(one)
+    while services.wakeups.waiter_count(api.org_id, queue) < n:
+        await trio.sleep(0.02)
+
+
 async def test_many_concurrent_claimers_never_share_a_job(api, server):
     n_jobs = 300
     r = await api.post("/api/v1/jobs/bulk", json={"queue_name": "c", "jobs": [{"payload": {"i": i}} for i in range(100)]})
@@ -82,38 +92,22 @@ async def test_long_poll_times_out_empty(api):
 
 
 async def test_one_enqueue_wakes_one_waiter(api, server):
-    done: list[tuple[float, list]] = []
-
-    async def waiter():
-        t0 = trio.current_time()
-        jobs = await claim(api, queue="herd", wait_secs=3)
-        done.append((trio.current_time() - t0, jobs))
-
+    done: list[list] = []
     with trio.fail_after(15):
         async with trio.open_nursery() as n:
-            for _ in range(5):
-                n.start_soon(waiter)
-            while server.services.wakeups.waiter_count(api.org_id, "herd") < 5:
-                await trio.sleep(0.02)
+            await waiting_claimers(n, server.services, api, "herd", 5, 3, done)
             await enqueue(api, queue="herd")
             await trio.sleep(1.0)
-            assert len(done) == 1 and len(done[0][1]) == 1  # one woken, the others still waiting
+            assert len(done) == 1 and len(done[0]) == 1  # one woken, the others still waiting
             assert server.services.wakeups.waiter_count(api.org_id, "herd") == 4
-    assert sorted(len(j) for _, j in done) == [0, 0, 0, 0, 1]
+    assert sorted(len(j) for j in done) == [0, 0, 0, 0, 1]
 
 
 async def test_bulk_enqueue_wakes_enough_waiters(api, server):
-    done = []
-
-    async def waiter():
-        done.append(await claim(api, queue="bw", wait_secs=5))
-
+    done: list[list] = []
     with trio.fail_after(15):
         async with trio.open_nursery() as n:
-            for _ in range(3):
-                n.start_soon(waiter)
-            while server.services.wakeups.waiter_count(api.org_id, "bw") < 3:
-                await trio.sleep(0.02)
+            await waiting_claimers(n, server.services, api, "bw", 3, 5, done)
             t0 = trio.current_time()
             await api.post("/api/v1/jobs/bulk", json={"queue_name": "bw", "jobs": [{"payload": {}}] * 3})
     assert trio.current_time() - t0 < 3
