@@ -185,3 +185,33 @@ async def test_shutdown_ends_long_polls(aio_loop, tmp_path, dsn, client):
             await trio.sleep(0.5)
             shutdown.set()
     assert result["jobs"] == [] and result["took"] < 5
+
+
+async def test_listener_reconnects_after_its_connection_dies(api, server):
+    """The LISTEN connection is killed: the pump notices (keep-alive ping), reconnects, wakes every waiter to
+    re-read the tables, and later NOTIFYs wake long polls again."""
+    db = server.services.db
+
+    async def listener_pids() -> set[int]:
+        rows = await db.run(lambda con: con.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"))
+        return {r["pid"] for r in rows}
+
+    with trio.fail_after(30):
+        (old,) = await listener_pids()
+        await db.run(lambda con: con.execute("SELECT pg_terminate_backend($1)", old))
+        while not (pids := await listener_pids()) or old in pids:
+            await trio.sleep(0.2)
+        result = {}
+
+        async def poll():
+            result["jobs"] = await claim(api, queue="after", wait_secs=10)
+
+        async with trio.open_nursery() as n:
+            n.start_soon(poll)
+            while server.services.wakeups.waiter_count(api.org_id, "after") < 1:
+                await trio.sleep(0.02)
+            t0 = trio.current_time()
+            created = await enqueue(api, queue="after")
+        assert [j["id"] for j in result["jobs"]] == [created["id"]]
+        assert trio.current_time() - t0 < 3
