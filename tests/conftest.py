@@ -36,11 +36,6 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
 
 
-def _with_db(dsn: str, dbname: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + dbname))
-
-
 class Cluster:
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="spooled-test-pg-")
@@ -86,7 +81,7 @@ def pg_admin_dsn():
     given = os.environ.get("SPOOLED_TEST_DATABASE_URL")
     cluster = None
     if given:
-        dsn = _with_db(given, "postgres")
+        dsn = _dsn_for(given, "postgres")
     else:
         cluster = Cluster()
         dsn = cluster.dsn

@@ -1,9 +1,9 @@
 """The connection pool and the single trio->asyncio crossing per unit of work.
 
 triopg wraps every asyncpg call in its own crossing (~0.1 ms each). A unit of work here (one or a few statements
-on one connection) is one asyncio coroutine run with one `aio_as_trio` crossing. (triopg serves the LISTEN
-connection, `store/listen.py`.) asyncpg errors become domain
-errors here and nowhere else; rows go up as read-only mappings (asyncpg Records).
+on one connection) is one asyncio coroutine run with one `aio_as_trio` crossing; triopg serves the LISTEN
+connection (`store/listen.py`). asyncpg errors become domain errors here and nowhere else; rows go up as
+read-only mappings (asyncpg Records).
 """
 
 from __future__ import annotations
