@@ -1,5 +1,7 @@
 -- Spooled schema: the one source of truth for every server instance sharing this database.
--- Applied by `python -m spooled` on an empty database and by `scripts/setup_db.py`.
+-- The squashed current state of store/migrations/*.sql (tests/test_migrations.py proves they agree): applied
+-- to an empty database by `python -m spooled` (and `migrate`, and `scripts/setup_db.py`); an existing database
+-- is upgraded by the migrations it has not recorded. Change the schema with a new migration AND here.
 -- Every constraint is named: the store maps a violation to one domain error by its name.
 -- User JSON (payload, result, tags, settings, metadata) is `json`, not `jsonb`: it is returned exactly as
 -- stored (key order, duplicate keys and big integers untouched).
@@ -9,7 +11,6 @@ CREATE TABLE spooled_schema (
     applied_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT spooled_schema_pk PRIMARY KEY (version)
 );
-INSERT INTO spooled_schema (version) VALUES (1);
 
 CREATE TABLE organizations (
     id                          uuid        NOT NULL DEFAULT gen_random_uuid(),
@@ -249,3 +250,6 @@ CREATE TABLE webhook_deliveries (
     CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'success', 'failed'))
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+
+-- The migrations this file contains (keep in step with store/migrations/).
+INSERT INTO spooled_schema (version) VALUES (1);

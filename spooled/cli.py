@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     org.add_argument("--plan", default="free", choices=["free", "starter", "pro", "enterprise"])
     org.add_argument("--slug")
     org.add_argument("--json", action="store_true", help="print JSON")
+    mig = sub.add_parser("migrate", help="apply the schema migrations this database lacks (the server also does "
+                                         "this at start)")
+    mig.add_argument("--status", action="store_true", help="only list the migrations not applied yet")
+    mig.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 
@@ -45,11 +49,40 @@ async def _create_org(dsn: str, name: str, plan: str, slug: str | None):
             return await Orgs(db, Authenticator(db)).create(spec)
 
 
+async def _migrate(dsn: str, status_only: bool) -> dict:
+    import trio_asyncio
+
+    from spooled.store.db import open_database
+    from spooled.store.schema import ensure_schema, migrations, pending
+
+    async with trio_asyncio.open_loop():
+        async with open_database(dsn, min_size=1, max_size=1) as db:
+            if status_only:
+                todo = await db.run(pending)
+                versions = [m.version for m in migrations()] if todo is None else [m.version for m in todo]
+                return {"empty_database": todo is None, "pending": versions}
+            result = await db.run(ensure_schema)
+            return {"fresh": result.fresh, "applied": list(result.applied)}
+
+
+def _print_migrate(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    elif "pending" in result:
+        what = "empty database: schema.sql would be applied" if result["empty_database"] else (
+            "pending migrations: " + ", ".join(map(str, result["pending"])) if result["pending"] else "up to date")
+        print(what)
+    elif result["fresh"]:
+        print("applied schema.sql to an empty database")
+    else:
+        print("applied migrations " + ", ".join(map(str, result["applied"])) if result["applied"] else "up to date")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = from_env(dict(os.environ), http=getattr(args, "http", None), grpc=getattr(args, "grpc", None),
-                            need_secret=args.command != "create-org")
+                            need_secret=args.command not in ("create-org", "migrate"))
     except ConfigError as exc:
         print(f"spooled: {exc}", file=sys.stderr)
         return 2
@@ -68,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(f"Organization {org['name']} ({org['id']}), plan {org['plan_tier']}\n"
                           f"API key (shown only this once): {key}")
+                return 0
+            if args.command == "migrate":
+                _print_migrate(trio.run(_migrate, dsn, args.status), args.json)
                 return 0
             from spooled import supervisor
             trio.run(supervisor.run, settings, dsn)

@@ -56,8 +56,11 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
     async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
-        if await db.run(ensure_schema):
+        applied = await db.run(ensure_schema)
+        if applied.fresh:
             log.info("applied schema.sql to an empty database")
+        elif applied:
+            log.info("applied schema migrations %s", ", ".join(map(str, applied.applied)))
         svc = Services.build(settings, db)
         if shutdown is not None:
             svc.shutting_down = shutdown

@@ -177,8 +177,8 @@ def test_every_named_statement_prepares(dsn):
 async def test_schema_applied_to_empty_database_and_idempotent(aio_loop, empty_dsn):
     con = await trio_asyncio.aio_as_trio(asyncpg.connect)(empty_dsn)
     try:
-        assert await trio_asyncio.aio_as_trio(ensure_schema)(con) is True
-        assert await trio_asyncio.aio_as_trio(ensure_schema)(con) is False
+        assert (await trio_asyncio.aio_as_trio(ensure_schema)(con)).fresh is True
+        assert not await trio_asyncio.aio_as_trio(ensure_schema)(con)
         n = await trio_asyncio.aio_as_trio(con.fetchval)("SELECT count(*) FROM information_schema.tables "
                                                          "WHERE table_schema = 'public'")
         assert n >= 8

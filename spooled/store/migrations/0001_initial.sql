@@ -1,0 +1,246 @@
+-- Migration 0001: the first released schema (Spooled 0.1.0). Never edit a released migration: add a new one.
+
+CREATE TABLE spooled_schema (
+    version     int         NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT spooled_schema_pk PRIMARY KEY (version)
+);
+
+CREATE TABLE organizations (
+    id                          uuid        NOT NULL DEFAULT gen_random_uuid(),
+    name                        text        NOT NULL,
+    slug                        text        NOT NULL,
+    plan_tier                   text        NOT NULL DEFAULT 'free',
+    billing_email               text,
+    settings                    jsonb       NOT NULL DEFAULT '{}',
+    stripe_customer_id          text,
+    stripe_subscription_id      text,
+    created_at                  timestamptz NOT NULL DEFAULT now(),
+    updated_at                  timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT organizations_pk PRIMARY KEY (id),
+    CONSTRAINT organizations_slug_key UNIQUE (slug),
+    CONSTRAINT organizations_plan_check CHECK (plan_tier IN ('free', 'starter', 'pro', 'enterprise')),
+    CONSTRAINT organizations_name_check CHECK (length(name) BETWEEN 1 AND 200)
+);
+
+-- API keys are stored only as SHA-256 of the key (the key has 256 bits of entropy, so a fast hash is safe
+-- and lets every request find its key through one unique-index lookup).
+CREATE TABLE api_keys (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    organization_id     uuid        NOT NULL,
+    name                text        NOT NULL DEFAULT 'default',
+    key_hash            bytea       NOT NULL,
+    key_prefix          text        NOT NULL,
+    queues              text[]      NOT NULL DEFAULT '{}',
+    is_active           boolean     NOT NULL DEFAULT true,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    last_used_at        timestamptz,
+    revoked_at          timestamptz,
+    CONSTRAINT api_keys_pk PRIMARY KEY (id),
+    CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+    CONSTRAINT api_keys_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE
+);
+CREATE INDEX api_keys_organization_idx ON api_keys (organization_id);
+
+-- Refresh tokens (JWT, HS256) by id: reusable until they expire or are revoked (logout, or the API key's
+-- revocation through the cascade of is_active checks at refresh).
+CREATE TABLE refresh_tokens (
+    jti                 uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    api_key_id          uuid        NOT NULL,
+    issued_at           timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL,
+    revoked_at          timestamptz,
+    CONSTRAINT refresh_tokens_pk PRIMARY KEY (jti),
+    CONSTRAINT refresh_tokens_api_key_fk FOREIGN KEY (api_key_id) REFERENCES api_keys (id) ON DELETE CASCADE
+);
+
+CREATE TABLE queues (
+    id                      uuid             NOT NULL DEFAULT gen_random_uuid(),
+    organization_id         uuid             NOT NULL,
+    name                    text             NOT NULL,
+    max_retries             int              NOT NULL DEFAULT 3,
+    default_timeout         int              NOT NULL DEFAULT 300,
+    rate_limit              int,
+    concurrency_limit       int,
+    dead_letter             boolean          NOT NULL DEFAULT true,
+    backoff_base_secs       double precision NOT NULL DEFAULT 1,
+    backoff_max_secs        double precision NOT NULL DEFAULT 3600,
+    paused                  boolean          NOT NULL DEFAULT false,
+    paused_at               timestamptz,
+    pause_reason            text,
+    settings                json             NOT NULL DEFAULT '{}',
+    created_at              timestamptz      NOT NULL DEFAULT now(),
+    updated_at              timestamptz      NOT NULL DEFAULT now(),
+    CONSTRAINT queues_pk PRIMARY KEY (id),
+    CONSTRAINT queues_name_key UNIQUE (organization_id, name),
+    CONSTRAINT queues_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    CONSTRAINT queues_max_retries_check CHECK (max_retries BETWEEN 0 AND 100),
+    CONSTRAINT queues_default_timeout_check CHECK (default_timeout BETWEEN 1 AND 86400),
+    CONSTRAINT queues_backoff_check CHECK (backoff_base_secs > 0 AND backoff_max_secs >= backoff_base_secs),
+    CONSTRAINT queues_paused_at_check CHECK (paused = (paused_at IS NOT NULL))
+);
+
+CREATE TYPE job_status AS ENUM (
+    'pending',      -- ready: claimable now, in priority then run_at order
+    'scheduled',    -- waiting for run_at (a future scheduled_at, or a retry backoff); the reaper promotes it
+    'processing',   -- leased to one worker: lease_id and lease_expires_at are set
+    'completed',    -- terminal: finished with a result
+    'failed',       -- terminal: out of retries in a queue configured with dead_letter = false
+    'deadletter',   -- terminal until retried: out of retries, or failed with retry=false
+    'cancelled'     -- terminal until retried: cancelled by a user, or expired (expires_at passed)
+);
+
+CREATE TABLE jobs (
+    id                  uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    queue_name          text        NOT NULL,
+    status              job_status  NOT NULL,
+    payload             json        NOT NULL,
+    result              json,
+    priority            int         NOT NULL DEFAULT 0,
+    max_retries         int         NOT NULL,
+    retry_count         int         NOT NULL DEFAULT 0,
+    timeout_seconds     int         NOT NULL,
+    last_error          text,
+    tags                json,
+    idempotency_key     text,
+    completion_webhook  text,
+    scheduled_at        timestamptz,
+    -- when the job is (or becomes) claimable: created_at, scheduled_at or the retry time; claim order tie-break
+    run_at              timestamptz NOT NULL,
+    started_at          timestamptz,
+    completed_at        timestamptz,
+    expires_at          timestamptz,
+    lease_id            uuid,
+    lease_expires_at    timestamptz,
+    assigned_worker_id  text,
+    created_at          timestamptz NOT NULL,
+    updated_at          timestamptz NOT NULL,
+    CONSTRAINT jobs_pk PRIMARY KEY (id),
+    CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
+    CONSTRAINT jobs_max_retries_check CHECK (max_retries BETWEEN 0 AND 100),
+    CONSTRAINT jobs_retry_count_check CHECK (retry_count >= 0),
+    CONSTRAINT jobs_timeout_check CHECK (timeout_seconds BETWEEN 1 AND 86400),
+    -- a processing job is held by exactly one lease; nothing else carries a live lease
+    CONSTRAINT jobs_processing_lease_check CHECK (
+        (status = 'processing') = (lease_expires_at IS NOT NULL)
+        AND (status <> 'processing' OR (lease_id IS NOT NULL AND assigned_worker_id IS NOT NULL))),
+    CONSTRAINT jobs_terminal_completed_at_check CHECK (
+        status NOT IN ('completed', 'failed', 'deadletter', 'cancelled') OR completed_at IS NOT NULL)
+) WITH (fillfactor = 80);
+
+-- Claim path: the ready jobs of one queue in claim order (a partial index holds only pending rows).
+CREATE INDEX jobs_ready_idx ON jobs (organization_id, queue_name, priority DESC, run_at, id) WHERE status = 'pending';
+-- Reaper: leases to expire, scheduled jobs to promote, pending/scheduled jobs to expire.
+CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
+CREATE INDEX jobs_scheduled_idx ON jobs (run_at) WHERE status = 'scheduled';
+CREATE INDEX jobs_expires_idx ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'scheduled');
+-- Listing (keyset on created_at, id) and per-queue stats.
+CREATE INDEX jobs_org_created_idx ON jobs (organization_id, created_at DESC, id DESC);
+CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, status);
+CREATE INDEX jobs_worker_idx ON jobs (assigned_worker_id) WHERE status = 'processing';
+CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+
+-- The ready jobs of one queue to lease, in claim order, locked (SKIP LOCKED), or none while the queue is paused.
+-- A function only to pin its plan: right after a bulk insert into a new queue the statistics say "1 row", and
+-- a generic plan then reads every pending row of the queue through another index and sorts them, per claim
+-- (measured: claims slowing linearly with the backlog, 2.3 ms at 6,000 jobs). With sorting off, the only plan
+-- left is the ordered scan of jobs_ready_idx that stops after `p_limit` rows.
+CREATE FUNCTION spooled_ready_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz)
+RETURNS SETOF uuid LANGUAGE plpgsql ROWS 10 SET enable_sort = off AS $fn$
+BEGIN
+    IF EXISTS (SELECT 1 FROM queues q WHERE q.organization_id = p_org AND q.name = p_queue AND q.paused) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT j.id FROM jobs j
+        WHERE j.organization_id = p_org AND j.queue_name = p_queue AND j.status = 'pending'
+          AND (j.expires_at IS NULL OR j.expires_at > p_now)
+        ORDER BY j.priority DESC, j.run_at, j.id
+        LIMIT p_limit
+        FOR UPDATE OF j SKIP LOCKED;
+END
+$fn$;
+
+ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
+                      autovacuum_analyze_scale_factor = 0.02);
+
+CREATE TABLE job_history (
+    id                  bigint      GENERATED ALWAYS AS IDENTITY,
+    job_id              uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    event_type          text        NOT NULL,
+    old_status          job_status,
+    new_status          job_status,
+    worker_id           text,
+    details             json,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT job_history_pk PRIMARY KEY (id),
+    CONSTRAINT job_history_job_fk FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE CASCADE
+);
+CREATE INDEX job_history_job_idx ON job_history (job_id, id);
+
+CREATE TABLE workers (
+    id                      text        NOT NULL,
+    organization_id         uuid        NOT NULL,
+    queue_names             text[]      NOT NULL,
+    hostname                text        NOT NULL,
+    worker_type             text,
+    version                 text,
+    max_concurrency         int         NOT NULL DEFAULT 5,
+    current_jobs            int         NOT NULL DEFAULT 0,
+    status                  text        NOT NULL DEFAULT 'healthy',
+    metadata                json        NOT NULL DEFAULT '{}',
+    heartbeat_interval_secs int         NOT NULL DEFAULT 10,
+    lease_duration_secs     int         NOT NULL DEFAULT 30,
+    jobs_processed          bigint      NOT NULL DEFAULT 0,
+    jobs_failed             bigint      NOT NULL DEFAULT 0,
+    last_heartbeat          timestamptz NOT NULL DEFAULT now(),
+    registered_at           timestamptz NOT NULL DEFAULT now(),
+    deregistered_at         timestamptz,
+    CONSTRAINT workers_pk PRIMARY KEY (organization_id, id),
+    CONSTRAINT workers_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    CONSTRAINT workers_status_check CHECK (status IN ('healthy', 'degraded', 'offline', 'draining')),
+    CONSTRAINT workers_max_concurrency_check CHECK (max_concurrency BETWEEN 1 AND 10000)
+);
+CREATE INDEX workers_heartbeat_idx ON workers (last_heartbeat) WHERE status <> 'offline';
+
+-- Outgoing webhook subscriptions and their deliveries (the outbox: a delivery row is written in the same
+-- transaction as the state change it reports).
+CREATE TABLE webhooks (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    organization_id     uuid        NOT NULL,
+    name                text        NOT NULL,
+    url                 text        NOT NULL,
+    events              text[]      NOT NULL,
+    enabled             boolean     NOT NULL DEFAULT true,
+    secret              text,
+    failure_count       int         NOT NULL DEFAULT 0,
+    last_triggered_at   timestamptz,
+    last_status         int,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT webhooks_pk PRIMARY KEY (id),
+    CONSTRAINT webhooks_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE
+);
+
+CREATE TABLE webhook_deliveries (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    webhook_id          uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    event               text        NOT NULL,
+    payload             json        NOT NULL,
+    status              text        NOT NULL DEFAULT 'pending',
+    attempts            int         NOT NULL DEFAULT 0,
+    next_attempt_at     timestamptz NOT NULL DEFAULT now(),
+    status_code         int,
+    error               text,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    delivered_at        timestamptz,
+    CONSTRAINT webhook_deliveries_pk PRIMARY KEY (id),
+    CONSTRAINT webhook_deliveries_webhook_fk FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE,
+    CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'success', 'failed'))
+);
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
