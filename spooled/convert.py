@@ -1,7 +1,10 @@
-"""The private cattrs converter: JSON request bodies -> frozen attrs inputs, with strict types.
+"""Conversions at the edges of the domain:
 
-A structure error becomes one `ValidationFailed` whose details name every bad field (`$.jobs[3].payload` style
-paths, relative to the body). Unknown keys are ignored (documented in docs/api-notes.md).
+- `structure`: JSON request bodies -> frozen attrs inputs through the private cattrs converter, strict types. A
+  structure error becomes one `ValidationFailed` whose details name every bad field (`$.jobs[3].payload` style
+  paths, relative to the body). Unknown keys are ignored (documented in docs/api-notes.md).
+- `from_row`: a database record (any mapping) -> a domain model, by field name (the store's statements return
+  columns named as the model's fields). Plain keyword construction: this runs for every row on the hot paths.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import typing
 
+import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 
@@ -78,6 +82,20 @@ def _collect(exc: BaseException, path: str, out: dict[str, str]) -> None:
 
 
 T = typing.TypeVar("T")
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def from_row(cls: type[T], row: typing.Mapping[str, typing.Any]) -> T:
+    """The model `cls` from a record whose columns include its fields (extra columns are ignored)."""
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(a.name for a in attrs.fields(cls))
+    return cls(**{n: row[n] for n in names})
+
+
+def from_rows(cls: type[T], rows: typing.Iterable[typing.Mapping[str, typing.Any]]) -> list[T]:
+    return [from_row(cls, r) for r in rows]
 
 
 def structure(data: object, cls: type[T]) -> T:

@@ -6,83 +6,79 @@ import json
 
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id
-from spooled.store.db import Database
-from spooled.store.sql import Q
+from spooled.domain.models import Paused, Queue, QueueStats
+from spooled.store.queues import QueueStore, QueueValues
 
 
-def _config_args(c: inputs.QueueConfig) -> dict:
-    return dict(max_retries=c.max_retries, default_timeout=c.default_timeout, dead_letter=c.dead_letter,
-                backoff_base=c.retry_backoff_base_secs, backoff_max=c.retry_backoff_max_secs,
-                settings=json.dumps(c.settings) if c.settings is not None else None, enabled=c.enabled)
+def _values(c: inputs.QueueConfig, present: set[str] = frozenset()) -> QueueValues:
+    return QueueValues(
+        max_retries=c.max_retries, default_timeout=c.default_timeout, rate_limit=c.rate_limit,
+        concurrency_limit=c.concurrency_limit, dead_letter=c.dead_letter, backoff_base=c.retry_backoff_base_secs,
+        backoff_max=c.retry_backoff_max_secs, settings=json.dumps(c.settings) if c.settings is not None else None,
+        enabled=c.enabled, set_rate_limit="rate_limit" in present,
+        set_concurrency_limit="concurrency_limit" in present)
+
+
+def _missing(name: str) -> errors.NotFound:
+    return errors.NotFound(f"Queue {name} not found")
 
 
 class Queues:
-    def __init__(self, db: Database):
-        self._db = db
+    def __init__(self, store: QueueStore):
+        self._store = store
 
-    async def create(self, org: str, c: inputs.QueueConfig):
+    async def create(self, org: str, c: inputs.QueueConfig) -> Queue:
+        """POST /queues: a new queue; Conflict when it exists."""
         if c.name is None:
             raise errors.invalid("name", "is required")
-        row = await self._db.fetchrow(Q.queue_create, org=parse_id(org), name=c.name, rate_limit=c.rate_limit,
-                                      concurrency_limit=c.concurrency_limit, **_config_args(c))
-        if row is None:
+        queue = await self._store.create(parse_id(org), c.name, _values(c))
+        if queue is None:
             raise errors.Conflict(f"Queue {c.name} already exists")
-        return row
+        return queue
 
-    async def update(self, org: str, name: str, c: inputs.QueueConfig, present: set[str]):
+    async def update(self, org: str, name: str, c: inputs.QueueConfig, present: set[str]) -> Queue:
         """Partial update; `present` are the keys the client sent (to tell `null` from absent)."""
-        row = await self._db.fetchrow(
-            Q.queue_update, org=parse_id(org), name=name, rate_limit=c.rate_limit,
-            set_rate_limit="rate_limit" in present, concurrency_limit=c.concurrency_limit,
-            set_concurrency_limit="concurrency_limit" in present, **_config_args(c))
-        if row is None:
-            raise errors.NotFound(f"Queue {name} not found")
-        return row
+        queue = await self._store.update(parse_id(org), name, _values(c, present))
+        if queue is None:
+            raise _missing(name)
+        return queue
 
-    async def upsert(self, org: str, name: str, c: inputs.QueueConfig, present: set[str]):
+    async def upsert(self, org: str, name: str, c: inputs.QueueConfig, present: set[str]) -> Queue:
         """PUT /queues/{name}/config: create with these settings, or update the existing queue."""
-        row = await self._db.fetchrow(Q.queue_create, org=parse_id(org), name=name, rate_limit=c.rate_limit,
-                                      concurrency_limit=c.concurrency_limit, **_config_args(c))
-        return row if row is not None else await self.update(org, name, c, present)
+        queue = await self._store.create(parse_id(org), name, _values(c))
+        return queue if queue is not None else await self.update(org, name, c, present)
 
-    async def get(self, org: str, name: str):
-        row = await self._db.fetchrow(Q.queue_get, org=parse_id(org), name=name)
-        if row is None:
-            raise errors.NotFound(f"Queue {name} not found")
-        return row
+    async def get(self, org: str, name: str) -> Queue:
+        queue = await self._store.get(parse_id(org), name)
+        if queue is None:
+            raise _missing(name)
+        return queue
 
-    async def list(self, org: str) -> list:
-        return await self._db.fetch(Q.queue_list, org=parse_id(org))
+    async def list(self, org: str) -> list[Queue]:
+        return await self._store.list(parse_id(org))
 
     async def delete(self, org: str, name: str, *, delete_jobs: bool) -> None:
-        """Delete a queue; 409 while it has active jobs unless `delete_jobs` (which deletes all its jobs)."""
-        org_id = parse_id(org)
+        """Delete a queue; Conflict while it has active jobs unless `delete_jobs` (which deletes all its jobs)."""
+        outcome = await self._store.delete(parse_id(org), name, with_jobs=delete_jobs)
+        if not outcome.found:
+            raise _missing(name)
+        if not outcome.deleted:
+            raise errors.Conflict(f"Queue {name} has {outcome.active_jobs} active jobs; pass delete_jobs=true")
 
-        async def unit(con):
-            async with con.transaction():
-                if await con.fetchrow(Q.queue_get.sql, *Q.queue_get.args(org=org_id, name=name)) is None:
-                    raise errors.NotFound(f"Queue {name} not found")
-                active = await con.fetchval(Q.queue_active_jobs.sql, *Q.queue_active_jobs.args(org=org_id, name=name))
-                if active and not delete_jobs:
-                    raise errors.Conflict(f"Queue {name} has {active} active jobs; pass delete_jobs=true")
-                await con.execute(Q.queue_delete_jobs.sql, *Q.queue_delete_jobs.args(org=org_id, name=name))
-                await con.execute(Q.queue_delete.sql, *Q.queue_delete.args(org=org_id, name=name))
-        await self._db.run(unit)
-
-    async def pause(self, org: str, name: str, reason: str | None):
-        row = await self._db.fetchrow(Q.queue_pause, org=parse_id(org), name=name, reason=reason)
-        if row is None:
-            raise errors.NotFound(f"Queue {name} not found")
-        return row
+    async def pause(self, org: str, name: str, reason: str | None) -> Paused:
+        paused = await self._store.pause(parse_id(org), name, reason)
+        if paused is None:
+            raise _missing(name)
+        return paused
 
     async def resume(self, org: str, name: str) -> float:
         """Resume; how long it was paused (0 if it was not)."""
-        row = await self._db.fetchrow(Q.queue_resume, org=parse_id(org), name=name)
-        if row is None:
-            raise errors.NotFound(f"Queue {name} not found")
-        return float(row["paused_secs"] or 0)
+        secs = await self._store.resume(parse_id(org), name)
+        if secs is None:
+            raise _missing(name)
+        return secs
 
-    async def stats(self, org: str, name: str, *, must_exist: bool = True):
+    async def stats(self, org: str, name: str, *, must_exist: bool = True) -> QueueStats:
         if must_exist:
             await self.get(org, name)
-        return await self._db.fetchrow(Q.queue_stats, org=parse_id(org), name=name)
+        return await self._store.stats(parse_id(org), name)

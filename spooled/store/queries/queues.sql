@@ -6,7 +6,7 @@ VALUES ($org, $name, coalesce($max_retries::int, 3), coalesce($default_timeout::
         coalesce($backoff_max::float8, 3600), coalesce($settings::json, '{}'), $enabled::bool IS FALSE,
         CASE WHEN $enabled::bool IS FALSE THEN now() END)
 ON CONFLICT ON CONSTRAINT queues_name_key DO NOTHING
-RETURNING *, settings::text AS settings_text
+RETURNING *
 
 -- name: queue_update
 -- Partial update: a NULL parameter keeps the column (rate_limit and concurrency_limit can be set to NULL);
@@ -32,13 +32,13 @@ WITH u AS (
 ), n AS (
     SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u WHERE $enabled::bool
 )
-SELECT u.*, u.settings::text AS settings_text, (SELECT count(*) FROM n) AS notified FROM u
+SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
 
 -- name: queue_get
-SELECT *, settings::text AS settings_text FROM queues WHERE organization_id = $org AND name = $name
+SELECT * FROM queues WHERE organization_id = $org AND name = $name
 
 -- name: queue_list
-SELECT *, settings::text AS settings_text FROM queues WHERE organization_id = $org ORDER BY name
+SELECT * FROM queues WHERE organization_id = $org ORDER BY name
 
 -- name: queue_active_jobs
 SELECT count(*) FROM jobs
@@ -80,9 +80,9 @@ SELECT
     count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours') AS completed_24h,
     count(*) FILTER (WHERE status IN ('failed', 'deadletter') AND completed_at > now() - interval '24 hours')
         AS failed_24h,
-    avg(extract(epoch FROM completed_at - started_at) * 1000)
-        FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours') AS avg_ms,
-    extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending')) AS max_age_secs,
+    (avg(extract(epoch FROM completed_at - started_at) * 1000)
+        FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours'))::float8 AS avg_ms,
+    extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending'))::float8 AS max_age_secs,
     (SELECT count(*) FROM workers w
      WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
 FROM jobs WHERE organization_id = $org AND queue_name = $name

@@ -20,6 +20,7 @@ from spooled.convert import FieldError
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
+from spooled.domain.models import QueueStats
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 
 T = typing.TypeVar("T")
@@ -137,9 +138,8 @@ def heartbeat(req: pb.HeartbeatRequest) -> WorkerHeartbeat:
                  metadata=dict(req.metadata) or None)
 
 
-def queue_stats(name: str, s) -> pb.GetQueueStatsResponse:
-    age = s["max_age_secs"]
+def queue_stats(name: str, s: QueueStats) -> pb.GetQueueStatsResponse:
     return pb.GetQueueStatsResponse(
-        queue_name=name, pending=s["pending"], scheduled=s["scheduled"], processing=s["processing"],
-        completed=s["completed"], failed=s["failed"], deadletter=s["deadletter"], total=s["total"],
-        max_age_ms=int(float(age) * 1000) if age is not None else 0)
+        queue_name=name, pending=s.pending, scheduled=s.scheduled, processing=s.processing, completed=s.completed,
+        failed=s.failed, deadletter=s.deadletter, total=s.total,
+        max_age_ms=int(s.max_age_secs * 1000) if s.max_age_secs is not None else 0)

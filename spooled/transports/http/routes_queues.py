@@ -68,9 +68,9 @@ async def delete_queue(name: str):
 @authed
 async def pause(name: str):
     spec, _ = await body_as(inputs.Pause)
-    row = await services().queues.pause(org(), name, spec.reason)
-    return json_response({"queue_name": row["name"], "paused": True, "paused_at": row["paused_at"],
-                          "reason": row["pause_reason"]})
+    paused = await services().queues.pause(org(), name, spec.reason)
+    return json_response({"queue_name": paused.name, "paused": True, "paused_at": paused.paused_at,
+                          "reason": paused.pause_reason})
 
 
 @bp.post("/queues/<name>/resume")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from spooled.domain.models import Queue, QueueStats
+
 JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
                "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
                "assigned_worker_id", "completion_webhook", "created_at", "updated_at")
@@ -30,26 +32,23 @@ def job(r) -> dict:
     return out
 
 
-def queue(r) -> dict:
+def queue(q: Queue) -> dict:
     return {
-        "id": str(r["id"]), "organization_id": str(r["organization_id"]), "queue_name": r["name"],
-        "name": r["name"], "max_retries": r["max_retries"], "default_timeout": r["default_timeout"],
-        "rate_limit": r["rate_limit"], "concurrency_limit": r["concurrency_limit"], "dead_letter": r["dead_letter"],
-        "retry_backoff_base_secs": r["backoff_base_secs"], "retry_backoff_max_secs": r["backoff_max_secs"],
-        "enabled": not r["paused"], "paused": r["paused"], "paused_at": r["paused_at"],
-        "pause_reason": r["pause_reason"], "settings": raw(r["settings_text"]), "created_at": r["created_at"],
-        "updated_at": r["updated_at"],
+        "id": str(q.id), "organization_id": str(q.organization_id), "queue_name": q.name, "name": q.name,
+        "max_retries": q.max_retries, "default_timeout": q.default_timeout, "rate_limit": q.rate_limit,
+        "concurrency_limit": q.concurrency_limit, "dead_letter": q.dead_letter,
+        "retry_backoff_base_secs": q.backoff_base_secs, "retry_backoff_max_secs": q.backoff_max_secs,
+        "enabled": not q.paused, "paused": q.paused, "paused_at": q.paused_at, "pause_reason": q.pause_reason,
+        "settings": raw(q.settings), "created_at": q.created_at, "updated_at": q.updated_at,
     }
 
 
-def queue_stats(name: str, s) -> dict:
+def queue_stats(name: str, s: QueueStats) -> dict:
     return {
-        "queue_name": name, "pending_jobs": s["pending"], "scheduled_jobs": s["scheduled"],
-        "processing_jobs": s["processing"], "completed_jobs_24h": s["completed_24h"],
-        "failed_jobs_24h": s["failed_24h"], "deadletter_jobs": s["deadletter"],
-        "active_workers": s["active_workers"],
-        "avg_processing_time_ms": float(s["avg_ms"]) if s["avg_ms"] is not None else None,
-        "max_job_age_seconds": int(s["max_age_secs"]) if s["max_age_secs"] is not None else None,
+        "queue_name": name, "pending_jobs": s.pending, "scheduled_jobs": s.scheduled,
+        "processing_jobs": s.processing, "completed_jobs_24h": s.completed_24h, "failed_jobs_24h": s.failed_24h,
+        "deadletter_jobs": s.deadletter, "active_workers": s.active_workers, "avg_processing_time_ms": s.avg_ms,
+        "max_job_age_seconds": int(s.max_age_secs) if s.max_age_secs is not None else None,
     }
 
 
