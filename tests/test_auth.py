@@ -63,12 +63,14 @@ async def test_validate(api, client, server):
     tokens = await login(client, key_of(api))
     r = await client.post("/api/v1/auth/validate", json={"token": tokens["access_token"]})
     assert r.json()["valid"] is True and r.json()["claims"]["sub"] == api.org_id
-    assert (await client.post("/api/v1/auth/validate", json={"token": "a.b.c"})).json() == {"valid": False}
+    assert r.json()["organization_id"] == api.org_id and r.json()["queues"] == []
+    invalid = {"valid": False, "error": "Invalid or expired token"}
+    assert (await client.post("/api/v1/auth/validate", json={"token": "a.b.c"})).json() == invalid
     secret = server.services.settings.jwt_secret
     now = int(time.time())
     expired = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now - 7200,
                           "exp": now - 3600}, secret, algorithm="HS256")
-    assert (await client.post("/api/v1/auth/validate", json={"token": expired})).json() == {"valid": False}
+    assert (await client.post("/api/v1/auth/validate", json={"token": expired})).json() == invalid
     assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
     forged = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now, "exp": now + 60},
                         "another-secret-that-is-long-enough-for-hs256", algorithm="HS256")

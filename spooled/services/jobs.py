@@ -14,6 +14,7 @@ from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.states import JobStatus
 from spooled.services.grouping import CompletionGrouper
+from spooled.services.quotas import Quotas
 from spooled.services.wakeups import Wakeups
 from spooled.store.db import Database
 from spooled.store.listing import ORDER_COLUMNS, JobFilter, decode_cursor, encode_cursor, list_jobs_sql
@@ -62,8 +63,9 @@ async def _insert(con, stmt_args: list, ids: list[uuid.UUID], keys: list[str | N
 
 
 class Jobs:
-    def __init__(self, db: Database, wakeups: Wakeups, *, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, db: Database, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
         self._db = db
+        self._quotas = quotas
         self._wakeups = wakeups
         self._max_payload = max_payload_bytes
         self._completions = CompletionGrouper(self.complete_many)
@@ -74,16 +76,19 @@ class Jobs:
                       now: Now = None) -> list[Enqueued]:
         """Insert jobs into one queue in one statement. A known idempotency key returns the original id with
         created=False and changes nothing (also when identical requests race)."""
-        payloads = []
+        payloads, largest = [], 0
         for i, s in enumerate(specs):
             text = dumps(s.payload)
-            if len(text.encode()) > self._max_payload:
+            size = len(text.encode())
+            if size > self._max_payload:
                 where = f"jobs[{i}].payload" if len(specs) > 1 else "payload"
                 raise errors.PayloadTooLarge(f"{where} is over the {self._max_payload} byte limit")
+            largest = max(largest, size)
             payloads.append(text)
         for s in specs:
             if s.expires_at and s.scheduled_at and s.expires_at <= s.scheduled_at:
                 raise errors.invalid("expires_at", "must be after scheduled_at")
+        await self._quotas.check_enqueue(org, queue, len(specs), largest)
         ids = [new_job_id() for _ in specs]
         keys = [s.idempotency_key for s in specs]
         org_id = parse_id(org)
@@ -96,6 +101,7 @@ class Jobs:
             idempotency_keys=keys, webhooks=[s.completion_webhook for s in specs],
             scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs])
         inserted, existing = await self._db.run(_insert, args, ids, keys, Q.job_ids_by_idempotency_key.sql, org_id)
+        self._quotas.enqueued(org, len(inserted))
         out = []
         for job_id, key in zip(ids, keys):
             if job_id in inserted:

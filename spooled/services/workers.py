@@ -20,6 +20,7 @@ from spooled.domain import errors
 from spooled.domain.ids import try_id
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.services.jobs import dumps
+from spooled.services.quotas import Quotas
 from spooled.store.db import Database
 from spooled.store.sql import Q
 
@@ -41,14 +42,16 @@ class ExpireResult:
 
 
 class Workers:
-    def __init__(self, db: Database, *, heartbeat_interval_secs: int, lease_duration_secs: int = 30):
+    def __init__(self, db: Database, *, quotas: Quotas, heartbeat_interval_secs: int, lease_duration_secs: int = 30):
         self._db = db
+        self._quotas = quotas
         self._heartbeat_interval = heartbeat_interval_secs
         self._lease_secs = lease_duration_secs
 
     async def register(self, org: str, spec: RegisterWorker, *, now: Now = None) -> typing.Any:
         """Register a worker (its id: the client's `worker_id` as is, else a new one); registering an existing
         id updates it. The row, with `created` telling which happened."""
+        await self._quotas.check(org, "workers", 1, excluding=spec.worker_id)
         worker_id = spec.worker_id or str(uuid.uuid4())
         return await self._db.fetchrow(
             Q.worker_register, id=worker_id, org=uuid.UUID(org), queue_names=spec.all_queues,

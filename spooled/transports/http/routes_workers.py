@@ -6,7 +6,8 @@ from quart import Blueprint, request
 
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
-from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+                                         services)
 from spooled.transports.http.views import raw
 
 bp = Blueprint("workers", __name__)
@@ -31,6 +32,8 @@ def worker_view(r) -> dict:
 @authed
 async def register():
     spec, _ = await body_as(RegisterWorker, queue="queue_name")
+    for queue in spec.all_queues:
+        require_queue(queue)
     row = await services().workers.register(org(), spec)
     return json_response({"id": row["id"], "queue_name": row["queue_names"][0],
                           "lease_duration_secs": row["lease_duration_secs"],
@@ -45,6 +48,7 @@ async def list_workers():
     if status is not None and status not in STATUSES:
         raise errors.invalid("status", f"must be one of {', '.join(STATUSES)}")
     queue = request.args.get("queue_name") or request.args.get("queue") or None
+    require_queue(queue)
     rows = await services().workers.list(org(), status=status, queue_name=queue)
     return json_response([worker_view(r) for r in rows])
 
