@@ -192,7 +192,7 @@ EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
 slug_field = matches(SLUG, "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")
 
 
-def _email(_inst, attribute, value) -> None:
+def email_field(_inst, attribute, value) -> None:
     if value is not None and (len(value) > 320 or not EMAIL.match(value)):
         raise FieldError(attribute.name, "must be an email address")
 
@@ -211,7 +211,7 @@ class CreateOrg:
     """POST /organizations (plan, settings and custom_limits: operators only) and POST /admin/organizations."""
     name: str = attrs.field(validator=length(1, 200))
     slug: str | None = attrs.field(default=None, validator=slug_field)
-    billing_email: str | None = attrs.field(default=None, validator=_email)
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
     settings: JsonObject | None = None
     custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
@@ -221,7 +221,7 @@ class CreateOrg:
 class UpdateOrg:
     """PUT/PATCH /organizations/{id}; the admin API may also set plan, custom_limits and suspended."""
     name: str | None = attrs.field(default=None, validator=length(1, 200))
-    billing_email: str | None = attrs.field(default=None, validator=_email)
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     settings: JsonObject | None = None
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
     custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)

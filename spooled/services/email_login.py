@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from typing import Callable
@@ -63,7 +64,7 @@ class EmailLogin:
         sent, oldest = await self._logins.recent(address, now - dt.timedelta(hours=1))
         if sent >= MAX_CODES_PER_HOUR:
             wait = (oldest + dt.timedelta(hours=1) - now).total_seconds() if oldest else 3600
-            raise errors.RateLimited(int(wait) + 1, "Too many login codes for this address: try again later")
+            raise errors.RateLimited(math.ceil(wait), "Too many login codes for this address: try again later")
         known = bool(await self._orgs.by_billing_email(address))
         code = f"{secrets.randbelow(1_000_000):06d}"
         await self._logins.create(address, self._hash(address, code) if known else None, CODE_TTL_SECS)

@@ -38,12 +38,12 @@ class _Logout:
 
 @attrs.frozen
 class _EmailStart:
-    email: str = attrs.field(validator=inputs.length(3, 320))
+    email: str = attrs.field(validator=inputs.email_field)
 
 
 @attrs.frozen
 class _EmailVerify:
-    email: str = attrs.field(validator=inputs.length(3, 320))
+    email: str = attrs.field(validator=inputs.email_field)
     code: str = attrs.field(validator=inputs.length(1, 32))
     organization_id: str | None = None
 
