@@ -203,7 +203,7 @@ def _overrides(_inst, attribute, value) -> None:
             check_overrides(value, attribute.name)
         except ValidationFailed as exc:
             field = next(iter(exc.fields))
-            raise FieldError(field.split(".", 1)[1] if "." in field else attribute.name, exc.fields[field]) from None
+            raise FieldError(field, exc.fields[field]) from None
 
 
 @attrs.frozen
