@@ -61,7 +61,9 @@ SELECT * FROM u ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
 -- Complete each (id, lease) pair fenced by its own lease, in one statement. `s` is the pre-statement
--- snapshot: a job already completed with the same lease is an idempotent replay.
+-- snapshot: a job already completed with the same lease is an idempotent replay. An item succeeds only if the
+-- row was updated under ITS fence (u joined on the lease, not the job id alone): a stale and a current
+-- completion of one job in one batch must not both report success.
 WITH c AS (
     SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $results::text[]) WITH ORDINALITY AS c(id, lease, result, ord)
 ), u AS (
@@ -70,7 +72,7 @@ WITH c AS (
     FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
       AND j.lease_expires_at > t.now
-    RETURNING j.id, j.organization_id, j.queue_name, j.assigned_worker_id, j.completed_at
+    RETURNING j.id, j.lease_id, j.organization_id, j.queue_name, j.assigned_worker_id, j.completed_at
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
     SELECT id, organization_id, 'completed', 'processing', 'completed', assigned_worker_id, completed_at FROM u
@@ -80,7 +82,7 @@ WITH c AS (
     WHERE wk.organization_id = $org AND wk.id = x.assigned_worker_id
 )
 SELECT c.ord, c.id, (u.id IS NOT NULL) AS done, s.status AS prior_status, (s.lease_id = c.lease) AS same_lease
-FROM c LEFT JOIN u ON u.id = c.id LEFT JOIN jobs s ON s.id = c.id AND s.organization_id = $org
+FROM c LEFT JOIN u ON u.id = c.id AND u.lease_id = c.lease LEFT JOIN jobs s ON s.id = c.id AND s.organization_id = $org
 ORDER BY c.ord
 
 -- name: job_fail
