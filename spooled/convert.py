@@ -16,18 +16,10 @@ import attrs
 import cattrs
 from cattrs.errors import ClassValidationError, IterableValidationError
 
-from spooled.domain.errors import ValidationFailed
+from spooled.domain.errors import FieldError, ValidationFailed
+from spooled.domain.inputs import JsonObject
 
-JsonObject = typing.NewType("JsonObject", dict)
-
-
-class FieldError(ValueError):
-    """Raised by an attrs validator: `field` is the attribute, the message says what is wrong."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-
+__all__ = ["FieldError", "JsonObject", "from_row", "from_rows", "parse_time", "structure"]
 
 _conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
 

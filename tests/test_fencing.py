@@ -57,9 +57,12 @@ async def test_grouped_single_completions_stale_and_current(api, server):
         batches: list[list] = []
         flush = jobs._completions._flush
 
+        flushing = trio.Event()
+
         async def spy(org, items):
             batches.append(sorted((i[0], i[1]) for i in items))
-            if items[0][0] == blocker["id"]:      # hold the first flush until the other two are queued behind it
+            if not flushing.is_set():            # hold the first flush until the other two are queued behind it
+                flushing.set()
                 while len(jobs._completions._queue) < 2:
                     await trio.sleep(0.001)
             return await flush(org, items)
@@ -76,6 +79,7 @@ async def test_grouped_single_completions_stale_and_current(api, server):
         async with trio.open_nursery() as n:
             # the first becomes the flusher and runs alone; the two behind it are queued into one batch
             n.start_soon(complete, "blocker", blocker["id"], held["lease_id"], {"x": 1})
+            await flushing.wait()
             n.start_soon(complete, "stale", jid, l1, {"by": "L1"})
             n.start_soon(complete, "current", jid, l2, {"by": "L2"})
         assert sorted([(jid, l1), (jid, l2)]) in batches, batches          # really one statement for both
