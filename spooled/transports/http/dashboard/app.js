@@ -97,8 +97,9 @@ function ago(d) {
   return secs >= 0 ? `${unit[0]} ${unit[1]} ago` : `in ${unit[0]} ${unit[1]}`;
 }
 
+// Ids are UUIDv7 (time first): the tail tells jobs apart, the full id is in the title and on the job page.
 function short(id) {
-  return String(id).slice(0, 8);
+  return "…" + String(id).slice(-8);
 }
 
 // A button that runs an action, shows it is busy, and reports a failure as the server's message.
@@ -330,11 +331,12 @@ function listPage(path, filter, cursor) {
 function JobTable({ jobs, extra }) {
   if (!jobs.length) return html`<p class="empty">No jobs match.</p>`;
   return html`<table class="grid" id="jobs">
-    <thead><tr><th>Job</th><th>Queue</th><th>State</th><th class="num">Priority</th><th class="num">Tries</th>
+    <thead><tr><th>Job</th><th>Queue</th><th>Type</th><th>State</th><th class="num">Priority</th><th class="num">Tries</th>
       <th>Last error</th><th>Created</th><th>Updated</th>${extra && html`<th></th>`}</tr></thead>
     <tbody>${jobs.map((j) => html`<tr data-job-id=${j.id} key=${j.id}>
-      <td><a class="mono" href=${href("/jobs/" + j.id)} title=${j.id}>${short(j.id)}</a></td>
+      <td><a class="mono" href=${href("/jobs/" + j.id)}>${j.id}</a></td>
       <td>${j.queue_name}</td>
+      <td>${j.job_type || ""}</td>
       <td><${Badge} status=${j.status} /></td>
       <td class="num">${j.priority}</td>
       <td class="num">${j.retry_count}/${j.max_retries}</td>
