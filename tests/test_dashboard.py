@@ -173,3 +173,15 @@ async def test_screenshots_of_each_main_page(server, api, tmp_path):
     for path in shots.values():
         with open(path, "rb") as f:
             assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_every_dashboard_file_is_package_data():
+    """An installed (non-editable) server must carry the files: pyproject's package-data globs cover them all."""
+    import tomllib
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["spooled"]
+    shipped = {p for g in globs for p in (root / "spooled").glob(g) if p.is_file()}
+    files = {p for p in (root / "spooled/transports/http/dashboard").rglob("*") if p.is_file()}
+    assert files and files <= shipped, sorted(str(p) for p in files - shipped)
+    assert {"index.html", "app.js", "api.js", "live.js", "style.css"} <= {p.name for p in files}
