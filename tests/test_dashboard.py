@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 
-from tests.browser import browse
+from tests.browser.rig import browse
 from tests.helpers import claim, enqueue, job, utc
 
 ASSETS = re.compile(r'(?:src|href)="(/dashboard/[^"]+)"')
