@@ -36,6 +36,9 @@ def main() -> int:
             expect.set_options(timeout=STEP_TIMEOUT_MS)
             page = context.pages[0] if context.pages else context.new_page()
             page.on("pageerror", lambda exc: errors.append(f"uncaught in page: {exc}"))
+            # the dashboard's Content-Security-Policy must not block any of its own code
+            page.on("console", lambda msg: msg.type == "error" and "Content Security Policy" in msg.text
+                    and errors.append(f"CSP violation: {msg.text}"))
             try:
                 result = getattr(scenarios, name)(page, **spec)
             except Exception:
