@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob, Queue, QueueStats, Worker
+from spooled.domain.models import (HistoryEntry, Job, JobBrief, ListedJob, Queue, QueueStats, ThroughputBucket,
+                                   Worker)
 
 
 def raw(text: str | None):
@@ -59,6 +60,11 @@ def queue_stats(name: str, s: QueueStats) -> dict:
         "deadletter_jobs": s.deadletter, "active_workers": s.active_workers, "avg_processing_time_ms": s.avg_ms,
         "max_job_age_seconds": int(s.max_age_secs) if s.max_age_secs is not None else None,
     }
+
+
+def throughput(name: str, bucket_secs: int, buckets: list[ThroughputBucket]) -> dict:
+    return {"queue_name": name, "bucket_secs": bucket_secs,
+            "buckets": [{"start": b.start, "completed": b.completed, "failed": b.failed} for b in buckets]}
 
 
 def history(h: HistoryEntry) -> dict:
