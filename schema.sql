@@ -123,6 +123,12 @@ CREATE TABLE jobs (
     assigned_worker_id  text,
     created_at          timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
+    parent_job_id       uuid,
+    completion_webhook_secret text,     -- write-only: signs the completion webhook, never returned
+    workflow_id         uuid,
+    dependency_mode     text,
+    dependencies_met    boolean     NOT NULL DEFAULT true,
+    completed_lease_id  uuid,           -- the lease that completed the job (idempotent replays), never returned
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
@@ -133,6 +139,9 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_processing_lease_check CHECK (
         (status = 'processing') = (lease_expires_at IS NOT NULL)
         AND (status <> 'processing' OR (lease_id IS NOT NULL AND assigned_worker_id IS NOT NULL))),
+    -- a released or finished job carries no lease and no assigned worker (the last one stays in job_history)
+    CONSTRAINT jobs_released_lease_check CHECK (
+        status = 'processing' OR (lease_id IS NULL AND assigned_worker_id IS NULL)),
     CONSTRAINT jobs_terminal_completed_at_check CHECK (
         status NOT IN ('completed', 'failed', 'deadletter', 'cancelled') OR completed_at IS NOT NULL)
 ) WITH (fillfactor = 80);
@@ -252,4 +261,4 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1);
+INSERT INTO spooled_schema (version) VALUES (1), (2);

@@ -70,3 +70,87 @@ class Paused:
     name: str
     paused_at: dt.datetime
     pause_reason: str | None
+
+
+@attrs.frozen(slots=True)
+class Job:
+    """A job as the API shows it (api.md "Job fields"). Internal columns (run_at, the completing lease, the
+    completion webhook's secret) are not part of it: nothing above the store can leak them."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    queue_name: str
+    status: str                         # a JobStatus value
+    payload: RawJson
+    result: RawJson | None
+    priority: int
+    max_retries: int
+    retry_count: int
+    timeout_seconds: int
+    last_error: str | None
+    tags: RawJson | None
+    idempotency_key: str | None
+    completion_webhook: str | None
+    scheduled_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    lease_id: uuid.UUID | None          # set only while processing
+    lease_expires_at: dt.datetime | None
+    assigned_worker_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    parent_job_id: uuid.UUID | None
+    workflow_id: uuid.UUID | None
+    dependency_mode: str | None
+    dependencies_met: bool
+
+
+@attrs.frozen(slots=True)
+class ListedJob(Job):
+    """A job in a listing, with `payload.job_type` (the SDK's job summaries show it; "" when absent)."""
+    job_type: str
+
+
+@attrs.frozen(slots=True)
+class JobBrief:
+    """GET /jobs/status: one job's state."""
+    id: uuid.UUID
+    status: str
+    queue_name: str
+    retry_count: int
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class HistoryEntry:
+    """One recorded transition of a job."""
+    id: int
+    job_id: uuid.UUID
+    event_type: str
+    old_status: str | None
+    new_status: str | None
+    worker_id: str | None
+    details: RawJson | None
+    created_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
+class Worker:
+    id: str                             # the client's id (or one the server made)
+    organization_id: uuid.UUID
+    queue_names: list[str]
+    hostname: str
+    worker_type: str | None
+    version: str | None
+    max_concurrency: int
+    current_jobs: int
+    status: str                         # healthy | degraded | offline | draining
+    metadata: RawJson
+    heartbeat_interval_secs: int
+    lease_duration_secs: int
+    jobs_processed: int
+    jobs_failed: int
+    last_heartbeat: dt.datetime
+    registered_at: dt.datetime
+    deregistered_at: dt.datetime | None

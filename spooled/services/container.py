@@ -14,7 +14,10 @@ from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
 from spooled.store.db import Database
+from spooled.store.jobs import JobStore
+from spooled.store.maintenance import MaintenanceStore
 from spooled.store.queues import QueueStore
+from spooled.store.workers import WorkerStore
 
 
 @attrs.define
@@ -36,6 +39,6 @@ class Services:
         wakeups = Wakeups()
         auth = Authenticator(db, settings.jwt_secret or None)
         return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
-                   jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(QueueStore(db)),
-                   maintenance=Maintenance(db),
-                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
+                   jobs=Jobs(JobStore(db), wakeups, max_payload_bytes=settings.max_payload_bytes),
+                   queues=Queues(QueueStore(db)), maintenance=Maintenance(MaintenanceStore(db)),
+                   workers=Workers(WorkerStore(db), heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
