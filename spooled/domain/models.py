@@ -62,3 +62,59 @@ class Paused:
     name: str
     paused_at: dt.datetime
     pause_reason: str | None
+
+
+@attrs.frozen(slots=True)
+class Schedule:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    cron_expression: str
+    timezone: str
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None
+    metadata: RawJson | None
+    catch_up: str
+    overlap: str
+    is_active: bool
+    last_run_at: dt.datetime | None
+    next_run_at: dt.datetime | None
+    run_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
+class ScheduleRun:
+    """A fire as clients see it: `status` follows the run's job (pending/running/completed/failed/cancelled),
+    or is `skipped` (overlap policy) or `failed` with `error_message` (the enqueue was refused)."""
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    job_id: uuid.UUID | None
+    status: str
+    error_message: str | None
+    fire_time: dt.datetime
+    manual: bool
+    started_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class RunToEnqueue:
+    """A fired run whose job is still to be enqueued, with the template it enqueues."""
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    organization_id: uuid.UUID
+    fire_time: dt.datetime
+    manual: bool
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None

@@ -10,11 +10,13 @@ from spooled.services.jobs import Jobs
 from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
+from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
 from spooled.store.db import Database
 from spooled.store.queues import QueueStore
+from spooled.store.schedules import ScheduleStore
 
 
 @attrs.define
@@ -28,6 +30,7 @@ class Services:
     queues: Queues
     maintenance: Maintenance
     workers: Workers
+    schedules: Schedules
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -35,7 +38,9 @@ class Services:
     def build(cls, settings: Settings, db: Database) -> "Services":
         wakeups = Wakeups()
         auth = Authenticator(db, settings.jwt_secret or None)
+        jobs = Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes)
         return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
-                   jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(QueueStore(db)),
+                   jobs=jobs, queues=Queues(QueueStore(db)),
                    maintenance=Maintenance(db),
-                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
+                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
+                   schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes))

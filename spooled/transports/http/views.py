@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import Queue, QueueStats
+from spooled.domain.models import Queue, QueueStats, Schedule, ScheduleRun
 
 JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
                "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
@@ -70,3 +70,20 @@ def org(r, settings: dict | None = None) -> dict:
 def api_key(r) -> dict:
     return {"id": str(r["id"]), "name": r["name"], "queues": list(r["queues"]), "is_active": r["is_active"],
             "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
+
+
+def schedule(s: Schedule) -> dict:
+    return {
+        "id": str(s.id), "organization_id": str(s.organization_id), "name": s.name, "description": s.description,
+        "cron_expression": s.cron_expression, "timezone": s.timezone, "queue_name": s.queue_name,
+        "payload_template": raw(s.payload_template), "priority": s.priority, "max_retries": s.max_retries,
+        "timeout_seconds": s.timeout_seconds, "is_active": s.is_active, "last_run_at": s.last_run_at,
+        "next_run_at": s.next_run_at, "run_count": s.run_count, "tags": raw(s.tags), "metadata": raw(s.metadata),
+        "catch_up": s.catch_up, "overlap": s.overlap, "created_at": s.created_at, "updated_at": s.updated_at,
+    }
+
+
+def schedule_run(r: ScheduleRun) -> dict:
+    return {"id": str(r.id), "schedule_id": str(r.schedule_id), "job_id": opt_str(r.job_id), "status": r.status,
+            "error_message": r.error_message, "fire_time": r.fire_time, "manual": r.manual,
+            "started_at": r.started_at, "completed_at": r.completed_at}
