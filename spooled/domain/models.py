@@ -118,3 +118,42 @@ class RunToEnqueue:
     max_retries: int
     timeout_seconds: int
     tags: RawJson | None
+
+
+@attrs.frozen(slots=True)
+class JobCounts:
+    """An organization's job counts for the dashboard; each is exact below the store's cap, else the cap."""
+    total: int
+    pending: int
+    processing: int
+    deadletter: int
+    completed_24h: int
+    failed_24h: int
+    created_1h: int
+    completed_1h: int
+    failed_1h: int
+    avg_wait_ms: float | None           # over the last 1,000 completions of the day
+    avg_processing_ms: float | None
+
+
+@attrs.frozen(slots=True)
+class QueueLoad:
+    name: str
+    paused: bool
+    pending: int
+    processing: int
+
+
+@attrs.frozen(slots=True)
+class WorkerCounts:
+    total: int
+    healthy: int
+
+
+@attrs.frozen(slots=True)
+class Summary:
+    """What the dashboard shows of one organization, read in one unit of work."""
+    jobs: JobCounts
+    queues: list[QueueLoad]
+    workers: WorkerCounts
+    count_cap: int

@@ -6,6 +6,7 @@ import attrs
 import trio
 
 from spooled.services.auth import Authenticator
+from spooled.services.dashboard import Dashboard
 from spooled.services.jobs import Jobs
 from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
@@ -14,6 +15,7 @@ from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
+from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
 from spooled.store.queues import QueueStore
 from spooled.store.schedules import ScheduleStore
@@ -31,6 +33,7 @@ class Services:
     maintenance: Maintenance
     workers: Workers
     schedules: Schedules
+    dashboard: Dashboard
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -43,4 +46,5 @@ class Services:
                    jobs=jobs, queues=Queues(QueueStore(db)),
                    maintenance=Maintenance(db),
                    workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
-                   schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes))
+                   schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
+                   dashboard=Dashboard(DashboardStore(db)))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import Queue, QueueStats, Schedule, ScheduleRun
+from spooled.domain.models import Queue, QueueStats, Schedule, ScheduleRun, Summary
 
 JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
                "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
@@ -87,3 +87,18 @@ def schedule_run(r: ScheduleRun) -> dict:
     return {"id": str(r.id), "schedule_id": str(r.schedule_id), "job_id": opt_str(r.job_id), "status": r.status,
             "error_message": r.error_message, "fire_time": r.fire_time, "manual": r.manual,
             "started_at": r.started_at, "completed_at": r.completed_at}
+
+
+def dashboard(s: Summary, system: dict) -> dict:
+    j, w = s.jobs, s.workers
+    return {
+        "system": system,
+        "jobs": {"total": j.total, "pending": j.pending, "processing": j.processing, "completed_24h": j.completed_24h,
+                 "failed_24h": j.failed_24h, "deadletter": j.deadletter, "avg_wait_time_ms": j.avg_wait_ms,
+                 "avg_processing_time_ms": j.avg_processing_ms, "counts_capped_at": s.count_cap},
+        "queues": [{"name": q.name, "pending": q.pending, "processing": q.processing, "paused": q.paused}
+                   for q in s.queues],
+        "workers": {"total": w.total, "healthy": w.healthy, "unhealthy": w.total - w.healthy},
+        "recent_activity": {"jobs_created_1h": j.created_1h, "jobs_completed_1h": j.completed_1h,
+                            "jobs_failed_1h": j.failed_1h},
+    }
