@@ -58,6 +58,14 @@ class QueueStats:
 
 
 @attrs.frozen(slots=True)
+class ThroughputBucket:
+    """Jobs of one queue that finished in [start, start + bucket): completed, and failed or dead-lettered."""
+    start: dt.datetime
+    completed: int
+    failed: int
+
+
+@attrs.frozen(slots=True)
 class Paused:
     name: str
     paused_at: dt.datetime

@@ -1,26 +1,37 @@
-"""GET /dashboard: the organization's summary as the SDK's DashboardData (api.md "Dashboard")."""
+"""The human dashboard at `/dashboard` (root): static files shipped as package data (`dashboard/`), no build
+step and nothing fetched at run time. The page talks only to the public REST API with a bearer token."""
 
 from __future__ import annotations
 
-import datetime as dt
+from pathlib import Path
 
-import trio
-from quart import Blueprint
-
-import spooled
-from spooled.transports.http import views
-from spooled.transports.http.app import authed, json_response, principal, services
+from quart import Blueprint, Response, send_from_directory
 
 bp = Blueprint("dashboard", __name__)
+ROOT = Path(__file__).with_name("dashboard")
+
+# Only our own origin: the page holds a session token, so no inline script, no third-party code.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                                "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+                                "frame-ancestors 'none'"),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",     # revalidate (ETag / Last-Modified): an upgraded server serves its own files
+}
+
+
+async def _file(name: str) -> Response:
+    response = await send_from_directory(ROOT, name, conditional=True)
+    response.headers.update(SECURITY_HEADERS)
+    return response
 
 
 @bp.get("/dashboard")
-@authed
-async def dashboard():
-    svc = services()
-    summary = await svc.dashboard.summary(principal().organization_id)
-    uptime = trio.current_time() - svc.started_at
-    system = {"version": spooled.__version__, "uptime_seconds": int(uptime),
-              "started_at": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=uptime),
-              "database_status": "healthy", "cache_status": "in_process", "environment": "self-hosted"}
-    return json_response(views.dashboard(summary, system))
+async def index():
+    return await _file("index.html")
+
+
+@bp.get("/dashboard/<path:name>")
+async def asset(name: str):
+    return await _file(name)

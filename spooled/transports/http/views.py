@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import Queue, QueueStats, Schedule, ScheduleRun, Summary
+from spooled.domain.models import Queue, QueueStats, Schedule, ScheduleRun, Summary, ThroughputBucket
 
 JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
                "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
@@ -50,6 +50,11 @@ def queue_stats(name: str, s: QueueStats) -> dict:
         "deadletter_jobs": s.deadletter, "active_workers": s.active_workers, "avg_processing_time_ms": s.avg_ms,
         "max_job_age_seconds": int(s.max_age_secs) if s.max_age_secs is not None else None,
     }
+
+
+def throughput(name: str, bucket_secs: int, buckets: list[ThroughputBucket]) -> dict:
+    return {"queue_name": name, "bucket_secs": bucket_secs,
+            "buckets": [{"start": b.start, "completed": b.completed, "failed": b.failed} for b in buckets]}
 
 
 def history(r) -> dict:
