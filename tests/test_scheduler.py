@@ -42,6 +42,14 @@ async def runs_and_jobs(svc: Services) -> tuple[list, list]:
     return runs, jobs
 
 
+async def inject_fault(svc: Services, name: str, when: str, message: str) -> None:
+    """A real error raised by PostgreSQL: a trigger `name` running `when` (e.g. "BEFORE INSERT ON jobs")."""
+    await sql(svc, f"""
+        CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION '{message}'; END $$;
+        CREATE TRIGGER {name} {when} FOR EACH ROW EXECUTE FUNCTION {name}();""")
+
+
 def assert_one_job_per_fire(runs, jobs) -> None:
     fired = [r for r in runs if r["state"] == "fired"]
     keys = collections.Counter((r["schedule_id"], r["fire_time"]) for r in runs if not r["manual"])
@@ -108,10 +116,8 @@ async def test_abort_after_the_enqueue_neither_loses_nor_doubles_the_fire(api, s
     as a crash there would leave it): the next pass, on another instance, finds the same job by its key."""
     sch = server.services.schedules
     s = await sch.create(api.org_id, spec(), now=T0)
-    await sql(server.services, """
-        CREATE FUNCTION fail_fill() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected crash before the run records its job'; END $$;
-        CREATE TRIGGER fail_fill BEFORE UPDATE OF job_id ON schedule_runs FOR EACH ROW EXECUTE FUNCTION fail_fill();""")
+    await inject_fault(server.services, "fail_fill", "BEFORE UPDATE OF job_id ON schedule_runs",
+                       "injected crash before the run records its job")
     fire = T0 + mins(1)
     with pytest.raises(Exception, match="injected crash"):
         await sch.run_once(now=fire)
@@ -130,10 +136,7 @@ async def test_failed_enqueue_is_retried_once_the_database_recovers(api, server,
     """The fire is recorded, then the enqueue fails: nothing is lost, the retry enqueues exactly one job."""
     sch = server.services.schedules
     await sch.create(api.org_id, spec(), now=T0)
-    await sql(server.services, """
-        CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected enqueue failure'; END $$;
-        CREATE TRIGGER fail_insert BEFORE INSERT ON jobs FOR EACH ROW EXECUTE FUNCTION fail_insert();""")
+    await inject_fault(server.services, "fail_insert", "BEFORE INSERT ON jobs", "injected enqueue failure")
     with pytest.raises(Exception, match="injected enqueue failure"):
         await sch.run_once(now=T0 + mins(1))
     runs, jobs = await runs_and_jobs(server.services)
@@ -153,10 +156,7 @@ async def test_aborted_fire_transaction_fires_on_the_next_pass(api, server):
     pass fires the same fire time once."""
     sch = server.services.schedules
     s = await sch.create(api.org_id, spec(), now=T0)
-    await sql(server.services, """
-        CREATE FUNCTION fail_run() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN RAISE EXCEPTION 'injected crash mid-fire'; END $$;
-        CREATE TRIGGER fail_run BEFORE INSERT ON schedule_runs FOR EACH ROW EXECUTE FUNCTION fail_run();""")
+    await inject_fault(server.services, "fail_run", "BEFORE INSERT ON schedule_runs", "injected crash mid-fire")
     with pytest.raises(Exception, match="injected crash mid-fire"):
         await sch.run_once(now=T0 + mins(1))
     assert (await sch.get(api.org_id, str(s.id))).next_run_at == T0 + mins(1)

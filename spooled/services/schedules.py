@@ -25,7 +25,7 @@ from spooled.domain import errors, firing, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import RunToEnqueue, Schedule, ScheduleRun
 from spooled.services.jobs import Jobs, dumps
-from spooled.store.schedules import Due, Fires, ScheduleStore, ScheduleValues
+from spooled.store.schedules import Due, ScheduleStore, ScheduleValues
 
 log = logging.getLogger(__name__)
 UTC = dt.timezone.utc
@@ -190,16 +190,15 @@ class Schedules:
         return SchedulerResult(fired.schedules, len(fired.runs), fired.skipped, len(retried), fired.still_due)
 
     @staticmethod
-    def _plan(due: Due, at: dt.datetime) -> Fires:
+    def _plan(due: Due, at: dt.datetime) -> firing.FirePlan:
         s = due.schedule
         try:
             cron = _cron(s.cron_expression, s.timezone)
         except errors.ValidationFailed as exc:   # e.g. a zone the system's tz database no longer has
             log.warning("schedule %s stops: %s", s.id, exc.message)
-            return Fires(None, [], [])
-        p = firing.plan(cron, s.next_run_at, at, catch_up=s.catch_up, overlap=s.overlap,
-                        previous_active=due.previous_active)
-        return Fires(p.next_run_at, p.run, p.skipped)
+            return firing.FirePlan([], [], None)
+        return firing.plan(cron, s.next_run_at, at, catch_up=s.catch_up, overlap=s.overlap,
+                           previous_active=due.previous_active)
 
     async def _enqueue(self, run: RunToEnqueue, now: dt.datetime | None) -> str | None:
         """Enqueue a fired run's job (idempotent per run) and record it on the run; None when refused."""

@@ -13,6 +13,7 @@ from typing import Callable
 import attrs
 
 from spooled.convert import from_row, from_rows
+from spooled.domain.firing import FirePlan
 from spooled.domain.ids import new_job_id
 from spooled.domain.models import RunToEnqueue, Schedule, ScheduleRun
 from spooled.store.db import Database
@@ -48,14 +49,6 @@ class Due:
     """A due schedule, locked for this pass, with what the overlap rule needs."""
     schedule: Schedule
     previous_active: bool
-
-
-@attrs.frozen
-class Fires:
-    """The outcome of planning one due schedule: its new next_run_at and the fire times to record."""
-    next_run_at: dt.datetime | None
-    fired: list[dt.datetime]
-    skipped: list[dt.datetime]
 
 
 @attrs.frozen
@@ -101,7 +94,7 @@ class ScheduleStore:
         return await self._db.fetchval(Q.schedule_delete, org=org, id=schedule_id) is not None
 
     async def fire_due(self, now: dt.datetime | None, limit: int,
-                       plan: Callable[[Due, dt.datetime], Fires]) -> FiredPass:
+                       plan: Callable[[Due, dt.datetime], FirePlan]) -> FiredPass:
         """One transaction: lock up to `limit` due schedules (SKIP LOCKED), `plan` each at the database's `now`,
         advance them and record their runs. Fired runs are promises: the caller enqueues their jobs next
         (`enqueued`), and if it never does, `unfilled` hands them to another caller after RETRY_SECS."""
@@ -119,11 +112,11 @@ class ScheduleStore:
                 fires = plan(Due(s, bool(row["previous_active"])), at)
                 ids.append(s.id)
                 nexts.append(fires.next_run_at)
-                lasts.append(fires.fired[-1] if fires.fired else None)
-                counts.append(len(fires.fired))
-                still_due |= fires.next_run_at is not None and fires.next_run_at <= at
+                lasts.append(fires.run[-1] if fires.run else None)
+                counts.append(len(fires.run))
+                still_due |= fires.still_due(at)
                 skipped += len(fires.skipped)
-                for state, times in (("fired", fires.fired), ("skipped", fires.skipped)):
+                for state, times in (("fired", fires.run), ("skipped", fires.skipped)):
                     for t in times:
                         run_id = new_job_id()
                         run_ids.append(run_id)
