@@ -2,7 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, instance heartbeat, quota sync, mailer
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
+                        mailer
           └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
 under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
@@ -71,6 +72,8 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                                      settings.reaper_interval_secs, limit=1000))
             await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
                                      settings.heartbeat_check_interval_secs, limit=100))
+            await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
+                                     settings.scheduler_interval_secs, limit=100))
             await core.start(partial(periodic.run, "instance heartbeat", svc.admission.run_once,
                                      settings.instance_heartbeat_secs, limit=1))
             await core.start(partial(periodic.run, "quota sync", svc.quotas.run_once, settings.quota_sync_secs,
