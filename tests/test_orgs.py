@@ -72,6 +72,15 @@ async def test_own_organization_routes(client):
     r = await client.delete(f"/api/v1/organizations/{org_id}", headers=h)
     assert r.status_code == 409 and "1 active jobs" in r.json()["message"]
     assert (await client.delete(f"/api/v1/jobs/{job['id']}", headers=h)).status_code == 204
+    r = await client.post("/api/v1/schedules", headers=h, json={"name": "nightly", "cron_expression": "0 3 * * *",
+                                                                 "queue_name": "q", "payload_template": {}})
+    assert r.status_code == 201, r.text
+    schedule_id = r.json()["id"]
+    usage = (await client.get("/api/v1/organizations/usage", headers=h)).json()
+    assert usage["usage"]["schedules"] == {"current": 1, "limit": 1, "percentage": 100.0, "is_disabled": False}
+    r = await client.delete(f"/api/v1/organizations/{org_id}", headers=h)
+    assert r.status_code == 409 and "1 active schedules" in r.json()["message"]
+    assert (await client.delete(f"/api/v1/schedules/{schedule_id}", headers=h)).status_code == 204
     assert (await client.delete(f"/api/v1/organizations/{org_id}", headers=h)).status_code == 204
     assert (await client.get("/api/v1/jobs", headers=h)).status_code == 401
     assert (await client.get(f"/api/v1/admin/organizations/{org_id}", headers=ADMIN)).status_code == 404

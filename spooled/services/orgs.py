@@ -101,13 +101,14 @@ class Orgs:
         return updated
 
     async def delete(self, org: str, org_id: str) -> None:
-        """Delete the organization and all it owns; Conflict while it has active jobs or live workers."""
+        """Delete the organization and all it owns; Conflict while it has active jobs, live workers or active
+        schedules."""
         outcome = await self._orgs.delete(self._own(org, org_id))
         if not outcome.found:
             raise errors.NotFound("Organization not found")
         if not outcome.deleted:
-            raise errors.Conflict(f"The organization has {outcome.active_jobs} active jobs and {outcome.workers} "
-                                  "live workers: finish or cancel them first")
+            raise errors.Conflict(f"The organization has {outcome.active_jobs} active jobs, {outcome.workers} live "
+                                  f"workers and {outcome.schedules} active schedules: stop them first")
         self._auth.forget_org(org)
 
     async def check_slug(self, slug: str) -> dict:

@@ -49,6 +49,7 @@ class DeleteOutcome:
     found: bool
     active_jobs: int = 0
     workers: int = 0
+    schedules: int = 0
     deleted: bool = False
 
 
@@ -104,16 +105,17 @@ class OrgStore:
         return from_row(Organization, row) if row is not None else None
 
     async def delete(self, org: uuid.UUID, *, force: bool = False) -> DeleteOutcome:
-        """Delete the organization and everything it owns (one transaction); refused while it has active jobs
-        or live workers unless `force`."""
+        """Delete the organization and everything it owns (one transaction); refused while it has active jobs,
+        live workers or active schedules unless `force`."""
         async def unit(con):
             if await con.fetchval(Q.org_lock.sql, *Q.org_lock.args(org=org)) is None:
                 return DeleteOutcome(found=False)
             busy = await con.fetchrow(Q.org_busy.sql, *Q.org_busy.args(org=org))
-            if (busy["active_jobs"] or busy["workers"]) and not force:
-                return DeleteOutcome(True, busy["active_jobs"], busy["workers"])
+            counts = (busy["active_jobs"], busy["workers"], busy["schedules"])
+            if any(counts) and not force:
+                return DeleteOutcome(True, *counts)
             await con.execute(Q.org_delete.sql, *Q.org_delete.args(org=org))
-            return DeleteOutcome(True, busy["active_jobs"], busy["workers"], deleted=True)
+            return DeleteOutcome(True, *counts, deleted=True)
         return await self._db.transaction(unit)
 
     async def slug_taken(self, slug: str) -> bool:

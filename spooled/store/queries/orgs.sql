@@ -47,10 +47,11 @@ RETURNING *
 SELECT id FROM organizations WHERE id = $org FOR UPDATE
 
 -- name: org_busy
--- What blocks deleting an organization: its active jobs and live workers.
+-- What blocks deleting an organization: its active jobs, live workers and active schedules.
 SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org
           AND status IN ('pending', 'scheduled', 'processing')) AS active_jobs,
-       (SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline') AS workers
+       (SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline') AS workers,
+       (SELECT count(*) FROM schedules WHERE organization_id = $org AND is_active) AS schedules
 
 -- name: org_delete
 DELETE FROM organizations WHERE id = $org RETURNING id

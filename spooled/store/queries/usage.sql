@@ -30,7 +30,7 @@ SELECT coalesce((SELECT jobs_created FROM org_usage_daily WHERE organization_id 
        (SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline') AS workers,
        (SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active) AS api_keys,
        (SELECT count(*) FROM webhooks WHERE organization_id = $org) AS webhooks,
-       0::bigint AS schedules,
+       (SELECT count(*) FROM schedules WHERE organization_id = $org) AS schedules,
        0::bigint AS workflows
 
 -- name: usage_count_queues
@@ -47,6 +47,9 @@ SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline
 
 -- name: usage_count_webhooks
 SELECT count(*) FROM webhooks WHERE organization_id = $org
+
+-- name: usage_count_schedules
+SELECT count(*) FROM schedules WHERE organization_id = $org
 
 -- name: usage_count_api_keys
 SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active
