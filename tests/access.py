@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from functools import partial
+from typing import AsyncIterator, Callable, TypeVar
 
+import grpc
 import httpx
+import trio
 
+from spooled.supervisor import Running, serve
 from tests.conftest import make_settings
+
+T = TypeVar("T")
 
 ADMIN_KEY = "admin-key-of-the-access-tests-0123456789"
 ADMIN = {"X-Admin-Key": ADMIN_KEY}
@@ -49,3 +57,38 @@ async def admin_org(client: httpx.AsyncClient, *, plan: str = "free", custom_lim
 def settings_with_admin(tmp_path, dsn, **overrides):
     """Test settings with the admin API on (modules define their `settings` fixture with this)."""
     return make_settings(tmp_path, dsn, admin_key=ADMIN_KEY, **overrides)
+
+
+@contextlib.asynccontextmanager
+async def instance(settings, dsn: str) -> AsyncIterator[Running]:
+    """Another server instance on `dsn` (a second replica, or one with other settings), stopped on exit."""
+    async with trio.open_nursery() as nursery:
+        shutdown = trio.Event()
+        with trio.fail_after(30):
+            running = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
+        try:
+            yield running
+        finally:
+            shutdown.set()
+
+
+def rpc_code(call: Callable[[], object]) -> str:
+    """(worker thread) the status name a grpcio call ends with ("OK" when it succeeds; a stream's first message
+    is read)."""
+    try:
+        result = call()
+        if hasattr(result, "__next__"):
+            next(result)
+    except grpc.RpcError as exc:
+        return exc.code().name
+    return "OK"
+
+
+async def with_grpcio(address: str, fn: Callable[[grpc.Channel], T]) -> T:
+    """Run `fn(channel)` (blocking grpcio calls) in a worker thread, with a fresh channel to `address`."""
+    channel = grpc.insecure_channel(address)
+    try:
+        with trio.fail_after(60):
+            return await trio.to_thread.run_sync(fn, channel)
+    finally:
+        channel.close()

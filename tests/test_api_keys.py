@@ -5,16 +5,11 @@ on every route and RPC that names a queue."""
 from __future__ import annotations
 
 import datetime as dt
-from functools import partial
-
-import grpc
 import httpx
 import pytest
-import trio
 
 from spooled.services.auth import CACHE_TTL_SECS, hash_key
-from spooled.supervisor import serve
-from tests.access import Clock, bearer, key_of, settings_with_admin
+from tests.access import ADMIN, Clock, bearer, instance, key_of, rpc_code, settings_with_admin, with_grpcio
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 from tests.helpers import enqueue
@@ -67,38 +62,31 @@ async def test_deactivation_is_at_once_here_and_within_the_cache_period_elsewher
                                                                                   tmp_path, dsn):
     created = await new_key(api)
     tokens = (await client.post("/api/v1/auth/login", json={"api_key": created["key"]})).json()
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        with trio.fail_after(30):
-            other = await nursery.start(partial(serve, settings_with_admin(tmp_path / "b", dsn), dsn,
-                                                shutdown=shutdown))
+    async with instance(settings_with_admin(tmp_path / "b", dsn), dsn) as other:
         clock = Clock()
         other.services.set_clock(clock)
-        try:
-            async with httpx.AsyncClient(base_url=other.http_url, timeout=10) as b:
-                for c in (client, b):
-                    assert (await c.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 200
-                    assert (await c.get("/api/v1/jobs", headers=bearer(tokens["access_token"]))).status_code == 200
-                r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": False})
-                assert r.status_code == 200 and r.json()["is_active"] is False
-                for cred in (created["key"], tokens["access_token"]):
-                    assert (await client.get("/api/v1/jobs", headers=bearer(cred))).status_code == 401   # at once
-                    assert (await b.get("/api/v1/jobs", headers=bearer(cred))).status_code == 200        # cached
-                clock.advance(CACHE_TTL_SECS + 0.1)
-                for cred in (created["key"], tokens["access_token"]):
-                    assert (await b.get("/api/v1/jobs", headers=bearer(cred))).status_code == 401
-                r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
-                assert r.status_code == 401
-                # reactivated: works again; a revoked key cannot be
-                r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": True})
-                assert r.status_code == 200
-                assert (await client.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 200
-                assert (await api.delete(f"/api/v1/api-keys/{created['id']}")).status_code == 204
-                r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": True})
-                assert r.status_code == 409
-                assert (await client.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 401
-        finally:
-            shutdown.set()
+        async with httpx.AsyncClient(base_url=other.http_url, timeout=10) as b:
+            for c in (client, b):
+                assert (await c.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 200
+                assert (await c.get("/api/v1/jobs", headers=bearer(tokens["access_token"]))).status_code == 200
+            r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": False})
+            assert r.status_code == 200 and r.json()["is_active"] is False
+            for cred in (created["key"], tokens["access_token"]):
+                assert (await client.get("/api/v1/jobs", headers=bearer(cred))).status_code == 401   # at once
+                assert (await b.get("/api/v1/jobs", headers=bearer(cred))).status_code == 200        # cached
+            clock.advance(CACHE_TTL_SECS + 0.1)
+            for cred in (created["key"], tokens["access_token"]):
+                assert (await b.get("/api/v1/jobs", headers=bearer(cred))).status_code == 401
+            r = await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            assert r.status_code == 401
+            # reactivated: works again; a revoked key cannot be
+            r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": True})
+            assert r.status_code == 200
+            assert (await client.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 200
+            assert (await api.delete(f"/api/v1/api-keys/{created['id']}")).status_code == 204
+            r = await api.put(f"/api/v1/api-keys/{created['id']}", json={"is_active": True})
+            assert r.status_code == 409
+            assert (await client.get("/api/v1/jobs", headers=bearer(created["key"]))).status_code == 401
 
 
 async def test_expiry_is_refused_at_once(server, client, api):
@@ -133,22 +121,13 @@ async def test_read_only_keys(server, client, api):
             assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", (method, path, r.text)
     assert (await api.get(f"/api/v1/jobs/{job['id']}")).json()["status"] == "pending"
     assert len((await api.get("/api/v1/api-keys")).json()) == 2
-    channel = grpc.insecure_channel(server.grpc_address)
     md = (("x-api-key", ro["key"]),)
-    stub = spooled_pb2_grpc.QueueServiceStub(channel)
 
-    def calls():
-        got = stub.GetJob(pb.GetJobRequest(job_id=job["id"]), metadata=md, timeout=20).job.id
-        try:
-            stub.Enqueue(pb.EnqueueRequest(queue_name="q"), metadata=md, timeout=20)
-        except grpc.RpcError as exc:
-            return got, exc.code().name
-        return got, "OK"
-    try:
-        with trio.fail_after(60):
-            assert await trio.to_thread.run_sync(calls) == (job["id"], "PERMISSION_DENIED")
-    finally:
-        channel.close()
+    def calls(channel):
+        stub = spooled_pb2_grpc.QueueServiceStub(channel)
+        return (rpc_code(lambda: stub.GetJob(pb.GetJobRequest(job_id=job["id"]), metadata=md, timeout=20)),
+                rpc_code(lambda: stub.Enqueue(pb.EnqueueRequest(queue_name="q"), metadata=md, timeout=20)))
+    assert await with_grpcio(server.grpc_address, calls) == ("OK", "PERMISSION_DENIED")
 
 
 async def test_queue_restriction_everywhere_the_queue_is_named(server, client, api):
@@ -189,20 +168,11 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
     assert (await api.get("/api/v1/queues/other")).json()["paused"] is False    # nothing changed there
     assert (await api.get("/api/v1/jobs/stats")).json()["pending"] == 3
 
-    channel = grpc.insecure_channel(server.grpc_address)
     md = (("x-api-key", key),)
-    queue, workers = spooled_pb2_grpc.QueueServiceStub(channel), spooled_pb2_grpc.WorkerServiceStub(channel)
 
-    def code_of(call) -> str:
-        try:
-            result = call()
-            if hasattr(result, "__next__"):
-                next(result)
-        except grpc.RpcError as exc:
-            return exc.code().name
-        return "OK"
-
-    def calls():
+    def calls(channel):
+        queue, workers = spooled_pb2_grpc.QueueServiceStub(channel), spooled_pb2_grpc.WorkerServiceStub(channel)
+        code_of = rpc_code
         out = {
             "Enqueue": code_of(lambda: queue.Enqueue(pb.EnqueueRequest(queue_name="other"), metadata=md, timeout=20)),
             "EnqueueBulk": code_of(lambda: queue.EnqueueBulk(pb.EnqueueBulkRequest(
@@ -222,11 +192,7 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
             queue_name="other", worker_id="w", batch_size=1))]), metadata=md, timeout=20)
         out["ProcessJobs"] = next(responses).error.code
         return out
-    try:
-        with trio.fail_after(60):
-            out = await trio.to_thread.run_sync(calls)
-    finally:
-        channel.close()
+    out = await with_grpcio(server.grpc_address, calls)
     assert out == {"Enqueue": "PERMISSION_DENIED", "EnqueueBulk": "PERMISSION_DENIED",
                    "Dequeue": "PERMISSION_DENIED", "GetQueueStats": "PERMISSION_DENIED",
                    "StreamJobs": "PERMISSION_DENIED", "Register": "PERMISSION_DENIED", "Enqueue allowed": "OK",
@@ -235,7 +201,6 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
 
 
 async def test_a_suspended_organization_is_refused(server, client, api):
-    from tests.access import ADMIN
     assert (await client.delete(f"/api/v1/admin/organizations/{api.org_id}", headers=ADMIN)).status_code == 204
     r = await api.get("/api/v1/jobs")
     assert r.status_code == 403 and "suspended" in r.json()["message"]

@@ -7,17 +7,14 @@ from __future__ import annotations
 import json
 import threading
 import time
-from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import httpx
 import pytest
 import stripe
-import trio
 
-from spooled.supervisor import serve
-from tests.access import bearer, settings_with_admin
+from tests.access import bearer, instance, settings_with_admin
 
 WEBHOOK_SECRET = "whsec_test_" + "s" * 24
 SECRET_KEY = "sk_test_fake_" + "k" * 20
@@ -160,20 +157,14 @@ async def test_portal_and_webhook_events(server, client, api, fake_stripe):
 
 
 async def test_without_stripe_configuration_billing_is_503(aio_loop, tmp_path, dsn):
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        with trio.fail_after(30):
-            running = await nursery.start(partial(serve, settings_with_admin(tmp_path, dsn), dsn, shutdown=shutdown))
-        try:
-            async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
-                r = await client.post("/api/v1/organizations", json={"name": "NoStripe"})
-                key = r.json()["api_key"]["key"]
-                r = await client.post("/api/v1/billing/portal", json={"return_url": "https://x.example"},
-                                      headers=bearer(key))
-                assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE"
-                r = await client.post("/api/v1/billing/webhook", content=b"{}")
-                assert r.status_code == 503
-                status = (await client.get("/api/v1/billing/status", headers=bearer(key))).json()
-                assert status["plan_tier"] == "enterprise" and status["has_stripe_customer"] is False
-        finally:
-            shutdown.set()
+    async with instance(settings_with_admin(tmp_path, dsn), dsn) as running:
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
+            r = await client.post("/api/v1/organizations", json={"name": "NoStripe"})
+            key = r.json()["api_key"]["key"]
+            r = await client.post("/api/v1/billing/portal", json={"return_url": "https://x.example"},
+                                  headers=bearer(key))
+            assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE"
+            r = await client.post("/api/v1/billing/webhook", content=b"{}")
+            assert r.status_code == 503
+            status = (await client.get("/api/v1/billing/status", headers=bearer(key))).json()
+            assert status["plan_tier"] == "enterprise" and status["has_stripe_customer"] is False

@@ -8,11 +8,12 @@ import logging
 import re
 import threading
 
+import httpx
 import pytest
 import trio
 from aiosmtpd.smtp import SMTP
 
-from tests.access import Clock, admin_org, bearer, settings_with_admin
+from tests.access import Clock, admin_org, bearer, instance, settings_with_admin
 
 EMAIL = "owner@example.com"
 
@@ -135,22 +136,11 @@ async def test_at_most_five_codes_per_address_per_hour(server, client, sink):
 
 
 async def test_without_smtp_the_code_is_logged_for_development(aio_loop, tmp_path, dsn, caplog):
-    from functools import partial
-
-    import httpx
-
-    from spooled.supervisor import serve
     caplog.set_level(logging.WARNING, logger="spooled.services.mailer")
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        with trio.fail_after(30):
-            running = await nursery.start(partial(serve, settings_with_admin(tmp_path, dsn), dsn, shutdown=shutdown))
-        try:
-            async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
-                await admin_org(client, plan="pro", billing_email=EMAIL)
-                assert (await client.post("/api/v1/auth/email/start", json={"email": EMAIL})).status_code == 200
-                code = re.search(r"is (\d{6})", caplog.text).group(1)
-                r = await client.post("/api/v1/auth/email/verify", json={"email": EMAIL, "code": code})
-                assert r.status_code == 200
-        finally:
-            shutdown.set()
+    async with instance(settings_with_admin(tmp_path, dsn), dsn) as running:
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
+            await admin_org(client, plan="pro", billing_email=EMAIL)
+            assert (await client.post("/api/v1/auth/email/start", json={"email": EMAIL})).status_code == 200
+            code = re.search(r"is (\d{6})", caplog.text).group(1)
+            r = await client.post("/api/v1/auth/email/verify", json={"email": EMAIL, "code": code})
+            assert r.status_code == 200

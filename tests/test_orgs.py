@@ -3,9 +3,10 @@ API (`X-Admin-Key`)."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
-from tests.access import ADMIN, bearer, settings_with_admin
+from tests.access import ADMIN, bearer, instance, settings_with_admin
 
 ORG_FIELDS = {"id", "name", "slug", "plan_tier", "billing_email", "settings", "custom_limits", "stripe_customer_id",
               "stripe_subscription_id", "stripe_subscription_status", "stripe_current_period_end",
@@ -87,27 +88,12 @@ async def test_own_organization_routes(client):
 
 
 async def test_closed_registration(aio_loop, tmp_path, dsn):
-    from functools import partial
-
-    import httpx
-    import trio
-
-    from spooled.supervisor import serve
-    settings = settings_with_admin(tmp_path, dsn, registration_open=False)
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        with trio.fail_after(30):
-            running = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-        try:
-            async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
-                r = await client.post("/api/v1/organizations", json={"name": "x"})
-                assert r.status_code == 401
-                r = await client.post("/api/v1/organizations", json={"name": "x"},
-                                      headers={"X-Admin-Key": "wrong"})
-                assert r.status_code == 401
-                assert (await client.post("/api/v1/organizations", json={"name": "x"}, headers=ADMIN)).status_code == 201
-        finally:
-            shutdown.set()
+    async with instance(settings_with_admin(tmp_path, dsn, registration_open=False), dsn) as running:
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as client:
+            assert (await client.post("/api/v1/organizations", json={"name": "x"})).status_code == 401
+            r = await client.post("/api/v1/organizations", json={"name": "x"}, headers={"X-Admin-Key": "wrong"})
+            assert r.status_code == 401
+            assert (await client.post("/api/v1/organizations", json={"name": "x"}, headers=ADMIN)).status_code == 201
 
 
 async def test_admin_api(server, client):

@@ -4,15 +4,11 @@ counters; a plan without limits costs no statement."""
 
 from __future__ import annotations
 
-from functools import partial
-
 import grpc
 import httpx
 import pytest
-import trio
 
-from spooled.supervisor import serve
-from tests.access import ADMIN, admin_org, bearer, settings_with_admin
+from tests.access import ADMIN, admin_org, bearer, instance, settings_with_admin, with_grpcio
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 
@@ -65,23 +61,16 @@ async def test_counts_are_shared_between_instances(aio_loop, server, client, tmp
         for _ in range(2):
             assert (await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}})).status_code == 201
         await server.services.quotas.run_once()          # instance A adds its 2 to the shared counter
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            with trio.fail_after(30):
-                other = await nursery.start(partial(serve, settings_with_admin(tmp_path / "b", dsn), dsn,
-                                                    shutdown=shutdown))
-            try:
-                async with httpx.AsyncClient(base_url=other.http_url, headers=api.headers, timeout=30) as b:
-                    assert (await b.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}})).status_code == 201
-                    quota_refusal(await b.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}}),
-                                  "jobs_per_day", 3, 3)
-                    await other.services.quotas.run_once()
-                # A learns of B's job at its next sync
-                await server.services.quotas.run_once()
-                quota_refusal(await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}}),
+        async with instance(settings_with_admin(tmp_path / "b", dsn), dsn) as other:
+            async with httpx.AsyncClient(base_url=other.http_url, headers=api.headers, timeout=30) as b:
+                assert (await b.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}})).status_code == 201
+                quota_refusal(await b.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}}),
                               "jobs_per_day", 3, 3)
-            finally:
-                shutdown.set()
+                await other.services.quotas.run_once()
+            # A learns of B's job at its next sync
+            await server.services.quotas.run_once()
+            quota_refusal(await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}}),
+                          "jobs_per_day", 3, 3)
         assert await job_count(api) == 3
 
 
@@ -126,25 +115,20 @@ async def test_queues_workers_keys_and_payload(server, client):
         assert usage["usage"]["queues"]["current"] == 2 and usage["usage"]["workers"]["current"] == 1
         assert usage["usage"]["workflows"]["is_disabled"] is True
         # over gRPC: RESOURCE_EXHAUSTED with "limit reached" and no retry-after
-        channel = grpc.insecure_channel(server.grpc_address)
-        try:
-            def calls():
-                out = []
-                for call in (lambda: spooled_pb2_grpc.QueueServiceStub(channel).Enqueue(
-                                 pb.EnqueueRequest(queue_name="q9"), metadata=(("x-api-key", key),), timeout=20),
-                             lambda: spooled_pb2_grpc.WorkerServiceStub(channel).Register(
-                                 pb.RegisterWorkerRequest(queue_name="q1", hostname="h", worker_id="w3"),
-                                 metadata=(("x-api-key", key),), timeout=20)):
-                    try:
-                        call()
-                        out.append("OK")
-                    except grpc.RpcError as exc:
-                        out.append((exc.code().name, exc.details(), dict(exc.trailing_metadata() or ())))
-                return out
-            with trio.fail_after(60):
-                out = await trio.to_thread.run_sync(calls)
-        finally:
-            channel.close()
+        def calls(channel):
+            out = []
+            for call in (lambda: spooled_pb2_grpc.QueueServiceStub(channel).Enqueue(
+                             pb.EnqueueRequest(queue_name="q9"), metadata=(("x-api-key", key),), timeout=20),
+                         lambda: spooled_pb2_grpc.WorkerServiceStub(channel).Register(
+                             pb.RegisterWorkerRequest(queue_name="q1", hostname="h", worker_id="w3"),
+                             metadata=(("x-api-key", key),), timeout=20)):
+                try:
+                    call()
+                    out.append("OK")
+                except grpc.RpcError as exc:
+                    out.append((exc.code().name, exc.details(), dict(exc.trailing_metadata() or ())))
+            return out
+        out = await with_grpcio(server.grpc_address, calls)
         for code, message, trailing in out:
             assert code == "RESOURCE_EXHAUSTED" and "limit reached" in message and "retry-after" not in trailing
         assert await job_count(api) == 1

@@ -5,16 +5,13 @@ buckets sized by the live instance count. Time is an injected clock: nothing sle
 from __future__ import annotations
 
 import math
-from functools import partial
-
 import grpc
 import httpx
 import pytest
 import trio
 
 from spooled.services.ratelimit import RateLimiter, Throttled
-from spooled.supervisor import serve
-from tests.access import Clock, admin_org, bearer, settings_with_admin
+from tests.access import Clock, admin_org, bearer, instance, settings_with_admin, with_grpcio
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 
@@ -109,11 +106,9 @@ async def test_an_api_keys_own_rate_limit(server, client):
 async def test_grpc_rate_limit_is_resource_exhausted_with_retry_after(server, client):
     server.services.set_clock(Clock())
     _, key = await admin_org(client, plan="free")
-    channel = grpc.insecure_channel(server.grpc_address)
-    stub = spooled_pb2_grpc.QueueServiceStub(channel)
 
-    def calls() -> list:
-        out = []
+    def calls(channel) -> list:
+        stub, out = spooled_pb2_grpc.QueueServiceStub(channel), []
         for _ in range(6):
             try:
                 stub.Enqueue(pb.EnqueueRequest(queue_name="q"), metadata=(("x-api-key", key),), timeout=20)
@@ -121,11 +116,7 @@ async def test_grpc_rate_limit_is_resource_exhausted_with_retry_after(server, cl
             except grpc.RpcError as exc:
                 out.append((exc.code().name, exc.details(), dict(exc.trailing_metadata() or ())))
         return out
-    try:
-        with trio.fail_after(60):
-            out = await trio.to_thread.run_sync(calls)
-    finally:
-        channel.close()
+    out = await with_grpcio(server.grpc_address, calls)
     assert out[:5] == ["OK"] * 5
     code, message, trailing = out[5]
     assert code == "RESOURCE_EXHAUSTED" and "limit reached" not in message and trailing["retry-after"] == "1"
@@ -136,29 +127,23 @@ async def test_buckets_are_sized_by_the_live_instances(aio_loop, server, client,
     settings = settings_with_admin(tmp_path / "b", dsn)
     clock = Clock()
     _, key = await admin_org(client, plan="starter")            # 25 requests/second
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
+    async with instance(settings, dsn) as other:
+        for running in (server, other):
+            running.services.set_clock(clock)
         with trio.fail_after(30):
-            other = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-        try:
-            for running in (server, other):
-                running.services.set_clock(clock)
-            with trio.fail_after(30):
-                for running in (server, other, server):     # each sees the other's heartbeat
-                    await running.services.admission.run_once()
-                assert [r.services.admission.limiter.instances for r in (server, other)] == [2, 2]
-                async with httpx.AsyncClient(base_url=other.http_url, headers=bearer(key), timeout=10) as b:
-                    codes = [(await client.get("/api/v1/queues", headers=bearer(key))).status_code
-                             for _ in range(13)]
-                    assert codes == [200] * 12 + [429]           # 12.5 per instance
-                    r = await b.get("/api/v1/queues")            # the other instance has its own half
-                    assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "23"   # 11.5 left of 12.5, times 2
-                # one instance leaves: the survivor's next heartbeat gives it the whole rate again
-                await other.services.admission.leave()
-                await server.services.admission.run_once()
-                assert server.services.admission.limiter.instances == 1
-                clock.advance(1)
-                codes = [(await client.get("/api/v1/queues", headers=bearer(key))).status_code for _ in range(26)]
-                assert codes == [200] * 25 + [429]
-        finally:
-            shutdown.set()
+            for running in (server, other, server):     # each sees the other's heartbeat
+                await running.services.admission.run_once()
+            assert [r.services.admission.limiter.instances for r in (server, other)] == [2, 2]
+            async with httpx.AsyncClient(base_url=other.http_url, headers=bearer(key), timeout=10) as b:
+                codes = [(await client.get("/api/v1/queues", headers=bearer(key))).status_code
+                         for _ in range(13)]
+                assert codes == [200] * 12 + [429]           # 12.5 per instance
+                r = await b.get("/api/v1/queues")            # the other instance has its own half
+                assert r.status_code == 200 and r.headers["X-RateLimit-Remaining"] == "23"   # 11.5 of 12.5, x2
+            # one instance leaves: the survivor's next heartbeat gives it the whole rate again
+            await other.services.admission.leave()
+            await server.services.admission.run_once()
+            assert server.services.admission.limiter.instances == 1
+            clock.advance(1)
+            codes = [(await client.get("/api/v1/queues", headers=bearer(key))).status_code for _ in range(26)]
+            assert codes == [200] * 25 + [429]

@@ -3,24 +3,10 @@ method we serve; tests/sdk/scripts/sdk_*.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-from tests.access import ADMIN_KEY, admin_org, settings_with_admin
+from tests.access import ADMIN_KEY, admin_org
 from tests.sdk.runner import run_sdk
-from tests.test_billing import SECRET_KEY, WEBHOOK_SECRET, FakeStripe, deliver, event
-
-
-@pytest.fixture
-def fake_stripe():
-    fake = FakeStripe()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def settings(tmp_path, dsn, fake_stripe):
-    return settings_with_admin(tmp_path, dsn, stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
-                               stripe_api_base=fake_stripe.base)
+from tests.test_billing import deliver, event
+from tests.test_billing import fake_stripe, settings  # noqa: F401  (fixtures: the server bills through the fake)
 
 
 def passed(report: dict, names: set[str]) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import grpc
 import httpx
-import trio
 
+from tests.access import key_of, rpc_code, with_grpcio
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 from tests.helpers import claim, enqueue
@@ -90,21 +89,12 @@ async def test_grpc_calls_with_another_orgs_ids_are_not_found(server, api, other
     (c,) = await claim(api, queue="mine")
     assert (await api.post("/api/v1/workers/register", json={"queue_name": "mine", "hostname": "h",
                                                              "worker_id": "wa"})).status_code == 201
-    theirs = other_api.headers["Authorization"].split(" ", 1)[1]
-    channel = grpc.insecure_channel(server.grpc_address)
-    md = (("x-api-key", theirs),)
-    queue, workers = spooled_pb2_grpc.QueueServiceStub(channel), spooled_pb2_grpc.WorkerServiceStub(channel)
+    md = (("x-api-key", key_of(other_api)),)
 
-    def code_of(call) -> str:
-        try:
-            call()
-        except grpc.RpcError as exc:
-            return exc.code().name
-        return "OK"
-
-    def calls():
+    def calls(channel):
+        queue, workers = spooled_pb2_grpc.QueueServiceStub(channel), spooled_pb2_grpc.WorkerServiceStub(channel)
         jid, lease = c["id"], c["lease_id"]
-        out = {name: code_of(fn) for name, fn in {
+        out = {name: rpc_code(fn) for name, fn in {
             "GetJob": lambda: queue.GetJob(pb.GetJobRequest(job_id=jid), metadata=md, timeout=20),
             "Complete": lambda: queue.Complete(pb.CompleteRequest(job_id=jid, lease_id=lease), metadata=md,
                                                timeout=20),
@@ -122,11 +112,7 @@ async def test_grpc_calls_with_another_orgs_ids_are_not_found(server, api, other
             job_id=jid, lease_id=lease)]), metadata=md, timeout=20)
         out["CompleteBatch"] = list(batch.success)
         return out
-    try:
-        with trio.fail_after(60):
-            out = await trio.to_thread.run_sync(calls)
-    finally:
-        channel.close()
+    out = await with_grpcio(server.grpc_address, calls)
     assert out == {"GetJob": "NOT_FOUND", "Complete": "NOT_FOUND", "Fail": "NOT_FOUND", "RenewLease": "NOT_FOUND",
                    "Heartbeat": "NOT_FOUND", "Deregister": "NOT_FOUND", "CompleteBatch": [False],
                    "GetQueueStats": "NOT_FOUND"}
