@@ -135,11 +135,12 @@ def create_app(svc: Services) -> QuartTrio:
         headers = response.headers
         headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
         rate = g.get("rate")
-        if rate is not None:
-            headers["X-RateLimit-Limit"] = str(rate.limit)
-            headers["X-RateLimit-Remaining"] = str(rate.remaining)
-            headers["X-RateLimit-Reset"] = str(rate.reset)
-            headers["X-RateLimit-Scope"] = rate.scope
+        if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
+            add = headers.add
+            add("X-RateLimit-Limit", str(rate.limit))
+            add("X-RateLimit-Remaining", str(rate.remaining))
+            add("X-RateLimit-Reset", str(rate.reset))
+            add("X-RateLimit-Scope", rate.scope)
         return response
 
     @app.errorhandler(errors.DomainError)
