@@ -139,7 +139,9 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
               ("POST", "/api/v1/jobs/bulk", {"queue_name": "allowed", "jobs": [{"payload": {}}]}),
               ("GET", "/api/v1/queues/allowed", None), ("GET", "/api/v1/queues/allowed/stats", None),
               ("GET", "/api/v1/jobs?queue_name=allowed", None),
-              ("POST", "/api/v1/workers/register", {"queue_name": "allowed", "hostname": "h"})]
+              ("POST", "/api/v1/workers/register", {"queue_name": "allowed", "hostname": "h"}),
+              ("POST", "/api/v1/schedules", {"name": "s", "cron_expression": "0 3 * * *", "queue_name": "allowed",
+                                             "payload_template": {}})]
         for method, path, body in ok:
             r = await k.request(method, path, json=body)
             assert r.status_code in (200, 201), (method, path, r.text)
@@ -157,7 +159,10 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
                    ("GET", "/api/v1/workers?queue_name=other", None),
                    ("POST", "/api/v1/jobs/dlq/retry", {"queue_name": "other"}),
                    ("POST", "/api/v1/jobs/dlq/retry", {}),
-                   ("POST", "/api/v1/jobs/dlq/purge", {"confirm": True})]
+                   ("POST", "/api/v1/jobs/dlq/purge", {"confirm": True}),
+                   ("POST", "/api/v1/schedules", {"name": "s", "cron_expression": "0 3 * * *",
+                                                  "queue_name": "other", "payload_template": {}}),
+                   ("GET", "/api/v1/schedules?queue_name=other", None)]
         for method, path, body in refused:
             r = await k.request(method, path, json=body)
             assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", (method, path, r.text)
