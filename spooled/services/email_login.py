@@ -22,7 +22,7 @@ import time
 from typing import Callable
 
 from spooled.domain import errors, inputs
-from spooled.domain.ids import parse_id
+from spooled.domain.ids import try_id
 from spooled.services.auth import Authenticator
 from spooled.services.mailer import Mail, Mailer
 from spooled.services.orgs import Orgs
@@ -87,7 +87,7 @@ class EmailLogin:
             raise errors.Unauthorized(BAD_CODE)
         orgs = await self._orgs.by_billing_email(address)
         if organization_id is not None:
-            wanted = parse_id(organization_id, "Organization")
+            wanted = try_id(organization_id)
             orgs = [o for o in orgs if o.id == wanted]
         if not orgs:
             raise errors.Unauthorized(BAD_CODE)
