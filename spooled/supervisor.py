@@ -2,7 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
+                        mailer
           └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
 under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
@@ -20,6 +21,7 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
+from spooled.domain.errors import DomainError
 from spooled.loops import periodic
 from spooled.services.container import Services
 from spooled.settings import Settings
@@ -72,6 +74,11 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                                      settings.heartbeat_check_interval_secs, limit=100))
             await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
                                      settings.scheduler_interval_secs, limit=100))
+            await core.start(partial(periodic.run, "instance heartbeat", svc.admission.run_once,
+                                     settings.instance_heartbeat_secs, limit=1))
+            await core.start(partial(periodic.run, "quota sync", svc.quotas.run_once, settings.quota_sync_secs,
+                                     limit=10_000))
+            await core.start(svc.mailer.run)
             async with trio.open_nursery() as edge:
                 binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
                                                  _hypercorn_config(settings),
@@ -81,8 +88,19 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                 task_status.started(Running(binds[0], grpc_address, svc))
                 await svc.shutting_down.wait()
                 svc.wakeups.close()
+            await _leave(svc)
             core.cancel_scope.cancel()
     log.info("stopped")
+
+
+async def _leave(svc: Services) -> None:
+    """Drained: count the last jobs created here and stop counting this instance (best effort, bounded)."""
+    with trio.move_on_after(5):
+        for step in (svc.quotas.run_once, svc.admission.leave):
+            try:
+                await step()
+            except DomainError as exc:
+                log.warning("at shutdown: %s", exc.message)
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:

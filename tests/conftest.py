@@ -131,7 +131,9 @@ def make_settings(tmp_path: Path, dsn: str, **overrides) -> Settings:
     base = dict(http_host="127.0.0.1", http_port=0, grpc_host="127.0.0.1", grpc_port=0, database_url=dsn,
                 data_dir=tmp_path, jwt_secret="t" * 48, reaper_interval_secs=3600.0,
                 scheduler_interval_secs=3600.0, shutdown_grace_secs=2.0,
-                pool_min_size=1, pool_max_size=10)
+                pool_min_size=1, pool_max_size=10,
+                # the access tests choose plans explicitly (tests/access.py); others get the unlimited plan
+                default_plan="enterprise", quota_sync_secs=3600.0, instance_heartbeat_secs=3600.0)
     base.update(overrides)
     return Settings(**base)
 
@@ -162,7 +164,7 @@ async def new_org(client: httpx.AsyncClient, name: str = "Acme") -> tuple[str, d
     r = await client.post("/api/v1/organizations", json={"name": name})
     assert r.status_code == 201, r.text
     body = r.json()
-    return body["organization"]["id"], {"Authorization": f"Bearer {body['api_key']}"}
+    return body["organization"]["id"], {"Authorization": f"Bearer {body['api_key']['key']}"}
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from spooled.convert import structure
 from spooled.domain import errors
+from spooled.services import admission
 from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.http.errors import error_body, for_exception
@@ -74,13 +75,39 @@ def bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+SAFE_METHODS = frozenset(("GET", "HEAD"))
+
+
 def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: authenticate `Authorization: Bearer <API key or access token>`; 401 otherwise."""
+    """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
+    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
-        g.principal = await services().auth.authenticate(bearer_token())
+        try:
+            g.principal, g.rate = await services().admission.admit(bearer_token(),
+                                                                   safe=request.method in SAFE_METHODS)
+        except errors.RateLimited as exc:
+            g.rate = getattr(exc, "decision", None)
+            raise
         return await fn(*args, **kwargs)
     return wrapper
+
+
+async def _discard_body() -> None:
+    """Read the (size-bounded) body of a request refused before its handler read it (a bad credential, a
+    forbidden queue...): hypercorn would otherwise wait for it on a keep-alive connection and never answer the
+    next request there. A body already read is cached: nothing to do then."""
+    if request.method not in SAFE_METHODS:
+        with trio.move_on_after(10):
+            try:
+                await request.get_data()
+            except HTTPException:
+                pass
+
+
+def require_queue(queue: str | None) -> None:
+    """403 unless the caller's key may use `queue` (keys restricted to some queues)."""
+    admission.require_queue(g.principal, queue)
 
 
 def create_app(svc: Services) -> QuartTrio:
@@ -90,12 +117,13 @@ def create_app(svc: Services) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 60
     app.url_map.strict_slashes = False
 
-    from spooled.transports.http import (routes_auth, routes_dashboard, routes_health, routes_jobs, routes_orgs,
-                                         routes_queues, routes_schedules, routes_summary, routes_workers)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_health,
+                                         routes_jobs, routes_orgs, routes_queues, routes_schedules, routes_summary,
+                                         routes_workers)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary):
+                   routes_summary, routes_admin, routes_billing):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
@@ -104,13 +132,22 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.after_request
     async def _stamp(response: Response) -> Response:
-        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        rate = g.get("rate")
+        if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
+            add = headers.add
+            add("X-RateLimit-Limit", str(rate.limit))
+            add("X-RateLimit-Remaining", str(rate.remaining))
+            add("X-RateLimit-Reset", str(rate.reset))
+            add("X-RateLimit-Scope", rate.scope)
         return response
 
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
-        status, payload = for_exception(exc)
-        return json_response(payload, status)
+        await _discard_body()
+        status, payload, headers = for_exception(exc)
+        return json_response(payload, status, headers or None)
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException):
