@@ -28,6 +28,7 @@ from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
+from spooled.transports.http.edge import EdgeApp, json_protocol_errors
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,9 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
             await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
                                      settings.heartbeat_check_interval_secs, limit=100))
             async with trio.open_nursery() as edge:
-                binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
+                json_protocol_errors()
+                app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes)
+                binds = await edge.start(partial(hypercorn.trio.serve, app,
                                                  _hypercorn_config(settings),
                                                  shutdown_trigger=svc.shutting_down.wait))
                 grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
