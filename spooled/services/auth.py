@@ -129,7 +129,7 @@ class Authenticator:
                                 options={"require": ["exp", "iat", "sub", "type", "api_key_id"]})
         except jwt.PyJWTError:
             raise errors.Unauthorized(BAD_TOKEN) from None
-        if claims.get("type") != kind:
+        if claims.get("type") != kind or not isinstance(claims["api_key_id"], str):
             raise errors.Unauthorized(BAD_TOKEN)
         return claims
 

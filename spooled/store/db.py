@@ -30,8 +30,16 @@ CONSTRAINTS: dict[str, tuple[type[errors.DomainError], str]] = {
                              "retry_backoff_max_secs must be at least retry_backoff_base_secs"),
 }
 
-UNAVAILABLE = (OSError, ConnectionError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-               asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError)
+# The database cannot serve now: the connection is gone or in an unknown state (driver errors such as
+# InternalClientError "another operation is in progress"), or the server is shutting down, starting up, in
+# recovery (57P*), out of resources (53*), failing I/O (58*), or read-only (a standby after a failover).
+UNAVAILABLE = (OSError, ConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+               asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+               asyncpg.InsufficientResourcesError, asyncpg.PostgresSystemError,
+               asyncpg.ReadOnlySQLTransactionError)
+ARGUMENT_BUG = asyncpg.exceptions._base.DataError   # asyncpg could not encode an argument: our bug, a 500
+# Text PostgreSQL cannot hold (a NUL in a text value, `\u0000` read from json as text): the request is bad.
+BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -42,7 +50,9 @@ def translate(exc: BaseException) -> BaseException:
         if kind is errors.ValidationFailed:
             return errors.ValidationFailed(message, {name: message})
         return kind(message)
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, BAD_TEXT):
+        return errors.ValidationFailed("Text must not contain NUL characters", {"body": "must not contain NUL"})
+    if isinstance(exc, UNAVAILABLE) and not isinstance(exc, ARGUMENT_BUG):
         return errors.Unavailable("The database is unavailable")
     return exc
 
