@@ -90,11 +90,14 @@ def encoded(draw, bodies):
 LIST_KEYS = ["limit", "offset", "cursor", "status", "queue_name", "queue", "tag", "q", "job_type", "order_by",
              "order_dir", "created_after", "created_before"]
 QUERY_VALUE = st.one_of(st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12),
+                        st.integers(min_value=-(2**70), max_value=2**70).map(str),
                         st.sampled_from(["\x00", "-1", "0", "100", "101", "9223372036854775807",
                                          "9223372036854775808", "1e3", "pending,bogus", "pending,completed",
                                          "asc", "desc", "priority", "bogus", "a:b", "2030-01-01T00:00:00Z",
                                          "eyJ4IjoxfQ", "!!"]))
-QUERY = st.lists(st.tuples(st.sampled_from(LIST_KEYS), QUERY_VALUE), max_size=5)
+PAGING = st.tuples(st.sampled_from(["limit", "offset"]),
+                   st.one_of(st.integers(min_value=-(2**70), max_value=2**70).map(str), QUERY_VALUE))
+QUERY = st.lists(st.one_of(st.tuples(st.sampled_from(LIST_KEYS), QUERY_VALUE), PAGING), max_size=5)
 
 # -- checks -------------------------------------------------------------------------------------------------
 
