@@ -5,6 +5,7 @@ slashes, WebSocket upgrades to unknown paths."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import httpx
@@ -238,3 +239,23 @@ async def test_http_protocol_errors_have_json_bodies(server):
         status = int(head.split(b" ")[1])
         assert 400 <= status < 500 and b"application/json" in head, data[:300]
         assert json.loads(body)["status"] == status
+
+
+async def test_no_route_redirects_with_or_without_a_trailing_slash_or_an_empty_segment(api, server):
+    """Every route of the app, called as written, with a trailing slash, and with an empty segment where its
+    variable part goes: never a 3xx, always JSON (or a 204/200 without a body)."""
+    from spooled.transports.http.app import create_app
+    rules = [r for r in create_app(server.services).url_map.iter_rules() if r.rule.startswith("/api/v1")]
+    assert len(rules) > 30
+    tried = 0
+    for rule in rules:
+        path = re.sub(r"<[^>]+>", "00000000-0000-0000-0000-000000000000", rule.rule)
+        empty = re.sub(r"<[^>]+>", "", rule.rule)
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            for url in {path, path.rstrip("/") + "/", empty}:
+                r = await api.request(method, url, json={} if method in ("POST", "PUT", "PATCH") else None)
+                tried += 1
+                assert not 300 <= r.status_code < 400, (method, url, r.status_code, r.headers)
+                if r.status_code >= 400:
+                    assert_error(r, r.status_code)
+    assert tried > 90
