@@ -14,7 +14,9 @@ from spooled.settings import ConfigError, from_env
 
 
 def _parser() -> argparse.ArgumentParser:
+    from spooled import __version__
     p = argparse.ArgumentParser(prog="spooled", description="Spooled job-queue server")
+    p.add_argument("--version", action="version", version=f"spooled-server {__version__}")
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the server (the default)")
     for target in (p, serve):
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from spooled.store.schema import SchemaMismatch
 
     try:
-        with database(settings.database_url, settings.data_dir) as dsn:
+        with database(settings.database_url, settings.data_dir, command=args.command or "serve") as dsn:
             if args.command == "create-org":
                 created = trio.run(_create_org, settings, dsn, args.name, args.plan, args.slug,
                                    args.billing_email)
@@ -124,12 +126,22 @@ def main(argv: list[str] | None = None) -> int:
             from spooled import supervisor
             trio.run(supervisor.run, settings, dsn)
             return 0
-    except (ConfigError, SchemaMismatch) as exc:
-        print(f"spooled: {exc}", file=sys.stderr)
-        return 2
-    except DomainError as exc:
-        print(f"spooled: {exc.message}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"spooled: cannot reach the database or bind a port: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:   # Trio wraps what went wrong in exception groups: find the operator's problem
+        problem = _operator_problem(exc, (ConfigError, SchemaMismatch, DomainError)) or _operator_problem(
+            exc, (OSError,))
+        if problem is None:
+            raise
+        print(f"spooled: {getattr(problem, 'message', None) or problem}", file=sys.stderr)
+        return 2 if isinstance(problem, (ConfigError, SchemaMismatch)) else 1
+
+
+def _operator_problem(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first error in `exc` (or its exception groups) that is one of `kinds`: a problem told in one sentence."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _operator_problem(sub, kinds)
+            if found is not None:
+                return found
+    return None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -70,6 +72,26 @@ class Settings:
     stripe_api_base: str | None = None          # point the stripe library elsewhere (tests, proxies)
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+assert all(isinstance(logging.getLevelName(n), int) for n in LOG_LEVELS)
+
+
+def mask_password(url: str) -> str:
+    """`url` with the password of its userinfo replaced by `***` (for messages)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def check_database_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL such as "
+                          f"postgresql://user:password@localhost:5432/spooled, got {mask_password(url)!r}")
+
+
 def jwt_secret_from(data_dir: Path, given: str | None) -> str:
     """The JWT signing secret: the given one, else one generated once and kept in the data dir."""
     if given:
@@ -100,6 +122,12 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
     admin_key = env.get("SPOOLED_ADMIN_KEY") or None
     if registration == "closed" and not admin_key:
         raise ConfigError("SPOOLED_REGISTRATION=closed needs SPOOLED_ADMIN_KEY to be set")
+    log_level = env.get("SPOOLED_LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"SPOOLED_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    database_url = env.get("DATABASE_URL") or None
+    if database_url is not None:
+        check_database_url(database_url)
     secret = jwt_secret_from(data_dir, env.get("SPOOLED_JWT_SECRET")) if need_secret else ""
     default_plan = env.get("SPOOLED_DEFAULT_PLAN", "free").lower()
     if default_plan not in PLAN_TIERS:
@@ -109,9 +137,8 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         parse_smtp_url(smtp_url)
     return Settings(
         http_host=http_host, http_port=http_port, grpc_host=grpc_host, grpc_port=grpc_port,
-        database_url=env.get("DATABASE_URL") or None, data_dir=data_dir, jwt_secret=secret,
-        admin_key=admin_key, registration_open=registration == "open",
-        log_level=env.get("SPOOLED_LOG_LEVEL", "INFO").upper(),
+        database_url=database_url, data_dir=data_dir, jwt_secret=secret,
+        admin_key=admin_key, registration_open=registration == "open", log_level=log_level,
         default_plan=default_plan, plan_limits=plan_limits_from(env.get("SPOOLED_PLAN_LIMITS")),
         smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or Settings.smtp_from,
         stripe_secret_key=env.get("SPOOLED_STRIPE_SECRET_KEY") or None,

@@ -10,6 +10,7 @@ from typing import Any
 import attrs
 import trio
 
+from spooled.convert import nul_path
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
@@ -23,8 +24,14 @@ Now = dt.datetime | None
 
 
 def dumps(value: Any) -> str:
-    """User JSON to text for a `json` column; key order and big integers are kept."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """User JSON to text for a `json` column; key order and big integers are kept. A NUL character is refused
+    whatever the transport: PostgreSQL stores it in `json` but cannot read it back as text (listings break)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if "\\u0000" in text:
+        where = nul_path(value)
+        if where is not None:
+            raise errors.invalid(where or "json", "must not contain NUL (\\u0000) characters")
+    return text
 
 
 @attrs.frozen

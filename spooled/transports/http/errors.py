@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from spooled.domain import errors
 
 TABLE: list[tuple[type[errors.DomainError], int, str, str]] = [
@@ -26,11 +28,21 @@ BY_STATUS[500] = ("internal_error", "INTERNAL_ERROR")
 
 def error_body(status: int, message: str, details: dict | None = None, error_code: tuple[str, str] | None = None
                ) -> dict:
-    error, code = error_code or BY_STATUS[status]
+    error, code = error_code or BY_STATUS.get(status) or _generic(status)
     body = {"error": error, "code": code, "message": message, "status": status}
     if details is not None:
         body["details"] = details
     return body
+
+
+def _generic(status: int) -> tuple[str, str]:
+    """`request_header_fields_too_large`-style names for statuses the table does not name."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "error"
+    name = "".join(c if c.isalnum() else "_" for c in phrase.lower()).strip("_")
+    return name, name.upper()
 
 
 def for_exception(exc: errors.DomainError) -> tuple[int, dict, dict[str, str]]:
