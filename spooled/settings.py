@@ -70,6 +70,19 @@ class Settings:
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None          # point the stripe library elsewhere (tests, proxies)
+    # Connection limits (transports/http/connections.py; docs/api-notes.md "HTTP connections")
+    max_connections: int = 10_000               # open HTTP connections per server; beyond: 503 (health answered)
+    header_timeout_secs: float = 10.0           # a request head (line + headers) must arrive within this
+    body_timeout_secs: float = 60.0             # a request body must arrive (and a response be read) within this
+    keep_alive_secs: float = 75.0               # an idle keep-alive connection is closed after this
+    # Long-lived requests (services/streams.py): per kind (long polls; SSE/WebSocket/gRPC streams)
+    max_streams: int = 5_000                    # per server
+    max_streams_per_org: int = 500              # per organization, per server
+    # Browsers (transports/http/cors.py): exact origins allowed to call the API; empty = CORS off
+    cors_origins: tuple[str, ...] = ()
+    # Retention (services/retention.py): finished jobs per plan (`job_retention_days`); dead letters longer
+    retention_deadletter_days: int = 30
+    retention_interval_secs: float = 60.0
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -135,16 +148,62 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
     smtp_url = env.get("SPOOLED_SMTP_URL") or None
     if smtp_url:
         parse_smtp_url(smtp_url)
+    limits = dict(
+        max_connections=_number(env, "SPOOLED_MAX_CONNECTIONS", int, _default("max_connections")),
+        header_timeout_secs=_number(env, "SPOOLED_HTTP_HEADER_TIMEOUT_SECS", float,
+                                    _default("header_timeout_secs")),
+        body_timeout_secs=_number(env, "SPOOLED_HTTP_BODY_TIMEOUT_SECS", float, _default("body_timeout_secs")),
+        keep_alive_secs=_number(env, "SPOOLED_HTTP_KEEP_ALIVE_SECS", float, _default("keep_alive_secs")),
+        max_streams=_number(env, "SPOOLED_MAX_STREAMS", int, _default("max_streams")),
+        max_streams_per_org=_number(env, "SPOOLED_MAX_STREAMS_PER_ORG", int, _default("max_streams_per_org")),
+        retention_deadletter_days=_number(env, "SPOOLED_RETENTION_DEADLETTER_DAYS", int,
+                                          _default("retention_deadletter_days")),
+        cors_origins=cors_origins_from(env.get("SPOOLED_CORS_ORIGINS")),
+    )
     return Settings(
         http_host=http_host, http_port=http_port, grpc_host=grpc_host, grpc_port=grpc_port,
         database_url=database_url, data_dir=data_dir, jwt_secret=secret,
         admin_key=admin_key, registration_open=registration == "open", log_level=log_level,
         default_plan=default_plan, plan_limits=plan_limits_from(env.get("SPOOLED_PLAN_LIMITS")),
-        smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or Settings.smtp_from,
+        smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or _default("smtp_from"),
         stripe_secret_key=env.get("SPOOLED_STRIPE_SECRET_KEY") or None,
         stripe_webhook_secret=env.get("SPOOLED_STRIPE_WEBHOOK_SECRET") or None,
-        stripe_api_base=env.get("SPOOLED_STRIPE_API_BASE") or None,
+        stripe_api_base=env.get("SPOOLED_STRIPE_API_BASE") or None, **limits,
     )
+
+
+def _default(name: str):
+    """A field's default (on a slotted attrs class, `Settings.x` is the slot, not the default)."""
+    return getattr(attrs.fields(Settings), name).default
+
+
+def _number(env: dict[str, str], name: str, kind: type, default):
+    """A positive number from the environment (`default` when unset or empty)."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        value = None
+    if value is None or not value > 0 or value != value or value == float("inf"):
+        what = "a whole number" if kind is int else "a number of seconds"
+        raise ConfigError(f"{name} must be {what} greater than 0, got {text!r}")
+    return value
+
+
+def cors_origins_from(text: str | None) -> tuple[str, ...]:
+    """SPOOLED_CORS_ORIGINS: a comma-separated list of exact origins (`https://app.example.com`, scheme and host,
+    and a port when not the default), or `*` for any origin. Unset or empty: CORS is off."""
+    origins = tuple(o.strip().rstrip("/") for o in (text or "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise ConfigError(f"SPOOLED_CORS_ORIGINS must list origins such as https://app.example.com "
+                              f"(or *), got {origin!r}")
+    return origins
 
 
 def plan_limits_from(text: str | None) -> dict | None:

@@ -127,7 +127,8 @@ def create_app(svc: Services) -> QuartTrio:
     app = _App("spooled")
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
-    app.config["BODY_TIMEOUT"] = 60
+    app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
+    app.config["RESPONSE_TIMEOUT"] = None     # long polls and streams end themselves (quart's default cuts at 60 s)
     # `/jobs/` matches `/jobs`, `/jobs//complete` is no route (404): never a 308 redirect
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
@@ -178,6 +179,9 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
+        if status == 408:   # the body did not arrive within the body timeout
+            return json_response(error_body(408, "The request body was not received in time"), 408,
+                                 {"Connection": "close"})
         log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)
 
