@@ -76,6 +76,7 @@ CREATE TABLE refresh_tokens (
     CONSTRAINT refresh_tokens_pk PRIMARY KEY (jti),
     CONSTRAINT refresh_tokens_api_key_fk FOREIGN KEY (api_key_id) REFERENCES api_keys (id) ON DELETE CASCADE
 );
+CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);     -- retention: expired tokens
 
 CREATE TABLE queues (
     id                      uuid             NOT NULL DEFAULT gen_random_uuid(),
@@ -237,6 +238,7 @@ CREATE TABLE workers (
     CONSTRAINT workers_max_concurrency_check CHECK (max_concurrency BETWEEN 1 AND 10000)
 );
 CREATE INDEX workers_heartbeat_idx ON workers (last_heartbeat) WHERE status <> 'offline';
+CREATE INDEX workers_offline_idx ON workers (last_heartbeat) WHERE status = 'offline';   -- retention
 
 -- Outgoing webhook subscriptions and their deliveries (the outbox: a delivery row is written in the same
 -- transaction as the state change it reports).
@@ -337,6 +339,8 @@ CREATE TABLE schedule_runs (
 CREATE UNIQUE INDEX schedule_runs_fire_key ON schedule_runs (schedule_id, fire_time) WHERE NOT manual;
 CREATE INDEX schedule_runs_history_idx ON schedule_runs (schedule_id, started_at DESC, fire_time DESC, id DESC);
 CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE state = 'fired' AND job_id IS NULL;
+-- Retention: a job a schedule run points at is kept while the run is (retention deletes the run first).
+CREATE INDEX schedule_runs_job_idx ON schedule_runs (job_id) WHERE job_id IS NOT NULL;
 
 -- Dashboard summary: finished jobs of an organization by state and time (counts over the last hour/day and the
 -- dead-letter count read a bounded range of it instead of the organization's whole history).
@@ -352,6 +356,7 @@ CREATE TABLE org_usage_daily (
     CONSTRAINT org_usage_daily_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
         ON DELETE CASCADE
 );
+CREATE INDEX org_usage_daily_day_idx ON org_usage_daily (day);              -- retention
 
 -- Passwordless email login: 6-digit codes, stored as an HMAC only. A start for an address no organization
 -- has is recorded too (code_hash NULL, never matches), so its 200 and its hourly limit look the same.
@@ -366,6 +371,7 @@ CREATE TABLE email_login_codes (
     CONSTRAINT email_login_codes_pk PRIMARY KEY (id)
 );
 CREATE INDEX email_login_codes_email_idx ON email_login_codes (email, created_at DESC);
+CREATE INDEX email_login_codes_created_idx ON email_login_codes (created_at);   -- retention
 
 -- Stripe events received on /billing/webhook: each id is processed once (the insert and the plan change
 -- are one transaction); `applied` is false for an event older than the state it would have overwritten.
@@ -378,6 +384,7 @@ CREATE TABLE stripe_events (
     received_at         timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT stripe_events_pk PRIMARY KEY (id)
 );
+CREATE INDEX stripe_events_received_idx ON stripe_events (received_at);     -- retention
 
 -- Live server instances (heartbeat every few seconds): rate-limit buckets are sized by their count.
 CREATE TABLE server_instances (
@@ -389,4 +396,4 @@ CREATE TABLE server_instances (
 );
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5), (8);

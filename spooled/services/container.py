@@ -20,7 +20,9 @@ from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
 from spooled.services.quotas import Quotas
 from spooled.services.ratelimit import RateLimiter
+from spooled.services.retention import Retention
 from spooled.services.schedules import Schedules
+from spooled.services.streams import Streams
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
@@ -32,6 +34,7 @@ from spooled.store.logins import LoginStore
 from spooled.store.maintenance import MaintenanceStore
 from spooled.store.orgs import OrgStore
 from spooled.store.queues import QueueStore
+from spooled.store.retention import RetentionStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.usage import UsageStore
 from spooled.store.workers import WorkerStore
@@ -56,6 +59,8 @@ class Services:
     workers: Workers
     schedules: Schedules
     dashboard: Dashboard
+    streams: Streams
+    retention: Retention
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -67,7 +72,9 @@ class Services:
         auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
         orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
         mailer = Mailer(settings.smtp_url, settings.smtp_from)
-        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, max_payload_bytes=settings.max_payload_bytes)
+        streams = Streams(settings.max_streams, settings.max_streams_per_org)
+        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, streams=streams,
+                    max_payload_bytes=settings.max_payload_bytes)
         return cls(
             settings=settings, db=db, wakeups=wakeups, auth=auth,
             admission=Admission(auth, RateLimiter(), usage_store), quotas=quotas, orgs=orgs,
@@ -81,7 +88,9 @@ class Services:
             workers=Workers(WorkerStore(db), quotas=quotas,
                             heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
             schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
-            dashboard=Dashboard(DashboardStore(db)))
+            dashboard=Dashboard(DashboardStore(db)), streams=streams,
+            retention=Retention(RetentionStore(db), operator=settings.plan_limits,
+                                deadletter_days=settings.retention_deadletter_days))
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Use `clock` (Unix seconds) for key expiry and caching, rate limits, quotas and email codes (tests)."""

@@ -1,0 +1,119 @@
+-- Retention (services/retention.py): each statement deletes one bounded batch (`$limit` rows), picked
+-- FOR UPDATE SKIP LOCKED, so any number of instances can run them at once. `$tiers` with `$job_days` /
+-- `$history_days` are each plan's retention (operator overrides applied); an organization's own
+-- `custom_limits` override its plan's. `$now` NULL means the database clock.
+
+-- name: retention_schedule_runs
+-- Runs older than their organization's history retention, except a fired run still waiting for its job (a
+-- promise to enqueue) and a run whose job is still pending, scheduled or processing.
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+days AS (SELECT * FROM unnest($tiers::text[], $history_days::int[]) AS d(tier, days)),
+cut AS (
+    SELECT s.id AS schedule_id,
+           t.now - make_interval(days => coalesce((o.custom_limits->>'history_retention_days')::int, d.days))
+               AS before
+    FROM schedules s JOIN organizations o ON o.id = s.organization_id JOIN days d ON d.tier = o.plan_tier, t
+),
+pick AS (
+    SELECT p.id FROM cut CROSS JOIN LATERAL (
+        SELECT r.id FROM schedule_runs r
+        WHERE r.schedule_id = cut.schedule_id AND r.started_at < cut.before
+          AND NOT (r.state = 'fired' AND r.job_id IS NULL)
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id
+                            AND j.status IN ('pending', 'scheduled', 'processing'))
+        LIMIT $limit
+        FOR UPDATE OF r SKIP LOCKED
+    ) p
+    LIMIT $limit
+), gone AS (
+    DELETE FROM schedule_runs r USING pick WHERE r.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_jobs
+-- Finished jobs (completed, failed, cancelled) finished longer ago than their organization's job retention,
+-- dead letters longer ago than the greater of that and `$deadletter_days`; their history goes with them
+-- (ON DELETE CASCADE). Never a pending, scheduled or processing job, a job a schedule run points at, or a job
+-- of a workflow. One probe of jobs_org_finished_idx per organization and state, each stopping at `$limit`.
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+days AS (SELECT * FROM unnest($tiers::text[], $job_days::int[]) AS d(tier, days)),
+org AS (
+    SELECT o.id, coalesce((o.custom_limits->>'job_retention_days')::int, d.days) AS days
+    FROM organizations o JOIN days d ON d.tier = o.plan_tier
+),
+cut AS (
+    SELECT org.id AS org, s.status,
+           t.now - make_interval(days => CASE WHEN s.status = 'deadletter'
+                                              THEN greatest(org.days, $deadletter_days::int) ELSE org.days END)
+               AS before
+    FROM org, t, (VALUES ('completed'::job_status), ('failed'), ('cancelled'), ('deadletter')) AS s(status)
+),
+pick AS (
+    SELECT p.id FROM cut CROSS JOIN LATERAL (
+        SELECT j.id FROM jobs j
+        WHERE j.organization_id = cut.org AND j.status = cut.status AND j.completed_at < cut.before
+          AND j.workflow_id IS NULL
+          AND NOT EXISTS (SELECT 1 FROM schedule_runs r WHERE r.job_id = j.id)
+        LIMIT $limit
+        FOR UPDATE OF j SKIP LOCKED
+    ) p
+    LIMIT $limit
+), gone AS (
+    DELETE FROM jobs j USING pick WHERE j.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_refresh_tokens
+-- Expired refresh tokens (a revoked one is dead too, and expires within its 30 days).
+WITH pick AS (
+    SELECT jti FROM refresh_tokens WHERE expires_at < coalesce($now::timestamptz, now())
+    LIMIT $limit FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM refresh_tokens r USING pick WHERE r.jti = pick.jti RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_email_codes
+-- Login codes older than a day (a code lives 10 minutes; the hourly limit counts the last hour's).
+WITH pick AS (
+    SELECT id FROM email_login_codes WHERE created_at < coalesce($now::timestamptz, now()) - interval '1 day'
+    LIMIT $limit FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM email_login_codes c USING pick WHERE c.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_stripe_events
+-- Stripe event ids received more than 30 days ago (Stripe retries an event for 3 days; the order guard is the
+-- organization's stripe_event_at, which stays).
+WITH pick AS (
+    SELECT id FROM stripe_events WHERE received_at < coalesce($now::timestamptz, now()) - interval '30 days'
+    LIMIT $limit FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM stripe_events e USING pick WHERE e.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_usage_days
+-- Daily job counters older than 35 days (quotas read today's only).
+WITH pick AS (
+    SELECT organization_id, day FROM org_usage_daily
+    WHERE day < (coalesce($now::timestamptz, now()) AT TIME ZONE 'UTC')::date - 35
+    LIMIT $limit FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM org_usage_daily u USING pick WHERE u.organization_id = pick.organization_id AND u.day = pick.day
+    RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_workers
+-- Workers offline (deregistered, or lost) for more than 7 days: they hold no jobs.
+WITH pick AS (
+    SELECT organization_id, id FROM workers
+    WHERE status = 'offline' AND last_heartbeat < coalesce($now::timestamptz, now()) - interval '7 days'
+    LIMIT $limit FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM workers w USING pick WHERE w.organization_id = pick.organization_id AND w.id = pick.id
+    RETURNING 1
+)
+SELECT count(*) FROM gone
