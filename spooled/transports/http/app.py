@@ -124,7 +124,7 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = _App("spooled")
+    app = _App("spooled", static_folder=None)   # no `/static/<path>` route: the dashboard serves its own files
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
     app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
