@@ -84,9 +84,16 @@ def raise_open_files_limit(wanted: int) -> None:
         log.warning("could not raise the open files limit: %s", exc)
 
 
+# Loggers that print request headers (credentials included) at DEBUG: hpack (under grpclib's h2) logs every
+# decoded header, `x-api-key` and `authorization` among them. Kept at INFO whatever SPOOLED_LOG_LEVEL says.
+HEADER_LOGGERS = ("hpack",)
+
+
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
+    for name in HEADER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
     async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
         applied = await db.run(ensure_schema)
         if applied.fresh:
