@@ -18,6 +18,7 @@ from spooled.domain import errors
 from spooled.services import admission
 from spooled.services.auth import Principal
 from spooled.services.container import Services
+from spooled.transports.http import cors
 from spooled.transports.http.errors import error_body, for_exception
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,8 @@ def create_app(svc: Services) -> QuartTrio:
             add("X-RateLimit-Reset", str(rate.reset))
             add("X-RateLimit-Scope", rate.scope)
         return response
+
+    cors.install(app, svc.settings.cors_origins)
 
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
