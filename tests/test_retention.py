@@ -257,3 +257,35 @@ async def test_the_supervisor_runs_the_retention_loop(aio_loop, tmp_path, dsn, c
                 while await present(other.services, [j["id"]]):
                     await trio.sleep(0.05)
             assert (await c.get(f"/api/v1/jobs/{j['id']}")).status_code == 404
+
+
+async def test_retention_plans_never_scan_a_grown_jobs_table(server, api):
+    """Made while the table was small, a generic plan of the retention statements scanned jobs whole (the
+    NOT EXISTS probes): pinned to the indexes, none does once it has grown."""
+    from spooled.store.retention import pinned
+    from spooled.store.sql import Q
+    from tests.test_claim_plan import FILL
+    svc = server.services
+    w = svc.retention.windows
+    statements = [(Q.retention_jobs, dict(tiers=list(w.tiers), job_days=list(w.job_days), deadletter_days=30)),
+                  (Q.retention_schedule_runs, dict(tiers=list(w.tiers), history_days=list(w.history_days)))]
+
+    async def scans(con):
+        await con.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+        await con.execute("SET plan_cache_mode = force_generic_plan")
+        await con.execute(FILL, uuid.UUID(api.org_id), "small", 20)
+        for stmt, values in statements:
+            for _ in range(3):
+                await pinned(con, stmt, now=None, limit=10, **values)
+        await con.execute(FILL, uuid.UUID(api.org_id), "big", 50_000)
+        await con.execute("UPDATE jobs SET status = 'cancelled', completed_at = now() WHERE queue_name = 'big'")
+        out = []
+        for stmt, values in statements:
+            async with con.transaction():
+                deleted = await pinned(con, stmt, now=utc(days=1000), limit=10, **values)
+                row = await con.fetchrow("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+                out.append((stmt.name, deleted, row["seq_scan"]))
+        return out
+
+    out = await svc.db.run(scans)
+    assert out == [("retention_jobs", 10, 0), ("retention_schedule_runs", 0, 0)]
