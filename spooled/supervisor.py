@@ -2,7 +2,7 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler
           └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
 under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
@@ -70,6 +70,8 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                                      settings.reaper_interval_secs, limit=1000))
             await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
                                      settings.heartbeat_check_interval_secs, limit=100))
+            await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
+                                     settings.scheduler_interval_secs, limit=100))
             async with trio.open_nursery() as edge:
                 binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
                                                  _hypercorn_config(settings),

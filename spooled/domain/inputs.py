@@ -15,6 +15,7 @@ import typing
 import attrs
 
 from spooled.domain.errors import FieldError
+from spooled.domain.firing import CATCH_UP, OVERLAP
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
@@ -310,3 +311,41 @@ class JobFilter:
     created_before: dt.datetime | None = None     # exclusive
     q: str | None = None          # search: id prefix, or queue name / payload.job_type / payload text containing it
     job_type: str | None = None   # exact payload.job_type
+def _json_tags(_inst, attribute, value) -> None:
+    _tags(attribute, value)
+
+
+@attrs.frozen
+class CreateSchedule:
+    """POST /schedules. `catch_up` and `overlap` go beyond the upstream product (docs/api-notes.md)."""
+    name: str = attrs.field(validator=length(1, 255))
+    cron_expression: str = attrs.field(validator=length(1, 255))
+    queue_name: str = attrs.field(validator=queue_name_field)
+    payload_template: JsonObject
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str = attrs.field(default="UTC", validator=length(1, 64))
+    priority: int = attrs.field(default=0, validator=between(-100, 100))
+    max_retries: int = attrs.field(default=3, validator=between(0, 100))
+    timeout_seconds: int = attrs.field(default=300, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str = attrs.field(default="latest", validator=one_of(CATCH_UP))
+    overlap: str = attrs.field(default="allow", validator=one_of(OVERLAP))
+
+
+@attrs.frozen
+class UpdateSchedule:
+    """PUT /schedules/{id}: a partial update; an absent or null field keeps its value."""
+    name: str | None = attrs.field(default=None, validator=length(1, 255))
+    cron_expression: str | None = attrs.field(default=None, validator=length(1, 255))
+    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
+    payload_template: JsonObject | None = None
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str | None = attrs.field(default=None, validator=length(1, 64))
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str | None = attrs.field(default=None, validator=one_of(CATCH_UP))
+    overlap: str | None = attrs.field(default=None, validator=one_of(OVERLAP))

@@ -123,6 +123,46 @@ class JobBrief:
 
 
 @attrs.frozen(slots=True)
+class Schedule:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    cron_expression: str
+    timezone: str
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None
+    metadata: RawJson | None
+    catch_up: str
+    overlap: str
+    is_active: bool
+    last_run_at: dt.datetime | None
+    next_run_at: dt.datetime | None
+    run_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
+class ScheduleRun:
+    """A fire as clients see it: `status` follows the run's job (pending/running/completed/failed/cancelled),
+    or is `skipped` (overlap policy) or `failed` with `error_message` (the enqueue was refused)."""
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    job_id: uuid.UUID | None
+    status: str
+    error_message: str | None
+    fire_time: dt.datetime
+    manual: bool
+    started_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
 class HistoryEntry:
     """One recorded transition of a job."""
     id: int
@@ -154,3 +194,58 @@ class Worker:
     last_heartbeat: dt.datetime
     registered_at: dt.datetime
     deregistered_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class RunToEnqueue:
+    """A fired run whose job is still to be enqueued, with the template it enqueues."""
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    organization_id: uuid.UUID
+    fire_time: dt.datetime
+    manual: bool
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None
+
+
+@attrs.frozen(slots=True)
+class JobCounts:
+    """An organization's job counts for the dashboard; each is exact below the store's cap, else the cap."""
+    total: int
+    pending: int
+    processing: int
+    deadletter: int
+    completed_24h: int
+    failed_24h: int
+    created_1h: int
+    completed_1h: int
+    failed_1h: int
+    avg_wait_ms: float | None           # over the last 1,000 completions of the day
+    avg_processing_ms: float | None
+
+
+@attrs.frozen(slots=True)
+class QueueLoad:
+    name: str
+    paused: bool
+    pending: int
+    processing: int
+
+
+@attrs.frozen(slots=True)
+class WorkerCounts:
+    total: int
+    healthy: int
+
+
+@attrs.frozen(slots=True)
+class Summary:
+    """What the dashboard shows of one organization, read in one unit of work."""
+    jobs: JobCounts
+    queues: list[QueueLoad]
+    workers: WorkerCounts
+    count_cap: int

@@ -6,17 +6,21 @@ import attrs
 import trio
 
 from spooled.services.auth import Authenticator
+from spooled.services.dashboard import Dashboard
 from spooled.services.jobs import Jobs
 from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
+from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
+from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
 from spooled.store.jobs import JobStore
 from spooled.store.maintenance import MaintenanceStore
 from spooled.store.queues import QueueStore
+from spooled.store.schedules import ScheduleStore
 from spooled.store.workers import WorkerStore
 
 
@@ -31,6 +35,8 @@ class Services:
     queues: Queues
     maintenance: Maintenance
     workers: Workers
+    schedules: Schedules
+    dashboard: Dashboard
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -38,7 +44,9 @@ class Services:
     def build(cls, settings: Settings, db: Database) -> "Services":
         wakeups = Wakeups()
         auth = Authenticator(db, settings.jwt_secret or None)
+        jobs = Jobs(JobStore(db), wakeups, max_payload_bytes=settings.max_payload_bytes)
         return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
-                   jobs=Jobs(JobStore(db), wakeups, max_payload_bytes=settings.max_payload_bytes),
-                   queues=Queues(QueueStore(db)), maintenance=Maintenance(MaintenanceStore(db)),
-                   workers=Workers(WorkerStore(db), heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
+                   jobs=jobs, queues=Queues(QueueStore(db)), maintenance=Maintenance(MaintenanceStore(db)),
+                   workers=Workers(WorkerStore(db), heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
+                   schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
+                   dashboard=Dashboard(DashboardStore(db)))

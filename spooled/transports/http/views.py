@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import (HistoryEntry, Job, JobBrief, ListedJob, Queue, QueueStats, ThroughputBucket,
-                                   Worker)
+from spooled.domain.models import (HistoryEntry, Job, JobBrief, ListedJob, Queue, QueueStats, Schedule,
+                                   ScheduleRun, Summary, ThroughputBucket, Worker)
 
 
 def raw(text: str | None):
@@ -96,3 +96,35 @@ def org(r, settings: dict | None = None) -> dict:
 def api_key(r) -> dict:
     return {"id": str(r["id"]), "name": r["name"], "queues": list(r["queues"]), "is_active": r["is_active"],
             "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
+
+
+def schedule(s: Schedule) -> dict:
+    return {
+        "id": str(s.id), "organization_id": str(s.organization_id), "name": s.name, "description": s.description,
+        "cron_expression": s.cron_expression, "timezone": s.timezone, "queue_name": s.queue_name,
+        "payload_template": raw(s.payload_template), "priority": s.priority, "max_retries": s.max_retries,
+        "timeout_seconds": s.timeout_seconds, "is_active": s.is_active, "last_run_at": s.last_run_at,
+        "next_run_at": s.next_run_at, "run_count": s.run_count, "tags": raw(s.tags), "metadata": raw(s.metadata),
+        "catch_up": s.catch_up, "overlap": s.overlap, "created_at": s.created_at, "updated_at": s.updated_at,
+    }
+
+
+def schedule_run(r: ScheduleRun) -> dict:
+    return {"id": str(r.id), "schedule_id": str(r.schedule_id), "job_id": opt_str(r.job_id), "status": r.status,
+            "error_message": r.error_message, "fire_time": r.fire_time, "manual": r.manual,
+            "started_at": r.started_at, "completed_at": r.completed_at}
+
+
+def dashboard(s: Summary, system: dict) -> dict:
+    j, w = s.jobs, s.workers
+    return {
+        "system": system,
+        "jobs": {"total": j.total, "pending": j.pending, "processing": j.processing, "completed_24h": j.completed_24h,
+                 "failed_24h": j.failed_24h, "deadletter": j.deadletter, "avg_wait_time_ms": j.avg_wait_ms,
+                 "avg_processing_time_ms": j.avg_processing_ms, "counts_capped_at": s.count_cap},
+        "queues": [{"name": q.name, "pending": q.pending, "processing": q.processing, "paused": q.paused}
+                   for q in s.queues],
+        "workers": {"total": w.total, "healthy": w.healthy, "unhealthy": w.total - w.healthy},
+        "recent_activity": {"jobs_created_1h": j.created_1h, "jobs_completed_1h": j.completed_1h,
+                            "jobs_failed_1h": j.failed_1h},
+    }
