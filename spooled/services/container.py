@@ -14,6 +14,7 @@ from spooled.services.queues import Queues
 from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
+from spooled.services.workflows import Workflows
 from spooled.settings import Settings
 from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
@@ -22,6 +23,7 @@ from spooled.store.maintenance import MaintenanceStore
 from spooled.store.queues import QueueStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.workers import WorkerStore
+from spooled.store.workflows import WorkflowStore
 
 
 @attrs.define
@@ -37,6 +39,7 @@ class Services:
     workers: Workers
     schedules: Schedules
     dashboard: Dashboard
+    workflows: Workflows
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -49,4 +52,5 @@ class Services:
                    jobs=jobs, queues=Queues(QueueStore(db)), maintenance=Maintenance(MaintenanceStore(db)),
                    workers=Workers(WorkerStore(db), heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
                    schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
-                   dashboard=Dashboard(DashboardStore(db)))
+                   dashboard=Dashboard(DashboardStore(db)),
+                   workflows=Workflows(WorkflowStore(db), max_payload_bytes=settings.max_payload_bytes))

@@ -13,7 +13,7 @@ import trio
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
-from spooled.domain.states import JobStatus
+from spooled.domain.states import RETRYABLE, JobStatus
 from spooled.services.grouping import CompletionGrouper
 from spooled.services.wakeups import Wakeups
 from spooled.store.jobs import JobStore, NewJobs
@@ -237,7 +237,14 @@ class Jobs:
         jid = parse_id(job_id)
         job = await self._store.retry(parse_id(org), jid, now=now)
         if job is None:
-            raise await self._conflict_or_missing(org, jid, "retry")
+            status = await self._store.status_of(parse_id(org), jid)
+            if status is None:
+                raise errors.NotFound("Job not found")
+            if JobStatus(status) in RETRYABLE:      # refused by its dependencies
+                raise errors.Conflict("Cannot retry this job: a dependency of it ended without completing, so it "
+                                      "could never run; retry that dependency (its dependents come back with "
+                                      "it) or the workflow")
+            raise errors.Conflict(f"Cannot retry a job that is {status}")
         return job
 
     async def cancel(self, org: str, job_id: str, *, now: Now = None) -> None:

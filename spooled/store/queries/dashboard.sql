@@ -2,12 +2,16 @@
 -- The organization's job counts for the dashboard summary. Each count is an index range scan that stops at $cap
 -- entries (a count at the cap means "at least"), never a scan of the organization's history; the averages
 -- sample the day's last 1,000 completions. `now` stays an expression, not a CTE, so it bounds the index ranges;
--- the ORDER BYs follow the index each count should walk, so no plan can read the table instead.
+-- the ORDER BYs follow the index each count should walk, so no plan can read the table instead (pending: the
+-- ready jobs' index, then the index of those waiting for their dependencies).
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
                            ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS total,
-    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
-                           ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x) AS pending,
+    least($cap, (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
+                                       AND dependencies_met
+                                       ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x)
+              + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
+                                       AND NOT dependencies_met ORDER BY queue_name LIMIT $cap) x)) AS pending,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'processing'
                            LIMIT $cap) x) AS processing,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'

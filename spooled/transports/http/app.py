@@ -91,11 +91,12 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
 
     from spooled.transports.http import (routes_auth, routes_dashboard, routes_health, routes_jobs, routes_orgs,
-                                         routes_queues, routes_schedules, routes_summary, routes_workers)
+                                         routes_queues, routes_schedules, routes_summary, routes_workers,
+                                         routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary):
+                   routes_summary, routes_workflows):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
