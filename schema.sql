@@ -435,17 +435,20 @@ CREATE TRIGGER jobs_dependency_stage_delete BEFORE DELETE ON jobs FOR EACH ROW
 
 -- Settling, at commit of the transaction that moved the jobs (a deferred constraint trigger: the first
 -- invocation does the whole transaction's work and the rest find nothing noted). Rounds, until nothing moves:
--- lock, in id order, the dependents of the jobs that moved (and a retried job itself) that may change, then
+-- lock, in id order, the dependents of the jobs that ended or left an end (and such a job itself) that may
+-- change, then
 --   waiting, and now met        -> dependencies_met (claimable; the queue's claimers are woken);
 --   waiting, and now never met  -> cancelled, cancelled_by_dependency, the reason in last_error and history;
---   cancelled by a dependency that was retried since (and nothing else failed) -> pending again;
+--   cancelled by a dependency, one of whose dependencies was just retried, and none of the others failed
+--                               -> pending again, waiting for it;
 -- each of those moves is noted in turn (the dependents of a cancelled job are cancelled in the next round).
 -- Then lock the workflows touched, in id order, and recount them from their jobs (every lock on a job is taken
 -- before any lock on a workflow, always in id order: transactions settling side by side queue, not deadlock).
 CREATE FUNCTION spooled_dependency_settle() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     v_work text;
-    v_moved uuid[];
+    v_moved uuid[];       -- jobs that ended, or left an end
+    v_back uuid[];        -- ... that left failed/deadletter/cancelled (a retry): their dependents may revive
     v_lost uuid[];          -- dependents of deleted jobs
     v_lost_dead uuid[];     -- ... of deleted jobs that had not completed
     v_kids uuid[];
@@ -467,16 +470,19 @@ BEGIN
         WITH e AS (SELECT string_to_array(x, ':') AS f FROM unnest(string_to_array(rtrim(v_work, ','), ',')) x),
         t AS (SELECT f[2]::uuid AS job, f[5]::uuid AS wf, f[4] AS new_status,
                      (f[3] IN ('completed', 'failed', 'deadletter', 'cancelled')
-                      OR f[4] IN ('completed', 'failed', 'deadletter', 'cancelled')) AS ended
+                      OR f[4] IN ('completed', 'failed', 'deadletter', 'cancelled')) AS ended,
+                     (f[3] IN ('failed', 'deadletter', 'cancelled')
+                      AND f[4] NOT IN ('completed', 'failed', 'deadletter', 'cancelled')) AS back
               FROM e WHERE f[1] = 't')
         SELECT coalesce((SELECT array_agg(DISTINCT job) FROM t WHERE ended), '{}'),
+               coalesce((SELECT array_agg(DISTINCT job) FROM t WHERE back), '{}'),
                coalesce((SELECT array_agg(DISTINCT f[2]::uuid) FROM e WHERE f[1] = 'd'), '{}'),
                coalesce((SELECT array_agg(DISTINCT f[2]::uuid) FROM e WHERE f[1] = 'd' AND f[3] <> 'completed'), '{}'),
                v_recount || coalesce((SELECT array_agg(DISTINCT f[2]::uuid) FROM e WHERE f[1] = 'w'), '{}')
                        || coalesce((SELECT array_agg(DISTINCT wf) FROM t WHERE ended AND wf IS NOT NULL), '{}'),
                v_started || coalesce((SELECT array_agg(DISTINCT wf) FROM t
                                     WHERE new_status = 'processing' AND wf IS NOT NULL), '{}')
-        INTO v_moved, v_lost, v_lost_dead, v_recount, v_started;
+        INTO v_moved, v_back, v_lost, v_lost_dead, v_recount, v_started;
 
         SELECT coalesce(array_agg(k.id ORDER BY k.id), '{}') INTO v_kids FROM (
             SELECT j.id FROM jobs j
@@ -490,7 +496,9 @@ BEGIN
 
         WITH ev AS (
             SELECT j.id, j.organization_id, j.queue_name, j.status AS old_status, j.dependency_mode AS mode,
-                   s.state, s.n, s.culprit, s.culprit_status, j.id = ANY (v_lost_dead) AS is_lost_dead
+                   s.state, s.n, s.culprit, s.culprit_status, j.id = ANY (v_lost_dead) AS is_lost_dead,
+                   EXISTS (SELECT 1 FROM job_dependencies d
+                           WHERE d.child_job_id = j.id AND d.parent_job_id = ANY (v_back)) AS may_revive
             FROM jobs j, LATERAL spooled_dependency_state(j.id, j.dependency_mode) s
             WHERE j.id = ANY (v_kids)
         ), act AS (
@@ -498,7 +506,7 @@ BEGIN
                 WHEN old_status IN ('pending', 'scheduled') THEN CASE
                     WHEN state = 'failed' OR (is_lost_dead AND (mode = 'all' OR n = 0)) THEN 'cancel'
                     WHEN state = 'met' THEN 'met' END
-                WHEN state <> 'failed' THEN 'revive' END AS action
+                WHEN may_revive AND state <> 'failed' THEN 'revive' END AS action
             FROM ev
         ), u AS (
             UPDATE jobs j SET

@@ -411,3 +411,25 @@ async def test_tenancy(api, other_api):
     assert r.status_code == 422 and r.json()["details"]["field"] == "depends_on[0]"
     assert (await other_api.get("/api/v1/workflows")).json() == []
     assert (await workflow(api, wid))["status"] == "pending"
+
+
+async def test_waiting_jobs_count_as_pending_on_the_dashboard(api):
+    await create(api, diamond())
+    d = (await api.get("/api/v1/dashboard")).json()
+    assert d["jobs"]["pending"] == 4 and d["queues"] == [{"name": "wf", "pending": 4, "processing": 0,
+                                                          "paused": False}]
+    assert (await api.get("/api/v1/jobs/stats")).json()["pending"] == 4
+
+
+async def test_workflow_jobs_carry_the_sdk_fields(api):
+    body = diamond()
+    body["jobs"][0].update(priority=5, max_retries=2, timeout_seconds=90)
+    wid, ids = await create(api, body)
+    w = await workflow(api, wid)
+    a = w["jobs"][0]
+    assert a["id"] == ids["A"] and a["queue_name"] == "wf" and a["payload"] == {"step": "A"}
+    assert (a["priority"], a["max_retries"], a["timeout_seconds"], a["timeout_ms"], a["attempt"]) == (5, 2, 90, 90000, 0)
+    assert a["workflow_id"] == wid and a["dependency_mode"] == "all" and a["error"] is None
+    assert w["jobs"][3]["dependencies_met"] is False and w["jobs"][0]["dependencies_met"] is True
+    r = await api.get(f"/api/v1/jobs/{ids['D']}")
+    assert r.json()["workflow_id"] == wid and r.json()["dependency_mode"] == "all"

@@ -168,6 +168,8 @@ WITH u AS (
     UPDATE jobs j SET status = 'pending', retry_count = 0, run_at = t.now, scheduled_at = NULL,
                       completed_at = NULL, result = NULL, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, started_at = NULL, cancelled_by_dependency = false,
+                      dependencies_met = j.dependency_mode IS NULL
+                          OR (spooled_dependency_state(j.id, j.dependency_mode)).state = 'met',
                       updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
     WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
