@@ -433,3 +433,23 @@ async def test_workflow_jobs_carry_the_sdk_fields(api):
     assert w["jobs"][3]["dependencies_met"] is False and w["jobs"][0]["dependencies_met"] is True
     r = await api.get(f"/api/v1/jobs/{ids['D']}")
     assert r.json()["workflow_id"] == wid and r.json()["dependency_mode"] == "all"
+
+
+async def test_retrying_one_failed_job_reopens_its_workflow(api):
+    body = diamond()
+    body["jobs"][1]["max_retries"] = 0
+    wid, ids = await create(api, body)
+    (a,) = await claim(api, "wf")
+    await complete(api, a)
+    for j in await claim(api, "wf", limit=2):
+        await (fail(api, j) if j["id"] == ids["B"] else complete(api, j))
+    w = await workflow(api, wid)
+    assert counts(w) == ("failed", 4, 2, 1, 50.0) and w["completed_at"]
+    r = await api.post(f"/api/v1/jobs/{ids['B']}/retry")
+    assert r.status_code == 200 and r.json()["status"] == "pending"
+    d = await job(api, ids["D"])
+    assert (d["status"], d["dependencies_met"], d["last_error"]) == ("pending", False, None)
+    w = await workflow(api, wid)
+    assert counts(w) == ("running", 4, 2, 0, 50.0) and w["completed_at"] is None and w["cancelled_jobs"] == 0
+    assert await run_to_end(api, "wf") == [ids["B"], ids["D"]]
+    assert counts(await workflow(api, wid)) == ("completed", 4, 4, 0, 100.0)
