@@ -151,6 +151,8 @@ CREATE TABLE jobs (
     parent_job_id       uuid,
     completion_webhook_secret text,     -- write-only: signs the completion webhook, never returned
     workflow_id         uuid,
+    -- 'all' or 'any' on every job that takes part in dependencies (workflow jobs, jobs that gained dependencies
+    -- or dependents); NULL on the rest, whose changes the dependency triggers never see
     dependency_mode     text,
     dependencies_met    boolean     NOT NULL DEFAULT true,
     completed_lease_id  uuid,           -- the lease that completed the job (idempotent replays), never returned
@@ -159,9 +161,6 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
-    -- set on every job that takes part in dependencies (workflow jobs, jobs that gained dependencies or
-    -- dependents); NULL on the rest, whose changes the dependency triggers never see
-    CONSTRAINT jobs_dependency_mode_check CHECK (dependency_mode IN ('all', 'any')),
     CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
     CONSTRAINT jobs_max_retries_check CHECK (max_retries BETWEEN 0 AND 100),
     CONSTRAINT jobs_retry_count_check CHECK (retry_count >= 0),
@@ -181,8 +180,6 @@ CREATE TABLE jobs (
 -- dependencies are met: a job waiting for others is not in it, so it costs the claim nothing).
 CREATE INDEX jobs_ready_idx ON jobs (organization_id, queue_name, priority DESC, run_at, id)
     WHERE status = 'pending' AND dependencies_met;
--- Pending jobs waiting for their dependencies (counted beside the ready ones by the dashboard summary).
-CREATE INDEX jobs_waiting_idx ON jobs (organization_id, queue_name) WHERE status = 'pending' AND NOT dependencies_met;
 CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 -- Reaper: leases to expire, scheduled jobs to promote, pending/scheduled jobs to expire.
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
@@ -364,13 +361,14 @@ CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE s
 CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
 
 -- Job dependencies (docs/architecture.md "Job dependencies").
--- child depends on parent. Both are jobs of one organization (the store checks it; ids are never reused).
+-- child depends on parent. Both are jobs of one organization, written only while both rows are locked (or
+-- were inserted) in the same transaction; both have dependency_mode set, so deleting either fires
+-- jobs_dependency_stage, which deletes the edge (no foreign key onto `jobs`: its triggers would cost every
+-- UPDATE of `jobs`).
 CREATE TABLE job_dependencies (
     child_job_id        uuid        NOT NULL,
     parent_job_id       uuid        NOT NULL,
     CONSTRAINT job_dependencies_pk PRIMARY KEY (child_job_id, parent_job_id),
-    CONSTRAINT job_dependencies_child_fk FOREIGN KEY (child_job_id) REFERENCES jobs (id) ON DELETE CASCADE,
-    CONSTRAINT job_dependencies_parent_fk FOREIGN KEY (parent_job_id) REFERENCES jobs (id) ON DELETE CASCADE,
     CONSTRAINT job_dependencies_self_check CHECK (child_job_id <> parent_job_id)
 );
 CREATE INDEX job_dependencies_parent_idx ON job_dependencies (parent_job_id);
@@ -404,9 +402,9 @@ END
 $fn$;
 
 -- Staging. Only jobs that take part in dependencies (dependency_mode set: every workflow job, and any job that
--- gained dependencies or dependents) fire these triggers; for every other job the WHEN clause is false and
--- nothing is queued. A status change (immediate, row level) notes the job; a delete (before the row and its
--- edges go) notes its dependents and its workflow. The notes live in a transaction-local setting.
+-- gained dependencies or dependents) fire this trigger; for every other job the WHEN clause is false and nothing
+-- is queued. A status change notes the job; a delete notes its dependents (with the status it had) and its
+-- workflow, and deletes its edges. The notes live in a transaction-local setting.
 CREATE FUNCTION spooled_dependency_note(p_entry text) RETURNS void LANGUAGE sql AS $fn$
     SELECT set_config('spooled.dependency_work',
                       coalesce(current_setting('spooled.dependency_work', true), '') || p_entry || ',', true)
@@ -416,20 +414,20 @@ $fn$;
 CREATE FUNCTION spooled_dependency_stage() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        PERFORM spooled_dependency_note(concat_ws(':', 't', NEW.id, OLD.status, NEW.status, NEW.workflow_id));
+        IF OLD.status IS DISTINCT FROM NEW.status THEN
+            PERFORM spooled_dependency_note(concat_ws(':', 't', NEW.id, OLD.status, NEW.status, NEW.workflow_id));
+        END IF;
         RETURN NULL;
     END IF;
     PERFORM spooled_dependency_note(string_agg(concat_ws(':', 'd', d.child_job_id, OLD.status), ','))
     FROM job_dependencies d WHERE d.parent_job_id = OLD.id;
     PERFORM spooled_dependency_note(concat_ws(':', 'w', OLD.workflow_id)) WHERE OLD.workflow_id IS NOT NULL;
-    RETURN OLD;
+    DELETE FROM job_dependencies WHERE parent_job_id = OLD.id OR child_job_id = OLD.id;
+    RETURN NULL;
 END
 $fn$;
 
-CREATE TRIGGER jobs_dependency_stage AFTER UPDATE OF status ON jobs FOR EACH ROW
-    WHEN (OLD.dependency_mode IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION spooled_dependency_stage();
-CREATE TRIGGER jobs_dependency_stage_delete BEFORE DELETE ON jobs FOR EACH ROW
+CREATE TRIGGER jobs_dependency_stage AFTER UPDATE OF status OR DELETE ON jobs FOR EACH ROW
     WHEN (OLD.dependency_mode IS NOT NULL)
     EXECUTE FUNCTION spooled_dependency_stage();
 

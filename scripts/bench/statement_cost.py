@@ -133,6 +133,7 @@ async def main() -> None:
     p.add_argument("--dsn", help="superuser DSN of an existing server (default: a throwaway cluster)")
     p.add_argument("--jobs", type=int, default=100_000)
     p.add_argument("--cycles", type=int, default=300, help="claim-100 cycles (claim-1 runs 20x as many)")
+    p.add_argument("--extra-sql", type=Path, help="SQL run after the schema (e.g. a trigger to price it)")
     a = p.parse_args()
     cluster = None if a.dsn else Cluster()
     admin_dsn = a.dsn or cluster.dsn
@@ -141,8 +142,9 @@ async def main() -> None:
         admin = await asyncpg.connect(admin_dsn)
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
-        dsn = re.sub(r"/postgres\?", f"/{name}?", admin_dsn) if "?" in admin_dsn else admin_dsn.rsplit("/", 1)[0] + "/" + name
-        r = await measure(dsn, a.repo.resolve(), a.jobs, a.cycles)
+        dsn = (re.sub(r"/postgres\?", f"/{name}?", admin_dsn) if "?" in admin_dsn
+               else admin_dsn.rsplit("/", 1)[0] + "/" + name)
+        r = await measure(dsn, a.repo.resolve(), a.jobs, a.cycles, a.extra_sql.read_text() if a.extra_sql else "")
     finally:
         if cluster:
             cluster.stop()

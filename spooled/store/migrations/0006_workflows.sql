@@ -5,6 +5,9 @@
 --   jobs_ready_idx now holds only jobs whose dependencies are met (rebuilt here: writes to jobs wait for it), and
 --   spooled_ready_jobs reads it with the same predicate;
 --   the triggers that settle dependents and workflows in the transaction that moves a job.
+-- Every trigger, index and constraint on `jobs` costs each UPDATE statement of every queue a little (measured:
+-- docs/benchmarks.md), so this adds as few as it can: two triggers, one partial index, one foreign key; edges
+-- are removed with their jobs by the staging trigger, not by foreign keys onto `jobs`.
 
 CREATE TABLE workflows (
     id                  uuid        NOT NULL,
@@ -29,21 +32,21 @@ CREATE TABLE workflows (
 CREATE INDEX workflows_org_created_idx ON workflows (organization_id, created_at DESC, id DESC);
 CREATE INDEX workflows_org_status_idx ON workflows (organization_id, status, created_at DESC, id DESC);
 
--- child depends on parent. Both are jobs of one organization (the store checks it; ids are never reused).
+-- child depends on parent. Both are jobs of one organization, written only while both rows are locked (or
+-- were inserted) in the same transaction; both have dependency_mode set, so deleting either fires
+-- jobs_dependency_stage, which deletes the edge (no foreign key onto `jobs`: its triggers would cost every
+-- UPDATE of `jobs`).
 CREATE TABLE job_dependencies (
     child_job_id        uuid        NOT NULL,
     parent_job_id       uuid        NOT NULL,
     CONSTRAINT job_dependencies_pk PRIMARY KEY (child_job_id, parent_job_id),
-    CONSTRAINT job_dependencies_child_fk FOREIGN KEY (child_job_id) REFERENCES jobs (id) ON DELETE CASCADE,
-    CONSTRAINT job_dependencies_parent_fk FOREIGN KEY (parent_job_id) REFERENCES jobs (id) ON DELETE CASCADE,
     CONSTRAINT job_dependencies_self_check CHECK (child_job_id <> parent_job_id)
 );
 CREATE INDEX job_dependencies_parent_idx ON job_dependencies (parent_job_id);
 
 ALTER TABLE jobs
     ADD COLUMN cancelled_by_dependency boolean NOT NULL DEFAULT false,
-    ADD CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
-    ADD CONSTRAINT jobs_dependency_mode_check CHECK (dependency_mode IN ('all', 'any'));
+    ADD CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE;
 CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
 
 -- The claim path: a job waiting for its dependencies is not in the ready index at all, so a queue without
@@ -51,8 +54,6 @@ CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NU
 DROP INDEX jobs_ready_idx;
 CREATE INDEX jobs_ready_idx ON jobs (organization_id, queue_name, priority DESC, run_at, id)
     WHERE status = 'pending' AND dependencies_met;
--- Pending jobs waiting for their dependencies (counted beside the ready ones by the dashboard summary).
-CREATE INDEX jobs_waiting_idx ON jobs (organization_id, queue_name) WHERE status = 'pending' AND NOT dependencies_met;
 
 CREATE OR REPLACE FUNCTION spooled_ready_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz)
 RETURNS SETOF uuid LANGUAGE plpgsql ROWS 10 SET enable_sort = off AS $fn$
@@ -99,9 +100,9 @@ END
 $fn$;
 
 -- Staging. Only jobs that take part in dependencies (dependency_mode set: every workflow job, and any job that
--- gained dependencies or dependents) fire these triggers; for every other job the WHEN clause is false and
--- nothing is queued. A status change (immediate, row level) notes the job; a delete (before the row and its
--- edges go) notes its dependents and its workflow. The notes live in a transaction-local setting.
+-- gained dependencies or dependents) fire this trigger; for every other job the WHEN clause is false and nothing
+-- is queued. A status change notes the job; a delete notes its dependents (with the status it had) and its
+-- workflow, and deletes its edges. The notes live in a transaction-local setting.
 CREATE FUNCTION spooled_dependency_note(p_entry text) RETURNS void LANGUAGE sql AS $fn$
     SELECT set_config('spooled.dependency_work',
                       coalesce(current_setting('spooled.dependency_work', true), '') || p_entry || ',', true)
@@ -111,20 +112,20 @@ $fn$;
 CREATE FUNCTION spooled_dependency_stage() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        PERFORM spooled_dependency_note(concat_ws(':', 't', NEW.id, OLD.status, NEW.status, NEW.workflow_id));
+        IF OLD.status IS DISTINCT FROM NEW.status THEN
+            PERFORM spooled_dependency_note(concat_ws(':', 't', NEW.id, OLD.status, NEW.status, NEW.workflow_id));
+        END IF;
         RETURN NULL;
     END IF;
     PERFORM spooled_dependency_note(string_agg(concat_ws(':', 'd', d.child_job_id, OLD.status), ','))
     FROM job_dependencies d WHERE d.parent_job_id = OLD.id;
     PERFORM spooled_dependency_note(concat_ws(':', 'w', OLD.workflow_id)) WHERE OLD.workflow_id IS NOT NULL;
-    RETURN OLD;
+    DELETE FROM job_dependencies WHERE parent_job_id = OLD.id OR child_job_id = OLD.id;
+    RETURN NULL;
 END
 $fn$;
 
-CREATE TRIGGER jobs_dependency_stage AFTER UPDATE OF status ON jobs FOR EACH ROW
-    WHEN (OLD.dependency_mode IS NOT NULL AND OLD.status IS DISTINCT FROM NEW.status)
-    EXECUTE FUNCTION spooled_dependency_stage();
-CREATE TRIGGER jobs_dependency_stage_delete BEFORE DELETE ON jobs FOR EACH ROW
+CREATE TRIGGER jobs_dependency_stage AFTER UPDATE OF status OR DELETE ON jobs FOR EACH ROW
     WHEN (OLD.dependency_mode IS NOT NULL)
     EXECUTE FUNCTION spooled_dependency_stage();
 
