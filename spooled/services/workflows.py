@@ -17,6 +17,7 @@ from spooled.domain import dag, errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import DependencyEdge, Job, JobDependencies, Workflow
 from spooled.services.jobs import dumps
+from spooled.services.quotas import Quotas
 from spooled.store.workflows import NewWorkflowJobs, Refused, WorkflowStore
 
 Now = dt.datetime | None
@@ -40,22 +41,30 @@ def _missing() -> errors.NotFound:
 
 
 class Workflows:
-    def __init__(self, store: WorkflowStore, *, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: WorkflowStore, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
         self._store = store
+        self._quotas = quotas
         self._max_payload = max_payload_bytes
 
     async def create(self, org: str, spec: inputs.CreateWorkflow, *, now: Now = None) -> Created:
         """All the jobs and their edges in one transaction, or nothing: a duplicate key, an unknown or own key in
-        `depends_on`, a cycle or a payload over the limit is refused before anything is written."""
+        `depends_on`, a cycle, a payload over the limit or the plan's workflow, job or queue quotas passed is
+        refused before anything is written."""
         keys = [j.key for j in spec.jobs]
         depends = [list(dict.fromkeys(j.depends_on or ())) for j in spec.jobs]
         dag.check(keys, depends)
-        payloads = []
+        payloads, largest = [], 0
         for i, j in enumerate(spec.jobs):
             text = dumps(j.payload)
-            if len(text.encode()) > self._max_payload:
+            size = len(text.encode())
+            if size > self._max_payload:
                 raise errors.PayloadTooLarge(f"jobs[{i}].payload is over the {self._max_payload} byte limit")
+            largest = max(largest, size)
             payloads.append(text)
+        await self._quotas.check(org, "workflows", 1)
+        queues = list(dict.fromkeys(j.queue_name for j in spec.jobs))
+        for n, queue in enumerate(queues):       # every job counts once; each new queue against the queue limit
+            await self._quotas.check_enqueue(org, queue, len(spec.jobs) if n == 0 else 0, largest)
         ids = sorted(new_job_id() for _ in spec.jobs)     # ascending in request order: the listing and claim order
         by_key = dict(zip(keys, ids))
         edges = [(ids[i], by_key[d]) for i, deps in enumerate(depends) for d in deps]
@@ -69,6 +78,7 @@ class Workflows:
                             modes=[j.dependency_mode or "all" for j in spec.jobs],
                             met=[not d for d in depends]),
             edges, now=now)
+        self._quotas.enqueued(org, len(ids))
         return Created(workflow, list(zip(keys, ids)))
 
     async def list(self, org: str, *, status: str | None = None, limit: int = 20, offset: int = 0
@@ -106,6 +116,8 @@ class Workflows:
         """Run its failed, dead-lettered and cancelled jobs again (each waits again for any dependency retried
         with it); Conflict when it has none."""
         org_id, wid = parse_id(org), parse_id(workflow_id, "Workflow")
+        if (await self.get(org, workflow_id)).status in ("failed", "cancelled"):
+            await self._quotas.check(org, "workflows", 1)          # it becomes active again
         retried, workflow = await self._store.retry(org_id, wid, now=now)
         if workflow is None:
             raise _missing()
