@@ -34,6 +34,15 @@ def dumps(value: Any) -> str:
     return text
 
 
+def sized_json(value: Any, limit: int, field: str) -> tuple[str, int]:
+    """User JSON as stored text and its size in bytes; PayloadTooLarge naming `field` when over `limit`."""
+    text = dumps(value)
+    size = len(text.encode())
+    if size > limit:
+        raise errors.PayloadTooLarge(f"{field} is over the {limit} byte limit")
+    return text, size
+
+
 @attrs.frozen
 class Enqueued:
     job_id: str
@@ -80,10 +89,7 @@ class Jobs:
             return f"jobs[{i}].{field}" if many else field
         payloads, parents, largest = [], [], 0
         for i, s in enumerate(specs):
-            text = dumps(s.payload)
-            size = len(text.encode())
-            if size > self._max_payload:
-                raise errors.PayloadTooLarge(f"{where(i, 'payload')} is over the {self._max_payload} byte limit")
+            text, size = sized_json(s.payload, self._max_payload, where(i, "payload"))
             largest = max(largest, size)
             payloads.append(text)
             if s.expires_at and s.scheduled_at and s.expires_at <= s.scheduled_at:

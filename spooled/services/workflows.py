@@ -16,7 +16,7 @@ import attrs
 from spooled.domain import dag, errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import DependencyEdge, Job, JobDependencies, Workflow
-from spooled.services.jobs import dumps
+from spooled.services.jobs import dumps, sized_json
 from spooled.services.quotas import Quotas
 from spooled.store.workflows import NewWorkflowJobs, Refused, WorkflowStore
 
@@ -55,10 +55,7 @@ class Workflows:
         dag.check(keys, depends)
         payloads, largest = [], 0
         for i, j in enumerate(spec.jobs):
-            text = dumps(j.payload)
-            size = len(text.encode())
-            if size > self._max_payload:
-                raise errors.PayloadTooLarge(f"jobs[{i}].payload is over the {self._max_payload} byte limit")
+            text, size = sized_json(j.payload, self._max_payload, f"jobs[{i}].payload")
             largest = max(largest, size)
             payloads.append(text)
         await self._quotas.check(org, "workflows", 1)
