@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """PostgreSQL cost of the claim and complete statements for plain jobs (no dependencies), measured in the
-backend itself: CPU from /proc/<backend>/stat around many executions, and buffers from EXPLAIN (ANALYZE,
-BUFFERS) of one claim and one batch completion on a large backlog.
+backend itself, side by side for one or more checkouts:
 
-    .venv/bin/python scripts/bench/statement_cost.py                   # this checkout's schema and statements
-    .venv/bin/python scripts/bench/statement_cost.py --repo ../../main # another checkout's (read only)
+    .venv/bin/python scripts/bench/statement_cost.py                              # this checkout
+    .venv/bin/python scripts/bench/statement_cost.py --repo /work/main --repo .   # before / after (read only)
 
-It starts a throwaway PostgreSQL cluster (or uses --dsn, a superuser DSN of a server on this machine), loads the
-checkout's schema.sql, fills --jobs pending jobs into one queue, then runs --cycles cycles of "claim 100, complete
-the 100 in one batch" and as many of "claim 1, complete 1", through the checkout's own named statements
-(store/queries/*.sql) on one connection, as the server runs them (prepared). The machine is shared and noisy:
-run it a few times, compare runs made side by side.
+For each checkout: a database in one throwaway PostgreSQL cluster (or --dsn, a superuser DSN of a server on this
+machine) with that checkout's schema.sql (plus --extra-sql), --jobs pending jobs in one queue that the
+statistics have not seen (the claim-plan test's worst case), and EXPLAIN (ANALYZE, BUFFERS) of one claim of 100
+and of the batch completion of those 100. Then --rounds rounds, alternating the checkouts (so drift on a shared
+machine hits them alike): per round and checkout, --cycles cycles of "claim 1, complete 1" and --cycles/10 of
+"claim 100, complete the 100 in one batch", through that checkout's own named statements (store/queries/*.sql),
+prepared, on one connection. Reported: the backend's CPU per job (from /proc/<pid>/schedstat), median and
+minimum over the rounds.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from spooled.store.sql import load  # noqa: E402
 FILL = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds, "
         "run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, $2, 'pending', '{\"n\": 1}', (g % 5) - 2, 3, "
         "300, now() + g * interval '1 microsecond', now(), now() FROM generate_series(1, $3) g")
+SHAPES = (("claim1", 1), ("claim100", 100))
 
 
 def as_postgres(cmd: list[str]) -> list[str]:
@@ -73,10 +76,30 @@ def cpu_secs(pid: int) -> float:
     return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
 
 
-async def measure(dsn: str, repo: Path, jobs: int, cycles: int, extra_sql: str = "") -> dict:
-    q = load(repo / "spooled" / "store" / "queries")
-    con = await asyncpg.connect(dsn)
-    try:
+def dsn_for(admin_dsn: str, name: str) -> str:
+    if "?" in admin_dsn:
+        return re.sub(r"/postgres\?", f"/{name}?", admin_dsn)
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+class Subject:
+    """One checkout's database, statements and connection."""
+
+    def __init__(self, repo: Path, con: asyncpg.Connection, org: uuid.UUID, pid: int):
+        self.repo, self.con, self.org, self.pid = repo, con, org, pid
+        self.q = load(repo / "spooled" / "store" / "queries")
+        self.plans: dict[str, list[str]] = {}
+        self.cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in SHAPES}
+
+    @classmethod
+    async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str) -> "Subject":
+        name = f"cost_{uuid.uuid4().hex[:8]}"
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        con = await asyncpg.connect(dsn_for(admin_dsn, name))
         await con.execute((repo / "schema.sql").read_text())
         if extra_sql:
             await con.execute(extra_sql)
@@ -84,78 +107,93 @@ async def measure(dsn: str, repo: Path, jobs: int, cycles: int, extra_sql: str =
         await con.execute(FILL, org, "other", 20_000)
         await con.execute("ANALYZE jobs")
         await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
-        pid = await con.fetchval("SELECT pg_backend_pid()")
+        return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"))
 
-        def claim_args(n):
-            return q["job_claim"].args(org=org, queue="big", worker_id="w", limit=n, lease_secs=30.0, now=None)
+    def claim_args(self, n: int) -> list:
+        return self.q["job_claim"].args(org=self.org, queue="big", worker_id="w", limit=n, lease_secs=30.0,
+                                        now=None)
 
-        def complete_args(rows):
-            return q["job_complete"].args(org=org, ids=[r["id"] for r in rows], leases=[r["lease_id"] for r in rows],
-                                          workers=["w"] * len(rows), results=['{"ok": true}'] * len(rows), now=None)
+    def complete_args(self, rows) -> list:
+        return self.q["job_complete"].args(org=self.org, ids=[r["id"] for r in rows],
+                                           leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
+                                           results=['{"ok": true}'] * len(rows), now=None)
 
-        out: dict = {}
-        # plans first: one claim of 100, then (claim committed, as in the server) the batch completion of those
-        # 100, with buffers; EXPLAIN ANALYZE really runs the completion: rolled back
-        out["claim100_plan"] = [r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + q["job_claim"].sql,
-                                                              *claim_args(100))]
+    async def explain(self) -> None:
+        """One claim of 100, then (the claim committed, as in the server) the completion of those 100, rolled
+        back (EXPLAIN ANALYZE really runs it), then completed for real."""
+        con, sql = self.con, self.q
+        self.plans["claim100"] = [r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["job_claim"].sql,
+                                                                *self.claim_args(100))]
         rows = await con.fetch("SELECT id, lease_id FROM jobs WHERE queue_name = 'big' AND status = 'processing'")
         tr = con.transaction()
         await tr.start()
-        out["complete100_plan"] = [r[0] for r in await con.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS) " + q["job_complete"].sql, *complete_args(rows))]
+        self.plans["complete100"] = [r[0] for r in await con.fetch(
+            "EXPLAIN (ANALYZE, BUFFERS) " + sql["job_complete"].sql, *self.complete_args(rows))]
         await tr.rollback()
-        await con.fetch(q["job_complete"].sql, *complete_args(rows))
-        for label, n in (("claim100", 100), ("claim1", 1)):
-            runs = cycles if n == 100 else cycles * 20
-            claim_cpu = complete_cpu = 0.0
-            done = 0
-            wall = time.perf_counter()
-            for _ in range(runs):
-                c0 = cpu_secs(pid)
-                rows = await con.fetch(q["job_claim"].sql, *claim_args(n))
-                c1 = cpu_secs(pid)
-                await con.fetch(q["job_complete"].sql, *complete_args(rows))
-                c2 = cpu_secs(pid)
-                claim_cpu += c1 - c0
-                complete_cpu += c2 - c1
-                done += len(rows)
-            out[label] = {"jobs": done, "claim_us_per_job": claim_cpu / done * 1e6,
-                          "complete_us_per_job": complete_cpu / done * 1e6,
-                          "wall_s": time.perf_counter() - wall}
-        return out
-    finally:
-        await con.close()
+        await con.fetch(sql["job_complete"].sql, *self.complete_args(rows))
+
+    async def round(self, label: str, n: int, cycles: int) -> None:
+        claim_cpu = complete_cpu = 0.0
+        done = 0
+        for _ in range(cycles):
+            c0 = cpu_secs(self.pid)
+            rows = await self.con.fetch(self.q["job_claim"].sql, *self.claim_args(n))
+            c1 = cpu_secs(self.pid)
+            await self.con.fetch(self.q["job_complete"].sql, *self.complete_args(rows))
+            c2 = cpu_secs(self.pid)
+            claim_cpu += c1 - c0
+            complete_cpu += c2 - c1
+            done += len(rows)
+        self.cpu[label].append((claim_cpu / done * 1e6, complete_cpu / done * 1e6))
+
+
+def top_buffers(plan: list[str]) -> str:
+    """The statement's own buffer line (the first `Buffers:` of the plan, under its top node)."""
+    return next((line.strip() for line in plan if line.strip().startswith("Buffers:")), "?")
 
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", type=Path, default=HERE, help="the checkout whose schema and statements to measure")
+    p.add_argument("--repo", type=Path, action="append", help="a checkout to measure (repeat to compare)")
     p.add_argument("--dsn", help="superuser DSN of an existing server (default: a throwaway cluster)")
     p.add_argument("--jobs", type=int, default=100_000)
-    p.add_argument("--cycles", type=int, default=300, help="claim-100 cycles (claim-1 runs 20x as many)")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--cycles", type=int, default=200, help="claim-1 cycles per round (claim-100: a tenth)")
     p.add_argument("--extra-sql", type=Path, help="SQL run after the schema (e.g. a trigger to price it)")
+    p.add_argument("--plans", action="store_true", help="print the whole EXPLAIN output")
     a = p.parse_args()
+    repos = [r.resolve() for r in (a.repo or [HERE])]
+    extra = a.extra_sql.read_text() if a.extra_sql else ""
     cluster = None if a.dsn else Cluster()
-    admin_dsn = a.dsn or cluster.dsn
-    name = f"cost_{uuid.uuid4().hex[:8]}"
+    subjects: list[Subject] = []
     try:
-        admin = await asyncpg.connect(admin_dsn)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        dsn = (re.sub(r"/postgres\?", f"/{name}?", admin_dsn) if "?" in admin_dsn
-               else admin_dsn.rsplit("/", 1)[0] + "/" + name)
-        r = await measure(dsn, a.repo.resolve(), a.jobs, a.cycles, a.extra_sql.read_text() if a.extra_sql else "")
+        admin_dsn = a.dsn or cluster.dsn
+        for repo in repos:
+            s = await Subject.create(admin_dsn, repo, a.jobs, extra)
+            await s.explain()
+            subjects.append(s)
+        for r in range(a.rounds):
+            for s in subjects if r % 2 == 0 else subjects[::-1]:
+                for label, n in SHAPES:
+                    await s.round(label, n, a.cycles if n == 1 else max(1, a.cycles // 10))
     finally:
+        for s in subjects:
+            await s.con.close()
         if cluster:
             cluster.stop()
-    print(f"checkout: {a.repo.resolve()}  backlog: {a.jobs:,} pending jobs")
-    for key in ("claim100_plan", "complete100_plan"):
-        print(f"--- EXPLAIN (ANALYZE, BUFFERS) {key[:-5]}")
-        print("\n".join(r[key]))
-    for label in ("claim100", "claim1"):
-        m = r[label]
-        print(f"{label}: {m['jobs']:,} jobs, PG CPU per job: claim {m['claim_us_per_job']:.1f} us, "
-              f"complete {m['complete_us_per_job']:.1f} us ({m['wall_s']:.1f} s wall)")
+    print(f"backlog: {a.jobs:,} pending jobs (statistics not seen); {a.rounds} alternating rounds")
+    for s in subjects:
+        print(f"== {s.repo}")
+        for key in ("claim100", "complete100"):
+            print(f"   EXPLAIN {key}: {top_buffers(s.plans[key])}; "
+                  f"{next((x for x in s.plans[key] if x.startswith('Execution Time')), '')}")
+            if a.plans:
+                print("\n".join("      " + x for x in s.plans[key]))
+        for label, _ in SHAPES:
+            claims = [c for c, _ in s.cpu[label]]
+            completes = [d for _, d in s.cpu[label]]
+            print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
+                  f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
 
 
 if __name__ == "__main__":
