@@ -6,7 +6,8 @@ backend itself, side by side for one or more checkouts:
     .venv/bin/python scripts/bench/statement_cost.py --repo /work/main --repo .   # before / after (read only)
 
 For each checkout: a database in one throwaway PostgreSQL cluster (or --dsn, a superuser DSN of a server on this
-machine) with that checkout's schema.sql (plus --extra-sql), --jobs pending jobs in one queue that the
+machine) with that checkout's schema.sql (and with --extra-sql, a second one with that SQL run after the schema,
+to price it), --jobs pending jobs in one queue that the
 statistics have not seen (the claim-plan test's worst case), and EXPLAIN (ANALYZE, BUFFERS) of one claim of 100
 and of the batch completion of those 100. Then --rounds rounds, alternating the checkouts (so drift on a shared
 machine hits them alike): per round and checkout, --cycles cycles of "claim 1, complete 1" and --cycles/10 of
@@ -85,14 +86,14 @@ def dsn_for(admin_dsn: str, name: str) -> str:
 class Subject:
     """One checkout's database, statements and connection."""
 
-    def __init__(self, repo: Path, con: asyncpg.Connection, org: uuid.UUID, pid: int):
-        self.repo, self.con, self.org, self.pid = repo, con, org, pid
+    def __init__(self, repo: Path, con: asyncpg.Connection, org: uuid.UUID, pid: int, label: str):
+        self.repo, self.con, self.org, self.pid, self.label = repo, con, org, pid, label
         self.q = load(repo / "spooled" / "store" / "queries")
         self.plans: dict[str, list[str]] = {}
         self.cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in SHAPES}
 
     @classmethod
-    async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str) -> "Subject":
+    async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str, label: str) -> "Subject":
         name = f"cost_{uuid.uuid4().hex[:8]}"
         admin = await asyncpg.connect(admin_dsn)
         try:
@@ -107,7 +108,7 @@ class Subject:
         await con.execute(FILL, org, "other", 20_000)
         await con.execute("ANALYZE jobs")
         await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
-        return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"))
+        return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
 
     def claim_args(self, n: int) -> list:
         return self.q["job_claim"].args(org=self.org, queue="big", worker_id="w", limit=n, lease_secs=30.0,
@@ -159,7 +160,7 @@ async def main() -> None:
     p.add_argument("--jobs", type=int, default=100_000)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--cycles", type=int, default=200, help="claim-1 cycles per round (claim-100: a tenth)")
-    p.add_argument("--extra-sql", type=Path, help="SQL run after the schema (e.g. a trigger to price it)")
+    p.add_argument("--extra-sql", type=Path, help="also measure each checkout with this SQL run after its schema")
     p.add_argument("--plans", action="store_true", help="print the whole EXPLAIN output")
     a = p.parse_args()
     repos = [r.resolve() for r in (a.repo or [HERE])]
@@ -169,9 +170,10 @@ async def main() -> None:
     try:
         admin_dsn = a.dsn or cluster.dsn
         for repo in repos:
-            s = await Subject.create(admin_dsn, repo, a.jobs, extra)
-            await s.explain()
-            subjects.append(s)
+            for sql, label in ((("", str(repo)),) + (((extra, f"{repo} + {a.extra_sql}"),) if extra else ())):
+                s = await Subject.create(admin_dsn, repo, a.jobs, sql, label)
+                await s.explain()
+                subjects.append(s)
         for r in range(a.rounds):
             for s in subjects if r % 2 == 0 else subjects[::-1]:
                 for label, n in SHAPES:
@@ -183,7 +185,7 @@ async def main() -> None:
             cluster.stop()
     print(f"backlog: {a.jobs:,} pending jobs (statistics not seen); {a.rounds} alternating rounds")
     for s in subjects:
-        print(f"== {s.repo}")
+        print(f"== {s.label}")
         for key in ("claim100", "complete100"):
             print(f"   EXPLAIN {key}: {top_buffers(s.plans[key])}; "
                   f"{next((x for x in s.plans[key] if x.startswith('Execution Time')), '')}")
