@@ -252,7 +252,8 @@ class Jobs:
         return errors.Conflict(f"Cannot {what} a job that is {status}")
 
     async def retry(self, org: str, job_id: str, *, now: Now = None) -> Job:
-        """failed/deadletter/cancelled -> pending with a fresh retry budget."""
+        """failed/deadletter/cancelled -> pending with a fresh retry budget; Conflict for a job whose dependencies
+        can never be met any more (docs/api-notes.md "Workflows and job dependencies")."""
         jid = parse_id(job_id)
         job = await self._store.retry(parse_id(org), jid, now=now)
         if job is None:
