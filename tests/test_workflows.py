@@ -43,6 +43,16 @@ async def fail(api, j: dict, retry: bool = False) -> dict:
     return r.json()
 
 
+async def run_to_end(api, queue: str) -> list[str]:
+    """Claim and complete until nothing is claimable; the ids in the order they ran."""
+    order = []
+    while batch := await claim(api, queue, limit=10):
+        for j in batch:
+            order.append(j["id"])
+            await complete(api, j)
+    return order
+
+
 def counts(w: dict) -> tuple:
     return w["status"], w["total_jobs"], w["completed_jobs"], w["failed_jobs"], w["progress_percent"]
 
@@ -172,16 +182,6 @@ async def test_retrying_the_dead_dependency_brings_its_dependents_back(api):
     assert (await workflow(api, wid))["completed_at"] is None
     await run_to_end(api, "wf")
     assert counts(await workflow(api, wid)) == ("completed", 4, 4, 0, 100.0)
-
-
-async def run_to_end(api, queue: str) -> list[str]:
-    """Claim and complete until nothing is claimable; the ids in the order they ran."""
-    order = []
-    while batch := await claim(api, queue, limit=10):
-        for j in batch:
-            order.append(j["id"])
-            await complete(api, j)
-    return order
 
 
 async def test_workflow_retry_runs_failed_and_cancelled_jobs_again(api):
