@@ -23,6 +23,7 @@ from spooled.services.ratelimit import RateLimiter
 from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
+from spooled.services.workflows import Workflows
 from spooled.settings import Settings
 from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
@@ -35,6 +36,7 @@ from spooled.store.queues import QueueStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.usage import UsageStore
 from spooled.store.workers import WorkerStore
+from spooled.store.workflows import WorkflowStore
 
 
 @attrs.define
@@ -56,6 +58,7 @@ class Services:
     workers: Workers
     schedules: Schedules
     dashboard: Dashboard
+    workflows: Workflows
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -81,7 +84,8 @@ class Services:
             workers=Workers(WorkerStore(db), quotas=quotas,
                             heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
             schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
-            dashboard=Dashboard(DashboardStore(db)))
+            dashboard=Dashboard(DashboardStore(db)),
+            workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes))
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Use `clock` (Unix seconds) for key expiry and caching, rate limits, quotas and email codes (tests)."""
