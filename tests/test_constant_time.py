@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent / "spooled"
 SECRET = re.compile(r"(?<![a-z])(secret|password|passwd|token|signature|digest|hash|credential|code|key|lease_id)"
                     r"(?![a-z]|_(?:id|prefix|name|type|count)\b)", re.I)
 NOT_SECRET = re.compile(r"(idempotency_key|status_code|error_code|cache_key|sort_key)", re.I)
+# comparisons of values the names above mistake for secrets, and what they are
+NOT_SECRETS = {("spooled/domain/dag.py", "key in index"): "a workflow job's key: a label within the request"}
 
 
 def _is_constant(node: ast.AST) -> bool:
@@ -56,8 +58,10 @@ def test_no_secret_is_compared_with_equality():
     for path in sorted(ROOT.rglob("*.py")):
         if "gen" in path.relative_to(ROOT).parts:
             continue
+        where = str(path.relative_to(ROOT.parent))
         for node in secret_comparisons(ast.parse(path.read_text())):
-            hits.append(f"{path.relative_to(ROOT.parent)}:{node.lineno}: {ast.unparse(node)}")
+            if (where, ast.unparse(node)) not in NOT_SECRETS:
+                hits.append(f"{where}:{node.lineno}: {ast.unparse(node)}")
     assert not hits, "compare secrets with hmac.compare_digest (or look them up by hash):\n" + "\n".join(hits)
 
 

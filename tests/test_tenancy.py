@@ -63,7 +63,8 @@ class Ctx:
 
     def path(self, rule: str) -> str:
         values = {"job_id": self.ids["processing"], "name": "mine", "org_id": self.a.org_id,
-                  "key_id": self.ids["key"], "schedule_id": self.ids["schedule"], "worker_id": "wa"}
+                  "key_id": self.ids["key"], "schedule_id": self.ids["schedule"], "worker_id": "wa",
+                  "workflow_id": self.ids["workflow"]}
         for name, value in values.items():
             rule = rule.replace(f"<{name}>", value)
         return rule
@@ -302,6 +303,40 @@ async def _(ctx):
     assert r.status_code == 201       # B's own worker "wa", a new one
 
 
+# -- workflows and dependencies ------------------------------------------------------------------------------
+for method, rule, body in [
+    ("GET", "/api/v1/workflows/<workflow_id>", None), ("POST", "/api/v1/workflows/<workflow_id>/cancel", None),
+    ("POST", "/api/v1/workflows/<workflow_id>/retry", None), ("GET", "/api/v1/jobs/<job_id>/dependencies", None),
+]:
+    not_found(method, rule, body)
+
+
+@case("GET", "/api/v1/workflows")
+async def _(ctx):
+    for query in ("", "?status=running", "?status=pending"):
+        assert (await ctx.b.get("/api/v1/workflows" + query)).json() == []
+
+
+@case("POST", "/api/v1/workflows")
+async def _(ctx):
+    r = await ctx.b.post("/api/v1/workflows", json={"name": "b", "jobs": [
+        {"key": "one", "queue_name": "mine", "payload": {}}]})
+    assert r.status_code == 201
+    (j,) = r.json()["job_ids"]
+    assert (await ctx.b.get(f"/api/v1/jobs/{j['job_id']}")).json()["organization_id"] == ctx.b_id
+
+
+@case("POST", "/api/v1/jobs/<job_id>/dependencies")
+async def _(ctx):
+    # on A's job: not found; B's own job depending on A's job: A's job is not one of B's (422 naming it)
+    r = await ctx.b.post(ctx.path("/api/v1/jobs/<job_id>/dependencies"), json={"depends_on": [ctx.ids["pending"]]})
+    assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND", r.text
+    mine = (await ctx.b.post("/api/v1/jobs", json={"queue_name": "b", "payload": {}})).json()["id"]
+    r = await ctx.b.post(f"/api/v1/jobs/{mine}/dependencies", json={"depends_on": [ctx.ids["pending"]]})
+    assert r.status_code in (404, 422) and r.json()["status"] == r.status_code, r.text
+    assert (await ctx.b.get(f"/api/v1/jobs/{mine}")).json()["dependencies_met"] is True
+
+
 # -- admin (operator routes: an organization's key is refused) -----------------------------------------------
 for method, rule in [
     ("GET", "/api/v1/admin/organizations"), ("POST", "/api/v1/admin/organizations"),
@@ -447,6 +482,10 @@ async def owned_by_a(server, api, client) -> dict:
         "payload_template": {}})).json()["id"]
     ids["a_refresh"] = (await client.post("/api/v1/auth/login", json={"api_key": key_of(api)})).json()[
         "refresh_token"]
+    wf = (await api.post("/api/v1/workflows", json={"name": "a-flow", "jobs": [
+        {"key": "first", "queue_name": "flow", "payload": {}},
+        {"key": "second", "queue_name": "flow", "payload": {}, "depends_on": ["first"]}]})).json()
+    ids["workflow"] = wf["workflow_id"]
     return ids
 
 
@@ -468,6 +507,9 @@ async def snapshot(api, ids) -> dict:
     o = (await api.get(f"/api/v1/organizations/{api.org_id}")).json()
     out["org"] = {x: o[x] for x in ("name", "plan_tier", "suspended")}
     out["history"] = len((await api.get(f"/api/v1/jobs/{ids['processing']}/history")).json())
+    w = (await api.get(f"/api/v1/workflows/{ids['workflow']}")).json()
+    out["workflow"] = {"status": w["status"], "jobs": sorted((j["id"], j["status"], j["dependencies_met"])
+                                                             for j in w["jobs"])}
     return out
 
 

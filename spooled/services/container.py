@@ -25,6 +25,7 @@ from spooled.services.schedules import Schedules
 from spooled.services.streams import Streams
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
+from spooled.services.workflows import Workflows
 from spooled.settings import Settings
 from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
@@ -38,6 +39,7 @@ from spooled.store.retention import RetentionStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.usage import UsageStore
 from spooled.store.workers import WorkerStore
+from spooled.store.workflows import WorkflowStore
 
 
 @attrs.define
@@ -61,6 +63,7 @@ class Services:
     dashboard: Dashboard
     streams: Streams
     retention: Retention
+    workflows: Workflows
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -90,7 +93,8 @@ class Services:
             schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
             dashboard=Dashboard(DashboardStore(db)), streams=streams,
             retention=Retention(RetentionStore(db), operator=settings.plan_limits,
-                                deadletter_days=settings.retention_deadletter_days))
+                                deadletter_days=settings.retention_deadletter_days),
+            workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes))
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Use `clock` (Unix seconds) for key expiry and caching, rate limits, quotas and email codes (tests)."""
