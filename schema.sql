@@ -138,6 +138,8 @@ CREATE TABLE workflows (
 );
 CREATE INDEX workflows_org_created_idx ON workflows (organization_id, created_at DESC, id DESC);
 CREATE INDEX workflows_org_status_idx ON workflows (organization_id, status, created_at DESC, id DESC);
+-- Retention: finished workflows of an organization by state and time.
+CREATE INDEX workflows_finished_idx ON workflows (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE jobs (
     id                  uuid        NOT NULL,

@@ -149,13 +149,41 @@ async def test_schedule_runs_go_by_history_retention_and_hold_their_jobs(server,
         assert len(await runs()) == 2 and await present(svc, [waiting]) == {waiting}
 
 
-async def test_workflow_jobs_are_kept(server, api):
+async def flow(api, name: str) -> tuple[str, list[str]]:
+    r = await api.post("/api/v1/workflows", json={"name": name, "jobs": [
+        {"key": "a", "queue_name": f"wf-{name}", "payload": {}},
+        {"key": "b", "queue_name": f"wf-{name}", "payload": {}, "depends_on": ["a"]}]})
+    assert r.status_code == 201, r.text
+    return r.json()["workflow_id"], [j["job_id"] for j in r.json()["job_ids"]]
+
+
+async def run_one(api, queue: str) -> None:
+    (c,) = await claim(api, queue)
+    assert (await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": c["lease_id"]})).status_code == 200
+
+
+async def test_workflows_go_whole_once_finished_and_their_jobs_never_alone(server, api):
     svc = server.services
-    j = await enqueue(api, "wf")
-    await api.delete(f"/api/v1/jobs/{j['id']}")
-    await sql(svc, "UPDATE jobs SET workflow_id = gen_random_uuid() WHERE id = $1", uuid.UUID(j["id"]))
-    await svc.retention.run_once(now=utc(days=10_000))
-    assert await present(svc, [j["id"]]) == {j["id"]}
+    done, done_jobs = await flow(api, "done")
+    await run_one(api, "wf-done")
+    await run_one(api, "wf-done")
+    running, running_jobs = await flow(api, "running")
+    await run_one(api, "wf-running")                  # a completed, b pending: the workflow runs
+    stopped, stopped_jobs = await flow(api, "stopped")
+    (held,) = await claim(api, "wf-stopped", lease_duration_secs=3600)
+    assert (await api.post(f"/api/v1/workflows/{stopped}/cancel")).status_code == 200   # a is still processing
+    statuses = {w: (await api.get(f"/api/v1/workflows/{w}")).json()["status"] for w in (done, running, stopped)}
+    assert statuses == {done: "completed", running: "running", stopped: "cancelled"}
+    r = await svc.retention.run_once(now=utc(days=100))
+    assert r.deleted["workflows"] == 1 and r.deleted["jobs"] == 0
+    assert (await api.get(f"/api/v1/workflows/{done}")).status_code == 404
+    assert await present(svc, done_jobs) == set() and await history_rows(svc, done_jobs) == 0
+    assert await present(svc, running_jobs + stopped_jobs) == set(running_jobs + stopped_jobs)
+    # the cancelled workflow goes once its running job has finished
+    await api.post(f"/api/v1/jobs/{held['id']}/complete", json={"lease_id": held["lease_id"]})
+    r = await svc.retention.run_once(now=utc(days=100))
+    assert r.deleted["workflows"] == 1 and await present(svc, stopped_jobs) == set()
+    assert (await api.get(f"/api/v1/workflows/{running}")).json()["status"] == "running"
 
 
 async def cancelled_jobs(api, n: int) -> list[str]:
@@ -268,7 +296,8 @@ async def test_retention_plans_never_scan_a_grown_jobs_table(server, api):
     svc = server.services
     w = svc.retention.windows
     statements = [(Q.retention_jobs, dict(tiers=list(w.tiers), job_days=list(w.job_days), deadletter_days=30)),
-                  (Q.retention_schedule_runs, dict(tiers=list(w.tiers), history_days=list(w.history_days)))]
+                  (Q.retention_schedule_runs, dict(tiers=list(w.tiers), history_days=list(w.history_days))),
+                  (Q.retention_workflows, dict(tiers=list(w.tiers), job_days=list(w.job_days), deadletter_days=30))]
 
     async def scans(con):
         await con.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")
@@ -288,4 +317,4 @@ async def test_retention_plans_never_scan_a_grown_jobs_table(server, api):
         return out
 
     out = await svc.db.run(scans)
-    assert out == [("retention_jobs", 10, 0), ("retention_schedule_runs", 0, 0)]
+    assert out == [("retention_jobs", 10, 0), ("retention_schedule_runs", 0, 0), ("retention_workflows", 0, 0)]

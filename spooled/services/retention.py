@@ -9,6 +9,8 @@ prune disjoint rows):
 - finished jobs (completed, failed, cancelled) older than the plan's `job_retention_days`, dead letters older
   than the greater of that and `deadletter_days` (30 by default), each with its history (cascade); never an
   active job, a job a schedule run points at, or a workflow's job;
+- finished workflows after the same windows (a failed one: the dead-letter window), with their jobs, once none
+  of their jobs is active;
 - expired refresh tokens, email login codes older than a day, Stripe event ids older than 30 days, usage
   counters older than 35 days, workers offline for 7 days;
 - whatever other parts register (`register(name, prune)`: e.g. webhook deliveries by history retention).
@@ -53,7 +55,7 @@ class Retention:
         self.windows = retention_windows(operator, deadletter_days)
         s = store
         self._pruners: dict[str, Pruner] = {
-            "schedule_runs": s.schedule_runs, "jobs": s.jobs,
+            "schedule_runs": s.schedule_runs, "jobs": s.jobs, "workflows": s.workflows,
             "refresh_tokens": _plain(s.refresh_tokens), "email_codes": _plain(s.email_codes),
             "stripe_events": _plain(s.stripe_events), "usage_days": _plain(s.usage_days),
             "workers": _plain(s.workers),

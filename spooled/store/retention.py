@@ -35,6 +35,10 @@ class RetentionStore:
         return await self._delete(Q.retention_jobs, now=now, limit=limit, tiers=list(w.tiers),
                                   job_days=list(w.job_days), deadletter_days=w.deadletter_days)
 
+    async def workflows(self, w: Windows, now: Now, limit: int) -> int:
+        return await self._delete(Q.retention_workflows, now=now, limit=limit, tiers=list(w.tiers),
+                                  job_days=list(w.job_days), deadletter_days=w.deadletter_days)
+
     async def refresh_tokens(self, *, now: Now, limit: int) -> int:
         return await self._delete(Q.retention_refresh_tokens, now=now, limit=limit)
 

@@ -34,7 +34,8 @@ SELECT count(*) FROM gone
 -- Finished jobs (completed, failed, cancelled) finished longer ago than their organization's job retention,
 -- dead letters longer ago than the greater of that and `$deadletter_days`; their history goes with them
 -- (ON DELETE CASCADE). Never a pending, scheduled or processing job, a job a schedule run points at, or a job
--- of a workflow. One probe of jobs_org_finished_idx per organization and state, each stopping at `$limit`.
+-- of a workflow (those go with their workflow: retention_workflows). One probe of jobs_org_finished_idx per
+-- organization and state, each stopping at `$limit`.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
 days AS (SELECT * FROM unnest($tiers::text[], $job_days::int[]) AS d(tier, days)),
 org AS (
@@ -60,6 +61,39 @@ pick AS (
     LIMIT $limit
 ), gone AS (
     DELETE FROM jobs j USING pick WHERE j.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_workflows
+-- Finished workflows (completed, failed, cancelled) finished longer ago than their organization's job retention
+-- (a failed one: the dead-letter window, as its dead letters), with their jobs (jobs_workflow_fk cascades, and
+-- their history with them). Never one with a job still pending, scheduled or processing (a cancelled workflow's
+-- running jobs finish as they would).
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+days AS (SELECT * FROM unnest($tiers::text[], $job_days::int[]) AS d(tier, days)),
+org AS (
+    SELECT o.id, coalesce((o.custom_limits->>'job_retention_days')::int, d.days) AS days
+    FROM organizations o JOIN days d ON d.tier = o.plan_tier
+),
+cut AS (
+    SELECT org.id AS org, s.status,
+           t.now - make_interval(days => CASE WHEN s.status = 'failed'
+                                              THEN greatest(org.days, $deadletter_days::int) ELSE org.days END)
+               AS before
+    FROM org, t, (VALUES ('completed'), ('failed'), ('cancelled')) AS s(status)
+),
+pick AS (
+    SELECT p.id FROM cut CROSS JOIN LATERAL (
+        SELECT w.id FROM workflows w
+        WHERE w.organization_id = cut.org AND w.status = cut.status AND w.completed_at < cut.before
+          AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workflow_id = w.id
+                            AND j.status IN ('pending', 'scheduled', 'processing'))
+        LIMIT $limit
+        FOR UPDATE OF w SKIP LOCKED
+    ) p
+    LIMIT $limit
+), gone AS (
+    DELETE FROM workflows w USING pick WHERE w.id = pick.id RETURNING 1
 )
 SELECT count(*) FROM gone
 
