@@ -314,6 +314,8 @@ async def test_retention_plans_never_scan_a_grown_jobs_table(server, api):
                 deleted = await pinned(con, stmt, now=utc(days=1000), limit=10, **values)
                 row = await con.fetchrow("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
                 out.append((stmt.name, deleted, row["seq_scan"]))
+                # and without JIT (a plan costed by disabled scans compiled itself for a second each time)
+                assert await con.fetchval("SELECT current_setting('jit')") == "off"
         return out
 
     out = await svc.db.run(scans)

@@ -1,6 +1,8 @@
 """Retention's deletes (queries/retention.sql): each statement removes one bounded batch picked FOR UPDATE SKIP
 LOCKED, so several instances pruning at once take disjoint rows. Each runs with sequential scans off (`pinned`):
-a generic plan made while the tables were small would otherwise keep scanning jobs whole once they have grown."""
+a generic plan made while the tables were small would otherwise keep scanning jobs whole once they have grown.
+And with JIT off: the organizations scan (no alternative to a sequential scan there) then costs 10^10, and JIT
+compiled every statement for 1.2 s (measured by scripts/bench/growth.py: 1.4 s a batch, against 40 ms)."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ Now = dt.datetime | None
 async def pinned(con, stmt: Statement, **values) -> int:
     """(asyncio) one retention statement in its own transaction, its plan pinned to the indexes."""
     async with con.transaction():
-        await con.execute("SET LOCAL enable_seqscan = off")
+        await con.execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
         return await con.fetchval(stmt.sql, *stmt.args(**values))
 
 

@@ -16,10 +16,11 @@ CREATE INDEX workflows_finished_idx ON workflows (organization_id, status, compl
 -- function only to pin its plan: a prepared statement keeps the generic plan made when it was first run, and made
 -- on a small (or never analyzed) jobs table that plan joined the picked ids to jobs with a sequential scan, read on
 -- every claim once the table had grown (measured: 1,500 buffers and ~2 ms per claim at 20,000 rows, until an
--- autovacuum replanned it). With sequential scans off the join is by primary key whatever the statistics said.
+-- autovacuum replanned it). With sequential scans off the join is by primary key whatever the statistics said
+-- (and with JIT off: a plan costed by disabled scans must never pay for compiling itself).
 CREATE FUNCTION spooled_claim_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz, p_worker text,
                                    p_lease_secs float8)
-RETURNS SETOF jobs LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off AS $fn$
+RETURNS SETOF jobs LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
 BEGIN
     RETURN QUERY
         WITH c AS (

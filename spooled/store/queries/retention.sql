@@ -1,7 +1,8 @@
 -- Retention (services/retention.py): each statement deletes one bounded batch (`$limit` rows), picked
 -- FOR UPDATE SKIP LOCKED, so any number of instances can run them at once. `$tiers` with `$job_days` /
 -- `$history_days` are each plan's retention (operator overrides applied); an organization's own
--- `custom_limits` override its plan's. `$now` NULL means the database clock.
+-- `custom_limits` override its plan's. `$now` NULL means the database clock. The oldest rows go first: each
+-- probe walks its index range in time order from the start and stops at the limit.
 
 -- name: retention_schedule_runs
 -- Runs older than their organization's history retention, except a fired run still waiting for its job (a
@@ -21,6 +22,7 @@ pick AS (
           AND NOT (r.state = 'fired' AND r.job_id IS NULL)
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id
                             AND j.status IN ('pending', 'scheduled', 'processing'))
+        ORDER BY r.started_at
         LIMIT $limit
         FOR UPDATE OF r SKIP LOCKED
     ) p
@@ -55,6 +57,7 @@ pick AS (
         WHERE j.organization_id = cut.org AND j.status = cut.status AND j.completed_at < cut.before
           AND j.workflow_id IS NULL
           AND NOT EXISTS (SELECT 1 FROM schedule_runs r WHERE r.job_id = j.id)
+        ORDER BY j.completed_at
         LIMIT $limit
         FOR UPDATE OF j SKIP LOCKED
     ) p
@@ -88,6 +91,7 @@ pick AS (
         WHERE w.organization_id = cut.org AND w.status = cut.status AND w.completed_at < cut.before
           AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.workflow_id = w.id
                             AND j.status IN ('pending', 'scheduled', 'processing'))
+        ORDER BY w.completed_at
         LIMIT $limit
         FOR UPDATE OF w SKIP LOCKED
     ) p
