@@ -698,5 +698,14 @@ CREATE TABLE server_instances (
     CONSTRAINT server_instances_pk PRIMARY KEY (id)
 );
 
+-- Retention (services/retention.py): each organization's retention in days under one plan limit (`p_limit`:
+-- job_retention_days or history_retention_days), from its plan's (tier p_tiers[i] keeps p_days[i] days, the
+-- operator's overrides applied by the caller) or its own custom_limits. Inlined into the retention statements.
+CREATE FUNCTION spooled_retention_days(p_tiers text[], p_days int[], p_limit text)
+RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
+    SELECT o.id, coalesce((o.custom_limits->>p_limit)::int, d.days)
+    FROM organizations o JOIN unnest(p_tiers, p_days) AS d(tier, days) ON d.tier = o.plan_tier
+$fn$;
+
 -- The migrations this file contains (keep in step with store/migrations/).
 INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5), (6), (8);

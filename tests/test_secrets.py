@@ -17,7 +17,7 @@ from trio_asyncio import aio_as_trio
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
 from tests.access import ADMIN, ADMIN_KEY, bearer, settings_with_admin
-from tests.test_billing import SECRET_KEY, WEBHOOK_SECRET, FakeStripe
+from tests.test_billing import SECRET_KEY, WEBHOOK_SECRET, fake_stripe  # noqa: F401 (the fake Stripe API)
 from tests.test_email_login import next_code, sink  # noqa: F401 (the SMTP sink fixture)
 from tests.test_grpc import open_aio_channel
 
@@ -26,14 +26,7 @@ CLIENT_SIDE = ("mail.log", "httpx", "httpcore")       # the sink (aiosmtpd) and 
 
 
 @pytest.fixture
-def fake_stripe():
-    fake = FakeStripe()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
-def settings(tmp_path, dsn, sink, fake_stripe):  # noqa: F811
+def settings(tmp_path, dsn, sink, fake_stripe):  # noqa: F811 (the fixtures imported above)
     return settings_with_admin(tmp_path, dsn, smtp_url=f"smtp://127.0.0.1:{sink.port}",
                                stripe_secret_key=SECRET_KEY, stripe_webhook_secret=WEBHOOK_SECRET,
                                stripe_api_base=fake_stripe.base)

@@ -15,7 +15,9 @@ Measured: every 100,000 jobs the size of `jobs` (heap, indexes) and `job_history
 autovacuum runs; and the **claim cost** (claiming one job of a queue holding `--probe` pending jobs) on the
 fresh table, after the run, and once autovacuum has been through after it: PostgreSQL backend CPU per claim
 statement (from /proc/<backend>/schedstat, robust to other load on the machine) and the buffers one claim
-touches (EXPLAIN (ANALYZE, BUFFERS), median of 21). Prints JSON lines; the last one is the summary.
+touches (EXPLAIN (ANALYZE, BUFFERS), median of 21), and of those the buffers of picking the job
+(spooled_ready_jobs: the search; the rest is the update, its index entries and the history row). Prints JSON
+lines; the last one is the summary.
 """
 
 from __future__ import annotations
@@ -88,16 +90,25 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str) -> dict:
     org_id = uuid.UUID(org)
     args = Q.job_claim.args(org=org_id, queue=queue, worker_id="probe", limit=1, lease_secs=300.0, now=None)
 
+    def blocks(plan: str) -> int:
+        top = json.loads(plan)[0]["Plan"]
+        return top["Shared Hit Blocks"] + top["Shared Read Blocks"]
+
     async def unit(con):
         pid = await con.fetchval("SELECT pg_backend_pid()")
-        buffers = []
+        buffers, picks = [], []
         for _ in range(21):
             tx = con.transaction()
             await tx.start()
-            plan = await con.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + Q.job_claim.sql, *args)
+            buffers.append(blocks(await con.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + Q.job_claim.sql,
+                                                     *args)))
             await tx.rollback()
-            top = json.loads(plan)[0]["Plan"]
-            buffers.append(top["Shared Hit Blocks"] + top["Shared Read Blocks"])
+            tx = con.transaction()
+            await tx.start()
+            picks.append(blocks(await con.fetchval(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM spooled_ready_jobs($1, $2, 1, now())",
+                org_id, queue)))
+            await tx.rollback()
         n = probe // 2
         start = on_cpu_ns(pid)
         for _ in range(n):
@@ -105,7 +116,7 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str) -> dict:
             assert len(rows) == 1
         cpu = (on_cpu_ns(pid) - start) / n / 1000
         return {"claim_cpu_us": round(cpu, 1), "claim_buffers": statistics.median(buffers),
-                "claim_buffers_range": [min(buffers), max(buffers)]}
+                "claim_buffers_range": [min(buffers), max(buffers)], "pick_buffers": statistics.median(picks)}
     result = await svc.db.run(unit)
     # settle the probe: complete what was claimed, claim and complete the rest
     while True:

@@ -40,3 +40,12 @@ BEGIN
         SELECT * FROM u;
 END
 $fn$;
+
+-- Retention (services/retention.py): each organization's retention in days under one plan limit (`p_limit`:
+-- job_retention_days or history_retention_days), from its plan's (tier p_tiers[i] keeps p_days[i] days, the
+-- operator's overrides applied by the caller) or its own custom_limits. Inlined into the retention statements.
+CREATE FUNCTION spooled_retention_days(p_tiers text[], p_days int[], p_limit text)
+RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
+    SELECT o.id, coalesce((o.custom_limits->>p_limit)::int, d.days)
+    FROM organizations o JOIN unnest(p_tiers, p_days) AS d(tier, days) ON d.tier = o.plan_tier
+$fn$;

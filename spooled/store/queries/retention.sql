@@ -1,19 +1,17 @@
 -- Retention (services/retention.py): each statement deletes one bounded batch (`$limit` rows), picked
 -- FOR UPDATE SKIP LOCKED, so any number of instances can run them at once. `$tiers` with `$job_days` /
--- `$history_days` are each plan's retention (operator overrides applied); an organization's own
--- `custom_limits` override its plan's. `$now` NULL means the database clock. The oldest rows go first: each
+-- `$history_days` are each plan's retention (operator overrides applied); spooled_retention_days (schema.sql)
+-- gives each organization's, its own `custom_limits` overriding its plan's. `$now` NULL means the database clock. The oldest rows go first: each
 -- probe walks its index range in time order from the start and stops at the limit.
 
 -- name: retention_schedule_runs
 -- Runs older than their organization's history retention, except a fired run still waiting for its job (a
 -- promise to enqueue) and a run whose job is still pending, scheduled or processing.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
-days AS (SELECT * FROM unnest($tiers::text[], $history_days::int[]) AS d(tier, days)),
 cut AS (
-    SELECT s.id AS schedule_id,
-           t.now - make_interval(days => coalesce((o.custom_limits->>'history_retention_days')::int, d.days))
-               AS before
-    FROM schedules s JOIN organizations o ON o.id = s.organization_id JOIN days d ON d.tier = o.plan_tier, t
+    SELECT s.id AS schedule_id, t.now - make_interval(days => o.days) AS before
+    FROM spooled_retention_days($tiers::text[], $history_days::int[], 'history_retention_days') o
+    JOIN schedules s ON s.organization_id = o.organization_id, t
 ),
 pick AS (
     SELECT p.id FROM cut CROSS JOIN LATERAL (
@@ -39,17 +37,12 @@ SELECT count(*) FROM gone
 -- of a workflow (those go with their workflow: retention_workflows). One probe of jobs_org_finished_idx per
 -- organization and state, each stopping at `$limit`.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
-days AS (SELECT * FROM unnest($tiers::text[], $job_days::int[]) AS d(tier, days)),
-org AS (
-    SELECT o.id, coalesce((o.custom_limits->>'job_retention_days')::int, d.days) AS days
-    FROM organizations o JOIN days d ON d.tier = o.plan_tier
-),
 cut AS (
-    SELECT org.id AS org, s.status,
+    SELECT o.organization_id AS org, s.status,
            t.now - make_interval(days => CASE WHEN s.status = 'deadletter'
-                                              THEN greatest(org.days, $deadletter_days::int) ELSE org.days END)
-               AS before
-    FROM org, t, (VALUES ('completed'::job_status), ('failed'), ('cancelled'), ('deadletter')) AS s(status)
+                                              THEN greatest(o.days, $deadletter_days::int) ELSE o.days END) AS before
+    FROM spooled_retention_days($tiers::text[], $job_days::int[], 'job_retention_days') o, t,
+         (VALUES ('completed'::job_status), ('failed'), ('cancelled'), ('deadletter')) AS s(status)
 ),
 pick AS (
     SELECT p.id FROM cut CROSS JOIN LATERAL (
@@ -73,17 +66,12 @@ SELECT count(*) FROM gone
 -- their history with them). Never one with a job still pending, scheduled or processing (a cancelled workflow's
 -- running jobs finish as they would).
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
-days AS (SELECT * FROM unnest($tiers::text[], $job_days::int[]) AS d(tier, days)),
-org AS (
-    SELECT o.id, coalesce((o.custom_limits->>'job_retention_days')::int, d.days) AS days
-    FROM organizations o JOIN days d ON d.tier = o.plan_tier
-),
 cut AS (
-    SELECT org.id AS org, s.status,
+    SELECT o.organization_id AS org, s.status,
            t.now - make_interval(days => CASE WHEN s.status = 'failed'
-                                              THEN greatest(org.days, $deadletter_days::int) ELSE org.days END)
-               AS before
-    FROM org, t, (VALUES ('completed'), ('failed'), ('cancelled')) AS s(status)
+                                              THEN greatest(o.days, $deadletter_days::int) ELSE o.days END) AS before
+    FROM spooled_retention_days($tiers::text[], $job_days::int[], 'job_retention_days') o, t,
+         (VALUES ('completed'), ('failed'), ('cancelled')) AS s(status)
 ),
 pick AS (
     SELECT p.id FROM cut CROSS JOIN LATERAL (
