@@ -314,6 +314,10 @@ class Jobs:
             ids = [u for u in (try_id(i) for i in spec.job_ids) if u is not None]
         return [str(i) for i in await self._store.dlq_retry(parse_id(org), spec.queue_name, ids, spec.limit)]
 
+    async def dlq_count(self, org: str, queue: str | None = None) -> int:
+        """How many dead letters the organization has (in `queue`, or in all its queues)."""
+        return await self._store.dlq_count(parse_id(org), queue)
+
     async def dlq_purge(self, org: str, spec: inputs.DlqPurge) -> int:
         return await self._store.dlq_purge(parse_id(org), spec.queue_name, spec.older_than, spec.limit)
 

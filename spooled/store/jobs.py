@@ -191,6 +191,9 @@ class JobStore:
         rows = await self._db.fetch(Q.dlq_retry, org=org, queue=queue, ids=ids, limit=limit)
         return [r["id"] for r in rows]
 
+    async def dlq_count(self, org: uuid.UUID, queue: str | None) -> int:
+        return await self._db.fetchval(Q.dlq_count, org=org, queue=queue)
+
     async def dlq_purge(self, org: uuid.UUID, queue: str | None, older_than: dt.datetime | None, limit: int) -> int:
         return len(await self._db.fetch(Q.dlq_purge, org=org, queue=queue, older_than=older_than, limit=limit))
 

@@ -240,6 +240,11 @@ WITH pick AS (
 )
 SELECT id, (SELECT count(*) FROM n) AS notified FROM u
 
+-- name: dlq_count
+-- Dead letters of an organization (one queue, or all), through jobs_deadletter_idx.
+SELECT count(*) FROM jobs
+WHERE organization_id = $org AND status = 'deadletter' AND ($queue::text IS NULL OR queue_name = $queue)
+
 -- name: dlq_purge
 WITH pick AS (
     SELECT id FROM jobs
