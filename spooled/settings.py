@@ -75,7 +75,7 @@ class Settings:
     metrics_interval_secs: float = 15.0         # the job/worker count snapshot, cluster-wide
     metrics_max_series: int = 1000              # (organization, queue) label sets per metric; the rest: _other
     log_format: str = "text"                    # or "json": one JSON object per line
-    access_log: bool = True                     # one line per HTTP request and gRPC call
+    access_log: bool = False                    # one line per HTTP request and gRPC call (~20 us each)
     otel_exporter: str | None = None            # otlp | console | file:PATH (needs the `otel` extra)
     otel_service_name: str = "spooled"
 

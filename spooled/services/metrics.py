@@ -137,6 +137,7 @@ class Metrics:
                                        ("method",), buckets=REQUEST_BUCKETS, registry=r)
         self.realtime_subscribers = Gauge("spooled_realtime_subscribers", "Open realtime streams (SSE, WebSocket)",
                                           ("kind",), registry=r)
+        self._waits = {True: self.claim_wait.labels("jobs"), False: self.claim_wait.labels("empty")}
         self._series: dict[tuple[str, str], _Series] = {}
         self._http: dict[tuple[str, str, int], tuple] = {}
         self._grpc: dict[tuple[str, str], tuple] = {}
@@ -179,7 +180,7 @@ class Metrics:
         pair[1].observe(secs)
 
     def claim_waited(self, secs: float, got_jobs: bool) -> None:
-        self.claim_wait.labels("jobs" if got_jobs else "empty").observe(secs)
+        self._waits[got_jobs].observe(secs)
 
     def queued(self, secs: list[float]) -> None:
         observe = self.queue_latency.observe
