@@ -4,6 +4,7 @@ one snapshot per interval shared by every instance; loops, the pool and the LIST
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import httpx
@@ -17,10 +18,12 @@ from spooled.loops import periodic
 from spooled.services.metrics import LoopHealth, Metrics
 from spooled.store.db import open_database
 from spooled.store.metrics import MetricsStore
+from spooled.store.sql import Q
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
 from tests.conftest import make_settings
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.helpers import claim, enqueue
+from tests.test_dashboard_summary import FILL, PLAN_ROWS
 from tests.test_grpc import key_of, open_aio_channel, struct
 
 
@@ -232,3 +235,31 @@ async def test_a_token_guards_metrics_when_set(aio_loop, tmp_path, dsn):
                 s = await scrape(c, Authorization=f"Bearer {settings.metrics_token}")
                 assert s.get("spooled_db_pool_max_connections") == settings.pool_max_size
             shutdown.set()
+
+
+async def test_snapshot_plan_on_a_large_jobs_table(api, server):
+    """The dashboard test's table (5% pending, 3% dead letters, 0.1% processing, 87% completed over two days):
+    the snapshot reads each live state through its partial index and never the completed history.
+    `SPOOLED_PLAN_ROWS=1000000 ... -k snapshot_plan -s` prints the plan and timing on a million jobs."""
+    org = uuid.UUID(api.org_id)
+    take = Q.metrics_snapshot_take
+
+    async def plan(con):
+        await con.execute(FILL, org, PLAN_ROWS)
+        await con.execute("VACUUM ANALYZE jobs")
+        rows = await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + take.sql, *take.args(interval=0.0))
+        return "\n".join(r[0] for r in rows)
+
+    text = await server.services.db.run(plan)
+    print(f"== metrics_snapshot_take on {PLAN_ROWS} jobs\n{text}")
+    assert "Seq Scan on jobs" not in text, text
+    scans = re.findall(r"(?:Bitmap Index Scan on|Index (?:Only )?Scan using) (jobs_\w+) .*? rows=(\d+) loops=1", text)
+    used = {index for index, _ in scans}
+    assert {"jobs_ready_idx", "jobs_scheduled_idx", "jobs_deadletter_idx"} <= used, text
+    assert used & {"jobs_lease_idx", "jobs_worker_idx"}, text        # processing: either partial index
+    assert sum(int(n) for _, n in scans) <= PLAN_ROWS * 9 // 100 + 10, text   # live rows only, not the 87%
+    server.services.metrics.snapshot_secs = 3600
+    await server.services.metrics.run_once()                    # the stored result, as the next scrape serves it
+    counts = {(o, q, s): n for o, q, s, n in server.services.metrics.snapshot.counts if o == api.org_id}
+    assert sum(n for (_, _, s), n in counts.items() if s == "pending") == PLAN_ROWS * 5 // 100
+    assert sum(n for (_, _, s), n in counts.items() if s == "deadletter") == PLAN_ROWS * 3 // 100
