@@ -20,6 +20,7 @@ from spooled.store.db import open_database
 from spooled.store.metrics import MetricsStore
 from spooled.store.sql import Q
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
+from tests.access import instance
 from tests.conftest import make_settings
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.helpers import claim, enqueue
@@ -221,20 +222,14 @@ def test_queue_series_are_capped():
 
 
 async def test_a_token_guards_metrics_when_set(aio_loop, tmp_path, dsn):
-    from spooled.supervisor import serve
     settings = make_settings(tmp_path, dsn, metrics_token="scrape-" + "x" * 20)
-    shutdown = trio.Event()
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            running = await nursery.start(lambda task_status: serve(settings, dsn, shutdown=shutdown,
-                                                                     task_status=task_status))
-            async with httpx.AsyncClient(base_url=running.http_url) as c:
-                r = await c.get("/metrics")
-                assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"
-                assert (await c.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
-                s = await scrape(c, Authorization=f"Bearer {settings.metrics_token}")
-                assert s.get("spooled_db_pool_max_connections") == settings.pool_max_size
-            shutdown.set()
+        async with instance(settings, dsn) as running, httpx.AsyncClient(base_url=running.http_url) as c:
+            r = await c.get("/metrics")
+            assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED"
+            assert (await c.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+            s = await scrape(c, Authorization=f"Bearer {settings.metrics_token}")
+            assert s.get("spooled_db_pool_max_connections") == settings.pool_max_size
 
 
 async def test_snapshot_plan_on_a_large_jobs_table(api, server):

@@ -17,8 +17,8 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from trio_asyncio import aio_as_trio
 
-from spooled.supervisor import serve
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
+from tests.access import instance
 from tests.conftest import make_settings, new_org
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.helpers import claim, job
@@ -80,24 +80,19 @@ def hex_id(value: str) -> str:
 async def test_one_trace_spans_producer_queue_and_worker(aio_loop, dsn, tmp_path):
     spans_file = tmp_path / "spans.jsonl"
     settings = make_settings(tmp_path, dsn, otel_exporter=f"file:{spans_file}")
-    shutdown = trio.Event()
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            running = await nursery.start(lambda task_status: serve(settings, dsn, shutdown=shutdown,
-                                                                     task_status=task_status))
-            async with httpx.AsyncClient(base_url=running.http_url) as c:
-                _, auth = await new_org(c)
-                r = await c.post("/api/v1/jobs", headers={**auth, "traceparent": TP},
-                                 json={"queue_name": "spans", "payload": {"x": 1}})
-                stored = r.json()["traceparent"]
-                channel = await open_aio_channel(running.grpc_address)
-                try:
-                    out = await aio_as_trio(QueueServiceStub(channel).Dequeue)(
-                        pb.DequeueRequest(queue_name="spans", worker_id="w"),
-                        metadata={"x-api-key": auth["Authorization"].split()[1]})
-                finally:
-                    channel.close()
-            shutdown.set()
+        async with instance(settings, dsn) as running, httpx.AsyncClient(base_url=running.http_url) as c:
+            _, auth = await new_org(c)
+            r = await c.post("/api/v1/jobs", headers={**auth, "traceparent": TP},
+                             json={"queue_name": "spans", "payload": {"x": 1}})
+            stored = r.json()["traceparent"]
+            channel = await open_aio_channel(running.grpc_address)
+            try:
+                out = await aio_as_trio(QueueServiceStub(channel).Dequeue)(
+                    pb.DequeueRequest(queue_name="spans", worker_id="w"),
+                    metadata={"x-api-key": auth["Authorization"].split()[1]})
+            finally:
+                channel.close()
     (handed,) = [j.traceparent for j in out.jobs]
     spans = spans_in(spans_file)
     publish, receive = spans["spans publish"], spans["spans receive"]
