@@ -105,7 +105,12 @@ async def test_jobs_commands(api, other_api, dsn, tmp_path):
     fails_in_one_sentence(await cli("jobs", "get", "--org", other_api.org_id, done["id"], ok=False),
                           "Job not found")
     fails_in_one_sentence(await cli("jobs", "list", "--org", "00000000-0000-0000-0000-000000000000", ok=False),
-                          "Organization not found")
+                          "Organization 00000000-0000-0000-0000-000000000000 not found")
+    slug = (await api.get(f"/api/v1/organizations/{api.org_id}")).json()["slug"]
+    by_slug = await cli.json("jobs", "list", "--org", slug, "--queue", "cj", "--status", "pending")
+    assert [j["id"] for j in by_slug] == [done["id"]]           # retried above; `waiting` was cancelled
+    fails_in_one_sentence(await cli("jobs", "list", "--org", "no-such-slug", ok=False),
+                          "Organization no-such-slug not found")
     fails_in_one_sentence(await cli("jobs", "list", "--org", api.org_id, "--status", "lost", ok=False), "lost")
 
 

@@ -45,7 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         p = parent.add_parser(name, help=help, description=help)
         p.set_defaults(run=run)
         if org:
-            p.add_argument("--org", required=True, help="the organization's id (see `spooled orgs list`)")
+            p.add_argument("--org", required=True, help="the organization's id or slug (see `spooled orgs list`)")
         p.add_argument("--json", action="store_true", help="print JSON")
         return p
 
@@ -57,7 +57,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     p = command(sub, "status", status, "queues with job counts, workers, server instances and their loops",
                 org=False)
-    p.add_argument("--org", help="only this organization's queues and workers")
+    p.add_argument("--org", help="only this organization's queues and workers (id or slug)")
 
     orgs = group("orgs", "organizations")
     p = command(orgs, "list", orgs_list, "list organizations with their ids", org=False)
@@ -131,8 +131,8 @@ def _views():
 
 
 async def _org(svc, args) -> str:
-    """The organization named by --org, checked to exist (one sentence otherwise)."""
-    return str((await svc.admin.get(args.org)).id)
+    """The organization named by --org (its id or slug), checked to exist (one sentence otherwise)."""
+    return str((await svc.admin.find(args.org)).id)
 
 
 # -- status ---------------------------------------------------------------------------------------------------
@@ -345,6 +345,7 @@ async def run(settings, dsn: str, command: Command, args: argparse.Namespace) ->
     from spooled.store.db import open_database
     from spooled.store.schema import ensure_schema
 
+    settings = attrs.evolve(settings, otel_exporter=None)     # an operator's command makes no spans
     async with trio_asyncio.open_loop():
         async with open_database(dsn, min_size=1, max_size=2) as db:
             await db.run(ensure_schema)
