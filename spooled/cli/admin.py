@@ -218,11 +218,11 @@ async def jobs_list(svc, args) -> Output:
 
 
 def _job_text(j, history=None) -> str:
-    lines = [f"{k}: {v}" for k, v in (
+    lines = [f"{k}: {_cell(v)}" for k, v in (
         ("id", j.id), ("queue", j.queue_name), ("status", j.status), ("priority", j.priority),
-        ("retries", f"{j.retry_count}/{j.max_retries}"), ("created", _cell(j.created_at)),
-        ("started", _cell(j.started_at)), ("completed", _cell(j.completed_at)), ("worker", j.assigned_worker_id),
-        ("last error", j.last_error), ("payload", j.payload), ("result", j.result), ("traceparent", j.traceparent))
+        ("retries", f"{j.retry_count}/{j.max_retries}"), ("created", j.created_at), ("started", j.started_at),
+        ("completed", j.completed_at), ("worker", j.assigned_worker_id), ("last error", j.last_error),
+        ("payload", j.payload), ("result", j.result), ("traceparent", j.traceparent))
         if v is not None]
     if history:
         lines.append("history:")
