@@ -273,6 +273,48 @@ class Summary:
 
 
 @attrs.frozen(slots=True)
+class Workflow:
+    """A DAG of jobs (api.md "Workflows"); counts and status as the dependency triggers keep them."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    metadata: RawJson | None
+    status: str                         # pending | running | completed | failed | cancelled
+    total_jobs: int
+    completed_jobs: int
+    failed_jobs: int                    # failed or dead-lettered
+    cancelled_jobs: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class DependencyEdge:
+    parent_job_id: uuid.UUID
+    child_job_id: uuid.UUID
+
+
+@attrs.frozen(slots=True)
+class RelatedJob:
+    """A dependency or a dependent of a job, as GET /jobs/{id}/dependencies lists it."""
+    job_id: uuid.UUID
+    status: str
+    queue_name: str
+
+
+@attrs.frozen(slots=True)
+class JobDependencies:
+    job_id: uuid.UUID
+    dependency_mode: str | None
+    dependencies_met: bool
+    dependencies: list[RelatedJob]
+    dependents: list[RelatedJob]
+
+
+@attrs.frozen(slots=True)
 class ApiKey:
     id: uuid.UUID
     organization_id: uuid.UUID

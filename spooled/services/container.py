@@ -25,6 +25,7 @@ from spooled.services.schedules import Schedules
 from spooled.services.tracing import Tracing, tracing_for
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
+from spooled.services.workflows import Workflows
 from spooled.settings import Settings
 from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
@@ -38,6 +39,7 @@ from spooled.store.queues import QueueStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.usage import UsageStore
 from spooled.store.workers import WorkerStore
+from spooled.store.workflows import WorkflowStore
 
 
 @attrs.define
@@ -59,6 +61,7 @@ class Services:
     workers: Workers
     schedules: Schedules
     dashboard: Dashboard
+    workflows: Workflows
     metrics: Metrics
     tracing: Tracing
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
@@ -93,7 +96,10 @@ class Services:
             workers=Workers(WorkerStore(db), quotas=quotas,
                             heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
             schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
-            dashboard=Dashboard(DashboardStore(db)), metrics=metrics, tracing=tracing)
+            dashboard=Dashboard(DashboardStore(db)),
+            workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes,
+                                metrics=metrics),
+            metrics=metrics, tracing=tracing)
 
     def set_clock(self, clock: Callable[[], float]) -> None:
         """Use `clock` (Unix seconds) for key expiry and caching, rate limits, quotas and email codes (tests)."""

@@ -14,7 +14,7 @@ from spooled.convert import nul_path
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
-from spooled.domain.states import JobStatus
+from spooled.domain.states import RETRYABLE, JobStatus
 from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.services.grouping import CompletionGrouper
 from spooled.services.metrics import Metrics
@@ -35,6 +35,15 @@ def dumps(value: Any) -> str:
         if where is not None:
             raise errors.invalid(where or "json", "must not contain NUL (\\u0000) characters")
     return text
+
+
+def sized_json(value: Any, limit: int, field: str) -> tuple[str, int]:
+    """User JSON as stored text and its size in bytes; PayloadTooLarge naming `field` when over `limit`."""
+    text = dumps(value)
+    size = len(text.encode())
+    if size > limit:
+        raise errors.PayloadTooLarge(f"{field} is over the {limit} byte limit")
+    return text, size
 
 
 @attrs.frozen
@@ -87,10 +96,7 @@ class Jobs:
             return f"jobs[{i}].{field}" if many else field
         payloads, parents, largest = [], [], 0
         for i, s in enumerate(specs):
-            text = dumps(s.payload)
-            size = len(text.encode())
-            if size > self._max_payload:
-                raise errors.PayloadTooLarge(f"{where(i, 'payload')} is over the {self._max_payload} byte limit")
+            text, size = sized_json(s.payload, self._max_payload, where(i, "payload"))
             largest = max(largest, size)
             payloads.append(text)
             if s.expires_at and s.scheduled_at and s.expires_at <= s.scheduled_at:
@@ -270,11 +276,19 @@ class Jobs:
         return errors.Conflict(f"Cannot {what} a job that is {status}")
 
     async def retry(self, org: str, job_id: str, *, now: Now = None) -> Job:
-        """failed/deadletter/cancelled -> pending with a fresh retry budget."""
+        """failed/deadletter/cancelled -> pending with a fresh retry budget; Conflict for a job whose dependencies
+        can never be met any more (docs/api-notes.md "Workflows and job dependencies")."""
         jid = parse_id(job_id)
         job = await self._store.retry(parse_id(org), jid, now=now)
         if job is None:
-            raise await self._conflict_or_missing(org, jid, "retry")
+            status = await self._store.status_of(parse_id(org), jid)
+            if status is None:
+                raise errors.NotFound("Job not found")
+            if JobStatus(status) in RETRYABLE:      # refused by its dependencies
+                raise errors.Conflict("Cannot retry this job: a dependency of it ended without completing, so it "
+                                      "could never run; retry that dependency (its dependents come back with "
+                                      "it) or the workflow")
+            raise errors.Conflict(f"Cannot retry a job that is {status}")
         return job
 
     async def cancel(self, org: str, job_id: str, *, now: Now = None) -> None:

@@ -34,6 +34,8 @@ CONSTRAINTS: dict[str, tuple[type[errors.DomainError], str]] = {
                              "retry_backoff_max_secs must be at least retry_backoff_base_secs"),
 }
 
+DEADLOCK_ATTEMPTS = 3
+
 # The database cannot serve now: the connection is gone or in an unknown state (driver errors such as
 # InternalClientError "another operation is in progress"), or the server is shutting down, starting up, in
 # recovery (57P*), out of resources (53*), failing I/O (58*), or read-only (a standby after a failover).
@@ -87,6 +89,7 @@ class Database:
         self._idle: list[asyncpg.Connection] = []
         self.opened = 0
         self.discarded = 0
+        self.deadlocks = 0          # units PostgreSQL aborted to break a deadlock (and that ran again)
 
     async def _connect(self) -> asyncpg.Connection:
         con = await asyncpg.connect(self.dsn, command_timeout=60)
@@ -157,28 +160,41 @@ class Database:
         with trio.CancelScope(shield=True):
             await trio_asyncio.aio_as_trio(close_all)()
 
+    async def whole(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """`run` for a unit that is all or nothing (one statement, or one transaction). When PostgreSQL breaks a
+        deadlock by aborting it (nothing of it was kept) it runs again, up to DEADLOCK_ATTEMPTS times. Locks are
+        taken in one order everywhere (jobs by id before workflows by id), so this is a safety net for the rare
+        interleaving that order cannot rule out (docs/architecture.md "Job dependencies")."""
+        for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+            try:
+                return await self.run(fn, *args)
+            except asyncpg.DeadlockDetectedError:
+                self.deadlocks += 1
+                log.warning("deadlock broken by PostgreSQL (attempt %d of %d)", attempt, DEADLOCK_ATTEMPTS)
+        raise errors.Unavailable("The database is busy: try again")
+
     async def transaction(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
-        """Like `run`, inside one transaction."""
+        """Like `run`, inside one transaction (retried after a deadlock: `whole`)."""
         async def tx(con, *a):
             async with con.transaction():
                 return await fn(con, *a)
-        return await self.run(tx, *args)
+        return await self.whole(tx, *args)
 
     async def fetch(self, stmt: Statement, **values: Any) -> list:
         args = stmt.args(**values)
-        return await self.run(lambda con: con.fetch(stmt.sql, *args))
+        return await self.whole(lambda con: con.fetch(stmt.sql, *args))
 
     async def fetchrow(self, stmt: Statement, **values: Any):
         args = stmt.args(**values)
-        return await self.run(lambda con: con.fetchrow(stmt.sql, *args))
+        return await self.whole(lambda con: con.fetchrow(stmt.sql, *args))
 
     async def fetchval(self, stmt: Statement, **values: Any):
         args = stmt.args(**values)
-        return await self.run(lambda con: con.fetchval(stmt.sql, *args))
+        return await self.whole(lambda con: con.fetchval(stmt.sql, *args))
 
     async def execute(self, stmt: Statement, **values: Any) -> str:
         args = stmt.args(**values)
-        return await self.run(lambda con: con.execute(stmt.sql, *args))
+        return await self.whole(lambda con: con.execute(stmt.sql, *args))
 
     async def ping(self) -> bool:
         try:

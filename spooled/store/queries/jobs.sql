@@ -164,14 +164,20 @@ FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.org
 SELECT * FROM jobs WHERE id = $id AND organization_id = $org
 
 -- name: job_retry
--- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget.
+-- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget. Not
+-- a job whose dependencies can never be met any more (one of its `all` dependencies, or every `any` one, ended
+-- without completing): it would only be cancelled again (the dependency triggers, schema.sql).
 WITH u AS (
     UPDATE jobs j SET status = 'pending', retry_count = 0, run_at = t.now, scheduled_at = NULL,
                       completed_at = NULL, result = NULL, lease_id = NULL, lease_expires_at = NULL,
-                      assigned_worker_id = NULL, started_at = NULL, updated_at = t.now
+                      assigned_worker_id = NULL, started_at = NULL, cancelled_by_dependency = false,
+                      dependencies_met = j.dependency_mode IS NULL
+                          OR (spooled_dependency_state(j.id, j.dependency_mode)).state = 'met',
+                      updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
     WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
       AND j.status IN ('failed', 'deadletter', 'cancelled')
+      AND (j.dependency_mode IS NULL OR (spooled_dependency_state(j.id, j.dependency_mode)).state <> 'failed')
     RETURNING j.*, s.status AS old_status
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)

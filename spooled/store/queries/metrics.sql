@@ -10,7 +10,8 @@ WITH due AS (
     SELECT id FROM metrics_snapshot WHERE id = 1 AND taken_at <= now() - make_interval(secs => $interval)
     FOR UPDATE SKIP LOCKED
 ), counts AS (
-    SELECT organization_id, queue_name, 'pending' AS state, count(*) AS n FROM jobs WHERE status = 'pending'
+    SELECT organization_id, queue_name, 'pending' AS state, count(*) AS n FROM jobs
+    WHERE status = 'pending' AND dependencies_met
     GROUP BY organization_id, queue_name
     UNION ALL
     SELECT organization_id, queue_name, 'scheduled', count(*) FROM jobs WHERE status = 'scheduled'

@@ -31,7 +31,8 @@ SELECT coalesce((SELECT jobs_created FROM org_usage_daily WHERE organization_id 
        (SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active) AS api_keys,
        (SELECT count(*) FROM webhooks WHERE organization_id = $org) AS webhooks,
        (SELECT count(*) FROM schedules WHERE organization_id = $org) AS schedules,
-       0::bigint AS workflows
+       (SELECT count(*) FROM workflows WHERE organization_id = $org AND status IN ('pending', 'running'))
+           AS workflows
 
 -- name: usage_count_queues
 -- Queues, not counting the one being configured (`excluding`: PUT /queues/{name}/config of an existing queue).
@@ -50,6 +51,10 @@ SELECT count(*) FROM webhooks WHERE organization_id = $org
 
 -- name: usage_count_schedules
 SELECT count(*) FROM schedules WHERE organization_id = $org
+
+-- name: usage_count_workflows
+-- Workflows that are not over (pending or running): what the plan's max_workflows bounds.
+SELECT count(*) FROM workflows WHERE organization_id = $org AND status IN ('pending', 'running')
 
 -- name: usage_count_api_keys
 SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active

@@ -137,12 +137,12 @@ def create_app(svc: Services) -> QuartTrio:
 
     from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_health,
                                          routes_jobs, routes_metrics, routes_orgs, routes_queues, routes_schedules,
-                                         routes_summary, routes_workers)
+                                         routes_summary, routes_workers, routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
     app.register_blueprint(routes_metrics.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary, routes_admin, routes_billing):
+                   routes_summary, routes_admin, routes_billing, routes_workflows):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
