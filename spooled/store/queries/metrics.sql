@@ -4,7 +4,7 @@
 -- Recompute and store the counts unless some instance did within $interval seconds; no row when they are fresh
 -- or another instance is computing them right now (its row lock: SKIP LOCKED, so nobody waits or counts twice).
 -- Only live states are counted, each through its partial index (so the cost follows the backlog, not the
--- history): pending (jobs_ready_idx, index only), scheduled (jobs_scheduled_idx), processing (jobs_lease_idx),
+-- history): pending and ready (jobs_ready_idx; jobs waiting for dependencies are not in it), scheduled (jobs_scheduled_idx), processing (jobs_lease_idx),
 -- deadletter (jobs_deadletter_idx). Workers: those not offline (workers_heartbeat_idx).
 WITH due AS (
     SELECT id FROM metrics_snapshot WHERE id = 1 AND taken_at <= now() - make_interval(secs => $interval)
