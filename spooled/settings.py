@@ -50,6 +50,9 @@ class Settings:
     shutdown_grace_secs: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 16
+    # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
+    db_connect_timeout_secs: float = 5.0
+    db_statement_timeout_secs: float = 30.0
     log_level: str = "INFO"
 
 
@@ -71,6 +74,19 @@ def jwt_secret_from(data_dir: Path, given: str | None) -> str:
         return secret
 
 
+def _positive_secs(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        secs = float(value)
+    except ValueError:
+        secs = 0.0
+    if not 0 < secs <= 86400:
+        raise ConfigError(f"{name} must be a number of seconds above 0 (at most 86400), got {value!r}")
+    return secs
+
+
 def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
              need_secret: bool = True) -> Settings:
     """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
@@ -89,4 +105,6 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         database_url=env.get("DATABASE_URL") or None, data_dir=data_dir, jwt_secret=secret,
         admin_key=admin_key, registration_open=registration == "open",
         log_level=env.get("SPOOLED_LOG_LEVEL", "INFO").upper(),
+        db_connect_timeout_secs=_positive_secs(env, "SPOOLED_DB_CONNECT_TIMEOUT_SECS", 5.0),
+        db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
     )
