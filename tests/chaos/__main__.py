@@ -59,8 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(workdir, 0o755)
     cluster = None
     results: list[Result] = []
+    pg_version = "?"
     try:
         cluster = Cluster()
+        pg_version = cluster.version
         cluster.start()
         trio.run(_run_all, names, profile, cluster, workdir, args.budget, results)
     except KeyboardInterrupt:
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         command = "scripts/chaos" + (" --quick" if args.quick else "") + "".join(f" {n}" for n in args.scenarios)
         when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        env = f"{os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {cluster.version}"
+        env = f"{os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {pg_version}"
         Path(args.markdown).write_text(report.markdown(results, command=command, when=when, environment=env) + "\n")
         print(f"\nwrote {args.markdown}")
     failed = not all(r.passed for r in results) or len(results) < len(names)
