@@ -23,11 +23,23 @@ CREATE TABLE organizations (
     stripe_subscription_id      text,
     created_at                  timestamptz NOT NULL DEFAULT now(),
     updated_at                  timestamptz NOT NULL DEFAULT now(),
+    -- limit overrides for this organization (domain/plans.py; null values mean unlimited)
+    custom_limits               jsonb,
+    stripe_subscription_status  text,
+    stripe_current_period_end   timestamptz,
+    stripe_cancel_at_period_end boolean,
+    -- the time of the newest Stripe event applied: an older event never overwrites a newer state
+    stripe_event_at             timestamptz,
+    -- suspended by an operator (admin soft delete): every key of the organization is refused
+    suspended_at                timestamptz,
     CONSTRAINT organizations_pk PRIMARY KEY (id),
     CONSTRAINT organizations_slug_key UNIQUE (slug),
     CONSTRAINT organizations_plan_check CHECK (plan_tier IN ('free', 'starter', 'pro', 'enterprise')),
     CONSTRAINT organizations_name_check CHECK (length(name) BETWEEN 1 AND 200)
 );
+CREATE INDEX organizations_billing_email_idx ON organizations (lower(billing_email)) WHERE billing_email IS NOT NULL;
+CREATE INDEX organizations_stripe_customer_idx ON organizations (stripe_customer_id)
+    WHERE stripe_customer_id IS NOT NULL;
 
 -- API keys are stored only as SHA-256 of the key (the key has 256 bits of entropy, so a fast hash is safe
 -- and lets every request find its key through one unique-index lookup).
@@ -42,8 +54,12 @@ CREATE TABLE api_keys (
     created_at          timestamptz NOT NULL DEFAULT now(),
     last_used_at        timestamptz,
     revoked_at          timestamptz,
+    rate_limit          int,                                -- the key's own limit, requests per minute
+    read_only           boolean     NOT NULL DEFAULT false, -- only GET/HEAD (REST) and reads (gRPC)
+    expires_at          timestamptz,                        -- refused from then on
     CONSTRAINT api_keys_pk PRIMARY KEY (id),
     CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+    CONSTRAINT api_keys_rate_limit_check CHECK (rate_limit IS NULL OR rate_limit >= 1),
     CONSTRAINT api_keys_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE
 );
 CREATE INDEX api_keys_organization_idx ON api_keys (organization_id);
@@ -123,6 +139,12 @@ CREATE TABLE jobs (
     assigned_worker_id  text,
     created_at          timestamptz NOT NULL,
     updated_at          timestamptz NOT NULL,
+    parent_job_id       uuid,
+    completion_webhook_secret text,     -- write-only: signs the completion webhook, never returned
+    workflow_id         uuid,
+    dependency_mode     text,
+    dependencies_met    boolean     NOT NULL DEFAULT true,
+    completed_lease_id  uuid,           -- the lease that completed the job (idempotent replays), never returned
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
@@ -133,6 +155,9 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_processing_lease_check CHECK (
         (status = 'processing') = (lease_expires_at IS NOT NULL)
         AND (status <> 'processing' OR (lease_id IS NOT NULL AND assigned_worker_id IS NOT NULL))),
+    -- a released or finished job carries no lease and no assigned worker (the last one stays in job_history)
+    CONSTRAINT jobs_released_lease_check CHECK (
+        status = 'processing' OR (lease_id IS NULL AND assigned_worker_id IS NULL)),
     CONSTRAINT jobs_terminal_completed_at_check CHECK (
         status NOT IN ('completed', 'failed', 'deadletter', 'cancelled') OR completed_at IS NOT NULL)
 ) WITH (fillfactor = 80);
@@ -251,5 +276,117 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 
+-- A cron schedule: each fire enqueues one job from the template (services/schedules.py). `next_run_at` is the
+-- next fire time to wait for (NULL while paused); the scheduler takes due rows FOR UPDATE SKIP LOCKED and
+-- advances it in the same transaction that records the fire's run.
+CREATE TABLE schedules (
+    id                  uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    name                text        NOT NULL,
+    description         text,
+    cron_expression     text        NOT NULL,
+    timezone            text        NOT NULL DEFAULT 'UTC',
+    queue_name          text        NOT NULL,
+    payload_template    json        NOT NULL,
+    priority            int         NOT NULL DEFAULT 0,
+    max_retries         int         NOT NULL DEFAULT 3,
+    timeout_seconds     int         NOT NULL DEFAULT 300,
+    tags                json,
+    metadata            json,
+    catch_up            text        NOT NULL DEFAULT 'latest',
+    overlap             text        NOT NULL DEFAULT 'allow',
+    is_active           boolean     NOT NULL DEFAULT true,
+    last_run_at         timestamptz,
+    next_run_at         timestamptz,
+    run_count           bigint      NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    updated_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT schedules_pk PRIMARY KEY (id),
+    CONSTRAINT schedules_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    CONSTRAINT schedules_catch_up_check CHECK (catch_up IN ('latest', 'all', 'skip')),
+    CONSTRAINT schedules_overlap_check CHECK (overlap IN ('allow', 'skip')),
+    CONSTRAINT schedules_priority_check CHECK (priority BETWEEN -100 AND 100),
+    CONSTRAINT schedules_max_retries_check CHECK (max_retries BETWEEN 0 AND 100),
+    CONSTRAINT schedules_timeout_check CHECK (timeout_seconds BETWEEN 1 AND 86400)
+);
+CREATE INDEX schedules_due_idx ON schedules (next_run_at) WHERE is_active;
+CREATE INDEX schedules_org_idx ON schedules (organization_id, created_at, id);
+
+-- One row per fire (or manual trigger). state 'fired' is a promise to enqueue exactly one job: it is written in
+-- the transaction that advances next_run_at, and job_id is filled once the job exists (the enqueue carries the
+-- run's id in its idempotency key, so retrying an unfilled run after a crash cannot enqueue twice; another
+-- instance retries it once enqueue_after passes). 'skipped' (overlap policy) and 'error' (the enqueue was
+-- refused) have no job. A fired run's status as clients see it follows its job.
+CREATE TABLE schedule_runs (
+    id                  uuid        NOT NULL,
+    schedule_id         uuid        NOT NULL,
+    organization_id     uuid        NOT NULL,
+    fire_time           timestamptz NOT NULL,
+    manual              boolean     NOT NULL DEFAULT false,
+    state               text        NOT NULL DEFAULT 'fired',
+    job_id              uuid,
+    error_message       text,
+    enqueue_after       timestamptz,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    completed_at        timestamptz,
+    CONSTRAINT schedule_runs_pk PRIMARY KEY (id),
+    CONSTRAINT schedule_runs_schedule_fk FOREIGN KEY (schedule_id) REFERENCES schedules (id) ON DELETE CASCADE,
+    CONSTRAINT schedule_runs_state_check CHECK (state IN ('fired', 'skipped', 'error'))
+);
+-- Each cron fire time of a schedule is recorded at most once.
+CREATE UNIQUE INDEX schedule_runs_fire_key ON schedule_runs (schedule_id, fire_time) WHERE NOT manual;
+CREATE INDEX schedule_runs_history_idx ON schedule_runs (schedule_id, started_at DESC, fire_time DESC, id DESC);
+CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE state = 'fired' AND job_id IS NULL;
+
+-- Dashboard summary: finished jobs of an organization by state and time (counts over the last hour/day and the
+-- dead-letter count read a bounded range of it instead of the organization's whole history).
+CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
+
+-- Jobs created per organization and UTC day (plan quota "jobs per day"): each instance adds its counts here
+-- every few seconds (services/quotas.py), so the hot path never counts jobs.
+CREATE TABLE org_usage_daily (
+    organization_id     uuid        NOT NULL,
+    day                 date        NOT NULL,
+    jobs_created        bigint      NOT NULL DEFAULT 0,
+    CONSTRAINT org_usage_daily_pk PRIMARY KEY (organization_id, day),
+    CONSTRAINT org_usage_daily_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
+        ON DELETE CASCADE
+);
+
+-- Passwordless email login: 6-digit codes, stored as an HMAC only. A start for an address no organization
+-- has is recorded too (code_hash NULL, never matches), so its 200 and its hourly limit look the same.
+CREATE TABLE email_login_codes (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    email               text        NOT NULL,
+    code_hash           bytea,
+    attempts            int         NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL,
+    used_at             timestamptz,
+    CONSTRAINT email_login_codes_pk PRIMARY KEY (id)
+);
+CREATE INDEX email_login_codes_email_idx ON email_login_codes (email, created_at DESC);
+
+-- Stripe events received on /billing/webhook: each id is processed once (the insert and the plan change
+-- are one transaction); `applied` is false for an event older than the state it would have overwritten.
+CREATE TABLE stripe_events (
+    id                  text        NOT NULL,
+    type                text        NOT NULL,
+    event_at            timestamptz NOT NULL,
+    organization_id     uuid,
+    applied             boolean     NOT NULL,
+    received_at         timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT stripe_events_pk PRIMARY KEY (id)
+);
+
+-- Live server instances (heartbeat every few seconds): rate-limit buckets are sized by their count.
+CREATE TABLE server_instances (
+    id                  uuid        NOT NULL,
+    hostname            text        NOT NULL,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at        timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT server_instances_pk PRIMARY KEY (id)
+);
+
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5);

@@ -2,7 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
+                        mailer
           └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
 under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
@@ -10,7 +11,9 @@ under `shutdown_grace_secs`, then the core loops are cancelled and the pool clos
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 from functools import partial
 
@@ -20,14 +23,16 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
+from spooled.domain.errors import DomainError
 from spooled.loops import periodic
 from spooled.services.container import Services
-from spooled.settings import Settings
+from spooled.settings import ConfigError, Settings
 from spooled.store import listen
 from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
+from spooled.transports.http.edge import EdgeApp, json_protocol_errors
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +78,56 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
                                      settings.reaper_interval_secs, limit=1000))
             await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
                                      settings.heartbeat_check_interval_secs, limit=100))
+            await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
+                                     settings.scheduler_interval_secs, limit=100))
+            await core.start(partial(periodic.run, "instance heartbeat", svc.admission.run_once,
+                                     settings.instance_heartbeat_secs, limit=1))
+            await core.start(partial(periodic.run, "quota sync", svc.quotas.run_once, settings.quota_sync_secs,
+                                     limit=10_000))
+            await core.start(svc.mailer.run)
             async with trio.open_nursery() as edge:
-                binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
-                                                 _hypercorn_config(settings),
-                                                 shutdown_trigger=svc.shutting_down.wait))
-                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
+                json_protocol_errors()
+                app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes)
+                with _binding("REST (--http)", settings.http_host, settings.http_port):
+                    binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),
+                                                     shutdown_trigger=svc.shutting_down.wait))
+                with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
+                    grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
+                                                            settings.grpc_port, grace=settings.shutdown_grace_secs))
                 task_status.started(Running(binds[0], grpc_address, svc))
                 await svc.shutting_down.wait()
                 svc.wakeups.close()
+            await _leave(svc)
             core.cancel_scope.cancel()
     log.info("stopped")
+
+
+async def _leave(svc: Services) -> None:
+    """Drained: count the last jobs created here and stop counting this instance (best effort, bounded)."""
+    with trio.move_on_after(5):
+        for step in (svc.quotas.run_once, svc.admission.leave):
+            try:
+                await step()
+            except DomainError as exc:
+                log.warning("at shutdown: %s", exc.message)
+
+
+@contextlib.contextmanager
+def _binding(what: str, host: str, port: int):
+    """A failure to listen (found inside Trio's exception groups) as one sentence naming the address."""
+    try:
+        yield
+    except BaseException as exc:
+        found = exc if isinstance(exc, OSError) else None
+        if isinstance(exc, BaseExceptionGroup):
+            match, _ = exc.split(OSError)
+            while isinstance(match, BaseExceptionGroup):
+                match = match.exceptions[0]
+            found = match
+        if found is None:
+            raise
+        reason = os.strerror(found.errno).lower() if found.errno else str(found)
+        raise ConfigError(f"Cannot listen on {host}:{port} for {what}: {reason}") from exc
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:

@@ -25,7 +25,6 @@ async def cluster(lab):
     """A PostgreSQL cluster of this test's own (the test stops and crashes it), not the session's."""
     c = await trio.to_thread.run_sync(Cluster)
     try:
-        await trio.to_thread.run_sync(c.start)
         lab.cluster = c
         yield c
     finally:

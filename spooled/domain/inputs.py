@@ -2,7 +2,8 @@
 
 Structured from JSON by `spooled.convert.structure` (strict types: "5" is not an integer). Unknown keys are
 ignored. Aliases from the reference API (`queue` for `queue_name`, `name` for a queue) are folded in by the
-transport before structuring.
+transport before structuring. Also here: the job listing's filter (`JobFilter`), which every transport builds
+and the store turns into SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ import typing
 
 import attrs
 
-from spooled.convert import FieldError, JsonObject
+from spooled.domain.errors import FieldError, ValidationFailed
+from spooled.domain.firing import CATCH_UP, OVERLAP
+from spooled.domain.plans import check_overrides
+
+JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
@@ -53,10 +58,16 @@ def one_of(options: tuple[str, ...]):
 queue_name_field = matches(QUEUE_NAME, "1 to 100 characters of A-Z a-z 0-9 . _ : -")
 
 
+def _blank_none(value):
+    """An empty id is no id (proto3 sends "" for unset strings; some clients send "" for JSON null)."""
+    return None if value == "" else value
+
+
 @attrs.frozen
 class JobSpec:
-    """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue)."""
-    payload: JsonObject
+    """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue). `payload` is any
+    JSON value (object, array, string, number, boolean or null); `completion_webhook_secret` is write-only."""
+    payload: typing.Any
     priority: int | None = attrs.field(default=None, validator=between(-100, 100))
     max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
     timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
@@ -65,6 +76,8 @@ class JobSpec:
     idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
     tags: typing.Any = attrs.field(default=None, validator=lambda _i, a, v: _tags(a, v))
     completion_webhook: str | None = attrs.field(default=None, validator=length(1, 2048))
+    completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
+    parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
 
 
 def _tags(attribute, value) -> None:
@@ -100,24 +113,47 @@ class Claim:
     wait_secs: float = attrs.field(default=0.0, validator=between(0, 30))
 
 
+def _fence(lease_id: str | None, worker_id: str | None, field: str = "lease_id") -> None:
+    """api.md "Lease fencing": a lease_id, or else the worker_id whose unexpired lease holds the job."""
+    if lease_id is None and worker_id is None:
+        raise FieldError(field, "is required (or worker_id, to act on the lease that worker holds)")
+
+
+_LEASE = dict(default=None, converter=_blank_none, validator=length(1, 64))
+_WORKER = dict(default=None, converter=_blank_none, validator=length(1, 128))
+
+
 @attrs.frozen
 class Complete:
-    lease_id: str = attrs.field(validator=length(1, 64))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     result: typing.Any = None
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
 class CompleteItem:
     job_id: str
-    lease_id: str
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)   # else the batch's worker_id
     result: typing.Any = None
 
 
 @attrs.frozen
 class CompleteBatch:
     completions: list[CompleteItem] = attrs.field(validator=lambda _i, a, v: _batch_size(a, v))
-    worker_id: str | None = None
+    worker_id: str | None = attrs.field(**_WORKER)
+
+    def __attrs_post_init__(self) -> None:
+        if self.worker_id is None:
+            for i, c in enumerate(self.completions):
+                _fence(c.lease_id, c.worker_id, f"completions[{i}].lease_id")
+
+    def items(self) -> list[tuple[str, str | None, str | None, typing.Any]]:
+        """(job_id, lease_id, worker_id, result) for `Jobs.complete_many`."""
+        return [(c.job_id, c.lease_id, c.worker_id or self.worker_id, c.result) for c in self.completions]
 
 
 def _batch_size(attribute, value) -> None:
@@ -127,17 +163,23 @@ def _batch_size(attribute, value) -> None:
 
 @attrs.frozen
 class Fail:
-    lease_id: str = attrs.field(validator=length(1, 64))
     error: str = attrs.field(validator=length(1, 2048))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     retry: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
 class Heartbeat:
-    lease_id: str = attrs.field(validator=length(1, 64))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     lease_duration_secs: int = attrs.field(default=30, validator=between(5, 3600))
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
@@ -185,34 +227,75 @@ class Pause:
     reason: str | None = attrs.field(default=None, validator=length(0, 1000))
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
+slug_field = matches(SLUG, "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")
+
+
+def email_field(_inst, attribute, value) -> None:
+    if value is not None and (len(value) > 320 or not EMAIL.match(value)):
+        raise FieldError(attribute.name, "must be an email address")
+
+
+def _overrides(_inst, attribute, value) -> None:
+    if value is not None:
+        try:
+            check_overrides(value, attribute.name)
+        except ValidationFailed as exc:
+            field = next(iter(exc.fields))
+            raise FieldError(field, exc.fields[field]) from None
+
+
 @attrs.frozen
 class CreateOrg:
+    """POST /organizations (plan, settings and custom_limits: operators only) and POST /admin/organizations."""
     name: str = attrs.field(validator=length(1, 200))
-    slug: str | None = attrs.field(default=None, validator=matches(re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z"),
-                                                                   "lowercase letters, digits and dashes"))
+    slug: str | None = attrs.field(default=None, validator=slug_field)
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
+    settings: JsonObject | None = None
+    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
 
 
 @attrs.frozen
 class UpdateOrg:
+    """PUT/PATCH /organizations/{id}; the admin API may also set plan, custom_limits and suspended."""
     name: str | None = attrs.field(default=None, validator=length(1, 200))
-    billing_email: str | None = attrs.field(default=None, validator=length(3, 320))
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     settings: JsonObject | None = None
+    plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
+    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    suspended: bool | None = None
+
+
+def _key_queues(_inst, attribute, value) -> None:
+    if value is None:
+        return
+    if len(value) > 100:
+        raise FieldError(attribute.name, "must hold at most 100 queue names")
+    for name in value:
+        queue_name_field(_inst, attribute, name)
 
 
 @attrs.frozen
 class CreateApiKey:
     name: str = attrs.field(default="default", validator=length(1, 200))
-    queues: list[str] | None = None
+    queues: list[str] | None = attrs.field(default=None, validator=_key_queues)
+    rate_limit: int | None = attrs.field(default=None, validator=between(1, 1_000_000))    # requests per minute
+    expires_at: dt.datetime | None = None
+    read_only: bool = False
 
 
 @attrs.frozen
 class UpdateApiKey:
     name: str | None = attrs.field(default=None, validator=length(1, 200))
-    queues: list[str] | None = None
+    queues: list[str] | None = attrs.field(default=None, validator=_key_queues)
+    rate_limit: int | None = attrs.field(default=None, validator=between(1, 1_000_000))
+    is_active: bool | None = None
 
 
-HEARTBEAT_STATUSES = ("healthy", "degraded", "draining")   # `offline` is the server's verdict, not a report
+# Every status of the SDK's WorkerStatus (docs/api-notes.md "Workers" says what each one does when reported).
+HEARTBEAT_STATUSES = ("healthy", "degraded", "offline", "draining")
 
 
 def _queue_list(_inst, attribute, value) -> None:
@@ -253,3 +336,57 @@ class WorkerHeartbeat:
     current_jobs: int = attrs.field(default=0, validator=between(0, 1_000_000))
     status: str | None = attrs.field(default=None, validator=one_of(HEARTBEAT_STATUSES))
     metadata: JsonObject | None = None
+
+
+# -- the job listing -----------------------------------------------------------------------------------------
+JOB_ORDER_COLUMNS = ("created_at", "updated_at", "priority", "scheduled_at", "completed_at")
+
+
+@attrs.frozen
+class JobFilter:
+    """GET /jobs (and /jobs/dlq) filters; None means "any"."""
+    queue_name: str | None = None
+    statuses: list[str] | None = None
+    tag: str | None = None                        # "key" (has the key) or "key:value" (tags[key] == value)
+    created_after: dt.datetime | None = None      # inclusive
+    created_before: dt.datetime | None = None     # exclusive
+    q: str | None = None          # search: id prefix, or queue name / payload.job_type / payload text containing it
+    job_type: str | None = None   # exact payload.job_type
+def _json_tags(_inst, attribute, value) -> None:
+    _tags(attribute, value)
+
+
+@attrs.frozen
+class CreateSchedule:
+    """POST /schedules. `catch_up` and `overlap` go beyond the upstream product (docs/api-notes.md)."""
+    name: str = attrs.field(validator=length(1, 255))
+    cron_expression: str = attrs.field(validator=length(1, 255))
+    queue_name: str = attrs.field(validator=queue_name_field)
+    payload_template: JsonObject
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str = attrs.field(default="UTC", validator=length(1, 64))
+    priority: int = attrs.field(default=0, validator=between(-100, 100))
+    max_retries: int = attrs.field(default=3, validator=between(0, 100))
+    timeout_seconds: int = attrs.field(default=300, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str = attrs.field(default="latest", validator=one_of(CATCH_UP))
+    overlap: str = attrs.field(default="allow", validator=one_of(OVERLAP))
+
+
+@attrs.frozen
+class UpdateSchedule:
+    """PUT /schedules/{id}: a partial update; an absent or null field keeps its value."""
+    name: str | None = attrs.field(default=None, validator=length(1, 255))
+    cron_expression: str | None = attrs.field(default=None, validator=length(1, 255))
+    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
+    payload_template: JsonObject | None = None
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str | None = attrs.field(default=None, validator=length(1, 64))
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str | None = attrs.field(default=None, validator=one_of(CATCH_UP))
+    overlap: str | None = attrs.field(default=None, validator=one_of(OVERLAP))

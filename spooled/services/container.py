@@ -2,19 +2,39 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import attrs
 import trio
 
+from spooled.services.admin import Admin
+from spooled.services.admission import Admission
 from spooled.services.auth import Authenticator
+from spooled.services.billing import Billing
+from spooled.services.dashboard import Dashboard
+from spooled.services.email_login import EmailLogin
 from spooled.services.jobs import Jobs
+from spooled.services.mailer import Mailer
 from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
+from spooled.services.quotas import Quotas
+from spooled.services.ratelimit import RateLimiter
+from spooled.services.schedules import Schedules
 from spooled.services.wakeups import Wakeups
 from spooled.services.workers import Workers
 from spooled.settings import Settings
+from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
+from spooled.store.jobs import JobStore
+from spooled.store.keys import KeyStore
+from spooled.store.logins import LoginStore
+from spooled.store.maintenance import MaintenanceStore
+from spooled.store.orgs import OrgStore
 from spooled.store.queues import QueueStore
+from spooled.store.schedules import ScheduleStore
+from spooled.store.usage import UsageStore
+from spooled.store.workers import WorkerStore
 
 
 @attrs.define
@@ -23,19 +43,47 @@ class Services:
     db: Database
     wakeups: Wakeups
     auth: Authenticator
+    admission: Admission
+    quotas: Quotas
     orgs: Orgs
+    admin: Admin
+    billing: Billing
+    email_login: EmailLogin
+    mailer: Mailer
     jobs: Jobs
     queues: Queues
     maintenance: Maintenance
     workers: Workers
+    schedules: Schedules
+    dashboard: Dashboard
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
     @classmethod
     def build(cls, settings: Settings, db: Database) -> "Services":
         wakeups = Wakeups()
-        auth = Authenticator(db, settings.jwt_secret or None)
-        return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
-                   jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(QueueStore(db)),
-                   maintenance=Maintenance(db),
-                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
+        org_store, key_store, usage_store = OrgStore(db), KeyStore(db), UsageStore(db)
+        quotas = Quotas(org_store, usage_store, operator=settings.plan_limits)
+        auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
+        orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
+        mailer = Mailer(settings.smtp_url, settings.smtp_from)
+        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, max_payload_bytes=settings.max_payload_bytes)
+        return cls(
+            settings=settings, db=db, wakeups=wakeups, auth=auth,
+            admission=Admission(auth, RateLimiter(), usage_store), quotas=quotas, orgs=orgs,
+            admin=Admin(org_store, orgs, auth, quotas),
+            billing=Billing(org_store, auth, quotas, secret_key=settings.stripe_secret_key,
+                            webhook_secret=settings.stripe_webhook_secret, api_base=settings.stripe_api_base),
+            email_login=EmailLogin(org_store, key_store, LoginStore(db), orgs, auth, mailer,
+                                   secret=settings.jwt_secret or "unset"),
+            mailer=mailer, jobs=jobs, queues=Queues(QueueStore(db), quotas),
+            maintenance=Maintenance(MaintenanceStore(db)),
+            workers=Workers(WorkerStore(db), quotas=quotas,
+                            heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
+            schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
+            dashboard=Dashboard(DashboardStore(db)))
+
+    def set_clock(self, clock: Callable[[], float]) -> None:
+        """Use `clock` (Unix seconds) for key expiry and caching, rate limits, quotas and email codes (tests)."""
+        for part in (self.auth, self.admission.limiter, self.quotas, self.email_login):
+            part.clock = clock

@@ -17,6 +17,8 @@ async def pump(dsn: str, on_payload: Callable[[str], None], on_resync: Callable[
                timeout: float = 5.0, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTEN is active.
     After an overflow or a reconnect, `on_resync` wakes every waiter so it re-reads the tables.
+    Once started, no failure ends it (the database may be restarting, in recovery, or gone for a while): a lost
+    connection is logged as such, anything else with its traceback, and both reconnect with backoff.
     `timeout` bounds connecting and every statement, including the UNLISTEN that triopg sends (shielded) when
     the listener ends: without it a stalled network would hold that forever, and with it the process."""
     started = False
@@ -40,21 +42,31 @@ async def pump(dsn: str, on_payload: Callable[[str], None], on_resync: Callable[
                             else:
                                 on_payload(payload)
         except Exception as exc:
-            if not started or not _connection_lost(exc):
+            if not started:
                 raise
-            log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+            if _connection_lost(exc):
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", _first(exc), delay)
+            else:
+                log.exception("LISTEN connection failed; reconnecting in %.1fs", delay)
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
 _LOST = (OSError, ConnectionError, trio.TooSlowError, triopg.exceptions.InterfaceError,
-         triopg.exceptions.PostgresConnectionError)
+         triopg.exceptions.InternalClientError, triopg.exceptions.PostgresConnectionError,
+         triopg.exceptions.OperatorInterventionError)   # 57P*: shutting down, starting up, in recovery
 
 
 def _connection_lost(exc: BaseException) -> bool:
     if isinstance(exc, BaseExceptionGroup):
         return all(_connection_lost(e) for e in exc.exceptions)
     return isinstance(exc, _LOST)
+
+
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _keepalive(conn, interval: float = 5.0) -> None:

@@ -63,7 +63,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cluster = Cluster()
         pg_version = cluster.version
-        cluster.start()
         trio.run(_run_all, names, profile, cluster, workdir, args.budget, results)
     except KeyboardInterrupt:
         print("\ninterrupted: every process this run started was stopped", file=sys.stderr)

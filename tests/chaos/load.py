@@ -449,4 +449,4 @@ async def new_org(target: Target, name: str) -> str:
     async with httpx.AsyncClient(base_url=target.http, timeout=10) as client:
         r = await client.post("/api/v1/organizations", json={"name": name})
         r.raise_for_status()
-        return r.json()["api_key"]
+        return r.json()["api_key"]["key"]

@@ -4,7 +4,6 @@ worker subprocesses; every process started here is killed on the way out (also o
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
 import subprocess
@@ -16,8 +15,8 @@ import httpx
 import trio
 
 from tests.chaos.load import Target, now
+from tests.procs import ROOT, clean_env
 
-ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "chaos-" + "s" * 40
 
 
@@ -25,12 +24,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def base_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOLED_") and k != "DATABASE_URL"}
-    env.update(overrides)
-    return env
 
 
 class Server:
@@ -43,8 +36,9 @@ class Server:
         self.data_dir = workdir / name
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = workdir / f"{name}.log"
-        self.env = base_env(DATABASE_URL=dsn, SPOOLED_DATA_DIR=str(self.data_dir), SPOOLED_JWT_SECRET=JWT_SECRET,
-                            **(env or {}))
+        # enterprise: no daily job quota, no active-jobs cap, a rate limit far above the load
+        self.env = clean_env(DATABASE_URL=dsn, SPOOLED_DATA_DIR=str(self.data_dir), SPOOLED_JWT_SECRET=JWT_SECRET,
+                             SPOOLED_DEFAULT_PLAN="enterprise", **(env or {}))
         self.proc: trio.Process | None = None
         self.starts = 0
 
@@ -137,6 +131,6 @@ async def start_worker_process(procs: list, target: Target, key: str, records: P
            "--lease", str(lease_secs), "--work", str(work_secs)]
     with open(records.with_suffix(".log"), "ab") as log:
         proc = await trio.lowlevel.open_process(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                                env=base_env())
+                                                env=clean_env())
     procs.append(proc)
     return proc

@@ -20,7 +20,7 @@ class QueueService(QueueServiceBase):
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def Enqueue(self, stream) -> None:
-        await self.rpc.unary(stream, self._enqueue)
+        await self.rpc.unary(stream, self._enqueue, queues=lambda r: [r.queue_name])
 
     async def _enqueue(self, org: str, req: pb.EnqueueRequest) -> pb.EnqueueResponse:
         spec = messages.job_spec(req, req.queue_name)
@@ -28,7 +28,8 @@ class QueueService(QueueServiceBase):
         return pb.EnqueueResponse(job_id=res.job_id, created=res.created)
 
     async def EnqueueBulk(self, stream) -> None:
-        await self.rpc.unary(stream, self._enqueue_bulk)
+        await self.rpc.unary(stream, self._enqueue_bulk,
+                             queues=lambda r: [r.queue_name, *(j.queue_name for j in r.jobs)])
 
     async def _enqueue_bulk(self, org: str, req: pb.EnqueueBulkRequest) -> pb.EnqueueBulkResponse:
         if not 1 <= len(req.jobs) <= messages.MAX_BULK:
@@ -49,25 +50,25 @@ class QueueService(QueueServiceBase):
 
     async def _dequeue(self, stream) -> None:
         req: pb.DequeueRequest = await aio_as_trio(stream.recv_message)()
-        org = await self.rpc.org(stream.metadata)
+        org = await self.rpc.org(stream.metadata, queues=[req.queue_name])
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
-        rows = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
+        jobs = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
         sent = [0]
 
-        async def send(rows) -> None:
-            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(r) for r in rows]))
-            sent[0] = len(rows)
-        await send_or_release(self.svc.workers, org, rows, send, sent)
+        async def send(jobs) -> None:
+            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(j) for j in jobs]))
+            sent[0] = len(jobs)
+        await send_or_release(self.svc.jobs, org, jobs, send, sent)
 
     # -- complete / fail / renew -----------------------------------------------------------------------
     async def Complete(self, stream) -> None:
         await self.rpc.unary(stream, self._complete)
 
     async def _complete(self, org: str, req: pb.CompleteRequest) -> pb.CompleteResponse:
-        lease = messages.need_lease(req.lease_id)
+        job_id, lease, worker, result = messages.completion(req)
         try:
-            await self.svc.jobs.complete(org, req.job_id, lease, messages.result_of(req))
+            await self.svc.jobs.complete(org, job_id, lease, result, worker_id=worker)
         except (errors.NotFound, errors.LeaseExpired):
             self.rpc.tracker.finished([req.job_id])
             raise
@@ -80,9 +81,14 @@ class QueueService(QueueServiceBase):
     async def _complete_batch(self, org: str, req: pb.CompleteBatchRequest) -> pb.CompleteBatchResponse:
         if not 1 <= len(req.completions) <= messages.MAX_BULK:
             raise errors.invalid("completions", f"must hold 1 to {messages.MAX_BULK} items")
-        # a missing lease fails its own item (the jobs service reports it as a stale lease), not the batch
-        results = await self.svc.jobs.complete_many(
-            org, [(c.job_id, c.lease_id, messages.result_of(c)) for c in req.completions])
+        # an item with neither lease_id nor worker_id (its own or the batch's) fails the call, as on REST
+        items = []
+        for i, c in enumerate(req.completions):
+            try:
+                items.append(messages.completion(c, req.worker_id))
+            except errors.ValidationFailed:
+                raise errors.invalid(f"completions[{i}].lease_id", "is required (or worker_id)") from None
+        results = await self.svc.jobs.complete_many(org, items)
         self.rpc.tracker.finished([c.job_id for c in req.completions])
         return pb.CompleteBatchResponse(success=[r.success for r in results])
 
@@ -105,20 +111,21 @@ class QueueService(QueueServiceBase):
 
     async def _renew(self, org: str, req: pb.RenewLeaseRequest) -> pb.RenewLeaseResponse:
         spec = messages.renew(req)
-        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs)
+        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs,
+                                                worker_id=spec.worker_id)
         resp = pb.RenewLeaseResponse(success=True)
         resp.new_expires_at.FromDatetime(expires)
         return resp
 
     # -- reads -----------------------------------------------------------------------------------------
     async def GetJob(self, stream) -> None:
-        await self.rpc.unary(stream, self._get_job)
+        await self.rpc.unary(stream, self._get_job, safe=True)
 
     async def _get_job(self, org: str, req: pb.GetJobRequest) -> pb.GetJobResponse:
         return pb.GetJobResponse(job=messages.job(await self.svc.jobs.get(org, req.job_id)))
 
     async def GetQueueStats(self, stream) -> None:
-        await self.rpc.unary(stream, self._queue_stats)
+        await self.rpc.unary(stream, self._queue_stats, safe=True, queues=lambda r: [r.queue_name])
 
     async def _queue_stats(self, org: str, req: pb.GetQueueStatsRequest) -> pb.GetQueueStatsResponse:
         if not req.queue_name:

@@ -8,9 +8,10 @@ from quart import Blueprint, request
 from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
-from spooled.store.listing import JobFilter
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.services.admission import require_unrestricted
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+                                         services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
@@ -25,10 +26,11 @@ def org() -> str:
 @authed
 async def create_job():
     spec, _ = await body_as(inputs.CreateJob, queue="queue_name")
+    require_queue(spec.queue_name)
     (res,) = await services().jobs.enqueue(org(), spec.queue_name, [spec])
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
-    return json_response({**views.job(res.row), "created": True}, 201)
+    return json_response({**views.job(res.job), "created": True}, 201)
 
 
 @bp.post("/jobs/bulk")
@@ -43,6 +45,7 @@ async def bulk_jobs():
     if not isinstance(jobs, list) or not 1 <= len(jobs) <= 100:
         raise errors.invalid("jobs", "must be a list of 1 to 100 jobs")
     head = structure({**data, "jobs": []}, _BulkHead)
+    require_queue(head.queue_name)
     specs, indexes, failed = [], [], []
     for i, item in enumerate(jobs):
         try:
@@ -72,16 +75,16 @@ class _BulkHead:
 @authed
 async def claim():
     spec, _ = await body_as(inputs.Claim, queue="queue_name")
-    rows = await services().jobs.claim(org(), spec)
-    return json_response({"jobs": [views.job(r) for r in rows]})
+    require_queue(spec.queue_name)
+    jobs = await services().jobs.claim(org(), spec)
+    return json_response({"jobs": [views.job(j) for j in jobs]})
 
 
 @bp.post("/jobs/complete")
 @authed
 async def complete_batch():
     spec, _ = await body_as(inputs.CompleteBatch)
-    results = await services().jobs.complete_many(
-        org(), [(c.job_id, c.lease_id, c.result) for c in spec.completions])
+    results = await services().jobs.complete_many(org(), spec.items())
     return json_response({
         "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
         "succeeded": [r.job_id for r in results if r.success],
@@ -93,7 +96,7 @@ async def complete_batch():
 @authed
 async def complete(job_id: str):
     spec, _ = await body_as(inputs.Complete)
-    await services().jobs.complete(org(), job_id, spec.lease_id, spec.result)
+    await services().jobs.complete(org(), job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
     return json_response({"success": True})
 
 
@@ -111,7 +114,8 @@ async def fail(job_id: str):
 @authed
 async def heartbeat(job_id: str):
     spec, _ = await body_as(inputs.Heartbeat)
-    expires = await services().jobs.heartbeat(org(), job_id, spec.lease_id, spec.lease_duration_secs)
+    expires = await services().jobs.heartbeat(org(), job_id, spec.lease_id, spec.lease_duration_secs,
+                                              worker_id=spec.worker_id)
     return json_response({"success": True, "lease_expires_at": expires})
 
 
@@ -119,8 +123,7 @@ async def heartbeat(job_id: str):
 @authed
 async def retry(job_id: str):
     await body()
-    row = await services().jobs.retry(org(), job_id)
-    return json_response(views.job(row))
+    return json_response(views.job(await services().jobs.retry(org(), job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -155,9 +158,10 @@ async def job_history(job_id: str):
     order_dir = (request.args.get("order_dir") or "asc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    rows = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1, offset=offset)
-    return json_response([views.history(r) for r in rows[:limit]],
-                         headers={"X-Has-More": "true" if len(rows) > limit else "false"})
+    entries = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1,
+                                            offset=offset)
+    return json_response([views.history(h) for h in entries[:limit]],
+                         headers={"X-Has-More": "true" if len(entries) > limit else "false"})
 
 
 @bp.get("/jobs/stats")
@@ -172,13 +176,11 @@ async def job_statuses():
     ids = [i for i in (request.args.get("ids") or "").split(",") if i.strip()]
     if len(ids) > 100:
         raise errors.invalid("ids", "at most 100 ids")
-    rows = await services().jobs.statuses(org(), [i.strip() for i in ids])
-    return json_response([{"id": str(r["id"]), "status": r["status"], "queue_name": r["queue_name"],
-                           "retry_count": r["retry_count"], "created_at": r["created_at"],
-                           "completed_at": r["completed_at"]} for r in rows])
+    briefs = await services().jobs.statuses(org(), [i.strip() for i in ids])
+    return json_response([views.job_brief(b) for b in briefs])
 
 
-def _filter(force_status: str | None = None) -> JobFilter:
+def _filter(force_status: str | None = None) -> inputs.JobFilter:
     statuses = None
     raw = request.args.get("status")
     if force_status:
@@ -188,7 +190,9 @@ def _filter(force_status: str | None = None) -> JobFilter:
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
             raise errors.invalid("status", f"unknown status {bad[0]!r}; one of {', '.join(sorted(STATUSES))}")
-    return JobFilter(queue_name=request.args.get("queue_name") or request.args.get("queue") or None,
+    queue = request.args.get("queue_name") or request.args.get("queue") or None
+    require_queue(queue)
+    return inputs.JobFilter(queue_name=queue,
                      statuses=statuses, tag=request.args.get("tag") or None,
                      created_after=time_arg("created_after"), created_before=time_arg("created_before"),
                      q=request.args.get("q") or None, job_type=request.args.get("job_type") or None)
@@ -199,10 +203,10 @@ async def _list(force_status: str | None = None):
     order_dir = (request.args.get("order_dir") or "desc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    rows, next_cursor = await services().jobs.list(
+    jobs, next_cursor = await services().jobs.list(
         org(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
         desc=order_dir == "desc", cursor=cursor, offset=offset, limit=limit)
-    return json_response([views.job(r) for r in rows], headers=page_headers(next_cursor))
+    return json_response([views.job(j) for j in jobs], headers=page_headers(next_cursor))
 
 
 @bp.get("/jobs")
@@ -221,6 +225,7 @@ async def list_dlq():
 @authed
 async def dlq_retry():
     spec, _ = await body_as(inputs.DlqRetry, queue="queue_name")
+    _dlq_scope(spec.queue_name)
     ids = await services().jobs.dlq_retry(org(), spec)
     return json_response({"retried_count": len(ids), "retried_jobs": ids, "skipped_jobs": [], "job_ids": ids})
 
@@ -229,4 +234,12 @@ async def dlq_retry():
 @authed
 async def dlq_purge():
     spec, _ = await body_as(inputs.DlqPurge, queue="queue_name")
+    _dlq_scope(spec.queue_name)
     return json_response({"purged_count": await services().jobs.dlq_purge(org(), spec)})
+
+
+def _dlq_scope(queue: str | None) -> None:
+    """A queue-restricted key must name one of its queues (a DLQ operation over every queue would reach others)."""
+    if queue is None:
+        require_unrestricted(principal(), "queue_name")
+    require_queue(queue)
