@@ -10,6 +10,7 @@ import os
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -29,10 +30,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                    help=f"scenarios to run (default: all): {', '.join(scenarios.SCENARIOS)}")
     p.add_argument("--quick", action="store_true", help="the short profile the test suite uses")
-    p.add_argument("--markdown", metavar="FILE", help="also write the results as Markdown to FILE")
+    p.add_argument("--markdown", metavar="FILE", help="also write the results as Markdown to FILE (between its "
+                   "result markers when it has them, as docs/reliability.md does)")
     p.add_argument("--budget", type=float, default=900, help="seconds for the whole run (default 900)")
     p.add_argument("--keep", action="store_true", help="keep the work dir (server logs, worker records)")
     return p
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+    except OSError:
+        return ""
+    return f", commit {head.stdout.strip()}" if head.returncode == 0 else ""
 
 
 def _worker_parser() -> argparse.ArgumentParser:
@@ -41,6 +51,7 @@ def _worker_parser() -> argparse.ArgumentParser:
         w.add_argument(f"--{name}", required=True)
     w.add_argument("--lease", type=int, required=True)
     w.add_argument("--work", type=float, required=True)
+    w.add_argument("--renew", action="store_true")
     return w
 
 
@@ -75,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     print(report.text(results))
     if args.markdown:
         command = "scripts/chaos" + (" --quick" if args.quick else "") + "".join(f" {n}" for n in args.scenarios)
-        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        when = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") + _commit()
         env = f"{os.cpu_count()} cores, Python {platform.python_version()}, PostgreSQL {pg_version}"
-        Path(args.markdown).write_text(report.markdown(results, command=command, when=when, environment=env) + "\n")
+        write_markdown(Path(args.markdown), report.markdown(results, command=command, when=when, environment=env))
         print(f"\nwrote {args.markdown}")
     failed = not all(r.passed for r in results) or len(results) < len(names)
     if args.keep or failed:
@@ -85,6 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     else:
         shutil.rmtree(workdir, ignore_errors=True)
     return 1 if failed else 0
+
+
+BEGIN, END = "<!-- chaos results: written by scripts/chaos --markdown -->", "<!-- end of chaos results -->"
+
+
+def write_markdown(path: Path, block: str) -> None:
+    """Replace the results between the markers of an existing document (docs/reliability.md), else write
+    the block alone."""
+    text = path.read_text() if path.exists() else ""
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+    else:
+        path.write_text(block + "\n")
 
 
 async def _run_all(names: list[str], profile: scenarios.Profile, cluster: Cluster, workdir: Path, budget: float,
@@ -134,7 +160,8 @@ def _worker(args) -> int:
     async def work():
         ledger = load.Ledger(sink)
         target = load.Target(args.http, args.grpc)
-        spec = load.WorkerSpec(args.name, args.queue, lease_secs=args.lease, batch=3, work_secs=args.work)
+        spec = load.WorkerSpec(args.name, args.queue, lease_secs=args.lease, batch=3, work_secs=args.work,
+                               renew=args.renew)
         fn = load.rest_worker if args.transport == "rest" else load.grpc_worker
         async with trio_asyncio.open_loop():
             await fn(ledger, target, args.key, spec, load.Stops())

@@ -315,7 +315,7 @@ class WorkerSpec:
     work_secs: float = 0.01        # per job
     wait_secs: float = 1.0         # long poll of each claim
     abandon: int = 0               # every n-th job is claimed and never completed (its lease must run out)
-    renew: bool = False            # renew the lease halfway through each job
+    renew: bool = False            # renew the lease while working (see _work)
 
 
 async def rest_worker(ledger: Ledger, target: Target, key: str, spec: WorkerSpec, stops: Stops) -> None:
@@ -369,18 +369,25 @@ async def _rest_renew(ledger: Ledger, client: httpx.AsyncClient, spec: WorkerSpe
 
 
 async def _work(spec: WorkerSpec, renew) -> None:
-    if spec.renew:
-        await trio.sleep(spec.work_secs / 2)
-        await renew()
-        await trio.sleep(spec.work_secs / 2)
-    else:
+    """Work on a job for `spec.work_secs`; a renewing worker renews the lease halfway (short jobs) or every
+    third of a lease (long ones)."""
+    if not spec.renew:
         await trio.sleep(spec.work_secs)
+        return
+    deadline = now() + spec.work_secs
+    step = spec.lease_secs / 3
+    await trio.sleep(min(spec.work_secs / 2, step))
+    await renew()
+    while now() + step < deadline:
+        await trio.sleep(step)
+        await renew()
+    await trio.sleep(max(0.0, deadline - now()))
 
 
 async def _complete(ledger: Ledger, lease: Lease, spec: WorkerSpec, stops: Stops, send) -> None:
     """Send the complete until it is acknowledged or refused; after errors, resend with the same lease until
     the lease has surely run out (then the job is someone else's)."""
-    give_up = lease.t + spec.lease_secs * (3 if spec.renew else 1) + 2
+    give_up = now() + spec.lease_secs + 2      # the lease was taken or renewed at most that long ago
     delay = 0.05
     while True:
         outcome, _ = await send()

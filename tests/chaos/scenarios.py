@@ -227,15 +227,15 @@ async def server_kill(lab: Lab, dsn: str) -> Result:
 
 
 async def worker_kill(lab: Lab, dsn: str) -> Result:
-    """Two worker processes (REST and gRPC) killed with kill -9 in the middle of their jobs: the jobs come back
-    when their leases run out and other workers complete them."""
+    """Two worker processes (REST and gRPC) killed with kill -9 in the middle of long jobs whose leases they
+    keep renewing: the jobs come back once the leases run out, and other workers complete them."""
     run = Run(lab, "worker kill -9", dsn)
     (srv,) = await run.servers(1)
     files = {t: lab.workdir / f"worker-kill-{t}.jsonl" for t in ("rest", "grpc")}
     async with trio.open_nursery() as nursery:
         run.load(nursery, [srv.target])
         procs = [await start_worker_process(lab.procs, srv.target, run.key, files[t], transport=t, name=f"victim-{t}",
-                                            queue=QUEUE, lease_secs=run.p.lease_secs, work_secs=120)
+                                            queue=QUEUE, lease_secs=run.p.lease_secs, work_secs=600, renew=True)
                  for t in ("rest", "grpc")]
         with trio.fail_after(30):      # both hold jobs
             while not all(f.exists() and '"lease"' in f.read_text() for f in files.values()):
@@ -250,14 +250,15 @@ async def worker_kill(lab: Lab, dsn: str) -> Result:
         run.ledger.load_records(f.read_text().splitlines())
     r = await run.verify()
     victims = {"victim-rest", "victim-grpc"}
-    held = {lease.job for lease in run.ledger.leases if lease.worker in victims}
+    wall = dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=now() - t_kill)    # t_kill, server clock
+    held = {lease.job for lease in run.ledger.leases if lease.worker in victims and run.ledger.expiry(lease) > wall}
     by_others = {d.job: d.t for d in run.ledger.done if d.worker not in victims}
     back = [j for j in held if j in by_others]
     r.check("killed workers' jobs completed by others", held and len(back) == len(held),
-            f"{len(back)} of {len(held)} held jobs")
+            f"{len(back)} of {len(held)} jobs held (lease renewed) at the kill")
     if back:
         r.recover_secs = max(by_others[j] for j in back) - t_kill
-    r.figures["jobs held by the killed workers"] = str(len(held))
+    r.figures["jobs held at the kill"] = str(len(held))
     return r
 
 
@@ -411,8 +412,9 @@ async def pg_outage(lab: Lab, dsn: str, *, mode: str) -> Result:
     wrong = sorted({c.outcome for c in during if c.outcome not in ("http 503", "grpc UNAVAILABLE")})
     r.check("requests during the outage: 503 / UNAVAILABLE", during and not wrong,
             f"{len(during)} failed calls; other outcomes: {', '.join(wrong) or 'none'}")
-    r.figures["slowest failed call during the outage"] = f"{max_secs(during):.2f} s"
-    r.check("fail fast (under the connect timeout)", max_secs(during) < 5.0, f"slowest {max_secs(during):.2f} s")
+    quick = [c for c in during if c.op != "claim"]      # a claim long-polls (1 s) before it touches the database
+    r.figures["slowest failed call during the outage (claims aside)"] = f"{max_secs(quick):.2f} s"
+    r.check("fail fast (under the connect timeout)", max_secs(quick) < 5.0, f"slowest {max_secs(quick):.2f} s")
     ready = [c for c in run.ledger.calls if c.op == "ready"]
     down_ready = [c for c in ready if t_down < c.start < t_start and c.outcome == "http 503"]
     up_again = [c for c in ready if c.start > t_start and c.ok]

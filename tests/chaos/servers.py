@@ -124,11 +124,12 @@ async def processes() -> AsyncIterator[list]:
 
 
 async def start_worker_process(procs: list, target: Target, key: str, records: Path, *, transport: str,
-                               name: str, queue: str, lease_secs: int, work_secs: float) -> trio.Process:
+                               name: str, queue: str, lease_secs: int, work_secs: float,
+                               renew: bool = False) -> trio.Process:
     """A worker in its own process (`python -m tests.chaos worker`), recording to `records` line by line."""
     cmd = [sys.executable, "-m", "tests.chaos", "worker", "--http", target.http, "--grpc", target.grpc,
            "--key", key, "--records", str(records), "--transport", transport, "--name", name, "--queue", queue,
-           "--lease", str(lease_secs), "--work", str(work_secs)]
+           "--lease", str(lease_secs), "--work", str(work_secs)] + (["--renew"] if renew else [])
     with open(records.with_suffix(".log"), "ab") as log:
         proc = await trio.lowlevel.open_process(cmd, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                 env=clean_env())
