@@ -267,42 +267,50 @@ async def _backoff(delay: float) -> float:
     return min(delay * 2, BACKOFF_MAX)
 
 
+async def enqueue_acked(ledger: Ledger, ikey: str, send, stops: Stops) -> str | None:
+    """`send(ikey)` (the job id, or None after an error) until acknowledged, resending the same idempotency key
+    with backoff; the acknowledged id (None once `stops.give_up` is set first)."""
+    delay = 0.05
+    while not stops.give_up.is_set():
+        job_id = await send(ikey)
+        if job_id is not None:
+            ledger.enqueued(ikey, job_id)
+            return job_id
+        delay = await _backoff(delay)
+    return None
+
+
+async def _produce(ledger: Ledger, name: str, stops: Stops, interval: float, send) -> None:
+    n = 0
+    while not stops.produce.is_set():
+        await enqueue_acked(ledger, f"{name}-{n}", send, stops)
+        n += 1
+        await trio.sleep(interval)
+
+
+def rest_enqueue(ledger: Ledger, client: httpx.AsyncClient, queue: str):
+    """A `send` for `enqueue_acked` over REST."""
+    async def send(ikey: str) -> str | None:
+        outcome, data = await rest(ledger, client, "enqueue", "POST", "/api/v1/jobs", {
+            "queue_name": queue, "payload": {"key": ikey}, "idempotency_key": ikey, "max_retries": MAX_RETRIES})
+        return data["id"] if outcome == "ok" else None
+    return send
+
+
 async def rest_producer(ledger: Ledger, target: Target, key: str, name: str, queue: str, stops: Stops,
                         interval: float) -> None:
     async with rest_client(target, key) as client:
-        n = 0
-        while not stops.produce.is_set():
-            ikey = f"{name}-{n}"
-            n += 1
-            body = {"queue_name": queue, "payload": {"key": ikey}, "idempotency_key": ikey,
-                    "max_retries": MAX_RETRIES}
-            delay = 0.05
-            while not stops.give_up.is_set():
-                outcome, data = await rest(ledger, client, "enqueue", "POST", "/api/v1/jobs", body)
-                if outcome == "ok":
-                    ledger.enqueued(ikey, data["id"])
-                    break
-                delay = await _backoff(delay)
-            await trio.sleep(interval)
+        await _produce(ledger, name, stops, interval, rest_enqueue(ledger, client, queue))
 
 
 async def grpc_producer(ledger: Ledger, target: Target, key: str, name: str, queue: str, stops: Stops,
                         interval: float) -> None:
     async with Grpc(target, key) as g:
-        n = 0
-        while not stops.produce.is_set():
-            ikey = f"{name}-{n}"
-            n += 1
-            req = pb.EnqueueRequest(queue_name=queue, payload=struct({"key": ikey}), idempotency_key=ikey,
-                                    max_retries=MAX_RETRIES)
-            delay = 0.05
-            while not stops.give_up.is_set():
-                outcome, reply = await g.call(ledger, "enqueue", "Enqueue", req)
-                if outcome == "ok":
-                    ledger.enqueued(ikey, reply.job_id)
-                    break
-                delay = await _backoff(delay)
-            await trio.sleep(interval)
+        async def send(ikey: str) -> str | None:
+            outcome, reply = await g.call(ledger, "enqueue", "Enqueue", pb.EnqueueRequest(
+                queue_name=queue, payload=struct({"key": ikey}), idempotency_key=ikey, max_retries=MAX_RETRIES))
+            return reply.job_id if outcome == "ok" else None
+        await _produce(ledger, name, stops, interval, send)
 
 
 # -- workers -------------------------------------------------------------------------------------------------

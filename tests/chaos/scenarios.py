@@ -186,17 +186,10 @@ class Parked:
     async def feed(self) -> None:
         """One job per parked poll (acknowledged like every other job)."""
         async with load.rest_client(self.target, self.run.key) as client:
-            for i in range(self.n_rest + self.n_grpc):
-                ikey = f"parked-{i}"
-                body = {"queue_name": self.queue, "payload": {"key": ikey}, "idempotency_key": ikey}
-                with trio.fail_after(30):
-                    while True:
-                        outcome, data = await load.rest(self.run.ledger, client, "enqueue", "POST", "/api/v1/jobs",
-                                                        body)
-                        if outcome == "ok":
-                            self.run.ledger.enqueued(ikey, data["id"])
-                            break
-                        await trio.sleep(0.2)
+            send = load.rest_enqueue(self.run.ledger, client, self.queue)
+            with trio.fail_after(30):
+                for i in range(self.n_rest + self.n_grpc):
+                    await load.enqueue_acked(self.run.ledger, f"parked-{i}", send, self.run.stops)
 
     def check(self, r: Result) -> None:
         total = self.n_rest + self.n_grpc
@@ -468,12 +461,10 @@ async def _wakeup_across(run: Run, poll_at: Target, enqueue_at: Target, queue: s
         nursery.start_soon(poll)
         await trio.sleep(0.5)
         async with load.rest_client(enqueue_at, run.key) as client:
-            ikey = f"{queue}-0"
             t0 = now()
-            outcome, data = await load.rest(run.ledger, client, "enqueue", "POST", "/api/v1/jobs",
-                                            {"queue_name": queue, "payload": {}, "idempotency_key": ikey})
-            if outcome == "ok":
-                run.ledger.enqueued(ikey, data["id"])
+            with trio.fail_after(30):
+                await load.enqueue_acked(run.ledger, f"{queue}-0", load.rest_enqueue(run.ledger, client, queue),
+                                         run.stops)
     done = [d for d in run.ledger.done if d.worker == f"wake-{queue}"]
     woken.append(done[0].t - t0 if got and got[0] and done else None)
 
