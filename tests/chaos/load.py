@@ -326,38 +326,101 @@ class WorkerSpec:
     renew: bool = False            # renew the lease while working (see _work)
 
 
-async def rest_worker(ledger: Ledger, target: Target, key: str, spec: WorkerSpec, stops: Stops) -> None:
-    async with rest_client(target, key, timeout=spec.wait_secs + 10) as client:
-        seen = [0]
-        delay = 0.05
-        while not stops.work.is_set():
-            if await rest_round(ledger, client, spec, stops, seen) is None:
-                delay = await _backoff(delay)
-            else:
-                delay = 0.05
+class RestCalls:
+    """A worker's calls over REST (claim with a long poll, renew, complete), each recorded in the ledger."""
+
+    def __init__(self, ledger: Ledger, client: httpx.AsyncClient):
+        self.ledger, self.client = ledger, client
+
+    async def claim(self, spec: WorkerSpec) -> list[Lease] | None:
+        outcome, data = await rest(self.ledger, self.client, "claim", "POST", "/api/v1/jobs/claim", {
+            "queue_name": spec.queue, "worker_id": spec.name, "limit": spec.batch,
+            "wait_secs": spec.wait_secs, "lease_duration_secs": spec.lease_secs})
+        if outcome != "ok":
+            return None
+        return [Lease(j["id"], j["lease_id"], spec.name, now(), parse_time(j["started_at"]),
+                      parse_time(j["lease_expires_at"])) for j in data["jobs"]]
+
+    async def renew(self, spec: WorkerSpec, lease: Lease) -> dt.datetime | None:
+        outcome, data = await rest(self.ledger, self.client, "heartbeat", "POST",
+                                   f"/api/v1/jobs/{lease.job}/heartbeat",
+                                   {"worker_id": spec.name, "lease_id": lease.lease,
+                                    "lease_duration_secs": spec.lease_secs})
+        return parse_time(data["lease_expires_at"]) if outcome == "ok" else None
+
+    async def complete(self, spec: WorkerSpec, lease: Lease) -> str:
+        outcome, _ = await rest(self.ledger, self.client, "complete", "POST", f"/api/v1/jobs/{lease.job}/complete",
+                                {"worker_id": spec.name, "lease_id": lease.lease, "result": {"by": spec.name}})
+        return outcome
 
 
-async def rest_round(ledger: Ledger, client: httpx.AsyncClient, spec: WorkerSpec, stops: Stops,
+class GrpcCalls:
+    """The same over gRPC: Dequeue (held up to the wait), RenewLease, Complete."""
+
+    def __init__(self, ledger: Ledger, g: Grpc):
+        self.ledger, self.g = ledger, g
+
+    async def claim(self, spec: WorkerSpec) -> list[Lease] | None:
+        outcome, reply = await self.g.call(self.ledger, "claim", "Dequeue", pb.DequeueRequest(
+            queue_name=spec.queue, worker_id=spec.name, lease_duration_secs=spec.lease_secs,
+            batch_size=spec.batch, wait_ms=int(spec.wait_secs * 1000)), timeout=spec.wait_secs + 10)
+        if outcome != "ok":
+            return None
+        return [Lease(j.id, j.lease_id, spec.name, now(), j.started_at.ToDatetime(dt.timezone.utc),
+                      j.lease_expires_at.ToDatetime(dt.timezone.utc)) for j in reply.jobs]
+
+    async def renew(self, spec: WorkerSpec, lease: Lease) -> dt.datetime | None:
+        outcome, reply = await self.g.call(self.ledger, "heartbeat", "RenewLease", pb.RenewLeaseRequest(
+            job_id=lease.job, worker_id=spec.name, lease_id=lease.lease, extension_secs=spec.lease_secs))
+        return reply.new_expires_at.ToDatetime(dt.timezone.utc) if outcome == "ok" and reply.success else None
+
+    async def complete(self, spec: WorkerSpec, lease: Lease) -> str:
+        outcome, _ = await self.g.call(self.ledger, "complete", "Complete", pb.CompleteRequest(
+            job_id=lease.job, worker_id=spec.name, lease_id=lease.lease, result=struct({"by": spec.name})))
+        return outcome
+
+
+async def work_round(ledger: Ledger, calls: RestCalls | GrpcCalls, spec: WorkerSpec, stops: Stops,
                      seen: list[int] | None = None) -> list[Lease] | None:
     """One claim (a long poll of `spec.wait_secs`) and the work and complete of each job it got; the leases
     (None when the claim failed)."""
-    outcome, data = await rest(ledger, client, "claim", "POST", "/api/v1/jobs/claim", {
-        "queue_name": spec.queue, "worker_id": spec.name, "limit": spec.batch,
-        "wait_secs": spec.wait_secs, "lease_duration_secs": spec.lease_secs})
-    if outcome != "ok":
+    leases = await calls.claim(spec)
+    if leases is None:
         return None
-    leases = [Lease(j["id"], j["lease_id"], spec.name, now(), parse_time(j["started_at"]),
-                    parse_time(j["lease_expires_at"])) for j in data["jobs"]]
     for lease in leases:
         ledger.leased(lease)
     for lease in leases:
         if _abandoned(spec, seen, stops):
             continue
-        await _work(spec, lambda: _rest_renew(ledger, client, spec, lease))
-        await _complete(ledger, lease, spec, stops,
-                        lambda: rest(ledger, client, "complete", "POST", f"/api/v1/jobs/{lease.job}/complete",
-                                     {"worker_id": spec.name, "lease_id": lease.lease, "result": {"by": spec.name}}))
+        await _work(spec, lambda: _renew(ledger, calls, spec, lease))
+        await _complete(ledger, lease, spec, stops, lambda: calls.complete(spec, lease))
     return leases
+
+
+async def _renew(ledger: Ledger, calls: RestCalls | GrpcCalls, spec: WorkerSpec, lease: Lease) -> None:
+    expires = await calls.renew(spec, lease)
+    if expires is not None:
+        ledger.extend(lease.job, lease.lease, expires)
+
+
+async def _work_loop(ledger: Ledger, calls: RestCalls | GrpcCalls, spec: WorkerSpec, stops: Stops) -> None:
+    seen = [0]
+    delay = 0.05
+    while not stops.work.is_set():
+        if await work_round(ledger, calls, spec, stops, seen) is None:
+            delay = await _backoff(delay)
+        else:
+            delay = 0.05
+
+
+async def rest_worker(ledger: Ledger, target: Target, key: str, spec: WorkerSpec, stops: Stops) -> None:
+    async with rest_client(target, key, timeout=spec.wait_secs + 10) as client:
+        await _work_loop(ledger, RestCalls(ledger, client), spec, stops)
+
+
+async def grpc_worker(ledger: Ledger, target: Target, key: str, spec: WorkerSpec, stops: Stops) -> None:
+    async with Grpc(target, key) as g:
+        await _work_loop(ledger, GrpcCalls(ledger, g), spec, stops)
 
 
 def _abandoned(spec: WorkerSpec, seen: list[int] | None, stops: Stops) -> bool:
@@ -366,14 +429,6 @@ def _abandoned(spec: WorkerSpec, seen: list[int] | None, stops: Stops) -> bool:
         return False
     seen[0] += 1
     return seen[0] % spec.abandon == 0
-
-
-async def _rest_renew(ledger: Ledger, client: httpx.AsyncClient, spec: WorkerSpec, lease: Lease) -> None:
-    outcome, data = await rest(ledger, client, "heartbeat", "POST", f"/api/v1/jobs/{lease.job}/heartbeat",
-                               {"worker_id": spec.name, "lease_id": lease.lease,
-                                "lease_duration_secs": spec.lease_secs})
-    if outcome == "ok":
-        ledger.extend(lease.job, lease.lease, parse_time(data["lease_expires_at"]))
 
 
 async def _work(spec: WorkerSpec, renew) -> None:
@@ -398,7 +453,7 @@ async def _complete(ledger: Ledger, lease: Lease, spec: WorkerSpec, stops: Stops
     give_up = now() + spec.lease_secs + 2      # the lease was taken or renewed at most that long ago
     delay = 0.05
     while True:
-        outcome, _ = await send()
+        outcome = await send()
         if outcome == "ok":
             ledger.completed(Done(lease.job, lease.lease, spec.name, now()), True)
             return
@@ -408,46 +463,6 @@ async def _complete(ledger: Ledger, lease: Lease, spec: WorkerSpec, stops: Stops
         if now() > give_up or stops.give_up.is_set():
             return
         delay = await _backoff(delay)
-
-
-async def grpc_worker(ledger: Ledger, target: Target, key: str, spec: WorkerSpec, stops: Stops) -> None:
-    async with Grpc(target, key) as g:
-        seen = [0]
-        delay = 0.05
-        while not stops.work.is_set():
-            if await grpc_round(ledger, g, spec, stops, seen) is None:
-                delay = await _backoff(delay)
-            else:
-                delay = 0.05
-
-
-async def grpc_round(ledger: Ledger, g: Grpc, spec: WorkerSpec, stops: Stops,
-                     seen: list[int] | None = None) -> list[Lease] | None:
-    """`rest_round` over gRPC: Dequeue (held up to `spec.wait_secs`), then Complete each job."""
-    outcome, reply = await g.call(ledger, "claim", "Dequeue", pb.DequeueRequest(
-        queue_name=spec.queue, worker_id=spec.name, lease_duration_secs=spec.lease_secs,
-        batch_size=spec.batch, wait_ms=int(spec.wait_secs * 1000)), timeout=spec.wait_secs + 10)
-    if outcome != "ok":
-        return None
-    leases = [Lease(j.id, j.lease_id, spec.name, now(), j.started_at.ToDatetime(dt.timezone.utc),
-                    j.lease_expires_at.ToDatetime(dt.timezone.utc)) for j in reply.jobs]
-    for lease in leases:
-        ledger.leased(lease)
-    for lease in leases:
-        if _abandoned(spec, seen, stops):
-            continue
-        await _work(spec, lambda: _grpc_renew(ledger, g, spec, lease))
-        req = pb.CompleteRequest(job_id=lease.job, worker_id=spec.name, lease_id=lease.lease,
-                                 result=struct({"by": spec.name}))
-        await _complete(ledger, lease, spec, stops, lambda: g.call(ledger, "complete", "Complete", req))
-    return leases
-
-
-async def _grpc_renew(ledger: Ledger, g: Grpc, spec: WorkerSpec, lease: Lease) -> None:
-    outcome, reply = await g.call(ledger, "heartbeat", "RenewLease", pb.RenewLeaseRequest(
-        job_id=lease.job, worker_id=spec.name, lease_id=lease.lease, extension_secs=spec.lease_secs))
-    if outcome == "ok" and reply.success:
-        ledger.extend(lease.job, lease.lease, reply.new_expires_at.ToDatetime(dt.timezone.utc))
 
 
 # -- probes --------------------------------------------------------------------------------------------------

@@ -177,11 +177,13 @@ class Parked:
 
     async def _rest(self, i: int) -> None:
         async with load.rest_client(self.target, self.run.key, timeout=self.wait + 15) as client:
-            self.got.append(await load.rest_round(self.run.ledger, client, self.spec(f"park-r{i}"), self.run.stops))
+            calls = load.RestCalls(self.run.ledger, client)
+            self.got.append(await load.work_round(self.run.ledger, calls, self.spec(f"park-r{i}"), self.run.stops))
 
     async def _grpc(self, i: int) -> None:
         async with Grpc(self.target, self.run.key) as g:
-            self.got.append(await load.grpc_round(self.run.ledger, g, self.spec(f"park-g{i}"), self.run.stops))
+            calls = load.GrpcCalls(self.run.ledger, g)
+            self.got.append(await load.work_round(self.run.ledger, calls, self.spec(f"park-g{i}"), self.run.stops))
 
     async def feed(self) -> None:
         """One job per parked poll (acknowledged like every other job)."""
@@ -302,16 +304,11 @@ async def worker_silent(lab: Lab, dsn: str) -> Result:
 async def _claim_some(run: Run, client: httpx.AsyncClient, worker: str, lease_secs: int) -> list[load.Lease]:
     spec = WorkerSpec(worker, QUEUE, lease_secs=lease_secs, batch=3, wait_secs=2)
     with trio.fail_after(30):
-        while True:
-            outcome, data = await load.rest(run.ledger, client, "claim", "POST", "/api/v1/jobs/claim", {
-                "queue_name": QUEUE, "worker_id": worker, "limit": spec.batch, "wait_secs": spec.wait_secs,
-                "lease_duration_secs": lease_secs})
-            if outcome == "ok" and data["jobs"]:
-                leases = [load.Lease(j["id"], j["lease_id"], worker, now(), load.parse_time(j["started_at"]),
-                                     load.parse_time(j["lease_expires_at"])) for j in data["jobs"]]
-                for lease in leases:
-                    run.ledger.leased(lease)
-                return leases
+        while not (leases := await load.RestCalls(run.ledger, client).claim(spec)):
+            await trio.sleep(0.1)      # the claim long-polls; this only paces errors
+    for lease in leases:
+        run.ledger.leased(lease)
+    return leases
 
 
 async def _lease_silent(run: Run, target: Target, silent: dict, told: dict) -> None:
@@ -319,14 +316,13 @@ async def _lease_silent(run: Run, target: Target, silent: dict, told: dict) -> N
         leases = await _claim_some(run, client, "silent-lease", run.p.lease_secs)
         silent["lease renewer"] = leases
         expiry = max(lease.expires_at for lease in leases)
+        calls = load.RestCalls(run.ledger, client)
+        spec = WorkerSpec("silent-lease", QUEUE, lease_secs=run.p.lease_secs)
         for _ in range(2):         # renew twice, then fall silent
             await trio.sleep(run.p.lease_secs / 2.5)
             for lease in leases:
-                outcome, data = await load.rest(run.ledger, client, "heartbeat", "POST",
-                                                f"/api/v1/jobs/{lease.job}/heartbeat",
-                                                {"lease_id": lease.lease, "lease_duration_secs": run.p.lease_secs})
-                if outcome == "ok":
-                    at = load.parse_time(data["lease_expires_at"])
+                at = await calls.renew(spec, lease)
+                if at is not None:
                     run.ledger.extend(lease.job, lease.lease, at)
                     expiry = max(expiry, at)
         # measured from the expiry the server last told it (the server's clock is this machine's)
@@ -455,7 +451,7 @@ async def _wakeup_across(run: Run, poll_at: Target, enqueue_at: Target, queue: s
     async def poll():
         async with load.rest_client(poll_at, run.key, timeout=40) as client:
             spec = WorkerSpec(f"wake-{queue}", queue, lease_secs=30, batch=1, wait_secs=20)
-            got.append(await load.rest_round(run.ledger, client, spec, run.stops))
+            got.append(await load.work_round(run.ledger, load.RestCalls(run.ledger, client), spec, run.stops))
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(poll)
