@@ -60,7 +60,9 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
-    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
+    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                             connect_timeout=settings.db_connect_timeout_secs,
+                             statement_timeout=settings.db_statement_timeout_secs) as db:
         applied = await db.run(ensure_schema)
         if applied.fresh:
             log.info("applied schema.sql to an empty database")
@@ -70,7 +72,8 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
         if shutdown is not None:
             svc.shutting_down = shutdown
         async with trio.open_nursery() as core:
-            await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
+            await core.start(partial(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all,
+                                     timeout=settings.db_connect_timeout_secs))
             await core.start(partial(periodic.run, "lease reaper", svc.maintenance.run_once,
                                      settings.reaper_interval_secs, limit=1000))
             await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
