@@ -57,6 +57,9 @@ class Settings:
     shutdown_grace_secs: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 16
+    # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
+    db_connect_timeout_secs: float = 5.0
+    db_statement_timeout_secs: float = 30.0
     log_level: str = "INFO"
     # Plans, quotas, rate limits (domain/plans.py, services/quotas.py, services/ratelimit.py)
     default_plan: str = "free"
@@ -119,6 +122,19 @@ def jwt_secret_from(data_dir: Path, given: str | None) -> str:
         return secret
 
 
+def _positive_secs(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        secs = float(value)
+    except ValueError:
+        secs = 0.0
+    if not 0 < secs <= 86400:
+        raise ConfigError(f"{name} must be a number of seconds above 0 (at most 86400), got {value!r}")
+    return secs
+
+
 def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
              need_secret: bool = True) -> Settings:
     """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
@@ -164,6 +180,8 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         metrics_max_series=int(_number(env, "SPOOLED_METRICS_MAX_SERIES", _DEFAULT.metrics_max_series, 1, 100_000)),
         log_format=log_format, access_log=_flag(env, "SPOOLED_ACCESS_LOG", _DEFAULT.access_log),
         otel_exporter=otel, otel_service_name=env.get("SPOOLED_OTEL_SERVICE_NAME") or _DEFAULT.otel_service_name,
+        db_connect_timeout_secs=_positive_secs(env, "SPOOLED_DB_CONNECT_TIMEOUT_SECS", 5.0),
+        db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
     )
 
 

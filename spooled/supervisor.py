@@ -61,7 +61,9 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
-    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
+    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                             connect_timeout=settings.db_connect_timeout_secs,
+                             statement_timeout=settings.db_statement_timeout_secs) as db:
         applied = await db.run(ensure_schema)
         if applied.fresh:
             log.info("applied schema.sql to an empty database")
@@ -93,7 +95,8 @@ def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float,
 async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> None:
     async with trio.open_nursery() as core:
         state = svc.metrics.listen = listen.ListenState()
-        await core.start(partial(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all, state=state))
+        await core.start(partial(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all,
+                                 timeout=settings.db_connect_timeout_secs, state=state))
         for name, run_once, interval, limit in loops(settings, svc):
             await core.start(partial(periodic.run, name, run_once, interval, limit=limit,
                                      health=svc.metrics.loop(name, interval)))

@@ -52,19 +52,21 @@ async def _create_org(settings, dsn: str, name: str, plan: str | None, slug: str
     given = {"name": name, "plan": plan, "slug": slug, "billing_email": email}
     spec = structure({k: v for k, v in given.items() if v is not None}, inputs.CreateOrg)
     async with trio_asyncio.open_loop():
-        async with open_database(dsn, min_size=1, max_size=1) as db:
+        async with open_database(dsn, min_size=1, max_size=1, connect_timeout=settings.db_connect_timeout_secs,
+                                 statement_timeout=settings.db_statement_timeout_secs) as db:
             await db.run(ensure_schema)
             return created_view(await Services.build(settings, db).orgs.create(spec))
 
 
-async def _migrate(dsn: str, status_only: bool) -> dict:
+async def _migrate(settings, dsn: str, status_only: bool) -> dict:
     import trio_asyncio
 
     from spooled.store.db import open_database
     from spooled.store.schema import ensure_schema, migrations, pending
 
     async with trio_asyncio.open_loop():
-        async with open_database(dsn, min_size=1, max_size=1) as db:
+        async with open_database(dsn, min_size=1, max_size=1, connect_timeout=settings.db_connect_timeout_secs,
+                                 statement_timeout=settings.db_statement_timeout_secs) as db:
             if status_only:
                 todo = await db.run(pending)
                 versions = [m.version for m in migrations()] if todo is None else [m.version for m in todo]
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"API key (shown only this once): {key['key']}")
                 return 0
             if args.command == "migrate":
-                _print_migrate(trio.run(_migrate, dsn, args.status), args.json)
+                _print_migrate(trio.run(_migrate, settings, dsn, args.status), args.json)
                 return 0
             if hasattr(args, "run"):
                 from spooled.cli import admin

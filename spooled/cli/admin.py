@@ -347,6 +347,7 @@ async def run(settings, dsn: str, command: Command, args: argparse.Namespace) ->
 
     settings = attrs.evolve(settings, otel_exporter=None)     # an operator's command makes no spans
     async with trio_asyncio.open_loop():
-        async with open_database(dsn, min_size=1, max_size=2) as db:
+        async with open_database(dsn, min_size=1, max_size=2, connect_timeout=settings.db_connect_timeout_secs,
+                                 statement_timeout=settings.db_statement_timeout_secs) as db:
             await db.run(ensure_schema)
             return await command(Services.build(settings, db), args)
