@@ -16,6 +16,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
+import attrs
 import trio
 import trio_asyncio
 
@@ -68,6 +69,17 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
+@attrs.frozen
+class PoolStats:
+    """The pool as /metrics shows it."""
+    max_size: int
+    in_use: int         # units of work holding a slot
+    idle: int           # open connections waiting in the free list
+    waiting: int        # units of work waiting for a slot
+    opened: int         # connections opened since start
+    discarded: int      # connections terminated after an error or a cancellation
+
+
 class Database:
     """A pool of asyncpg connections managed on the Trio side. Every method is one crossing into asyncio.
 
@@ -83,16 +95,25 @@ class Database:
     def __init__(self, dsn: str, max_size: int = 10, *, connect_timeout: float = 5.0,
                  statement_timeout: float = 30.0):
         self.dsn = dsn
+        self.max_size = max_size
         self._slots = trio.Semaphore(max_size)
         self._idle: list[asyncpg.Connection] = []
+        self.opened = 0
+        self.discarded = 0
         self.deadlocks = 0          # units PostgreSQL aborted to break a deadlock (and that ran again)
         self._connect_timeout = connect_timeout
         self._statement_timeout = statement_timeout
 
     async def _connect(self) -> asyncpg.Connection:
-        return await asyncpg.connect(
+        con = await asyncpg.connect(
             self.dsn, timeout=self._connect_timeout, command_timeout=self._statement_timeout + CLIENT_GRACE_SECS,
             server_settings={"statement_timeout": str(max(1, round(self._statement_timeout * 1000)))})
+        self.opened += 1
+        return con
+
+    def stats(self) -> PoolStats:
+        return PoolStats(self.max_size, self.max_size - self._slots.value, len(self._idle),
+                         self._slots.statistics().tasks_waiting, self.opened, self.discarded)
 
     async def _unit(self, holder: list, fn: Callable[..., Awaitable[Any]], args: tuple) -> Any:
         if holder[0] is None:
@@ -128,6 +149,7 @@ class Database:
                         self._idle.append(con)
                     else:
                         con.terminate()
+                        self.discarded += 1
 
     async def open(self, n: int) -> None:
         """Open `n` connections now (fail fast on a bad DSN; warm the pool). A failure is `Unavailable` with one
