@@ -51,6 +51,16 @@ class Settings:
     pool_min_size: int = 2
     pool_max_size: int = 16
     log_level: str = "INFO"
+    # Events: realtime streams and outgoing webhooks
+    realtime_buffer: int = 256                # events buffered per subscriber; a subscriber that falls further behind is dropped
+    realtime_keepalive_secs: float = 15.0     # SSE keep-alive comment / WebSocket Ping when a stream is idle
+    queue_stats_interval_secs: float = 5.0    # QueueStats frames on /events/queues/{name}
+    webhook_allow_private: bool = False       # SSRF guard off: webhooks may target private/loopback addresses
+    webhook_dispatcher: bool = True           # run the dispatcher loop (tests drive `Dispatcher.run_once` instead)
+    webhook_concurrency: int = 16             # deliveries in flight per instance
+    webhook_timeout_secs: float = 10.0
+    webhook_max_attempts: int = 5
+    webhook_interval_secs: float = 1.0        # how often due retries are looked for (new deliveries wake it at once)
 
 
 def jwt_secret_from(data_dir: Path, given: str | None) -> str:
@@ -89,4 +99,14 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         database_url=env.get("DATABASE_URL") or None, data_dir=data_dir, jwt_secret=secret,
         admin_key=admin_key, registration_open=registration == "open",
         log_level=env.get("SPOOLED_LOG_LEVEL", "INFO").upper(),
+        webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE"),
     )
+
+
+def _flag(env: dict[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {value!r}")

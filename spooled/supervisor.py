@@ -2,10 +2,11 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer
-          └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
-Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
-under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, webhook dispatcher, listener registration
+          └─ edge nursery: hypercorn (REST, SSE, WebSocket), gRPC server (grpclib)
+Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, realtime streams close (WebSocket
+1001), hypercorn stops accepting and drains under `shutdown_grace_secs`, then the core loops are cancelled (a
+delivery cut off mid-send is sent again once its lease runs out) and the pool closes.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
+from spooled.loops import dispatcher as dispatcher_loop
 from spooled.loops import periodic
 from spooled.services.container import Services
 from spooled.settings import Settings
@@ -64,23 +66,46 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
         svc = Services.build(settings, db)
         if shutdown is not None:
             svc.shutting_down = shutdown
-        async with trio.open_nursery() as core:
-            await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
-            await core.start(partial(periodic.run, "lease reaper", svc.maintenance.run_once,
-                                     settings.reaper_interval_secs, limit=1000))
-            await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
-                                     settings.heartbeat_check_interval_secs, limit=100))
-            async with trio.open_nursery() as edge:
-                binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
-                                                 _hypercorn_config(settings),
-                                                 shutdown_trigger=svc.shutting_down.wait))
-                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
-                task_status.started(Running(binds[0], grpc_address, svc))
-                await svc.shutting_down.wait()
-                svc.wakeups.close()
-            core.cancel_scope.cancel()
+        try:
+            await _serve(settings, dsn, svc, task_status)
+        finally:
+            await svc.sender.aclose()
     log.info("stopped")
+
+
+async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> None:
+    async with trio.open_nursery() as core:
+        await core.start(listen.pump, dsn, {
+            listen.JOBS: listen.Channel(svc.wakeups.handle, svc.wakeups.notify_all),
+            listen.EVENTS: listen.Channel(svc.broadcaster.handle, svc.broadcaster.resync),
+            listen.WEBHOOKS: listen.Channel(svc.dispatcher.wake, svc.dispatcher.wake),
+        })
+        await core.start(partial(periodic.run, "lease reaper", svc.maintenance.run_once,
+                                 settings.reaper_interval_secs, limit=1000))
+        await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
+                                 settings.heartbeat_check_interval_secs, limit=100))
+        await core.start(partial(periodic.run, "realtime listener registration", svc.broadcaster.refresh,
+                                 svc.broadcaster.ttl_secs / 4, limit=0))
+        if settings.webhook_dispatcher:
+            await core.start(partial(dispatcher_loop.run, svc.dispatcher, concurrency=settings.webhook_concurrency,
+                                     interval=settings.webhook_interval_secs))
+        async with trio.open_nursery() as edge:
+            binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
+                                             _hypercorn_config(settings),
+                                             shutdown_trigger=svc.shutting_down.wait))
+            grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
+                                                    settings.grpc_port, grace=settings.shutdown_grace_secs))
+            task_status.started(Running(binds[0], grpc_address, svc))
+            await svc.shutting_down.wait()
+            svc.wakeups.close()
+            svc.broadcaster.close()
+        with trio.move_on_after(2) as cleanup:
+            cleanup.shield = True
+            try:
+                await svc.broadcaster.unregister_all()
+            except Exception as exc:    # best effort: the rows expire on their own
+                log.info("could not unregister realtime listeners (%s)", exc)
+        core.cancel_scope.cancel()
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:

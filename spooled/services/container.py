@@ -6,15 +6,22 @@ import attrs
 import trio
 
 from spooled.services.auth import Authenticator
+from spooled.services.dispatcher import DispatchPolicy, Dispatcher
+from spooled.services.events import Broadcaster
+from spooled.services.inbound import Inbound
 from spooled.services.jobs import Jobs
 from spooled.services.maintenance import Maintenance
 from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
+from spooled.services.sender import Sender
 from spooled.services.wakeups import Wakeups
+from spooled.services.webhooks import Webhooks
 from spooled.services.workers import Workers
 from spooled.settings import Settings
 from spooled.store.db import Database
+from spooled.store.events import ListenerStore
 from spooled.store.queues import QueueStore
+from spooled.store.webhooks import WebhookStore
 
 
 @attrs.define
@@ -28,6 +35,11 @@ class Services:
     queues: Queues
     maintenance: Maintenance
     workers: Workers
+    broadcaster: Broadcaster
+    sender: Sender
+    webhooks: Webhooks
+    dispatcher: Dispatcher
+    inbound: Inbound
     shutting_down: trio.Event = attrs.field(factory=trio.Event)
     started_at: float = attrs.field(factory=trio.current_time)
 
@@ -35,7 +47,13 @@ class Services:
     def build(cls, settings: Settings, db: Database) -> "Services":
         wakeups = Wakeups()
         auth = Authenticator(db, settings.jwt_secret or None)
-        return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth),
-                   jobs=Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes), queues=Queues(QueueStore(db)),
-                   maintenance=Maintenance(db),
-                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs))
+        jobs = Jobs(db, wakeups, max_payload_bytes=settings.max_payload_bytes)
+        sender = Sender(allow_private=settings.webhook_allow_private, timeout_secs=settings.webhook_timeout_secs)
+        hooks = WebhookStore(db)
+        return cls(settings=settings, db=db, wakeups=wakeups, auth=auth, orgs=Orgs(db, auth), jobs=jobs,
+                   queues=Queues(QueueStore(db)), maintenance=Maintenance(db),
+                   workers=Workers(db, heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
+                   broadcaster=Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer),
+                   sender=sender, webhooks=Webhooks(hooks, sender),
+                   dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts)),
+                   inbound=Inbound(hooks, jobs))

@@ -1,52 +1,76 @@
-"""The one LISTEN connection of a server instance: feeds `spooled_jobs` notifications to the wakeups."""
+"""The one LISTEN connection of a server instance, on several channels (claim wakeups, realtime events, the
+webhook outbox), each feeding its consumer's callbacks.
+
+A channel's `on_resync` runs when its notifications may have been lost: after a NOTIFY overflow of that channel,
+and for every channel after the connection was lost and re-established (the consumer re-reads the tables).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import Callable
+from typing import Callable, Mapping
 
+import attrs
 import trio
 import triopg
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "spooled_jobs"
+JOBS = "spooled_jobs"          # "<org> <queue> <n|all>": jobs became claimable (services/wakeups.py)
+EVENTS = "spooled_events"      # a JSON array of events for realtime subscribers (services/events.py)
+WEBHOOKS = "spooled_webhooks"  # the outbox got rows: wake the dispatcher (services/dispatcher.py)
 
 
-async def pump(dsn: str, on_payload: Callable[[str], None], on_resync: Callable[[], None], *,
+@attrs.frozen
+class Channel:
+    on_payload: Callable[[str], None]
+    on_resync: Callable[[], None]
+
+
+async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: float = 5.0,
                task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTEN is active.
-    After an overflow or a reconnect, `on_resync` wakes every waiter so it re-reads the tables."""
+    """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTENs are active.
+    Once started, a database that goes down or restarts (connection refused, `CannotConnectNowError` while it
+    starts) is waited for; failing to connect at start, or any other error, ends the pump loudly."""
     started = False
     delay = 0.1
     while True:
         try:
-            async with triopg.connect(dsn) as conn:
-                async with conn.listen(CHANNEL, max_buffer_size=10_000) as notes:
-                    if not started:
-                        task_status.started()
-                        started = True
-                    else:
-                        on_resync()
-                    delay = 0.1
-                    async with trio.open_nursery() as nursery:
-                        # asyncpg does not end a listener when its connection dies: ping to find out
-                        nursery.start_soon(_keepalive, conn)
-                        async for payload in notes:
-                            if payload is triopg.NOTIFY_OVERFLOW:
-                                on_resync()
-                            else:
-                                on_payload(payload)
+            async with triopg.connect(dsn) as conn, contextlib.AsyncExitStack() as stack:
+                feeds = {name: await stack.enter_async_context(conn.listen(name, max_buffer_size=10_000))
+                         for name in channels}
+                if not started:
+                    task_status.started()
+                    started = True
+                else:
+                    for ch in channels.values():
+                        ch.on_resync()
+                delay = 0.1
+                async with trio.open_nursery() as nursery:
+                    # asyncpg does not end a listener when its connection dies: ping to find out
+                    nursery.start_soon(_keepalive, conn, keepalive_secs)
+                    for name, feed in feeds.items():
+                        nursery.start_soon(_forward, feed, channels[name])
         except Exception as exc:
             if not started or not _connection_lost(exc):
                 raise
-            log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", exc, delay)
+            log.warning("LISTEN connection lost or refused (%s); reconnecting in %.1fs", _first(exc), delay)
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
 
+async def _forward(feed, channel: Channel) -> None:
+    async for payload in feed:
+        if payload is triopg.NOTIFY_OVERFLOW:
+            channel.on_resync()
+        else:
+            channel.on_payload(payload)
+
+
 _LOST = (OSError, ConnectionError, trio.TooSlowError, triopg.exceptions.InterfaceError,
-         triopg.exceptions.PostgresConnectionError)
+         triopg.exceptions.PostgresConnectionError, triopg.exceptions.CannotConnectNowError,
+         triopg.exceptions.AdminShutdownError, triopg.exceptions.TooManyConnectionsError)
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -55,7 +79,13 @@ def _connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, _LOST)
 
 
-async def _keepalive(conn, interval: float = 5.0) -> None:
+def _first(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+async def _keepalive(conn, interval: float) -> None:
     while True:
         await trio.sleep(interval)
         with trio.fail_after(interval):

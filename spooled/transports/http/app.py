@@ -90,10 +90,11 @@ def create_app(svc: Services) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 60
     app.url_map.strict_slashes = False
 
-    from spooled.transports.http import (routes_auth, routes_health, routes_jobs, routes_orgs, routes_queues,
-                                         routes_workers)
+    from spooled.transports.http import (routes_auth, routes_events, routes_health, routes_jobs, routes_orgs,
+                                         routes_queues, routes_webhooks, routes_workers)
     app.register_blueprint(routes_health.bp)
-    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth):
+    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_events,
+                   routes_webhooks):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import Queue, QueueStats
+from spooled.domain.models import Delivery, InboundDelivery, Queue, QueueStats, Webhook
 
 JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
                "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
@@ -70,3 +70,24 @@ def org(r, settings: dict | None = None) -> dict:
 def api_key(r) -> dict:
     return {"id": str(r["id"]), "name": r["name"], "queues": list(r["queues"]), "is_active": r["is_active"],
             "created_at": r["created_at"], "last_used_at": r["last_used_at"]}
+
+
+def webhook(w: Webhook) -> dict:
+    """An outgoing webhook as the SDK's OutgoingWebhook (never the secret; `secret_set` tells whether one is)."""
+    return {"id": str(w.id), "organization_id": str(w.organization_id), "name": w.name, "url": w.url,
+            "events": list(w.events), "format": w.format, "enabled": w.enabled, "failure_count": w.failure_count,
+            "last_triggered_at": w.last_triggered_at, "last_status": w.last_status, "secret_set": bool(w.secret),
+            "created_at": w.created_at, "updated_at": w.updated_at}
+
+
+def delivery(d: Delivery, body: dict) -> dict:
+    """A delivery, with `payload` the body it is (or was) sent as."""
+    return {"id": str(d.id), "webhook_id": opt_str(d.webhook_id), "event": d.event, "payload": body,
+            "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
+            "response_body": d.response_body, "error": d.error, "created_at": d.created_at,
+            "delivered_at": d.delivered_at}
+
+
+def inbound(d: InboundDelivery) -> dict:
+    return {"id": str(d.id), "provider": d.provider, "event_type": d.event_type, "matched_queue": d.matched_queue,
+            "job_id": opt_str(d.job_id), "status": d.status, "created_at": d.created_at}
