@@ -46,6 +46,7 @@ class Settings:
     # Background loops
     reaper_interval_secs: float = 1.0
     heartbeat_check_interval_secs: float = 5.0
+    scheduler_interval_secs: float = 1.0
     worker_heartbeat_interval_secs: int = 10
     shutdown_grace_secs: float = 5.0
     pool_min_size: int = 2

@@ -2,7 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, webhook dispatcher, listener registration
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, webhook dispatcher, listener
+          │               registration
           └─ edge nursery: hypercorn (REST, SSE, WebSocket), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, realtime streams close (WebSocket
 1001), hypercorn stops accepting and drains under `shutdown_grace_secs`, then the core loops are cancelled (a
@@ -84,6 +85,8 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
                                  settings.reaper_interval_secs, limit=1000))
         await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
                                  settings.heartbeat_check_interval_secs, limit=100))
+        await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
+                                 settings.scheduler_interval_secs, limit=100))
         await core.start(partial(periodic.run, "realtime listener registration", svc.broadcaster.refresh,
                                  svc.broadcaster.ttl_secs / 4, limit=0))
         if settings.webhook_dispatcher:

@@ -48,7 +48,7 @@ async def test_many_concurrent_claimers_never_share_a_job(api, server):
             rows = await server.services.jobs.claim(api.org_id, spec)
             if not rows:
                 return
-            got.extend((str(r["id"]), str(r["lease_id"])) for r in rows)
+            got.extend((str(j.id), str(j.lease_id)) for j in rows)
 
     with trio.fail_after(60):
         async with trio.open_nursery() as n:

@@ -108,7 +108,8 @@ async def test_body_over_limit_is_413_and_writes_nothing(api, server):
 
 async def test_rejected_requests_write_nothing(api, server):
     await api.post("/api/v1/jobs", json={"queue_name": "bad name!", "payload": {}})
-    await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": "not an object"})
+    await api.post("/api/v1/jobs", json={"queue_name": "q"})
+    await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}, "parent_job_id": "not-a-job"})
     await api.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}, "priority": 1000})
     assert await server.services.db.run(lambda con: con.fetchval("SELECT count(*) FROM jobs")) == 0
 

@@ -253,11 +253,18 @@ async def test_enqueue_bulk_and_complete_batch(rpc, api):
         assert len(jobs) == 4
         items = [pb.CompleteRequest(job_id=j.id, lease_id=j.lease_id) for j in jobs[:3]]
         items.insert(1, pb.CompleteRequest(job_id=jobs[3].id, lease_id="00000000-0000-0000-0000-000000000000"))
-        items.append(pb.CompleteRequest(job_id=jobs[3].id))   # no lease: that item fails, not the batch
+        # no lease: fenced by its worker (its own, else the batch's), which does not hold the job
+        items.append(pb.CompleteRequest(job_id=jobs[3].id, worker_id="intruder"))
         done = await rpc.call("CompleteBatch", pb.CompleteBatchRequest(worker_id="w", completions=items))
         assert list(done.success) == [True, False, True, True, False]
         assert (await job(api, jobs[3].id))["status"] == "processing"
         assert (await job(api, jobs[0].id))["status"] == "completed"
+        with pytest.raises(Failed) as err:     # neither a lease nor a worker: the call is refused, nothing done
+            await rpc.call("CompleteBatch", pb.CompleteBatchRequest(completions=[pb.CompleteRequest(job_id=jobs[3].id)]))
+        assert err.value.code == "INVALID_ARGUMENT" and "lease_id" in err.value.message
+        done = await rpc.call("CompleteBatch", pb.CompleteBatchRequest(
+            worker_id="w", completions=[pb.CompleteRequest(job_id=jobs[3].id)]))   # the holder, by worker_id
+        assert list(done.success) == [True] and (await job(api, jobs[3].id))["status"] == "completed"
         with pytest.raises(Failed) as err:
             await rpc.call("EnqueueBulk", pb.EnqueueBulkRequest(queue_name="bulk", jobs=[
                 pb.EnqueueRequest(queue_name="other", payload=struct({}))]))
@@ -495,22 +502,22 @@ async def test_leased_jobs_that_cannot_be_sent_go_back_to_pending(api, server):
     with trio.fail_after(30):
         svc = server.services
         ids = {(await enqueue(api, "rel", {"i": i}))["id"] for i in range(2)}
-        rows = await svc.jobs.claim(api.org_id, Claim(queue_name="rel", worker_id="w", limit=2))
-        assert {str(r["id"]) for r in rows} == ids
+        leased = await svc.jobs.claim(api.org_id, Claim(queue_name="rel", worker_id="w", limit=2))
+        assert {str(j.id) for j in leased} == ids
         sent = [0]
 
         async def stuck_after_one(rs):
             sent[0] = 1                      # the first went out, then the peer stopped reading
             await trio.sleep_forever()
         with trio.move_on_after(0.2):
-            await send_or_release(svc.workers, api.org_id, rows, stuck_after_one, sent)
-        first, second = (await job(api, str(rows[0]["id"]))), (await job(api, str(rows[1]["id"])))
-        assert first["status"] == "processing" and first["lease_id"] == str(rows[0]["lease_id"])
+            await send_or_release(svc.jobs, api.org_id, leased, stuck_after_one, sent)
+        first, second = (await job(api, str(leased[0].id))), (await job(api, str(leased[1].id)))
+        assert first["status"] == "processing" and first["lease_id"] == str(leased[0].lease_id)
         assert (second["status"], second["retry_count"], second["lease_id"]) == ("pending", 0, None)
         history = (await api.get(f"/api/v1/jobs/{second['id']}/history")).json()
         assert history[-1]["event_type"] == "released"
         # fenced by the lease: releasing the delivered job with a stale lease changes nothing
-        assert await svc.workers.release_unsent(api.org_id, [(first["id"], str(rows[1]["lease_id"]))]) == 0
+        assert await svc.jobs.release_unsent(api.org_id, [(first["id"], str(leased[1].lease_id))]) == 0
         assert (await job(api, first["id"]))["status"] == "processing"
 
 

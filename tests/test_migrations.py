@@ -69,7 +69,7 @@ async def apply_first_release(con) -> None:
 def test_migration_files_are_numbered_and_schema_sql_records_them():
     ms = migrations()
     versions = [m.version for m in ms]
-    # numbers are reserved per feature and land in any order, so a gap (a number still in review) is fine
+    # Numbers are reserved per change and may land out of order: unique and starting at 1, gaps allowed meanwhile.
     assert versions[0] == 1 and versions == sorted(set(versions)), "migration numbers must be unique, from 1"
     recorded = re.search(r"INSERT INTO spooled_schema \(version\) VALUES ([^;]+);", schema_sql())
     assert recorded, "schema.sql must record the migration versions it contains"

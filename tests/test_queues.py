@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.helpers import claim, enqueue
+import datetime as dt
+
+from tests.helpers import claim, enqueue, parse, utc
 
 
 async def test_create_get_list_patch(api):
@@ -108,3 +110,38 @@ async def test_whole_seconds_where_the_sdk_parses_integers(api):
     assert isinstance(r.json()["paused_duration_secs"], int)
     s = (await api.get("/api/v1/queues/ints/stats")).json()
     assert isinstance(s["max_job_age_seconds"], int)
+
+
+async def test_throughput_counts_finished_jobs_per_bucket(server, api, other_api):
+    done = [await enqueue(api, "tp") for _ in range(2)]
+    dead = await enqueue(api, "tp", max_retries=0)
+    await enqueue(api, "tp")                                  # still pending: not counted
+    leased = {j["id"]: j for j in await claim(api, "tp", limit=3)}
+    for j in done:
+        r = await api.post(f"/api/v1/jobs/{j['id']}/complete", json={"lease_id": leased[j["id"]]["lease_id"]})
+        assert r.status_code == 200, r.text
+    r = await api.post(f"/api/v1/jobs/{dead['id']}/fail", json={"lease_id": leased[dead["id"]]["lease_id"],
+                                                                "error": "boom"})
+    assert r.json()["status"] == "deadletter"
+
+    r = await api.get("/api/v1/queues/tp/throughput")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["queue_name"] == "tp" and body["bucket_secs"] == 60 and len(body["buckets"]) == 60
+    starts = [parse(b["start"]) for b in body["buckets"]]
+    assert all((b - a).total_seconds() == 60 for a, b in zip(starts, starts[1:]))
+    assert starts[-1] <= utc() < starts[-1] + dt.timedelta(seconds=61)
+    assert sum(b["completed"] for b in body["buckets"]) == 2 and sum(b["failed"] for b in body["buckets"]) == 1
+
+    five = (await api.get("/api/v1/queues/tp/throughput?minutes=5&bucket_secs=30")).json()
+    assert five["bucket_secs"] == 30 and len(five["buckets"]) == 10
+
+    # a window that ends two hours from now holds none of them
+    later = await server.services.queues.throughput(api.org_id, "tp", minutes=60, now=utc(hours=2))
+    assert len(later) == 60 and not any(b.completed or b.failed for b in later)
+
+    for bad in ("minutes=0", "minutes=1441", "bucket_secs=5", "minutes=x"):
+        r = await api.get(f"/api/v1/queues/tp/throughput?{bad}")
+        assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR", bad
+    assert (await other_api.get("/api/v1/queues/tp/throughput")).status_code == 404
+    assert (await api.get("/api/v1/queues/nope/throughput")).status_code == 404

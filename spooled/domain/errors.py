@@ -60,6 +60,15 @@ class Unavailable(DomainError):
     """Database unreachable or server shutting down."""
 
 
+class FieldError(ValueError):
+    """Raised by an input model's validator: `field` is the attribute, the message says what is wrong
+    (`convert.structure` collects these into one `ValidationFailed` naming every field)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
 def invalid(field: str, message: str) -> ValidationFailed:
     """One invalid field."""
     return ValidationFailed(f"{field}: {message}", {field: message})

@@ -2,7 +2,8 @@
 
 Structured from JSON by `spooled.convert.structure` (strict types: "5" is not an integer). Unknown keys are
 ignored. Aliases from the reference API (`queue` for `queue_name`, `name` for a queue) are folded in by the
-transport before structuring.
+transport before structuring. Also here: the job listing's filter (`JobFilter`), which every transport builds
+and the store turns into SQL.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ import typing
 
 import attrs
 
-from spooled.convert import FieldError, JsonObject
+from spooled.domain.errors import FieldError
+from spooled.domain.firing import CATCH_UP, OVERLAP
+
+JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
@@ -54,10 +58,16 @@ def one_of(options: tuple[str, ...]):
 queue_name_field = matches(QUEUE_NAME, "1 to 100 characters of A-Z a-z 0-9 . _ : -")
 
 
+def _blank_none(value):
+    """An empty id is no id (proto3 sends "" for unset strings; some clients send "" for JSON null)."""
+    return None if value == "" else value
+
+
 @attrs.frozen
 class JobSpec:
-    """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue)."""
-    payload: JsonObject
+    """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue). `payload` is any
+    JSON value (object, array, string, number, boolean or null); `completion_webhook_secret` is write-only."""
+    payload: typing.Any
     priority: int | None = attrs.field(default=None, validator=between(-100, 100))
     max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
     timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
@@ -67,6 +77,7 @@ class JobSpec:
     tags: typing.Any = attrs.field(default=None, validator=lambda _i, a, v: _tags(a, v))
     completion_webhook: str | None = attrs.field(default=None, validator=lambda _i, a, v: _webhook_url(a, v))
     completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
+    parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
 
 
 def _webhook_url(attribute, value) -> None:
@@ -107,24 +118,47 @@ class Claim:
     wait_secs: float = attrs.field(default=0.0, validator=between(0, 30))
 
 
+def _fence(lease_id: str | None, worker_id: str | None, field: str = "lease_id") -> None:
+    """api.md "Lease fencing": a lease_id, or else the worker_id whose unexpired lease holds the job."""
+    if lease_id is None and worker_id is None:
+        raise FieldError(field, "is required (or worker_id, to act on the lease that worker holds)")
+
+
+_LEASE = dict(default=None, converter=_blank_none, validator=length(1, 64))
+_WORKER = dict(default=None, converter=_blank_none, validator=length(1, 128))
+
+
 @attrs.frozen
 class Complete:
-    lease_id: str = attrs.field(validator=length(1, 64))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     result: typing.Any = None
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
 class CompleteItem:
     job_id: str
-    lease_id: str
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)   # else the batch's worker_id
     result: typing.Any = None
 
 
 @attrs.frozen
 class CompleteBatch:
     completions: list[CompleteItem] = attrs.field(validator=lambda _i, a, v: _batch_size(a, v))
-    worker_id: str | None = None
+    worker_id: str | None = attrs.field(**_WORKER)
+
+    def __attrs_post_init__(self) -> None:
+        if self.worker_id is None:
+            for i, c in enumerate(self.completions):
+                _fence(c.lease_id, c.worker_id, f"completions[{i}].lease_id")
+
+    def items(self) -> list[tuple[str, str | None, str | None, typing.Any]]:
+        """(job_id, lease_id, worker_id, result) for `Jobs.complete_many`."""
+        return [(c.job_id, c.lease_id, c.worker_id or self.worker_id, c.result) for c in self.completions]
 
 
 def _batch_size(attribute, value) -> None:
@@ -134,17 +168,23 @@ def _batch_size(attribute, value) -> None:
 
 @attrs.frozen
 class Fail:
-    lease_id: str = attrs.field(validator=length(1, 64))
     error: str = attrs.field(validator=length(1, 2048))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     retry: bool | None = None
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
 class Heartbeat:
-    lease_id: str = attrs.field(validator=length(1, 64))
-    worker_id: str | None = None
+    lease_id: str | None = attrs.field(**_LEASE)
+    worker_id: str | None = attrs.field(**_WORKER)
     lease_duration_secs: int = attrs.field(default=30, validator=between(5, 3600))
+
+    def __attrs_post_init__(self) -> None:
+        _fence(self.lease_id, self.worker_id)
 
 
 @attrs.frozen
@@ -219,7 +259,8 @@ class UpdateApiKey:
     queues: list[str] | None = None
 
 
-HEARTBEAT_STATUSES = ("healthy", "degraded", "draining")   # `offline` is the server's verdict, not a report
+# Every status of the SDK's WorkerStatus (docs/api-notes.md "Workers" says what each one does when reported).
+HEARTBEAT_STATUSES = ("healthy", "degraded", "offline", "draining")
 
 
 def _queue_list(_inst, attribute, value) -> None:
@@ -317,3 +358,57 @@ class CustomWebhook:
 def _present(attribute, value) -> None:
     if value is None:
         raise FieldError(attribute.name, "is required")
+
+
+# -- the job listing -----------------------------------------------------------------------------------------
+JOB_ORDER_COLUMNS = ("created_at", "updated_at", "priority", "scheduled_at", "completed_at")
+
+
+@attrs.frozen
+class JobFilter:
+    """GET /jobs (and /jobs/dlq) filters; None means "any"."""
+    queue_name: str | None = None
+    statuses: list[str] | None = None
+    tag: str | None = None                        # "key" (has the key) or "key:value" (tags[key] == value)
+    created_after: dt.datetime | None = None      # inclusive
+    created_before: dt.datetime | None = None     # exclusive
+    q: str | None = None          # search: id prefix, or queue name / payload.job_type / payload text containing it
+    job_type: str | None = None   # exact payload.job_type
+def _json_tags(_inst, attribute, value) -> None:
+    _tags(attribute, value)
+
+
+@attrs.frozen
+class CreateSchedule:
+    """POST /schedules. `catch_up` and `overlap` go beyond the upstream product (docs/api-notes.md)."""
+    name: str = attrs.field(validator=length(1, 255))
+    cron_expression: str = attrs.field(validator=length(1, 255))
+    queue_name: str = attrs.field(validator=queue_name_field)
+    payload_template: JsonObject
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str = attrs.field(default="UTC", validator=length(1, 64))
+    priority: int = attrs.field(default=0, validator=between(-100, 100))
+    max_retries: int = attrs.field(default=3, validator=between(0, 100))
+    timeout_seconds: int = attrs.field(default=300, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str = attrs.field(default="latest", validator=one_of(CATCH_UP))
+    overlap: str = attrs.field(default="allow", validator=one_of(OVERLAP))
+
+
+@attrs.frozen
+class UpdateSchedule:
+    """PUT /schedules/{id}: a partial update; an absent or null field keeps its value."""
+    name: str | None = attrs.field(default=None, validator=length(1, 255))
+    cron_expression: str | None = attrs.field(default=None, validator=length(1, 255))
+    queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
+    payload_template: JsonObject | None = None
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    timezone: str | None = attrs.field(default=None, validator=length(1, 64))
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    metadata: typing.Any = None
+    catch_up: str | None = attrs.field(default=None, validator=one_of(CATCH_UP))
+    overlap: str | None = attrs.field(default=None, validator=one_of(OVERLAP))

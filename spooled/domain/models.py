@@ -58,10 +58,197 @@ class QueueStats:
 
 
 @attrs.frozen(slots=True)
+class ThroughputBucket:
+    """Jobs of one queue that finished in [start, start + bucket): completed, and failed or dead-lettered."""
+    start: dt.datetime
+    completed: int
+    failed: int
+
+
+@attrs.frozen(slots=True)
 class Paused:
     name: str
     paused_at: dt.datetime
     pause_reason: str | None
+
+
+@attrs.frozen(slots=True)
+class Job:
+    """A job as the API shows it (api.md "Job fields"). Internal columns (run_at, the completing lease, the
+    completion webhook's secret) are not part of it: nothing above the store can leak them."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    queue_name: str
+    status: str                         # a JobStatus value
+    payload: RawJson
+    result: RawJson | None
+    priority: int
+    max_retries: int
+    retry_count: int
+    timeout_seconds: int
+    last_error: str | None
+    tags: RawJson | None
+    idempotency_key: str | None
+    completion_webhook: str | None
+    scheduled_at: dt.datetime | None
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    lease_id: uuid.UUID | None          # set only while processing
+    lease_expires_at: dt.datetime | None
+    assigned_worker_id: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    parent_job_id: uuid.UUID | None
+    workflow_id: uuid.UUID | None
+    dependency_mode: str | None
+    dependencies_met: bool
+
+
+@attrs.frozen(slots=True)
+class ListedJob(Job):
+    """A job in a listing, with `payload.job_type` (the SDK's job summaries show it; "" when absent)."""
+    job_type: str
+
+
+@attrs.frozen(slots=True)
+class JobBrief:
+    """GET /jobs/status: one job's state."""
+    id: uuid.UUID
+    status: str
+    queue_name: str
+    retry_count: int
+    created_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class Schedule:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    cron_expression: str
+    timezone: str
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None
+    metadata: RawJson | None
+    catch_up: str
+    overlap: str
+    is_active: bool
+    last_run_at: dt.datetime | None
+    next_run_at: dt.datetime | None
+    run_count: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
+class ScheduleRun:
+    """A fire as clients see it: `status` follows the run's job (pending/running/completed/failed/cancelled),
+    or is `skipped` (overlap policy) or `failed` with `error_message` (the enqueue was refused)."""
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    job_id: uuid.UUID | None
+    status: str
+    error_message: str | None
+    fire_time: dt.datetime
+    manual: bool
+    started_at: dt.datetime
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class HistoryEntry:
+    """One recorded transition of a job."""
+    id: int
+    job_id: uuid.UUID
+    event_type: str
+    old_status: str | None
+    new_status: str | None
+    worker_id: str | None
+    details: RawJson | None
+    created_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
+class Worker:
+    id: str                             # the client's id (or one the server made)
+    organization_id: uuid.UUID
+    queue_names: list[str]
+    hostname: str
+    worker_type: str | None
+    version: str | None
+    max_concurrency: int
+    current_jobs: int
+    status: str                         # healthy | degraded | offline | draining
+    metadata: RawJson
+    heartbeat_interval_secs: int
+    lease_duration_secs: int
+    jobs_processed: int
+    jobs_failed: int
+    last_heartbeat: dt.datetime
+    registered_at: dt.datetime
+    deregistered_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class RunToEnqueue:
+    """A fired run whose job is still to be enqueued, with the template it enqueues."""
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    organization_id: uuid.UUID
+    fire_time: dt.datetime
+    manual: bool
+    queue_name: str
+    payload_template: RawJson
+    priority: int
+    max_retries: int
+    timeout_seconds: int
+    tags: RawJson | None
+
+
+@attrs.frozen(slots=True)
+class JobCounts:
+    """An organization's job counts for the dashboard; each is exact below the store's cap, else the cap."""
+    total: int
+    pending: int
+    processing: int
+    deadletter: int
+    completed_24h: int
+    failed_24h: int
+    created_1h: int
+    completed_1h: int
+    failed_1h: int
+    avg_wait_ms: float | None           # over the last 1,000 completions of the day
+    avg_processing_ms: float | None
+
+
+@attrs.frozen(slots=True)
+class QueueLoad:
+    name: str
+    paused: bool
+    pending: int
+    processing: int
+
+
+@attrs.frozen(slots=True)
+class WorkerCounts:
+    total: int
+    healthy: int
+
+
+@attrs.frozen(slots=True)
+class Summary:
+    """What the dashboard shows of one organization, read in one unit of work."""
+    jobs: JobCounts
+    queues: list[QueueLoad]
+    workers: WorkerCounts
+    count_cap: int
 
 
 @attrs.frozen(slots=True)

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable
 
 import trio
 
-Item = tuple[str, str, Any]     # (job_id, lease_id, result)
+Item = tuple[str, Any, Any, Any]     # (job_id, lease_id, worker_id, result)
 
 
 class _Entry:

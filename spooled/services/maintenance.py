@@ -1,4 +1,4 @@
-"""Time-driven transitions, safe with many instances (each statement picks rows FOR UPDATE SKIP LOCKED):
+"""Time-driven transitions, safe with many instances (the store's statements pick rows FOR UPDATE SKIP LOCKED):
 expire jobs past `expires_at`, release expired leases to the retry path, promote due scheduled jobs."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ import datetime as dt
 
 import attrs
 
-from spooled.store.db import Database
-from spooled.store.sql import Q
+from spooled.store.maintenance import MaintenanceStore
+
+LEASE_EXPIRED = "lease expired"
 
 
 @attrs.frozen
@@ -26,13 +27,12 @@ class ReapResult:
 
 
 class Maintenance:
-    def __init__(self, db: Database):
-        self._db = db
+    def __init__(self, store: MaintenanceStore):
+        self._store = store
 
     async def run_once(self, now: dt.datetime | None = None, limit: int = 1000) -> ReapResult:
         """One bounded batch of each transition; `now=None` means the database clock."""
-        expired = await self._db.fetchval(Q.reap_expired_jobs, now=now, limit=limit)
-        released = await self._db.fetchrow(Q.reap_leases, now=now, limit=limit, reason="lease expired",
-                                           worker_ids=None, org=None)
-        promoted = await self._db.fetchrow(Q.promote_scheduled, now=now, limit=limit)
-        return ReapResult(expired, released["released"], promoted["promoted"])
+        expired = await self._store.expire_jobs(now=now, limit=limit)
+        released = await self._store.release_expired_leases(LEASE_EXPIRED, now=now, limit=limit)
+        promoted = await self._store.promote_scheduled(now=now, limit=limit)
+        return ReapResult(expired, released, promoted)

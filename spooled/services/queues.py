@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id
-from spooled.domain.models import Paused, Queue, QueueStats
+from spooled.domain.models import Paused, Queue, QueueStats, ThroughputBucket
 from spooled.store.queues import QueueStore, QueueValues
 
 
@@ -82,3 +84,24 @@ class Queues:
         if must_exist:
             await self.get(org, name)
         return await self._store.stats(parse_id(org), name)
+
+    async def throughput(self, org: str, name: str, *, minutes: int = 60, bucket_secs: int = 60,
+                         now: dt.datetime | None = None) -> list[ThroughputBucket]:
+        """Finished jobs per `bucket_secs` over the last `minutes`, oldest first, one entry per bucket (zeros
+        included); buckets are aligned to multiples of `bucket_secs` since the epoch, the last one holds now."""
+        if not 1 <= minutes <= 1440:
+            raise errors.invalid("minutes", "must be between 1 and 1440")
+        if not 10 <= bucket_secs <= 3600:
+            raise errors.invalid("bucket_secs", "must be between 10 and 3600")
+        count = max(1, minutes * 60 // bucket_secs)
+        if count > 1440:
+            raise errors.invalid("bucket_secs", "must leave at most 1440 buckets in the window")
+        await self.get(org, name)
+        now = now or dt.datetime.now(dt.timezone.utc)
+        last = math.floor(now.timestamp() / bucket_secs) * bucket_secs
+        first = last - (count - 1) * bucket_secs
+        start = dt.datetime.fromtimestamp(first, dt.timezone.utc)
+        seen = {int(b.start.timestamp()): b for b in await self._store.throughput(parse_id(org), name, start,
+                                                                                  bucket_secs)}
+        return [seen.get(t) or ThroughputBucket(dt.datetime.fromtimestamp(t, dt.timezone.utc), 0, 0)
+                for t in range(first, last + 1, bucket_secs)]

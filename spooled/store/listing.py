@@ -2,6 +2,7 @@
 
 The statement is composed from whitelisted fragments (ORDER BY column and direction); every value is a bind
 parameter. A cursor is the (sort value, id) of the last row of the page, so pages stay stable under inserts.
+The cursor codec is the store's own: services pass the opaque string through `JobStore.list`.
 """
 
 from __future__ import annotations
@@ -11,24 +12,13 @@ import datetime as dt
 import json
 import uuid
 
-import attrs
-
 from spooled.domain import errors
+from spooled.domain.inputs import JOB_ORDER_COLUMNS, JobFilter
 
 ORDER_COLUMNS = {"created_at": "timestamptz", "updated_at": "timestamptz", "priority": "int",
                  "scheduled_at": "timestamptz", "completed_at": "timestamptz"}
 NULLABLE = {"scheduled_at", "completed_at"}
-
-
-@attrs.frozen
-class JobFilter:
-    queue_name: str | None = None
-    statuses: list[str] | None = None
-    tag: str | None = None
-    created_after: dt.datetime | None = None     # inclusive
-    created_before: dt.datetime | None = None    # exclusive
-    q: str | None = None          # search: id prefix, or queue name / payload.job_type containing it
-    job_type: str | None = None   # exact payload.job_type
+assert tuple(ORDER_COLUMNS) == JOB_ORDER_COLUMNS
 
 
 def encode_cursor(value, job_id) -> str:
@@ -79,8 +69,9 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
     if f.q:
         like = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         prefix, contains = arg(like + "%"), arg("%" + like + "%")
+        # the payload's stored JSON text too (the dashboard's "search by payload text")
         where.append(f"(id::text ILIKE {prefix} OR queue_name ILIKE {contains} "
-                     f"OR payload->>'job_type' ILIKE {contains})")
+                     f"OR payload->>'job_type' ILIKE {contains} OR payload::text ILIKE {contains})")
     col, direction, cmp = order_by, ("DESC" if desc else "ASC"), ("<" if desc else ">")
     # NULL sort values (scheduled_at/completed_at) sort as -infinity/0 so the keyset stays total
     key = f"coalesce({col}, '-infinity'::timestamptz)" if col in NULLABLE else col

@@ -6,12 +6,13 @@ where a row is missing and leaves the rule ("that is a 404", "active jobs block 
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import attrs
 
 from spooled.convert import from_row, from_rows
-from spooled.domain.models import Paused, Queue, QueueStats
+from spooled.domain.models import Paused, Queue, QueueStats, ThroughputBucket
 from spooled.store.db import Database
 from spooled.store.sql import Q
 
@@ -86,6 +87,12 @@ class QueueStore:
 
     async def stats(self, org: uuid.UUID, name: str) -> QueueStats:
         return from_row(QueueStats, await self._db.fetchrow(Q.queue_stats, org=org, name=name))
+
+    async def throughput(self, org: uuid.UUID, name: str, since: dt.datetime, bucket_secs: int
+                         ) -> list[ThroughputBucket]:
+        """Buckets that saw a finished job, oldest first (empty buckets are absent)."""
+        return from_rows(ThroughputBucket, await self._db.fetch(Q.queue_throughput, org=org, name=name,
+                                                                since=since, bucket_secs=bucket_secs))
 
 
 def _create_args(v: QueueValues) -> dict:

@@ -13,13 +13,14 @@ The venv lives at `<repo>/.venv-sdk` (override with SPOOLED_SDK_VENV), is create
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import trio
+
+from tests.helpers import run_for_result
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -64,15 +65,5 @@ async def run_sdk(script: str, *, base_url: str, api_key: str | None = None, grp
     if grpc_address:
         full_env["SPOOLED_GRPC_ADDRESS"] = grpc_address
     full_env.update(env or {})
-    with trio.fail_after(timeout):
-        done = await trio.run_process([str(python), str(HERE / "scripts" / script)], env=full_env,
-                                      cwd=str(HERE / "scripts"), capture_stdout=True, capture_stderr=True,
-                                      check=False)
-    out, err = done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
-    if done.returncode != 0:
-        raise SdkScriptFailed(f"{script} exited {done.returncode}\n--- stdout\n{out[-6000:]}\n--- stderr\n"
-                              f"{err[-6000:]}")
-    lines = [line for line in out.splitlines() if line.startswith("RESULT ")]
-    if not lines:
-        raise SdkScriptFailed(f"{script} printed no RESULT line\n{out[-3000:]}\n{err[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return await run_for_result([str(python), str(HERE / "scripts" / script)], what=script, env=full_env,
+                                cwd=str(HERE / "scripts"), timeout=timeout, failure=SdkScriptFailed)

@@ -39,9 +39,8 @@ ALTER TABLE webhook_deliveries ADD CONSTRAINT webhook_deliveries_organization_fk
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, created_at DESC, id DESC);
 CREATE INDEX webhook_deliveries_organization_idx ON webhook_deliveries (organization_id);
 
--- Per-job completion webhooks: the secret that signs them (never returned), and a partial index so that the
--- trigger's "does any finished job of this statement have a completion webhook" probe is nearly free.
-ALTER TABLE jobs ADD COLUMN completion_webhook_secret text;
+-- Per-job completion webhooks (their secret is jobs.completion_webhook_secret, migration 0002): a partial index
+-- so that the trigger's "does any finished job of this statement have a completion webhook" probe is nearly free.
 CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;
 
 -- The token POST /webhooks/{org_id}/custom requires in X-Webhook-Token (made on first read).

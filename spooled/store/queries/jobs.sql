@@ -15,18 +15,19 @@ WITH q0 AS (
            coalesce($now::timestamptz, now()) AS now
 ), ins AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
-                      tags, idempotency_key, completion_webhook, completion_webhook_secret, scheduled_at, run_at,
-                      expires_at, created_at, updated_at)
+                      tags, idempotency_key, completion_webhook, completion_webhook_secret, parent_job_id,
+                      scheduled_at, run_at, expires_at, created_at, updated_at)
     SELECT i.id, $org, $queue,
            CASE WHEN i.scheduled_at > q.now THEN 'scheduled' ELSE 'pending' END::job_status,
            i.payload::json, i.priority, coalesce(i.max_retries, q.max_retries),
            coalesce(i.timeout_seconds, q.default_timeout), i.tags::json, i.idempotency_key, i.completion_webhook,
-           i.completion_webhook_secret, i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now, q.now
+           i.webhook_secret, i.parent_job_id, i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now,
+           q.now
     FROM unnest($ids::uuid[], $payloads::text[], $priorities::int[], $max_retries::int[], $timeouts::int[],
                 $tags::text[], $idempotency_keys::text[], $webhooks::text[], $webhook_secrets::text[],
-                $scheduled_ats::timestamptz[], $expires_ats::timestamptz[])
+                $parents::uuid[], $scheduled_ats::timestamptz[], $expires_ats::timestamptz[])
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
-              completion_webhook_secret, scheduled_at, expires_at), q
+              webhook_secret, parent_job_id, scheduled_at, expires_at), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), h AS (
@@ -34,6 +35,11 @@ WITH q0 AS (
     SELECT id, $org, 'created', status, created_at FROM ins
 )
 SELECT * FROM ins
+
+-- name: job_missing_parents
+-- The parent_job_ids given at enqueue that are not jobs of this organization.
+SELECT p.id FROM unnest($ids::uuid[]) AS p(id)
+WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id = $org)
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
@@ -58,73 +64,92 @@ WITH c AS (
 SELECT * FROM u ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
--- Complete each (id, lease) pair fenced by its own lease, in one statement. `s` is the pre-statement
--- snapshot: a job already completed with the same lease is an idempotent replay.
+-- Complete each item in one statement, each fenced by its own lease (api.md "Lease fencing"): a given lease
+-- must be the job's current unexpired one; an item without a lease is fenced by its worker (the job must be
+-- processing, assigned to that worker, unexpired). `s` is the pre-statement snapshot of each item's job (read
+-- once: the UPDATE joins it, and it tells an idempotent replay from a stale lease). An item succeeds only if
+-- the row was updated under ITS fence: u is joined back on (id, lease or worker), never on the job id alone,
+-- so a stale and a current completion of one job in one batch cannot both report success.
+-- A completed job keeps the lease that completed it (completed_lease_id, never shown) for replays; a replay
+-- without a lease matches the worker recorded in the job's 'completed' history event.
 WITH c AS (
-    SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $results::text[]) WITH ORDINALITY AS c(id, lease, result, ord)
+    SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $workers::text[], $results::text[])
+                  WITH ORDINALITY AS c(id, lease, worker, result, ord)
+), s AS MATERIALIZED (
+    SELECT c.*, j.status AS prior_status, j.assigned_worker_id AS holder, j.completed_lease_id AS done_lease
+    FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org
 ), u AS (
-    UPDATE jobs j SET status = 'completed', result = c.result::json, completed_at = t.now,
-                      lease_expires_at = NULL, updated_at = t.now
-    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
-      AND j.lease_expires_at > t.now
-    RETURNING j.id, j.organization_id, j.queue_name, j.assigned_worker_id, j.completed_at
+    UPDATE jobs j SET status = 'completed', result = s.result::json, completed_at = t.now,
+                      completed_lease_id = j.lease_id, lease_id = NULL, lease_expires_at = NULL,
+                      assigned_worker_id = NULL, updated_at = t.now
+    FROM s, (SELECT coalesce($now::timestamptz, now()) AS now) t
+    WHERE j.id = s.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
+      AND (j.lease_id = s.lease OR (s.lease IS NULL AND j.assigned_worker_id = s.worker))
+    RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, s.holder AS worker_id, j.completed_at
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'completed', 'processing', 'completed', assigned_worker_id, completed_at FROM u
+    SELECT id, organization_id, 'completed', 'processing', 'completed', worker_id, completed_at FROM u
 ), w AS (
     UPDATE workers wk SET jobs_processed = wk.jobs_processed + x.n
-    FROM (SELECT assigned_worker_id, count(*) AS n FROM u GROUP BY 1) x
-    WHERE wk.organization_id = $org AND wk.id = x.assigned_worker_id
+    FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
+    WHERE wk.organization_id = $org AND wk.id = x.worker_id
 )
-SELECT c.ord, c.id, (u.id IS NOT NULL) AS done, s.status AS prior_status, (s.lease_id = c.lease) AS same_lease
-FROM c LEFT JOIN u ON u.id = c.id LEFT JOIN jobs s ON s.id = c.id AND s.organization_id = $org
-ORDER BY c.ord
+SELECT s.ord, (u.id IS NOT NULL) AS done, s.prior_status,
+       CASE WHEN u.id IS NOT NULL OR s.prior_status IS DISTINCT FROM 'completed' THEN false
+            WHEN s.lease IS NOT NULL THEN coalesce(s.done_lease = s.lease, false)
+            ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = s.id AND hh.event_type = 'completed'
+                                                        AND hh.worker_id = s.worker)
+       END AS replay
+FROM s LEFT JOIN u ON u.id = s.id AND (u.lease = s.lease OR (s.lease IS NULL AND u.worker_id = s.worker))
+ORDER BY s.ord
 
 -- name: job_fail
--- Fail the job held by $lease: retry later with backoff (scheduled), or dead-letter / fail for good.
+-- Fail the job held by $lease (or, without one, by $worker): retry later with backoff (scheduled), or
+-- dead-letter / fail for good. The lease is released either way.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
 d AS (
-    SELECT j.id, (j.retry_count < j.max_retries AND $retry::bool) AS will_retry,
+    SELECT j.id, j.assigned_worker_id AS holder, (j.retry_count < j.max_retries AND $retry::bool) AS will_retry,
            coalesce(q.dead_letter, true) AS dead_letter,
            least(coalesce(q.backoff_base_secs, 1) * power(2, least(j.retry_count, 62)),
                  coalesce(q.backoff_max_secs, 3600)) AS dmax
     FROM jobs j LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name, t
-    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = $lease
-      AND j.lease_expires_at > t.now
+    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
+      AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
 ), e AS (
     SELECT d.*, CASE WHEN d.will_retry THEN d.dmax / 2 + random() * d.dmax / 2 END AS delay FROM d
 ), u AS (
     UPDATE jobs j SET
-        retry_count = j.retry_count + 1, last_error = $error, lease_expires_at = NULL, updated_at = t.now,
+        retry_count = j.retry_count + 1, last_error = $error, lease_id = NULL, lease_expires_at = NULL,
+        assigned_worker_id = NULL, updated_at = t.now,
         status = CASE WHEN e.will_retry THEN 'scheduled' WHEN e.dead_letter THEN 'deadletter' ELSE 'failed'
                  END::job_status,
         run_at = CASE WHEN e.will_retry THEN t.now + make_interval(secs => e.delay) ELSE j.run_at END,
         scheduled_at = CASE WHEN e.will_retry THEN t.now + make_interval(secs => e.delay) ELSE j.scheduled_at END,
         completed_at = CASE WHEN e.will_retry THEN NULL ELSE t.now END
     FROM e, t
-    WHERE j.id = e.id AND j.status = 'processing' AND j.lease_id = $lease
-    RETURNING j.id, j.organization_id, j.status, j.retry_count, j.assigned_worker_id, e.will_retry, e.delay
+    WHERE j.id = e.id AND j.status = 'processing' AND j.lease_expires_at > t.now
+      AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
+    RETURNING j.id, j.organization_id, j.status, j.retry_count, e.holder AS worker_id, e.will_retry, e.delay
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, details)
     SELECT id, organization_id, CASE WHEN will_retry THEN 'failed' ELSE status::text END, 'processing', status,
-           assigned_worker_id, json_build_object('error', $error::text, 'retry_count', retry_count,
-                                                 'next_retry_delay_secs', delay)
+           worker_id, json_build_object('error', $error::text, 'retry_count', retry_count,
+                                        'next_retry_delay_secs', delay)
     FROM u
 ), w AS (
     UPDATE workers wk SET jobs_failed = wk.jobs_failed + 1
-    FROM u WHERE wk.organization_id = $org AND wk.id = u.assigned_worker_id
+    FROM u WHERE wk.organization_id = $org AND wk.id = u.worker_id
 )
-SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status,
-       (s.lease_id = $lease) AS same_lease
+SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status
 FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
 
 -- name: job_heartbeat
+-- Extend the lease held by $lease (or, without one, by $worker).
 WITH u AS (
     UPDATE jobs j SET lease_expires_at = t.now + make_interval(secs => $lease_secs::float8), updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = $lease
-      AND j.lease_expires_at > t.now
+    WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
+      AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
     RETURNING j.id, j.lease_expires_at
 )
 SELECT (u.id IS NOT NULL) AS done, u.lease_expires_at, s.status AS prior_status
@@ -151,7 +176,8 @@ SELECT * FROM u
 
 -- name: job_cancel
 WITH u AS (
-    UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_expires_at = NULL, updated_at = t.now
+    UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_id = NULL, lease_expires_at = NULL,
+                      assigned_worker_id = NULL, updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
     WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
       AND j.status IN ('pending', 'scheduled', 'processing')
@@ -214,3 +240,26 @@ WITH pick AS (
     FOR UPDATE SKIP LOCKED
 )
 DELETE FROM jobs j USING pick WHERE j.id = pick.id RETURNING j.id
+
+-- name: job_release_unsent
+-- Jobs a stream leased but could not deliver go back to pending as if never claimed (no retry counted, same
+-- place in the claim order); guarded by the lease, so a job completed or re-leased meanwhile is untouched.
+WITH c AS (
+    SELECT * FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
+), u AS (
+    UPDATE jobs j SET status = 'pending', lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
+                      started_at = NULL, updated_at = t.now
+    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
+    WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
+    RETURNING j.id, j.organization_id, j.queue_name
+), h AS (
+    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
+    SELECT id, organization_id, 'released', 'processing', 'pending', '{"reason": "not delivered"}' FROM u
+)
+SELECT count(*) AS released FROM u
+
+-- name: job_leases_held
+-- Which of these (job, lease) pairs still hold an unexpired lease.
+SELECT c.id FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
+JOIN jobs j ON j.id = c.id AND j.organization_id = $org AND j.lease_id = c.lease AND j.status = 'processing'
+           AND j.lease_expires_at > now()

@@ -18,9 +18,10 @@ SELECT count(*) FROM u
 
 -- name: reap_leases
 -- processing jobs whose lease expired (or whose worker is gone, when $worker_ids is given) -> pending at once
--- while retries are left, else deadletter (failed when the queue does not dead-letter).
+-- while retries are left, else deadletter (failed when the queue does not dead-letter). The lease is released:
+-- lease_id and assigned_worker_id are cleared (the worker stays in the history event).
 WITH pick AS (
-    SELECT j.id, coalesce(q.dead_letter, true) AS dead_letter FROM jobs j
+    SELECT j.id, j.assigned_worker_id AS holder, coalesce(q.dead_letter, true) AS dead_letter FROM jobs j
     LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name
     WHERE j.status = 'processing'
       AND CASE WHEN $worker_ids::text[] IS NULL THEN j.lease_expires_at <= coalesce($now::timestamptz, now())
@@ -29,18 +30,19 @@ WITH pick AS (
     FOR UPDATE OF j SKIP LOCKED
 ), u AS (
     UPDATE jobs j SET
-        retry_count = j.retry_count + 1, last_error = $reason, lease_expires_at = NULL, updated_at = t.now,
+        retry_count = j.retry_count + 1, last_error = $reason, lease_id = NULL, lease_expires_at = NULL,
+        assigned_worker_id = NULL, updated_at = t.now,
         status = CASE WHEN j.retry_count < j.max_retries THEN 'pending'
                       WHEN pick.dead_letter THEN 'deadletter' ELSE 'failed' END::job_status,
         run_at = CASE WHEN j.retry_count < j.max_retries THEN t.now ELSE j.run_at END,
         completed_at = CASE WHEN j.retry_count < j.max_retries THEN NULL ELSE t.now END
     FROM pick, (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = pick.id
-    RETURNING j.id, j.organization_id, j.queue_name, j.status, j.assigned_worker_id
+    RETURNING j.id, j.organization_id, j.queue_name, j.status, pick.holder AS worker_id
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, details)
     SELECT id, organization_id, CASE WHEN status = 'pending' THEN 'lease_expired' ELSE status::text END,
-           'processing', status, assigned_worker_id, json_build_object('error', $reason::text)
+           'processing', status, worker_id, json_build_object('error', $reason::text)
     FROM u
 )
 SELECT count(*) AS released FROM u

@@ -79,3 +79,14 @@ SELECT
     (SELECT count(*) FROM workers w
      WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
 FROM jobs WHERE organization_id = $org AND queue_name = $name
+
+-- name: queue_throughput
+-- Finished jobs per bucket of $bucket_secs since $since, by their current state (a retried dead letter no
+-- longer counts). Reads the queue's finished rows through jobs_org_queue_status_idx, like queue_stats.
+SELECT to_timestamp(floor(extract(epoch FROM completed_at) / $bucket_secs) * $bucket_secs) AS start,
+       count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status IN ('failed', 'deadletter')) AS failed
+FROM jobs
+WHERE organization_id = $org AND queue_name = $name AND status IN ('completed', 'failed', 'deadletter')
+  AND completed_at >= $since::timestamptz
+GROUP BY 1 ORDER BY 1

@@ -56,26 +56,3 @@ WITH pick AS (
 UPDATE workers w SET status = 'offline', current_jobs = 0
 FROM pick WHERE w.organization_id = pick.organization_id AND w.id = pick.id
 RETURNING w.organization_id, w.id
-
--- name: job_release_unsent
--- Jobs a stream leased but could not deliver go back to pending as if never claimed (no retry counted, same
--- place in the claim order); guarded by the lease, so a job completed or re-leased meanwhile is untouched.
-WITH c AS (
-    SELECT * FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
-), u AS (
-    UPDATE jobs j SET status = 'pending', lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
-                      started_at = NULL, updated_at = t.now
-    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
-    RETURNING j.id, j.organization_id, j.queue_name
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
-    SELECT id, organization_id, 'released', 'processing', 'pending', '{"reason": "not delivered"}' FROM u
-)
-SELECT count(*) AS released FROM u
-
--- name: job_leases_held
--- Which of these (job, lease) pairs still hold an unexpired lease.
-SELECT c.id FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
-JOIN jobs j ON j.id = c.id AND j.organization_id = $org AND j.lease_id = c.lease AND j.status = 'processing'
-           AND j.lease_expires_at > now()

@@ -1,10 +1,10 @@
 """Leasing jobs for a gRPC call that may be cancelled at any moment (client gone, deadline, shutdown).
 
 The rule: a job is never leased and then dropped unsent.
-- `Jobs.claim` runs the claim statement shielded and hands its rows back without a checkpoint after it, so a
-  cancellation either ends the wait with nothing leased, or lands after the caller holds the rows;
+- `Jobs.claim` runs the claim statement shielded and hands its jobs back without a checkpoint after it, so a
+  cancellation either ends the wait with nothing leased, or lands after the caller holds the jobs;
 - `send_or_release` then delivers them, and on any failure (cancelled mid-send, stream reset) puts the unsent
-  ones back to pending without counting a retry (`Workers.release_unsent`).
+  ones back to pending without counting a retry (`Jobs.release_unsent`).
 
 StreamJobs also bounds how many delivered jobs one stream holds at a time (`LeaseWindow`), so a stream never
 hoards the queue into its socket buffers: its window is the registered worker's `max_concurrency`.
@@ -17,7 +17,8 @@ from typing import Awaitable, Callable, Sequence
 
 import trio
 
-from spooled.services.workers import Workers
+from spooled.domain.models import Job
+from spooled.services.jobs import Jobs
 
 log = logging.getLogger(__name__)
 
@@ -26,18 +27,18 @@ RELEASE_TIMEOUT_SECS = 5.0  # bound on the shielded release of unsent jobs
 COALESCE_SECS = 0.005       # a busy stream gathers freed window slots this long before claiming them at once
 
 
-async def send_or_release(workers: Workers, org: str, rows: Sequence, send: Callable[[Sequence], Awaitable[None]],
-                          sent: list[int]) -> None:
-    """`await send(rows)`, which counts delivered rows in `sent[0]`; if it fails, the rows not delivered go
+async def send_or_release(jobs: Jobs, org: str, leased: Sequence[Job],
+                          send: Callable[[Sequence[Job]], Awaitable[None]], sent: list[int]) -> None:
+    """`await send(leased)`, which counts delivered jobs in `sent[0]`; if it fails, the jobs not delivered go
     back to pending (shielded, bounded) before the error propagates."""
     try:
-        await send(rows)
+        await send(leased)
     except BaseException:
-        unsent = [(str(r["id"]), str(r["lease_id"])) for r in rows[sent[0]:]]
+        unsent = [(str(j.id), str(j.lease_id)) for j in leased[sent[0]:]]
         if unsent:
             with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_SECS):
                 try:
-                    await workers.release_unsent(org, unsent)
+                    await jobs.release_unsent(org, unsent)
                 except Exception:
                     log.exception("could not release %d undelivered job(s); their leases will expire", len(unsent))
         raise
@@ -67,9 +68,9 @@ class LeaseTracker:
 class LeaseWindow:
     """At most `size` delivered, unfinished jobs per stream."""
 
-    def __init__(self, tracker: LeaseTracker, workers: Workers, org: str, size: int):
+    def __init__(self, tracker: LeaseTracker, jobs: Jobs, org: str, size: int):
         self._tracker = tracker
-        self._workers = workers
+        self._jobs = jobs
         self._org = org
         self.size = max(1, size)
         self.held: dict[str, str] = {}     # job id -> lease id
@@ -92,7 +93,7 @@ class LeaseWindow:
             with trio.move_on_after(RECHECK_SECS) as timeout:
                 await self._changed.wait()
             if timeout.cancelled_caught:
-                still = await self._workers.leases_held(self._org, list(self.held.items()))
+                still = await self._jobs.leases_held(self._org, list(self.held.items()))
                 for job_id in [j for j in self.held if j not in still]:
                     self._tracker._forget(job_id, self)
                     self.discard(job_id)

@@ -1,4 +1,4 @@
-"""Protobuf messages <-> service inputs and rows. No business rules: zero values become "server default"
+"""Protobuf messages <-> service inputs and domain models. No business rules: zero values become "server default"
 (grpc.md: proto3 zero values), and validation is the same attrs inputs REST structures into.
 
 JSON on this path travels as `google.protobuf.Struct`, whose numbers are doubles:
@@ -16,11 +16,11 @@ import typing
 
 from google.protobuf import json_format, struct_pb2
 
-from spooled.convert import FieldError
 from spooled.domain import errors, inputs
+from spooled.domain.errors import FieldError
 from spooled.domain.states import JobStatus
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
-from spooled.domain.models import QueueStats
+from spooled.domain.models import Job, QueueStats
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 
 T = typing.TypeVar("T")
@@ -66,19 +66,20 @@ def _time(ts) -> dt.datetime:
     return ts.ToDatetime(dt.timezone.utc)
 
 
-def job(r) -> pb.Job:
-    """A job row (as REST shows it) as a `Job` message."""
+def job(j: Job) -> pb.Job:
+    """A job (as REST shows it) as a `Job` message; a payload that is not a JSON object goes as {"value": ...}."""
     msg = pb.Job(
-        id=str(r["id"]), organization_id=str(r["organization_id"]), queue_name=r["queue_name"],
-        status=STATUS[r["status"]], payload=to_struct(json.loads(r["payload"])), retry_count=r["retry_count"],
-        max_retries=r["max_retries"], last_error=r["last_error"] or "", priority=r["priority"],
-        timeout_seconds=r["timeout_seconds"], assigned_worker_id=r["assigned_worker_id"] or "",
-        idempotency_key=r["idempotency_key"] or "", lease_id=str(r["lease_id"]) if r["lease_id"] else "")
-    if r["result"] is not None:
-        msg.result.CopyFrom(to_struct(json.loads(r["result"])))
+        id=str(j.id), organization_id=str(j.organization_id), queue_name=j.queue_name, status=STATUS[j.status],
+        payload=to_struct(json.loads(j.payload)), retry_count=j.retry_count, max_retries=j.max_retries,
+        last_error=j.last_error or "", priority=j.priority, timeout_seconds=j.timeout_seconds,
+        assigned_worker_id=j.assigned_worker_id or "", idempotency_key=j.idempotency_key or "",
+        lease_id=str(j.lease_id) if j.lease_id else "")
+    if j.result is not None:
+        msg.result.CopyFrom(to_struct(json.loads(j.result)))
     for name in ("created_at", "scheduled_at", "started_at", "completed_at", "lease_expires_at"):
-        if r[name] is not None:
-            getattr(msg, name).FromDatetime(r[name])
+        value = getattr(j, name)
+        if value is not None:
+            getattr(msg, name).FromDatetime(value)
     return msg
 
 
@@ -105,24 +106,30 @@ def wait_secs(wait_ms: int) -> float:
     return min(wait_ms / 1000.0, MAX_WAIT_SECS)
 
 
-def need_lease(lease_id: str) -> str:
-    """Complete/Fail/RenewLease without a lease_id are INVALID_ARGUMENT (grpc.md)."""
-    if not lease_id:
-        raise errors.invalid("lease_id", "is required")
-    return lease_id
+def fence(lease_id: str, worker_id: str) -> None:
+    """Complete/Fail/RenewLease need a lease_id, or a worker_id to act on the lease it holds (grpc.md)."""
+    if not lease_id and not worker_id:
+        raise errors.invalid("lease_id", "is required (or worker_id)")
 
 
 def result_of(req: pb.CompleteRequest) -> typing.Any:
     return from_struct(req.result) if req.HasField("result") else None
 
 
+def completion(req: pb.CompleteRequest, batch_worker: str = "") -> tuple[str, str | None, str | None, typing.Any]:
+    """(job_id, lease_id, worker_id, result) for `Jobs.complete_many`; INVALID_ARGUMENT without a fence."""
+    worker = req.worker_id or batch_worker
+    fence(req.lease_id, worker)
+    return req.job_id, req.lease_id or None, worker or None, result_of(req)
+
+
 def fail(req: pb.FailRequest) -> inputs.Fail:
-    return build(inputs.Fail, lease_id=need_lease(req.lease_id), error=req.error, worker_id=req.worker_id or None,
+    return build(inputs.Fail, lease_id=req.lease_id or None, error=req.error, worker_id=req.worker_id or None,
                  retry=req.retry if req.HasField("retry") else None)
 
 
 def renew(req: pb.RenewLeaseRequest) -> inputs.Heartbeat:
-    return build(inputs.Heartbeat, lease_id=need_lease(req.lease_id), worker_id=req.worker_id or None,
+    return build(inputs.Heartbeat, lease_id=req.lease_id or None, worker_id=req.worker_id or None,
                  lease_duration_secs=req.extension_secs or DEFAULT_LEASE_SECS)
 
 

@@ -52,22 +52,22 @@ class QueueService(QueueServiceBase):
         org = await self.rpc.org(stream.metadata)
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
-        rows = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
+        jobs = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
         sent = [0]
 
-        async def send(rows) -> None:
-            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(r) for r in rows]))
-            sent[0] = len(rows)
-        await send_or_release(self.svc.workers, org, rows, send, sent)
+        async def send(jobs) -> None:
+            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(j) for j in jobs]))
+            sent[0] = len(jobs)
+        await send_or_release(self.svc.jobs, org, jobs, send, sent)
 
     # -- complete / fail / renew -----------------------------------------------------------------------
     async def Complete(self, stream) -> None:
         await self.rpc.unary(stream, self._complete)
 
     async def _complete(self, org: str, req: pb.CompleteRequest) -> pb.CompleteResponse:
-        lease = messages.need_lease(req.lease_id)
+        job_id, lease, worker, result = messages.completion(req)
         try:
-            await self.svc.jobs.complete(org, req.job_id, lease, messages.result_of(req))
+            await self.svc.jobs.complete(org, job_id, lease, result, worker_id=worker)
         except (errors.NotFound, errors.LeaseExpired):
             self.rpc.tracker.finished([req.job_id])
             raise
@@ -80,9 +80,14 @@ class QueueService(QueueServiceBase):
     async def _complete_batch(self, org: str, req: pb.CompleteBatchRequest) -> pb.CompleteBatchResponse:
         if not 1 <= len(req.completions) <= messages.MAX_BULK:
             raise errors.invalid("completions", f"must hold 1 to {messages.MAX_BULK} items")
-        # a missing lease fails its own item (the jobs service reports it as a stale lease), not the batch
-        results = await self.svc.jobs.complete_many(
-            org, [(c.job_id, c.lease_id, messages.result_of(c)) for c in req.completions])
+        # an item with neither lease_id nor worker_id (its own or the batch's) fails the call, as on REST
+        items = []
+        for i, c in enumerate(req.completions):
+            try:
+                items.append(messages.completion(c, req.worker_id))
+            except errors.ValidationFailed:
+                raise errors.invalid(f"completions[{i}].lease_id", "is required (or worker_id)") from None
+        results = await self.svc.jobs.complete_many(org, items)
         self.rpc.tracker.finished([c.job_id for c in req.completions])
         return pb.CompleteBatchResponse(success=[r.success for r in results])
 
@@ -105,7 +110,8 @@ class QueueService(QueueServiceBase):
 
     async def _renew(self, org: str, req: pb.RenewLeaseRequest) -> pb.RenewLeaseResponse:
         spec = messages.renew(req)
-        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs)
+        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs,
+                                                worker_id=spec.worker_id)
         resp = pb.RenewLeaseResponse(success=True)
         resp.new_expires_at.FromDatetime(expires)
         return resp

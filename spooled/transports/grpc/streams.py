@@ -57,10 +57,10 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
     org = await rpc.org(stream.metadata)
     claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, 1)
     try:
-        size = (await svc.workers.get(org, claim.worker_id))["max_concurrency"]
+        size = (await svc.workers.get(org, claim.worker_id)).max_concurrency
     except errors.NotFound:
         size = DEFAULT_WINDOW
-    window = LeaseWindow(rpc.tracker, svc.workers, org, size)
+    window = LeaseWindow(rpc.tracker, svc.jobs, org, size)
     await aio_as_trio(stream.send_initial_metadata)()   # the client sees the stream open before any job
     try:
         with trio.CancelScope() as ended:               # server shutdown: end with OK, not an error
@@ -68,15 +68,15 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
                 nursery.start_soon(_cancel_on, svc.shutting_down, ended)
                 while True:
                     room = await window.wait_for_room()
-                    rows = await svc.jobs.claim(org, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
+                    jobs = await svc.jobs.claim(org, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
                                                 deadline=math.inf)
-                    if not rows:
+                    if not jobs:
                         break                           # shutting down
-                    for r in rows:   # before sending: a Complete may come back before this task resumes
-                        window.add(str(r["id"]), str(r["lease_id"]))
+                    for j in jobs:   # before sending: a Complete may come back before this task resumes
+                        window.add(str(j.id), str(j.lease_id))
                     sent = [0]
-                    await send_or_release(svc.workers, org, rows,
-                                          lambda rs: aio_as_trio(_send_all)(stream, [messages.job(r) for r in rs],
+                    await send_or_release(svc.jobs, org, jobs,
+                                          lambda js: aio_as_trio(_send_all)(stream, [messages.job(j) for j in js],
                                                                             sent), sent)
                 nursery.cancel_scope.cancel()
     finally:
@@ -136,20 +136,20 @@ class _Session:
         nursery.start_soon(self._run_dequeue, claim, scope, deadline)
 
     async def _run_dequeue(self, claim, scope: trio.CancelScope, deadline: float) -> None:
-        rows: list = []
+        jobs: list = []
         try:
             with scope:
-                rows = await self.svc.jobs.claim(self.org, claim, deadline=deadline)
+                jobs = await self.svc.jobs.claim(self.org, claim, deadline=deadline)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return
         finally:
             if self._waiting is scope:
                 self._waiting = None
-        if rows:
+        if jobs:
             sent = [0]
-            await send_or_release(self.svc.workers, self.org, rows,
-                                  lambda rs: self.send([pb.ProcessResponse(job=messages.job(r)) for r in rs], sent),
+            await send_or_release(self.svc.jobs, self.org, jobs,
+                                  lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent),
                                   sent)
 
     # complete / fail / renew, in request order --------------------------------------------------------
@@ -184,15 +184,16 @@ class _Session:
     async def _complete(self, group: list[pb.CompleteRequest]) -> list[pb.ProcessResponse]:
         out: list[pb.ProcessResponse | None] = [None] * len(group)
         todo = []
+        items = []
         for i, c in enumerate(group):
-            if not c.lease_id:
-                out[i] = error_response(errors.invalid("lease_id", "is required"))
-            else:
+            try:
+                items.append(messages.completion(c))
                 todo.append(i)
+            except errors.DomainError as exc:
+                out[i] = error_response(exc)
         if todo:
             try:
-                results = await self.svc.jobs.complete_many(
-                    self.org, [(group[i].job_id, group[i].lease_id, messages.result_of(group[i])) for i in todo])
+                results = await self.svc.jobs.complete_many(self.org, items)
             except errors.DomainError as exc:
                 return [o or error_response(exc) for o in out]
             for i, r in zip(todo, results):
@@ -219,7 +220,7 @@ class _Session:
             if kind == "renew_lease":
                 spec = messages.renew(op.renew_lease)
                 expires = await self.svc.jobs.heartbeat(self.org, op.renew_lease.job_id, spec.lease_id,
-                                                        spec.lease_duration_secs)
+                                                        spec.lease_duration_secs, worker_id=spec.worker_id)
                 resp = pb.RenewLeaseResponse(success=True)
                 resp.new_expires_at.FromDatetime(expires)
                 return pb.ProcessResponse(renew_lease=resp)

@@ -17,9 +17,9 @@ class WorkerService(WorkerServiceBase):
         await self.rpc.unary(stream, self._register)
 
     async def _register(self, org: str, req: pb.RegisterWorkerRequest) -> pb.RegisterWorkerResponse:
-        row = await self.workers.register(org, messages.register(req))
-        return pb.RegisterWorkerResponse(worker_id=row["id"], lease_duration_secs=row["lease_duration_secs"],
-                                         heartbeat_interval_secs=row["heartbeat_interval_secs"])
+        w, _ = await self.workers.register(org, messages.register(req))
+        return pb.RegisterWorkerResponse(worker_id=w.id, lease_duration_secs=w.lease_duration_secs,
+                                         heartbeat_interval_secs=w.heartbeat_interval_secs)
 
     async def Heartbeat(self, stream) -> None:
         await self.rpc.unary(stream, self._heartbeat)

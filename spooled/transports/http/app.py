@@ -10,7 +10,7 @@ from typing import Any, Awaitable, Callable
 
 import orjson
 import trio
-from quart import Response, g, request
+from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
@@ -83,6 +83,13 @@ def authed(fn: Callable[..., Awaitable[Response]]):
     return wrapper
 
 
+def _where() -> tuple[str, str]:
+    """(method, path) of the current request or WebSocket handshake."""
+    if has_request_context():
+        return request.method, request.path
+    return "GET", websocket.path
+
+
 def create_app(svc: Services) -> QuartTrio:
     app = QuartTrio("spooled")
     app.config["SPOOLED"] = svc
@@ -90,11 +97,13 @@ def create_app(svc: Services) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 60
     app.url_map.strict_slashes = False
 
-    from spooled.transports.http import (routes_auth, routes_events, routes_health, routes_jobs, routes_orgs,
-                                         routes_queues, routes_webhooks, routes_workers)
+    from spooled.transports.http import (routes_auth, routes_dashboard, routes_events, routes_health, routes_jobs,
+                                         routes_orgs, routes_queues, routes_schedules, routes_summary,
+                                         routes_webhooks, routes_workers)
     app.register_blueprint(routes_health.bp)
-    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_events,
-                   routes_webhooks):
+    app.register_blueprint(routes_dashboard.bp)
+    for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
+                   routes_summary, routes_events, routes_webhooks):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
@@ -120,10 +129,13 @@ def create_app(svc: Services) -> QuartTrio:
             with trio.move_on_after(30):
                 await request.body._complete.wait()
             return json_response(error_body(413, "The request body is over the size limit"), 413)
+        method, path = _where()
+        if status == 405 and not has_request_context():
+            status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
         if status == 405:
-            return json_response(error_body(405, f"Method {request.method} not allowed on {request.path}"), 405)
+            return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405)
         if status == 404:
-            return json_response(error_body(404, f"No route {request.method} {request.path}"), 404)
+            return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
         log.error("unexpected HTTP exception %r", exc)

@@ -9,6 +9,7 @@ import datetime as dt
 
 import orjson
 
+from spooled.domain.models import Job
 from spooled.domain.states import TERMINAL, JobStatus
 from spooled.services.events import Event
 
@@ -52,11 +53,11 @@ def ends_job(ev: Event, job_id: str | None) -> bool:
     return job_id is not None and ev.job_id == job_id and ev.new_status in TERMINAL_STATUSES
 
 
-def snapshot(job) -> dict:
+def snapshot(job: Job) -> dict:
     """A job stream's first frame: the job's status now (`old_status` null)."""
-    return frame("JobStatusChange", {"job_id": str(job["id"]), "queue_name": job["queue_name"], "old_status": None,
-                                     "new_status": job["status"], "worker_id": job["assigned_worker_id"],
-                                     "retry_count": job["retry_count"]})
+    return frame("JobStatusChange", {"job_id": str(job.id), "queue_name": job.queue_name, "old_status": None,
+                                     "new_status": job.status, "worker_id": job.assigned_worker_id,
+                                     "retry_count": job.retry_count})
 
 
 def error(code: str, message: str) -> dict:

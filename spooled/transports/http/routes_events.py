@@ -49,7 +49,7 @@ def _filters(principal: Principal, queue: str | None, job_id: str | None) -> lis
 
 async def _job(svc, principal: Principal, job_id: str):
     job = await svc.jobs.get(principal.organization_id, job_id)
-    if principal.queues and job["queue_name"] not in principal.queues:
+    if principal.queues and job.queue_name not in principal.queues:
         raise errors.NotFound("Job not found")
     return job
 
@@ -92,7 +92,7 @@ async def _sse(queue: str | None, job_id: str | None, *, stats: bool = False) ->
             if job_id is not None:
                 job = await _job(svc, principal, job_id)
                 yield rt.sse(rt.snapshot(job))
-                if job["status"] in rt.TERMINAL_STATUSES:
+                if job.status in rt.TERMINAL_STATUSES:
                     return
             next_stats = trio.current_time()
             while True:
@@ -122,7 +122,7 @@ async def _sse(queue: str | None, job_id: str | None, *, stats: bool = False) ->
                         continue
                     job = await _job(svc, principal, job_id)
                     yield rt.sse(rt.snapshot(job))
-                    if job["status"] in rt.TERMINAL_STATUSES:
+                    if job.status in rt.TERMINAL_STATUSES:
                         return
                     continue
                 for f in rt.frames(item):

@@ -8,7 +8,6 @@ from quart import Blueprint, request
 from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
-from spooled.store.listing import JobFilter
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
@@ -28,7 +27,7 @@ async def create_job():
     (res,) = await services().jobs.enqueue(org(), spec.queue_name, [spec])
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
-    return json_response({**views.job(res.row), "created": True}, 201)
+    return json_response({**views.job(res.job), "created": True}, 201)
 
 
 @bp.post("/jobs/bulk")
@@ -72,16 +71,15 @@ class _BulkHead:
 @authed
 async def claim():
     spec, _ = await body_as(inputs.Claim, queue="queue_name")
-    rows = await services().jobs.claim(org(), spec)
-    return json_response({"jobs": [views.job(r) for r in rows]})
+    jobs = await services().jobs.claim(org(), spec)
+    return json_response({"jobs": [views.job(j) for j in jobs]})
 
 
 @bp.post("/jobs/complete")
 @authed
 async def complete_batch():
     spec, _ = await body_as(inputs.CompleteBatch)
-    results = await services().jobs.complete_many(
-        org(), [(c.job_id, c.lease_id, c.result) for c in spec.completions])
+    results = await services().jobs.complete_many(org(), spec.items())
     return json_response({
         "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
         "succeeded": [r.job_id for r in results if r.success],
@@ -93,7 +91,7 @@ async def complete_batch():
 @authed
 async def complete(job_id: str):
     spec, _ = await body_as(inputs.Complete)
-    await services().jobs.complete(org(), job_id, spec.lease_id, spec.result)
+    await services().jobs.complete(org(), job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
     return json_response({"success": True})
 
 
@@ -111,7 +109,8 @@ async def fail(job_id: str):
 @authed
 async def heartbeat(job_id: str):
     spec, _ = await body_as(inputs.Heartbeat)
-    expires = await services().jobs.heartbeat(org(), job_id, spec.lease_id, spec.lease_duration_secs)
+    expires = await services().jobs.heartbeat(org(), job_id, spec.lease_id, spec.lease_duration_secs,
+                                              worker_id=spec.worker_id)
     return json_response({"success": True, "lease_expires_at": expires})
 
 
@@ -119,8 +118,7 @@ async def heartbeat(job_id: str):
 @authed
 async def retry(job_id: str):
     await body()
-    row = await services().jobs.retry(org(), job_id)
-    return json_response(views.job(row))
+    return json_response(views.job(await services().jobs.retry(org(), job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
@@ -155,9 +153,10 @@ async def job_history(job_id: str):
     order_dir = (request.args.get("order_dir") or "asc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    rows = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1, offset=offset)
-    return json_response([views.history(r) for r in rows[:limit]],
-                         headers={"X-Has-More": "true" if len(rows) > limit else "false"})
+    entries = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1,
+                                            offset=offset)
+    return json_response([views.history(h) for h in entries[:limit]],
+                         headers={"X-Has-More": "true" if len(entries) > limit else "false"})
 
 
 @bp.get("/jobs/stats")
@@ -172,13 +171,11 @@ async def job_statuses():
     ids = [i for i in (request.args.get("ids") or "").split(",") if i.strip()]
     if len(ids) > 100:
         raise errors.invalid("ids", "at most 100 ids")
-    rows = await services().jobs.statuses(org(), [i.strip() for i in ids])
-    return json_response([{"id": str(r["id"]), "status": r["status"], "queue_name": r["queue_name"],
-                           "retry_count": r["retry_count"], "created_at": r["created_at"],
-                           "completed_at": r["completed_at"]} for r in rows])
+    briefs = await services().jobs.statuses(org(), [i.strip() for i in ids])
+    return json_response([views.job_brief(b) for b in briefs])
 
 
-def _filter(force_status: str | None = None) -> JobFilter:
+def _filter(force_status: str | None = None) -> inputs.JobFilter:
     statuses = None
     raw = request.args.get("status")
     if force_status:
@@ -188,7 +185,7 @@ def _filter(force_status: str | None = None) -> JobFilter:
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
             raise errors.invalid("status", f"unknown status {bad[0]!r}; one of {', '.join(sorted(STATUSES))}")
-    return JobFilter(queue_name=request.args.get("queue_name") or request.args.get("queue") or None,
+    return inputs.JobFilter(queue_name=request.args.get("queue_name") or request.args.get("queue") or None,
                      statuses=statuses, tag=request.args.get("tag") or None,
                      created_after=time_arg("created_after"), created_before=time_arg("created_before"),
                      q=request.args.get("q") or None, job_type=request.args.get("job_type") or None)
@@ -199,10 +196,10 @@ async def _list(force_status: str | None = None):
     order_dir = (request.args.get("order_dir") or "desc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    rows, next_cursor = await services().jobs.list(
+    jobs, next_cursor = await services().jobs.list(
         org(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
         desc=order_dir == "desc", cursor=cursor, offset=offset, limit=limit)
-    return json_response([views.job(r) for r in rows], headers=page_headers(next_cursor))
+    return json_response([views.job(j) for j in jobs], headers=page_headers(next_cursor))
 
 
 @bp.get("/jobs")

@@ -7,6 +7,7 @@ from quart import Blueprint, request
 from spooled.domain import inputs
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.pagination import int_arg
 
 bp = Blueprint("queues", __name__)
 
@@ -84,3 +85,13 @@ async def resume(name: str):
 @authed
 async def queue_stats(name: str):
     return json_response(views.queue_stats(name, await services().queues.stats(org(), name)))
+
+
+@bp.get("/queues/<name>/throughput")
+@authed
+async def queue_throughput(name: str):
+    """ext: finished jobs per bucket (`bucket_secs`, default 60) over the last `minutes` (default 60)."""
+    bucket_secs = int_arg("bucket_secs", 60)
+    buckets = await services().queues.throughput(org(), name, minutes=int_arg("minutes", 60),
+                                                 bucket_secs=bucket_secs)
+    return json_response(views.throughput(name, bucket_secs, buckets))

@@ -7,7 +7,7 @@ from quart import Blueprint, request
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
-from spooled.transports.http.views import raw
+from spooled.transports.http.views import worker as worker_view
 
 bp = Blueprint("workers", __name__)
 STATUSES = ("healthy", "degraded", "offline", "draining")
@@ -17,25 +17,13 @@ def org() -> str:
     return principal().organization_id
 
 
-def worker_view(r) -> dict:
-    return {
-        "id": r["id"], "queue_name": r["queue_names"][0], "queue_names": list(r["queue_names"]),
-        "hostname": r["hostname"], "worker_type": r["worker_type"], "version": r["version"], "status": r["status"],
-        "current_jobs": r["current_jobs"], "max_concurrency": r["max_concurrency"],
-        "last_heartbeat": r["last_heartbeat"], "jobs_processed": r["jobs_processed"],
-        "jobs_failed": r["jobs_failed"], "metadata": raw(r["metadata"]), "registered_at": r["registered_at"],
-    }
-
-
 @bp.post("/workers/register")
 @authed
 async def register():
     spec, _ = await body_as(RegisterWorker, queue="queue_name")
-    row = await services().workers.register(org(), spec)
-    return json_response({"id": row["id"], "queue_name": row["queue_names"][0],
-                          "lease_duration_secs": row["lease_duration_secs"],
-                          "heartbeat_interval_secs": row["heartbeat_interval_secs"]},
-                         201 if row["created"] else 200)
+    w, created = await services().workers.register(org(), spec)
+    return json_response({"id": w.id, "queue_name": w.queue_names[0], "lease_duration_secs": w.lease_duration_secs,
+                          "heartbeat_interval_secs": w.heartbeat_interval_secs}, 201 if created else 200)
 
 
 @bp.get("/workers")
@@ -45,8 +33,8 @@ async def list_workers():
     if status is not None and status not in STATUSES:
         raise errors.invalid("status", f"must be one of {', '.join(STATUSES)}")
     queue = request.args.get("queue_name") or request.args.get("queue") or None
-    rows = await services().workers.list(org(), status=status, queue_name=queue)
-    return json_response([worker_view(r) for r in rows])
+    workers = await services().workers.list(org(), status=status, queue_name=queue)
+    return json_response([worker_view(w) for w in workers])
 
 
 @bp.get("/workers/<worker_id>")

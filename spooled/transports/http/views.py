@@ -1,14 +1,12 @@
-"""Rows -> JSON-ready dicts for REST responses. User JSON stored as text goes out verbatim (orjson.Fragment)."""
+"""Domain models -> JSON-ready dicts for REST responses. User JSON stored as text goes out verbatim
+(orjson.Fragment)."""
 
 from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import Delivery, InboundDelivery, Queue, QueueStats, Webhook
-
-JOB_SCALARS = ("queue_name", "status", "priority", "max_retries", "retry_count", "timeout_seconds", "last_error",
-               "idempotency_key", "scheduled_at", "started_at", "completed_at", "expires_at", "lease_expires_at",
-               "assigned_worker_id", "completion_webhook", "created_at", "updated_at")
+from spooled.domain.models import (Delivery, HistoryEntry, InboundDelivery, Job, JobBrief, ListedJob, Queue,
+                                   QueueStats, Schedule, ScheduleRun, Summary, ThroughputBucket, Webhook, Worker)
 
 
 def raw(text: str | None):
@@ -19,17 +17,29 @@ def opt_str(value) -> str | None:
     return str(value) if value is not None else None
 
 
-def job(r) -> dict:
-    out = {"id": str(r["id"]), "organization_id": str(r["organization_id"])}
-    for k in JOB_SCALARS:
-        out[k] = r[k]
-    out["payload"] = raw(r["payload"])
-    out["result"] = raw(r["result"])
-    out["tags"] = raw(r["tags"])
-    out["lease_id"] = opt_str(r["lease_id"])
-    if "job_type" in r:   # listings: the SDK's job summaries show payload.job_type
-        out["job_type"] = r["job_type"]
+def job(j: Job) -> dict:
+    """api.md "Job fields" (+ parent_job_id, workflow_id, dependency_mode, dependencies_met; listings add
+    job_type). Never the completion webhook's secret: the model does not carry it."""
+    out = {
+        "id": str(j.id), "organization_id": str(j.organization_id), "queue_name": j.queue_name,
+        "status": j.status, "payload": raw(j.payload), "result": raw(j.result), "priority": j.priority,
+        "max_retries": j.max_retries, "retry_count": j.retry_count, "timeout_seconds": j.timeout_seconds,
+        "last_error": j.last_error, "tags": raw(j.tags), "idempotency_key": j.idempotency_key,
+        "scheduled_at": j.scheduled_at, "started_at": j.started_at, "completed_at": j.completed_at,
+        "expires_at": j.expires_at, "lease_id": opt_str(j.lease_id), "lease_expires_at": j.lease_expires_at,
+        "assigned_worker_id": j.assigned_worker_id, "completion_webhook": j.completion_webhook,
+        "created_at": j.created_at, "updated_at": j.updated_at, "parent_job_id": opt_str(j.parent_job_id),
+        "workflow_id": opt_str(j.workflow_id), "dependency_mode": j.dependency_mode,
+        "dependencies_met": j.dependencies_met,
+    }
+    if isinstance(j, ListedJob):   # listings: the SDK's job summaries show payload.job_type
+        out["job_type"] = j.job_type
     return out
+
+
+def job_brief(b: JobBrief) -> dict:
+    return {"id": str(b.id), "status": b.status, "queue_name": b.queue_name, "retry_count": b.retry_count,
+            "created_at": b.created_at, "completed_at": b.completed_at}
 
 
 def queue(q: Queue) -> dict:
@@ -52,10 +62,26 @@ def queue_stats(name: str, s: QueueStats) -> dict:
     }
 
 
-def history(r) -> dict:
-    return {"id": str(r["id"]), "job_id": str(r["job_id"]), "event_type": r["event_type"],
-            "old_status": r["old_status"], "new_status": r["new_status"], "worker_id": r["worker_id"],
-            "details": raw(r["details"]), "created_at": r["created_at"]}
+def throughput(name: str, bucket_secs: int, buckets: list[ThroughputBucket]) -> dict:
+    return {"queue_name": name, "bucket_secs": bucket_secs,
+            "buckets": [{"start": b.start, "completed": b.completed, "failed": b.failed} for b in buckets]}
+
+
+def history(h: HistoryEntry) -> dict:
+    return {"id": str(h.id), "job_id": str(h.job_id), "event_type": h.event_type, "old_status": h.old_status,
+            "new_status": h.new_status, "worker_id": h.worker_id, "details": raw(h.details),
+            "created_at": h.created_at}
+
+
+def worker(w: Worker) -> dict:
+    return {
+        "id": w.id, "organization_id": str(w.organization_id), "queue_name": w.queue_names[0],
+        "queue_names": list(w.queue_names), "hostname": w.hostname, "worker_type": w.worker_type,
+        "version": w.version, "status": w.status, "current_jobs": w.current_jobs,
+        "max_concurrency": w.max_concurrency, "last_heartbeat": w.last_heartbeat,
+        "jobs_processed": w.jobs_processed, "jobs_failed": w.jobs_failed, "metadata": raw(w.metadata),
+        "registered_at": w.registered_at,
+    }
 
 
 def org(r, settings: dict | None = None) -> dict:
@@ -91,3 +117,35 @@ def delivery(d: Delivery, body: dict) -> dict:
 def inbound(d: InboundDelivery) -> dict:
     return {"id": str(d.id), "provider": d.provider, "event_type": d.event_type, "matched_queue": d.matched_queue,
             "job_id": opt_str(d.job_id), "status": d.status, "created_at": d.created_at}
+
+
+def schedule(s: Schedule) -> dict:
+    return {
+        "id": str(s.id), "organization_id": str(s.organization_id), "name": s.name, "description": s.description,
+        "cron_expression": s.cron_expression, "timezone": s.timezone, "queue_name": s.queue_name,
+        "payload_template": raw(s.payload_template), "priority": s.priority, "max_retries": s.max_retries,
+        "timeout_seconds": s.timeout_seconds, "is_active": s.is_active, "last_run_at": s.last_run_at,
+        "next_run_at": s.next_run_at, "run_count": s.run_count, "tags": raw(s.tags), "metadata": raw(s.metadata),
+        "catch_up": s.catch_up, "overlap": s.overlap, "created_at": s.created_at, "updated_at": s.updated_at,
+    }
+
+
+def schedule_run(r: ScheduleRun) -> dict:
+    return {"id": str(r.id), "schedule_id": str(r.schedule_id), "job_id": opt_str(r.job_id), "status": r.status,
+            "error_message": r.error_message, "fire_time": r.fire_time, "manual": r.manual,
+            "started_at": r.started_at, "completed_at": r.completed_at}
+
+
+def dashboard(s: Summary, system: dict) -> dict:
+    j, w = s.jobs, s.workers
+    return {
+        "system": system,
+        "jobs": {"total": j.total, "pending": j.pending, "processing": j.processing, "completed_24h": j.completed_24h,
+                 "failed_24h": j.failed_24h, "deadletter": j.deadletter, "avg_wait_time_ms": j.avg_wait_ms,
+                 "avg_processing_time_ms": j.avg_processing_ms, "counts_capped_at": s.count_cap},
+        "queues": [{"name": q.name, "pending": q.pending, "processing": q.processing, "paused": q.paused}
+                   for q in s.queues],
+        "workers": {"total": w.total, "healthy": w.healthy, "unhealthy": w.total - w.healthy},
+        "recent_activity": {"jobs_created_1h": j.created_1h, "jobs_completed_1h": j.completed_1h,
+                            "jobs_failed_1h": j.failed_1h},
+    }

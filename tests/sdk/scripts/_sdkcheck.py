@@ -53,6 +53,15 @@ class Checks:
         if not ok:
             raise CheckFailed(f"{what}: got {got!r}")
 
+    @staticmethod
+    def raises(kind: type[BaseException], fn, *args, **kwargs) -> BaseException:
+        """`fn(*args, **kwargs)` must raise `kind`; the exception."""
+        try:
+            fn(*args, **kwargs)
+        except kind as exc:
+            return exc
+        raise CheckFailed(f"{getattr(fn, '__qualname__', fn)}{args} did not raise {kind.__name__}")
+
     def finish(self, **extra) -> None:
         report = {"passed": self.passed, "failed": self.failed, **extra}
         print("RESULT " + json.dumps(report, default=str), flush=True)

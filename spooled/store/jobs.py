@@ -1,0 +1,196 @@
+"""Jobs in the database: each method runs named statements (queries/jobs.sql) and returns domain models or a
+plain outcome; the rules ("that is a 404", "a stale lease is 409") stay in `services/jobs.py`.
+
+Every state transition is one statement guarded by the current state and recording job history in the same
+statement (docs/architecture.md). The claim and complete statements are the hot path: one statement per batch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import attrs
+
+from spooled.convert import from_row, from_rows
+from spooled.domain.inputs import JobFilter
+from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
+from spooled.store.db import Database
+from spooled.store.listing import decode_cursor, encode_cursor, list_jobs_sql
+from spooled.store.sql import Q
+
+Now = dt.datetime | None
+
+
+@attrs.frozen
+class NewJobs:
+    """Column values for one enqueue (one element per job); user JSON already as text."""
+    ids: list[uuid.UUID]
+    payloads: list[str]
+    priorities: list[int]
+    max_retries: list[int | None]      # None: the queue's default
+    timeouts: list[int | None]
+    tags: list[str | None]
+    idempotency_keys: list[str | None]
+    webhooks: list[str | None]
+    webhook_secrets: list[str | None]
+    parents: list[uuid.UUID | None]
+    scheduled_ats: list[dt.datetime | None]
+    expires_ats: list[dt.datetime | None]
+
+
+@attrs.frozen
+class InsertOutcome:
+    inserted: dict[uuid.UUID, Job]                  # by the caller's id
+    existing: dict[str, uuid.UUID]                  # idempotency key -> the job that already had it
+    missing_parents: frozenset[uuid.UUID] = frozenset()   # nothing was inserted when this is not empty
+
+
+@attrs.frozen
+class CompleteOutcome:
+    done: bool                  # completed by this statement under the item's fence
+    prior_status: str | None    # None: no such job in the organization
+    replay: bool                # already completed under the same fence (an idempotent replay)
+
+
+@attrs.frozen
+class FailOutcome:
+    done: bool
+    prior_status: str | None
+    status: str | None = None
+    will_retry: bool = False
+    delay: float | None = None
+
+
+@attrs.frozen
+class HeartbeatOutcome:
+    done: bool
+    prior_status: str | None
+    lease_expires_at: dt.datetime | None = None
+
+
+class JobStore:
+    def __init__(self, db: Database):
+        self._db = db
+
+    # -- enqueue -------------------------------------------------------------------------------------------
+    async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, now: Now = None) -> InsertOutcome:
+        """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
+        idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
+        not a job of the organization nothing is inserted."""
+        parents = sorted({p for p in new.parents if p is not None})
+        args = Q.job_insert.args(org=org, queue=queue, now=now, **attrs.asdict(new, recurse=False))
+        missing_args = Q.job_missing_parents.args(org=org, ids=parents)
+        keys_args = Q.job_ids_by_idempotency_key.args
+
+        async def unit(con):
+            if parents:
+                missing = frozenset(r["id"] for r in await con.fetch(Q.job_missing_parents.sql, *missing_args))
+                if missing:
+                    return InsertOutcome({}, {}, missing)
+            rows = await con.fetch(Q.job_insert.sql, *args)
+            inserted = {r["id"]: from_row(Job, r) for r in rows}
+            # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
+            # another transaction committed while we ran
+            lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]
+            existing = {}
+            if lost:
+                existing = {r["idempotency_key"]: r["id"] for r in
+                            await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
+            return InsertOutcome(inserted, existing)
+        return await self._db.run(unit)
+
+    # -- claim and settle ----------------------------------------------------------------------------------
+    async def claim(self, org: uuid.UUID, queue: str, worker_id: str, limit: int, lease_secs: float, *,
+                    now: Now = None) -> list[Job]:
+        """Lease up to `limit` pending jobs of the queue in claim order (one statement)."""
+        rows = await self._db.fetch(Q.job_claim, org=org, queue=queue, worker_id=worker_id, limit=limit,
+                                    lease_secs=lease_secs, now=now)
+        return [from_row(Job, r) for r in rows]
+
+    async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
+                       workers: list[str | None], results: list[str | None], *, now: Now = None
+                       ) -> list[CompleteOutcome]:
+        """Complete every item in one statement, each fenced by its lease (or, without one, its worker); the
+        outcomes in item order."""
+        rows = await self._db.fetch(Q.job_complete, org=org, ids=ids, leases=leases, workers=workers,
+                                    results=results, now=now)
+        return [CompleteOutcome(r["done"], r["prior_status"], r["replay"]) for r in rows]
+
+    async def fail(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
+                   error: str, *, retry: bool, now: Now = None) -> FailOutcome:
+        row = await self._db.fetchrow(Q.job_fail, org=org, id=job_id, lease=lease, worker=worker, error=error,
+                                      retry=retry, now=now)
+        if not row["done"]:
+            return FailOutcome(False, row["prior_status"])
+        return FailOutcome(True, row["prior_status"], row["status"], bool(row["will_retry"]), row["delay"])
+
+    async def heartbeat(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
+                        lease_secs: float, *, now: Now = None) -> HeartbeatOutcome:
+        row = await self._db.fetchrow(Q.job_heartbeat, org=org, id=job_id, lease=lease, worker=worker,
+                                      lease_secs=lease_secs, now=now)
+        return HeartbeatOutcome(row["done"], row["prior_status"], row["lease_expires_at"])
+
+    async def release_unsent(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID], *,
+                             now: Now = None) -> int:
+        """Back to pending as if never claimed (fenced by each lease); how many."""
+        row = await self._db.fetchrow(Q.job_release_unsent, org=org, ids=ids, leases=leases, now=now)
+        return row["released"]
+
+    async def leases_held(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self._db.fetch(Q.job_leases_held, org=org, ids=ids, leases=leases)
+        return {r["id"] for r in rows}
+
+    # -- reads and manual transitions ----------------------------------------------------------------------
+    async def get(self, org: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+        row = await self._db.fetchrow(Q.job_get, org=org, id=job_id)
+        return from_row(Job, row) if row is not None else None
+
+    async def status_of(self, org: uuid.UUID, job_id: uuid.UUID) -> str | None:
+        return await self._db.fetchval(Q.job_status_of, org=org, id=job_id)
+
+    async def retry(self, org: uuid.UUID, job_id: uuid.UUID, *, now: Now = None) -> Job | None:
+        """failed/deadletter/cancelled -> pending; None when the job is missing or in another state."""
+        row = await self._db.fetchrow(Q.job_retry, org=org, id=job_id, now=now)
+        return from_row(Job, row) if row is not None else None
+
+    async def cancel(self, org: uuid.UUID, job_id: uuid.UUID, *, now: Now = None) -> bool:
+        return await self._db.fetchval(Q.job_cancel, org=org, id=job_id, now=now) is not None
+
+    async def set_priority(self, org: uuid.UUID, job_id: uuid.UUID, priority: int) -> tuple[int, int] | None:
+        row = await self._db.fetchrow(Q.job_set_priority, org=org, id=job_id, priority=priority)
+        return (row["old_priority"], row["new_priority"]) if row is not None else None
+
+    async def statuses(self, org: uuid.UUID, ids: list[uuid.UUID]) -> list[JobBrief]:
+        return from_rows(JobBrief, await self._db.fetch(Q.job_statuses, org=org, ids=ids))
+
+    async def history(self, org: uuid.UUID, job_id: uuid.UUID, *, desc: bool, limit: int, offset: int
+                      ) -> list[HistoryEntry]:
+        return from_rows(HistoryEntry, await self._db.fetch(Q.job_history, org=org, id=job_id, desc=desc,
+                                                            limit=limit, offset=offset))
+
+    async def counts(self, org: uuid.UUID) -> dict[str, int]:
+        """Jobs by status (states without jobs are absent)."""
+        return {r["status"]: r["n"] for r in await self._db.fetch(Q.job_counts, org=org)}
+
+    async def dlq_retry(self, org: uuid.UUID, queue: str | None, ids: list[uuid.UUID] | None, limit: int
+                        ) -> list[uuid.UUID]:
+        rows = await self._db.fetch(Q.dlq_retry, org=org, queue=queue, ids=ids, limit=limit)
+        return [r["id"] for r in rows]
+
+    async def dlq_purge(self, org: uuid.UUID, queue: str | None, older_than: dt.datetime | None, limit: int) -> int:
+        return len(await self._db.fetch(Q.dlq_purge, org=org, queue=queue, older_than=older_than, limit=limit))
+
+    async def list(self, org: uuid.UUID, f: JobFilter, *, order_by: str, desc: bool, cursor: str | None,
+                   offset: int, limit: int) -> tuple[list[ListedJob], str | None]:
+        """One page and the cursor of the next (None on the last page). A cursor from another ordering is a
+        ValidationFailed naming `cursor`."""
+        after = decode_cursor(cursor, order_by) if cursor else None
+        sql, args = list_jobs_sql(f, order_by, desc, after, 0 if after else offset, limit, org)
+        rows: Any = await self._db.run(lambda con: con.fetch(sql, *args))
+        page = [from_row(ListedJob, r) for r in rows[:limit]]
+        if len(rows) <= limit:
+            return page, None
+        last = rows[limit - 1]
+        return page, encode_cursor(last[order_by], last["id"])

@@ -1,0 +1,61 @@
+-- name: dashboard_jobs
+-- The organization's job counts for the dashboard summary. Each count is an index range scan that stops at $cap
+-- entries (a count at the cap means "at least"), never a scan of the organization's history; the averages
+-- sample the day's last 1,000 completions. `now` stays an expression, not a CTE, so it bounds the index ranges;
+-- the ORDER BYs follow the index each count should walk, so no plan can read the table instead.
+SELECT
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
+                           ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS total,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
+                           ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x) AS pending,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'processing'
+                           LIMIT $cap) x) AS processing,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'
+                           AND completed_at IS NOT NULL ORDER BY completed_at DESC LIMIT $cap) x) AS deadletter,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'completed'
+                           AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
+                           ORDER BY completed_at DESC LIMIT $cap) x) AS completed_24h,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'failed'
+                           AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
+                           ORDER BY completed_at DESC LIMIT $cap) x)
+    + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'
+                             AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
+                             ORDER BY completed_at DESC LIMIT $cap) x) AS failed_24h,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
+                           AND created_at > coalesce($now::timestamptz, now()) - interval '1 hour'
+                           ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS created_1h,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'completed'
+                           AND completed_at > coalesce($now::timestamptz, now()) - interval '1 hour'
+                           ORDER BY completed_at DESC LIMIT $cap) x) AS completed_1h,
+    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'failed'
+                           AND completed_at > coalesce($now::timestamptz, now()) - interval '1 hour'
+                           ORDER BY completed_at DESC LIMIT $cap) x)
+    + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'
+                             AND completed_at > coalesce($now::timestamptz, now()) - interval '1 hour'
+                             ORDER BY completed_at DESC LIMIT $cap) x) AS failed_1h,
+    s.avg_wait_ms, s.avg_processing_ms
+FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS avg_wait_ms,
+             (avg(extract(epoch FROM completed_at - started_at)) * 1000)::float8 AS avg_processing_ms
+      FROM (SELECT run_at, started_at, completed_at FROM jobs
+            WHERE organization_id = $org AND status = 'completed'
+              AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
+            ORDER BY completed_at DESC LIMIT 1000) last) s
+
+-- name: dashboard_queues
+-- The organization's first $queues queues by name with their ready jobs (capped per queue at $cap) and running
+-- jobs (one scan of the organization's processing jobs, bounded by its workers' concurrency; capped too).
+SELECT q.name, q.paused, p.n AS pending, coalesce(r.n, 0) AS processing
+FROM (SELECT name, paused FROM queues WHERE organization_id = $org ORDER BY name LIMIT $queues) q
+CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM jobs j WHERE j.organization_id = $org
+                    AND j.queue_name = q.name AND j.status = 'pending' LIMIT $cap) x) p
+LEFT JOIN (SELECT queue_name, count(*) AS n
+           FROM (SELECT queue_name FROM jobs WHERE organization_id = $org AND status = 'processing'
+                 LIMIT $running_cap) x GROUP BY queue_name) r ON r.queue_name = q.name
+ORDER BY q.name
+
+-- name: dashboard_workers
+-- Registered workers heard from in the last day (long-silent ones drop out of the summary).
+SELECT count(*) AS total, count(*) FILTER (WHERE status = 'healthy') AS healthy
+FROM workers
+WHERE organization_id = $org AND deregistered_at IS NULL
+  AND last_heartbeat > coalesce($now::timestamptz, now()) - interval '24 hours'

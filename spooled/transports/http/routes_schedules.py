@@ -1,0 +1,93 @@
+"""Schedules over REST (api.md "Schedules (cron)")."""
+
+from __future__ import annotations
+
+from quart import Blueprint, request
+
+from spooled.domain import errors, inputs
+from spooled.transports.http import views
+from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.transports.http.pagination import page_args
+
+bp = Blueprint("schedules", __name__)
+
+
+def org() -> str:
+    return principal().organization_id
+
+
+def _bool_arg(name: str) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw.lower() in ("true", "1", "yes"):
+        return True
+    if raw.lower() in ("false", "0", "no"):
+        return False
+    raise errors.invalid(name, "must be true or false")
+
+
+@bp.post("/schedules")
+@authed
+async def create_schedule():
+    spec, _ = await body_as(inputs.CreateSchedule, queue="queue_name")
+    return json_response(views.schedule(await services().schedules.create(org(), spec)), 201)
+
+
+@bp.get("/schedules")
+@authed
+async def list_schedules():
+    limit, offset, _ = page_args()
+    rows = await services().schedules.list(org(), queue_name=request.args.get("queue_name") or None,
+                                           is_active=_bool_arg("is_active"), limit=limit, offset=offset)
+    return json_response([views.schedule(s) for s in rows])
+
+
+@bp.get("/schedules/<schedule_id>")
+@authed
+async def get_schedule(schedule_id: str):
+    return json_response(views.schedule(await services().schedules.get(org(), schedule_id)))
+
+
+@bp.put("/schedules/<schedule_id>")
+@authed
+async def update_schedule(schedule_id: str):
+    spec, _ = await body_as(inputs.UpdateSchedule, queue="queue_name")
+    return json_response(views.schedule(await services().schedules.update(org(), schedule_id, spec)))
+
+
+@bp.delete("/schedules/<schedule_id>")
+@authed
+async def delete_schedule(schedule_id: str):
+    await services().schedules.delete(org(), schedule_id)
+    return no_content()
+
+
+@bp.post("/schedules/<schedule_id>/pause")
+@authed
+async def pause_schedule(schedule_id: str):
+    await body()
+    return json_response(views.schedule(await services().schedules.pause(org(), schedule_id)))
+
+
+@bp.post("/schedules/<schedule_id>/resume")
+@authed
+async def resume_schedule(schedule_id: str):
+    await body()
+    return json_response(views.schedule(await services().schedules.resume(org(), schedule_id)))
+
+
+@bp.post("/schedules/<schedule_id>/trigger")
+@authed
+async def trigger_schedule(schedule_id: str):
+    await body()
+    job_id, at = await services().schedules.trigger(org(), schedule_id)
+    return json_response({"job_id": job_id, "triggered_at": at})
+
+
+@bp.get("/schedules/<schedule_id>/history")
+@authed
+async def schedule_history(schedule_id: str):
+    limit, offset, _ = page_args()
+    runs = await services().schedules.history(org(), schedule_id, limit=limit, offset=offset)
+    return json_response([views.schedule_run(r) for r in runs])
