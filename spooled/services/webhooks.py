@@ -43,6 +43,8 @@ def render(fmt: str, body: dict) -> bytes:
     """The request body for a webhook format: the JSON envelope, or the message a chat service accepts."""
     if fmt == "json":
         return orjson.dumps(body)
+    if fmt not in ("slack", "discord", "teams"):
+        raise ValueError(f"unknown webhook format {fmt!r}")
     data = orjson.loads(orjson.dumps(body["data"]))
     subject = f"job {data['job_id']} ({data.get('queue_name')}) is {data.get('status')}" if "job_id" in data \
         else ", ".join(f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list)))

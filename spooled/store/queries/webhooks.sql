@@ -95,7 +95,7 @@ d AS (
                            WHEN d.status = 'failed' AND w.failure_count + 1 >= $max_failures THEN 'auto_disabled'
                            ELSE 'failed' END
     FROM d, t
-    WHERE w.id = d.webhook_id
+    WHERE w.id = d.webhook_id AND (w.enabled OR d.status = 'success')   -- a disabled webhook's count stays put
     RETURNING w.enabled
 )
 SELECT d.status, (SELECT enabled FROM w) AS webhook_enabled FROM d
