@@ -146,13 +146,15 @@ class Broadcaster:
         self._store = store
         self._subs: dict[str, set[Subscription]] = {}
         self._registered: dict[str, float] = {}     # org -> Trio time by which its row must be refreshed
-        self._since: dict[str, float] = {}          # org -> when it was last registered
 
     # -- subscribers ---------------------------------------------------------------------------------------
     async def subscribe(self, org: str, filters: typing.Iterable[Filter] = (ALL,)) -> Subscription:
         """A new subscription for the org's events matching any of `filters`; events committed after this
         returns reach it. `Unavailable` while shutting down or when the database cannot register it."""
-        sub = self.attach(org, filters)
+        if self.closed:
+            raise errors.Unavailable("The server is shutting down")
+        sub = Subscription(self, org, filters, self.buffer)
+        self._subs.setdefault(org, set()).add(sub)
         try:
             await self.register(org)
         except BaseException:
@@ -160,22 +162,11 @@ class Broadcaster:
             raise
         return sub
 
-    def attach(self, org: str, filters: typing.Iterable[Filter] = (ALL,)) -> Subscription:
-        """`subscribe` without the database step, for a caller that did `register(org)` just before."""
-        if self.closed:
-            raise errors.Unavailable("The server is shutting down")
-        sub = Subscription(self, org, filters, self.buffer)
-        self._subs.setdefault(org, set()).add(sub)
-        return sub
-
     async def register(self, org: str) -> None:
         """Make sure the triggers NOTIFY this org's events (this instance's `event_listeners` row is fresh)."""
-        if self.closed:
-            raise errors.Unavailable("The server is shutting down")
         if self._registered.get(org, -1.0) < trio.current_time():
             await self._store.sync(self.instance_id, [uuid.UUID(org)], [], self.ttl_secs)
             self._registered[org] = trio.current_time() + self.ttl_secs / 2
-            self._since[org] = trio.current_time()
 
     def subscriber_count(self, org: str | None = None) -> int:
         if org is not None:
@@ -233,18 +224,14 @@ class Broadcaster:
         now = trio.current_time()
         listening = [org for org in self._subs]
         due = [org for org in listening if self._registered.get(org, -1.0) < now + self.ttl_secs / 4]
-        # (an org registered a moment ago may be about to get its subscriber: `register` then `attach`)
-        gone = [org for org in self._registered
-                if org not in self._subs and self._since.get(org, 0.0) < now - self.ttl_secs / 4]
+        gone = [org for org in self._registered if org not in self._subs]
         if due or gone:
             await self._store.sync(self.instance_id, [uuid.UUID(o) for o in due], [uuid.UUID(o) for o in gone],
                                    self.ttl_secs)
             for org in due:
                 self._registered[org] = now + self.ttl_secs / 2
-                self._since[org] = now
             for org in gone:
                 self._registered.pop(org, None)
-                self._since.pop(org, None)
         return RefreshResult(len(due), len(gone))
 
     async def unregister_all(self) -> None:

@@ -9,6 +9,7 @@ re-reads the job instead).
 from __future__ import annotations
 
 import logging
+import weakref
 
 import orjson
 import trio
@@ -16,6 +17,7 @@ from quart import Blueprint, Response, request, websocket
 
 from spooled.domain import errors
 from spooled.domain.inputs import QUEUE_NAME
+from spooled.domain.models import Job
 from spooled.services.auth import Principal
 from spooled.services.events import RESYNC, Filter, Subscription
 from spooled.transports.http import realtime as rt
@@ -75,67 +77,70 @@ async def sse_job(job_id: str):
 async def _sse(queue: str | None, job_id: str | None, *, stats: bool = False) -> Response:
     principal = await _principal(request.headers, request.args)
     filters = _filters(principal, queue, job_id)
-    svc = services()     # (the body below runs outside the app context: it keeps what it needs)
-    if job_id is not None:
-        await _job(svc, principal, job_id)        # 404 before the stream starts
-    await svc.broadcaster.register(principal.organization_id)   # 503 before the stream starts
-    keepalive = svc.settings.realtime_keepalive_secs
-    stats_every = svc.settings.queue_stats_interval_secs if stats else None
+    svc = services()       # (the body runs outside the app context: it gets what it needs)
+    sub = await svc.broadcaster.subscribe(principal.organization_id, filters)   # 503 before the stream starts
+    try:
+        job = await _job(svc, principal, job_id) if job_id is not None else None  # 404 before it starts
+    except BaseException:
+        sub.close()
+        raise
+    body = _sse_body(svc, principal, sub, queue if stats else None, job_id, job)
+    weakref.finalize(body, sub.close)      # a body that never ran (the client left first) still lets go
+    response = Response(body, status=200, content_type="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.timeout = None
+    return response
 
-    async def body():
-        try:
-            sub = svc.broadcaster.attach(principal.organization_id, filters)
-        except errors.Unavailable:
-            return
-        try:
-            yield b": connected\n\n"       # attached: events committed from now on reach this stream
-            if job_id is not None:
+
+async def _sse_body(svc, principal: Principal, sub: Subscription, stats_queue: str | None, job_id: str | None,
+                    job: Job | None):
+    """Frames until the stream ends. No cancel scope is held across a `yield`."""
+    keepalive = svc.settings.realtime_keepalive_secs
+    stats_every = svc.settings.queue_stats_interval_secs
+    next_stats = trio.current_time()
+    try:
+        yield b": connected\n\n"      # subscribed before the response: events committed from now on are here
+        if job is not None:
+            yield rt.sse(rt.snapshot(job))
+            if job.status in rt.TERMINAL_STATUSES:
+                return
+        while True:
+            if stats_queue is not None and trio.current_time() >= next_stats:
+                yield rt.sse(await _stats_frame(svc, principal, stats_queue))
+                next_stats = trio.current_time() + stats_every
+            deadline = trio.current_time() + keepalive
+            if stats_queue is not None:
+                deadline = min(deadline, next_stats)
+            item = None
+            with trio.move_on_at(deadline):
+                try:
+                    item = await sub.receive()
+                except trio.EndOfChannel:
+                    item = _ENDED
+            if item is None:
+                if stats_queue is None or trio.current_time() < next_stats:
+                    yield rt.KEEPALIVE
+            elif item is _ENDED:
+                if sub.dropped:
+                    yield rt.sse(rt.error("SLOW_CONSUMER", rt.SLOW_MESSAGE))
+                return
+            elif item is RESYNC and job_id is None:
+                yield rt.sse(rt.error("RESYNC", rt.RESYNC_MESSAGE))
+            elif item is RESYNC:             # a job stream re-reads its job instead
                 job = await _job(svc, principal, job_id)
                 yield rt.sse(rt.snapshot(job))
                 if job.status in rt.TERMINAL_STATUSES:
                     return
-            next_stats = trio.current_time()
-            while True:
-                if stats_every is not None and trio.current_time() >= next_stats:
-                    yield rt.sse(await _stats_frame(svc, principal, queue))
-                    next_stats = trio.current_time() + stats_every
-                deadline = trio.current_time() + keepalive
-                if stats_every is not None:
-                    deadline = min(deadline, next_stats)
-                item = None
-                with trio.move_on_at(deadline):
-                    try:
-                        item = await sub.receive()
-                    except trio.EndOfChannel:
-                        item = StopAsyncIteration
-                if item is None:
-                    if stats_every is None or trio.current_time() < next_stats:
-                        yield rt.KEEPALIVE
-                    continue
-                if item is StopAsyncIteration:
-                    if sub.dropped:
-                        yield rt.sse(rt.error("SLOW_CONSUMER", rt.SLOW_MESSAGE))
-                    return
-                if item is RESYNC:
-                    if job_id is None:
-                        yield rt.sse(rt.error("RESYNC", rt.RESYNC_MESSAGE))
-                        continue
-                    job = await _job(svc, principal, job_id)
-                    yield rt.sse(rt.snapshot(job))
-                    if job.status in rt.TERMINAL_STATUSES:
-                        return
-                    continue
+            else:
                 for f in rt.frames(item):
                     yield rt.sse(f)
                 if rt.ends_job(item, job_id):
                     return
-        finally:
-            sub.close()
+    finally:
+        sub.close()
 
-    response = Response(body(), status=200, content_type="text/event-stream",
-                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
-    response.timeout = None
-    return response
+
+_ENDED = object()
 
 
 async def _stats_frame(svc, principal: Principal, queue: str) -> dict:
