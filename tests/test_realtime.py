@@ -279,14 +279,34 @@ async def test_lost_listen_connection_resyncs_streams(api, server):
         return {r["pid"] for r in rows}
 
     with trio.fail_after(30):
-        async with sse(api, "/api/v1/events") as s:
+        job = await enqueue(api, "before")
+        async with sse(api, "/api/v1/events") as s, sse(api, f"/api/v1/events/jobs/{job['id']}") as js:
+            assert (await js.next_frame())["data"]["new_status"] == "pending"         # its snapshot
             (old,) = await listener_pids()
             await db.run(lambda con: con.execute("SELECT pg_terminate_backend($1)", old))
             f = await s.next_frame()
             assert f["type"] == "Error" and f["data"]["code"] == "RESYNC"
+            f = await js.next_frame()                  # a job stream re-reads its job instead
+            assert f["type"] == "JobStatusChange" and f["data"]["new_status"] == "pending"
+            assert f["data"]["old_status"] is None
             created = await enqueue(api, "after-resync")
             f = await s.next_frame()
             assert f["type"] == "JobCreated" and f["data"]["job_id"] == created["id"]
+
+
+async def test_a_notify_overflow_resyncs_only_that_channel():
+    """triopg marks a full LISTEN buffer with NOTIFY_OVERFLOW: that channel's consumer resyncs, in order."""
+    import triopg
+
+    from spooled.store.listen import Channel, _forward
+    seen = []
+    send, receive = trio.open_memory_channel(10)
+    for item in ("a", triopg.NOTIFY_OVERFLOW, "b"):
+        send.send_nowait(item)
+    send.close()
+    with trio.fail_after(5):
+        await _forward(receive, Channel(on_payload=seen.append, on_resync=lambda: seen.append("RESYNC")))
+    assert seen == ["a", "RESYNC", "b"]
 
 
 async def test_shutdown_closes_streams(aio_loop, tmp_path, dsn, client):

@@ -103,6 +103,17 @@ async def test_subscription_crud_on_both_paths(tmp_path, dsn, aio_loop, receiver
             assert (await api.get("/api/v1/webhooks/not-a-uuid")).status_code == 404
 
 
+async def test_a_queue_restricted_key_may_not_manage_webhooks(api, client):
+    with trio.fail_after(30):
+        r = await api.post("/api/v1/api-keys", json={"name": "scoped", "queues": ["only-this"]})
+        assert r.status_code == 201, r.text
+        scoped = {"Authorization": f"Bearer {r.json()['key']}"}
+        for method, path in (("GET", "/api/v1/outgoing-webhooks"), ("POST", "/api/v1/webhooks"),
+                             ("GET", "/api/v1/webhooks/deliveries"), ("GET", "/api/v1/organizations/webhook-token")):
+            r = await client.request(method, path, headers=scoped, json={} if method == "POST" else None)
+            assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", (path, r.text)
+
+
 async def test_another_orgs_webhook_is_404(api, other_api):
     with trio.fail_after(30):
         r = await other_api.post("/api/v1/webhooks", json={"name": "x", "url": "https://example.com/h",

@@ -18,7 +18,11 @@ INBOUND_STATUSES = ("created", "duplicate")
 
 
 def org() -> str:
-    return principal().organization_id
+    """The caller's organization; webhooks see every queue's events, so a queue-restricted key may not manage them."""
+    p = principal()
+    if p.queues:
+        raise errors.Forbidden("Webhooks need an API key without a queue restriction")
+    return p.organization_id
 
 
 # -- outgoing subscriptions (both paths, one handler each) ------------------------------------------------------
@@ -26,8 +30,9 @@ def org() -> str:
 @bp.post("/outgoing-webhooks")
 @authed
 async def create_webhook():
+    caller = org()
     spec, _ = await body_as(inputs.CreateWebhook)
-    return json_response(views.webhook(await services().webhooks.create(org(), spec)), 201)
+    return json_response(views.webhook(await services().webhooks.create(caller, spec)), 201)
 
 
 @bp.get("/webhooks")
@@ -50,8 +55,9 @@ async def get_webhook(webhook_id: str):
 @bp.patch("/outgoing-webhooks/<webhook_id>")
 @authed
 async def update_webhook(webhook_id: str):
+    caller = org()
     spec, raw = await body_as(inputs.UpdateWebhook)
-    return json_response(views.webhook(await services().webhooks.update(org(), webhook_id, spec, set(raw))))
+    return json_response(views.webhook(await services().webhooks.update(caller, webhook_id, spec, set(raw))))
 
 
 @bp.delete("/webhooks/<webhook_id>")
