@@ -51,8 +51,8 @@ async def enqueue(con, org, queue: str, n: int) -> None:
         await con.fetch(Q.job_insert.sql, *Q.job_insert.args(
             org=org, queue=queue, now=None, ids=[new_job_id() for _ in range(k)], payloads=['{"n":1}'] * k,
             priorities=[0] * k, max_retries=[None] * k, timeouts=[None] * k, tags=[None] * k,
-            idempotency_keys=[None] * k, webhooks=[None] * k, webhook_secrets=[None] * k, scheduled_ats=[None] * k,
-            expires_ats=[None] * k))
+            idempotency_keys=[None] * k, webhooks=[None] * k, webhook_secrets=[None] * k, parents=[None] * k,
+            scheduled_ats=[None] * k, expires_ats=[None] * k))
 
 
 async def drain(con, org, queue: str, n: int, batch: int) -> None:
@@ -64,7 +64,7 @@ async def drain(con, org, queue: str, n: int, batch: int) -> None:
             raise RuntimeError("ran out of jobs")
         await con.fetch(Q.job_complete.sql, *Q.job_complete.args(
             org=org, ids=[r["id"] for r in rows], leases=[r["lease_id"] for r in rows], results=[None] * len(rows),
-            now=None))
+            workers=["w"] * len(rows), now=None))
         done += len(rows)
 
 
