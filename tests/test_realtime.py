@@ -219,6 +219,30 @@ async def test_worker_events_reach_streams(api, server):
             assert f["type"] == "WorkerDeregistered" and f["data"]["worker_id"] == "rt-worker"
 
 
+async def test_big_statements_are_notified_in_chunks_under_the_payload_limit(api):
+    """One claim of 60 jobs by a worker whose id is 128 four-byte characters: ~50 kB of events, sent as several
+    NOTIFYs (PostgreSQL refuses a payload over 8000 bytes, which would fail the claim itself)."""
+    worker = "\U0001D11E" * 128
+    with trio.fail_after(30):
+        r = await api.post("/api/v1/jobs/bulk", json={"queue_name": "big", "jobs": [{"payload": {}}] * 60})
+        ids = [x["job_id"] for x in r.json()["succeeded"]]
+        async with sse(api, "/api/v1/events") as s:
+            leased = await claim(api, "big", limit=60, worker=worker)
+            assert len(leased) == 60
+            frames = [await s.next_frame() for _ in range(60)]
+        assert sorted(f["data"]["job_id"] for f in frames) == sorted(ids)
+        assert {f["data"]["worker_id"] for f in frames} == {worker}
+        # a worker of 100 long queue names: its registration event is cut down to fit, the registration works
+        names = [f"q{i:02d}-" + "x" * 96 for i in range(100)]
+        async with sse(api, "/api/v1/events") as s:
+            r = await api.post("/api/v1/workers/register", json={"queue_names": names, "hostname": "h",
+                                                                 "worker_id": "wide"})
+            assert r.status_code == 201, r.text
+            f = await s.next_frame()
+        assert f["type"] == "WorkerRegistered" and f["data"]["worker_id"] == "wide"
+        assert f["data"]["queue_name"] == names[0] and f["data"]["truncated"] is True
+
+
 # -- instances, slow subscribers, resync, shutdown --------------------------------------------------------------
 async def test_an_event_on_instance_a_reaches_a_subscriber_on_b(aio_loop, tmp_path, dsn, client, api, server):
     settings = make_settings(tmp_path, dsn)

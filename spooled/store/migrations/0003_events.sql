@@ -87,6 +87,8 @@ $fn$;
 -- One non-job event (queue.*, worker.*): outbox rows for the org's subscribed webhooks, a NOTIFY for realtime
 -- when some instance listens for the org.
 CREATE FUNCTION spooled_emit(p_org uuid, p_event text, p_data json) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    ev text;
 BEGIN
     INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload)
     SELECT w.id, p_org, p_event, p_data FROM webhooks w
@@ -95,8 +97,13 @@ BEGIN
         PERFORM pg_notify('spooled_webhooks', '');
     END IF;
     IF EXISTS (SELECT 1 FROM event_listeners l WHERE l.organization_id = p_org AND l.expires_at > now()) THEN
-        PERFORM pg_notify('spooled_events', json_build_array(json_build_object(
-            'org', p_org, 'event', p_event, 'data', p_data, 'at', now()))::text);
+        ev := json_build_array(json_build_object('org', p_org, 'event', p_event, 'data', p_data, 'at', now()))::text;
+        IF octet_length(ev) > 7900 THEN     -- (a worker of many queues): its names only, under the NOTIFY limit
+            ev := json_build_array(json_build_object('org', p_org, 'event', p_event, 'at', now(), 'data',
+                json_build_object('worker_id', p_data ->> 'worker_id', 'queue_name', p_data ->> 'queue_name',
+                                  'truncated', true)))::text;
+        END IF;
+        PERFORM pg_notify('spooled_events', ev);
     END IF;
 END
 $fn$;
@@ -131,10 +138,11 @@ BEGIN
     END IF;
 
     IF listening THEN
-        -- realtime: JSON arrays of events, each NOTIFY under PostgreSQL's 8000-byte payload limit
+        -- realtime: JSON arrays of events, each NOTIFY under PostgreSQL's 8000-byte payload limit (an event is
+        -- at most ~2.2 kB: ids, a queue name, a worker id of <= 128 characters, 300 characters of error)
         PERFORM pg_notify('spooled_events', '[' || string_agg(e.ev, ',' ORDER BY e.id) || ']')
         FROM (
-            SELECT x.id, x.ev, (sum(length(x.ev)) OVER (ORDER BY x.id) - length(x.ev)) / 6000 AS chunk
+            SELECT x.id, x.ev, (sum(octet_length(x.ev)) OVER (ORDER BY x.id) - octet_length(x.ev)) / 5000 AS chunk
             FROM (
                 SELECT h.id, json_strip_nulls(json_build_object(
                     'org', h.organization_id, 'event', h.event_type, 'job_id', h.job_id,
