@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+from functools import partial
 from typing import AsyncIterator
 
 import httpx
 import trio
 from trio_websocket import open_websocket_url
+
+from spooled.supervisor import serve
+from tests.conftest import make_settings, new_org
 
 
 class SSE:
@@ -85,3 +89,28 @@ def kinds(frames: list[dict]) -> list[tuple]:
 async def wait_until(predicate, *, step: float = 0.02) -> None:
     while not predicate():
         await trio.sleep(step)
+
+
+@contextlib.asynccontextmanager
+async def instance(tmp_path, dsn, **overrides):
+    """Another server on this test's database, with settings overrides, and a client authenticated as a new
+    organization (`api.org_id`, `api.running`); shut down on exit."""
+    settings = make_settings(tmp_path, dsn, **overrides)
+    async with trio.open_nursery() as nursery:
+        shutdown = trio.Event()
+        running = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
+        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as anon:
+            org, headers = await new_org(anon)
+        async with httpx.AsyncClient(base_url=running.http_url, headers=headers, timeout=30) as api:
+            api.org_id = org
+            api.running = running
+            api.shutdown = shutdown
+            yield api
+        shutdown.set()
+
+
+async def listener_pids(db) -> set[int]:
+    """The backends of this database's LISTEN connections (the pump's)."""
+    rows = await db.run(lambda con: con.fetch(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"))
+    return {r["pid"] for r in rows}

@@ -4,16 +4,13 @@ filters, job streams that end, auth before the stream, several instances, slow s
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import httpx
 import pytest
 import trio
 from trio_websocket import ConnectionClosed, ConnectionRejected
 
-from spooled.supervisor import serve
-from tests.conftest import make_settings, new_org
-from tests.events_helpers import kinds, sse, wait_until, ws, ws_frame
+from tests.events_helpers import instance, kinds, listener_pids, sse, wait_until, ws, ws_frame
 from tests.helpers import claim, enqueue
 
 LIFECYCLE = [("JobCreated", "pending"), ("JobStatusChange", "processing"), ("JobStatusChange", "completed"),
@@ -95,29 +92,18 @@ async def test_job_stream_ends_after_the_terminal_status(api):
         assert kinds(frames) == [("JobStatusChange", "deadletter")] and s.ended
 
 
-async def test_keepalive_comment_when_idle(aio_loop, tmp_path, dsn, client):
-    settings = make_settings(tmp_path, dsn, realtime_keepalive_secs=0.2)
+async def test_keepalive_comment_when_idle(aio_loop, tmp_path, dsn):
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            other = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-            _, headers = await new_org(client)
-            async with httpx.AsyncClient(base_url=other.http_url, headers=headers) as c:
-                async with sse(c, "/api/v1/events") as s:
-                    await enqueue(c, "late")
-                    frame = await s.next_frame()
-                assert "keep-alive" in s.comments or frame["type"] == "JobCreated"
-                async with sse(c, "/api/v1/events") as s:
-                    async with trio.open_nursery() as inner:
-                        async def read():
-                            await s.next_frame()
-                        inner.start_soon(read)
-                        await wait_until(lambda: "keep-alive" in s.comments)
-                        inner.cancel_scope.cancel()
-                token = headers["Authorization"].split()[1]
-                async with ws(other.http_url, f"/api/v1/ws?token={token}") as conn:
-                    assert json.loads(await conn.get_message())["type"] == "Ping"
-            shutdown.set()
+        async with instance(tmp_path, dsn, realtime_keepalive_secs=0.2) as c:
+            async with sse(c, "/api/v1/events") as s:
+                async with trio.open_nursery() as inner:
+                    async def read():
+                        await s.next_frame()
+                    inner.start_soon(read)
+                    await wait_until(lambda: "keep-alive" in s.comments)
+                    inner.cancel_scope.cancel()
+            async with ws(c.running.http_url, f"/api/v1/ws?token={key_of(c)}") as conn:
+                assert json.loads(await conn.get_message())["type"] == "Ping"
 
 
 @pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/events/sse", "/api/v1/events/queues/q",
@@ -244,69 +230,54 @@ async def test_big_statements_are_notified_in_chunks_under_the_payload_limit(api
 
 
 # -- instances, slow subscribers, resync, shutdown --------------------------------------------------------------
-async def test_an_event_on_instance_a_reaches_a_subscriber_on_b(aio_loop, tmp_path, dsn, client, api, server):
-    settings = make_settings(tmp_path, dsn)
+async def test_an_event_on_instance_a_reaches_a_subscriber_on_b(aio_loop, tmp_path, dsn, api, server):
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            b = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-            async with httpx.AsyncClient(base_url=b.http_url, headers=api.headers) as on_b:
+        async with instance(tmp_path, dsn) as b:
+            async with httpx.AsyncClient(base_url=b.running.http_url, headers=api.headers) as on_b:
                 async with sse(on_b, "/api/v1/events") as s:
                     job_id = await drive_job(api, "across")       # all on instance A
                     frames = await s.frames_until(lambda f, out: f["type"] == "JobCompleted")
-                async with ws(b.http_url, f"/api/v1/ws?token={key_of(api)}") as conn:
-                    await conn.send_message(json.dumps({"cmd": "ping"}))
-                    await ws_frame(conn, skip=())
-                    created = await enqueue(api, "across")
-                    f = await ws_frame(conn)
-            shutdown.set()
+            async with ws(b.running.http_url, f"/api/v1/ws?token={key_of(api)}") as conn:
+                await conn.send_message(json.dumps({"cmd": "ping"}))
+                await ws_frame(conn, skip=())
+                created = await enqueue(api, "across")
+                f = await ws_frame(conn)
     assert kinds(frames) == LIFECYCLE and frames[0]["data"]["job_id"] == job_id
     assert f["type"] == "JobCreated" and f["data"]["job_id"] == created["id"]
 
 
-async def test_a_slow_subscriber_is_dropped_and_a_fast_one_keeps_receiving(aio_loop, tmp_path, dsn, client):
-    settings = make_settings(tmp_path, dsn, realtime_buffer=32)
+async def test_a_slow_subscriber_is_dropped_and_a_fast_one_keeps_receiving(aio_loop, tmp_path, dsn):
     with trio.fail_after(60):
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            srv = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-            org, headers = await new_org(client)
-            slow = await srv.services.broadcaster.subscribe(org)        # never reads
-            async with httpx.AsyncClient(base_url=srv.http_url, headers=headers) as c:
-                async with sse(c, "/api/v1/events") as fast:
-                    ids, seen = [], []
-                    for _ in range(4):         # 4 x 20 events: the slow one's 32 fill up in the second round
-                        r = await c.post("/api/v1/jobs/bulk", json={"queue_name": "flood",
-                                                                   "jobs": [{"payload": {"i": i}} for i in range(20)]})
-                        ids += [x["job_id"] for x in r.json()["succeeded"]]
-                        while len(seen) < len(ids):
-                            f = await fast.next_frame()
-                            assert f["type"] == "JobCreated", f
-                            seen.append(f["data"]["job_id"])
-                    assert srv.services.broadcaster.subscriber_count(org) == 1      # the fast one, still attached
+        async with instance(tmp_path, dsn, realtime_buffer=32) as c:
+            broadcaster = c.running.services.broadcaster
+            slow = await broadcaster.subscribe(c.org_id)        # never reads
+            async with sse(c, "/api/v1/events") as fast:
+                ids, seen = [], []
+                for _ in range(4):         # 4 x 20 events: the slow one's 32 fill up in the second round
+                    r = await c.post("/api/v1/jobs/bulk", json={"queue_name": "flood",
+                                                               "jobs": [{"payload": {"i": i}} for i in range(20)]})
+                    ids += [x["job_id"] for x in r.json()["succeeded"]]
+                    while len(seen) < len(ids):
+                        f = await fast.next_frame()
+                        assert f["type"] == "JobCreated", f
+                        seen.append(f["data"]["job_id"])
+                assert broadcaster.subscriber_count(c.org_id) == 1      # the fast one, still attached
             assert seen == ids
-            assert slow.dropped and srv.services.broadcaster.dropped_total == 1
+            assert slow.dropped and broadcaster.dropped_total == 1
             buffered = []
             with pytest.raises(trio.EndOfChannel):
                 while True:
                     buffered.append(await slow.receive())
             assert [ev.job_id for ev in buffered] == ids[:32]    # what fit in its buffer, nothing more was kept
-            shutdown.set()
 
 
 async def test_lost_listen_connection_resyncs_streams(api, server):
     db = server.services.db
-
-    async def listener_pids() -> set[int]:
-        rows = await db.run(lambda con: con.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"))
-        return {r["pid"] for r in rows}
-
     with trio.fail_after(30):
         job = await enqueue(api, "before")
         async with sse(api, "/api/v1/events") as s, sse(api, f"/api/v1/events/jobs/{job['id']}") as js:
             assert (await js.next_frame())["data"]["new_status"] == "pending"         # its snapshot
-            (old,) = await listener_pids()
+            (old,) = await listener_pids(db)
             await db.run(lambda con: con.execute("SELECT pg_terminate_backend($1)", old))
             f = await s.next_frame()
             assert f["type"] == "Error" and f["data"]["code"] == "RESYNC"
@@ -333,21 +304,15 @@ async def test_a_notify_overflow_resyncs_only_that_channel():
     assert seen == ["a", "RESYNC", "b"]
 
 
-async def test_shutdown_closes_streams(aio_loop, tmp_path, dsn, client):
-    settings = make_settings(tmp_path, dsn)
+async def test_shutdown_closes_streams(aio_loop, tmp_path, dsn):
     with trio.fail_after(30):
-        async with trio.open_nursery() as nursery:
-            shutdown = trio.Event()
-            srv = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-            _, headers = await new_org(client)
-            token = headers["Authorization"].split()[1]
-            async with httpx.AsyncClient(base_url=srv.http_url, headers=headers) as c:
-                async with sse(c, "/api/v1/events") as s, ws(srv.http_url, f"/api/v1/ws?token={token}") as conn:
-                    await conn.send_message(json.dumps({"cmd": "ping"}))
-                    await ws_frame(conn, skip=())
-                    shutdown.set()
-                    assert await s.next_frame() is None and s.ended
-                    with pytest.raises(ConnectionClosed) as info:
-                        while True:
-                            await conn.get_message()
-                    assert info.value.reason.code == 1001
+        async with instance(tmp_path, dsn) as c:
+            async with sse(c, "/api/v1/events") as s, ws(c.running.http_url, f"/api/v1/ws?token={key_of(c)}") as conn:
+                await conn.send_message(json.dumps({"cmd": "ping"}))
+                await ws_frame(conn, skip=())
+                c.shutdown.set()
+                assert await s.next_frame() is None and s.ended
+                with pytest.raises(ConnectionClosed) as info:
+                    while True:
+                        await conn.get_message()
+                assert info.value.reason.code == 1001

@@ -4,19 +4,16 @@ auto-disable, redelivery, a dispatcher killed mid-delivery, two dispatchers, the
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from functools import partial
 
 import attrs
-import httpx
 import pytest
 import trio
 
 from spooled.loops import dispatcher as dispatcher_loop
 from spooled.services.sender import Sender
-from spooled.supervisor import serve
-from tests.conftest import make_settings, new_org
+from tests import events_helpers
 from tests.helpers import claim, enqueue
 from tests.receiver import Receiver
 
@@ -24,20 +21,9 @@ SUBSCRIPTION_FIELDS = {"id", "organization_id", "name", "url", "events", "enable
                        "last_triggered_at", "last_status", "created_at", "updated_at", "format"}
 
 
-@contextlib.asynccontextmanager
-async def instance(tmp_path, dsn, **overrides):
-    """A server (on this test's database) with settings overrides, and an authenticated client for a new org."""
-    settings = make_settings(tmp_path, dsn, **{"webhook_allow_private": True, **overrides})
-    async with trio.open_nursery() as nursery:
-        shutdown = trio.Event()
-        running = await nursery.start(partial(serve, settings, dsn, shutdown=shutdown))
-        async with httpx.AsyncClient(base_url=running.http_url, timeout=30) as anon:
-            org, headers = await new_org(anon)
-        async with httpx.AsyncClient(base_url=running.http_url, headers=headers, timeout=30) as api:
-            api.org_id = org
-            api.running = running
-            yield api
-        shutdown.set()
+def instance(tmp_path, dsn, **overrides):
+    """A server whose webhooks may reach the local receiver (SSRF guard off unless overridden)."""
+    return events_helpers.instance(tmp_path, dsn, **{"webhook_allow_private": True, **overrides})
 
 
 @pytest.fixture

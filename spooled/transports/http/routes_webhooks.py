@@ -10,7 +10,7 @@ from spooled.domain import errors, inputs
 from spooled.services.webhooks import envelope
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
-from spooled.transports.http.pagination import int_arg, time_arg
+from spooled.transports.http.pagination import page_args, time_arg
 
 bp = Blueprint("webhooks", __name__)
 DELIVERY_STATUSES = ("pending", "success", "failed")
@@ -84,7 +84,7 @@ async def list_deliveries(webhook_id: str):
     status = request.args.get("status") or None
     if status is not None and status not in DELIVERY_STATUSES:
         raise errors.invalid("status", f"must be one of {', '.join(DELIVERY_STATUSES)}")
-    limit, offset = _window(default=50)
+    limit, offset, _ = page_args(default=50)
     rows = await services().webhooks.deliveries(org(), webhook_id, status=status, limit=limit, offset=offset)
     return json_response([views.delivery(d, envelope(d.id, d.event, d.created_at, d.payload)) for d in rows])
 
@@ -96,16 +96,6 @@ async def redeliver(webhook_id: str, delivery_id: str):
     await request.get_data()
     await services().webhooks.redeliver(org(), webhook_id, delivery_id)
     return json_response({"success": True, "message": "Delivery queued for redelivery"})
-
-
-def _window(default: int) -> tuple[int, int]:
-    limit = int_arg("limit", default)
-    offset = int_arg("offset", 0)
-    if not 1 <= limit <= 100:
-        raise errors.invalid("limit", "must be between 1 and 100")
-    if offset < 0:
-        raise errors.invalid("offset", "must be 0 or more")
-    return limit, offset
 
 
 # -- incoming -----------------------------------------------------------------------------------------------------
@@ -146,7 +136,7 @@ async def inbound_deliveries():
     status = request.args.get("status") or None
     if status is not None and status not in INBOUND_STATUSES:
         raise errors.invalid("status", f"must be one of {', '.join(INBOUND_STATUSES)}")
-    limit, offset = _window(default=50)
+    limit, offset, _ = page_args(default=50)
     rows = await services().inbound.deliveries(org(), status=status, since=time_arg("since"),
                                                queue=request.args.get("queue_name") or None, limit=limit,
                                                offset=offset)

@@ -140,34 +140,31 @@ async def async_clients() -> None:
             await aclient.jobs.complete(job.id, {"worker_id": "a", "lease_id": job.lease_id})
             return created.id
 
+        async def lifecycle(stream, queue: str) -> list:
+            """Drive a job while reading `stream.events()` up to its completion; every event read."""
+            driver = asyncio.ensure_future(drive(queue))
+            seen = []
+            async with asyncio.timeout(DEADLINE):
+                async for event in stream.events():
+                    seen.append(event)
+                    if event.type == "job.completed":
+                        break
+            got = job_labels(seen, await driver)
+            checks.expect(got == LIFECYCLE, "events", got)
+            return seen
+
         with checks("AsyncSSEClient lifecycle"):
             async with AsyncSSEClient(base_url=BASE_URL, token=token, queue="sdk-async-sse",
                                       auto_reconnect=False) as sse:
-                driver = asyncio.ensure_future(drive("sdk-async-sse"))
-                seen = []
-                async with asyncio.timeout(DEADLINE):
-                    async for event in sse.events():
-                        seen.append(event)
-                        if event.type == "job.completed":
-                            break
-                got = job_labels(seen, await driver)
-                checks.expect(got == LIFECYCLE, "events", got)
+                await lifecycle(sse, "sdk-async-sse")
 
         with checks("AsyncWebSocketClient lifecycle"):
             options = WebSocketConnectionOptions(ws_url=WS_URL, token=token, auto_reconnect=False)
             async with AsyncWebSocketClient(options) as ws:
                 await ws.subscribe(SubscriptionFilter(queue="sdk-async-ws"))
                 await ws.ping()
-                driver = asyncio.ensure_future(drive("sdk-async-ws"))
-                seen = []
-                async with asyncio.timeout(DEADLINE):
-                    async for event in ws.events():
-                        seen.append(event)
-                        if event.type == "job.completed":
-                            break
+                seen = await lifecycle(ws, "sdk-async-ws")
                 checks.expect(any(e.type == "ping" for e in seen), "ping", [e.type for e in seen])
-                got = job_labels(seen, await driver)
-                checks.expect(got == LIFECYCLE, "events", got)
 
 
 asyncio.run(async_clients())
