@@ -24,11 +24,23 @@ CREATE TABLE organizations (
     webhook_token               text,       -- X-Webhook-Token of POST /webhooks/{org_id}/custom (made on first read)
     created_at                  timestamptz NOT NULL DEFAULT now(),
     updated_at                  timestamptz NOT NULL DEFAULT now(),
+    -- limit overrides for this organization (domain/plans.py; null values mean unlimited)
+    custom_limits               jsonb,
+    stripe_subscription_status  text,
+    stripe_current_period_end   timestamptz,
+    stripe_cancel_at_period_end boolean,
+    -- the time of the newest Stripe event applied: an older event never overwrites a newer state
+    stripe_event_at             timestamptz,
+    -- suspended by an operator (admin soft delete): every key of the organization is refused
+    suspended_at                timestamptz,
     CONSTRAINT organizations_pk PRIMARY KEY (id),
     CONSTRAINT organizations_slug_key UNIQUE (slug),
     CONSTRAINT organizations_plan_check CHECK (plan_tier IN ('free', 'starter', 'pro', 'enterprise')),
     CONSTRAINT organizations_name_check CHECK (length(name) BETWEEN 1 AND 200)
 );
+CREATE INDEX organizations_billing_email_idx ON organizations (lower(billing_email)) WHERE billing_email IS NOT NULL;
+CREATE INDEX organizations_stripe_customer_idx ON organizations (stripe_customer_id)
+    WHERE stripe_customer_id IS NOT NULL;
 
 -- API keys are stored only as SHA-256 of the key (the key has 256 bits of entropy, so a fast hash is safe
 -- and lets every request find its key through one unique-index lookup).
@@ -43,8 +55,12 @@ CREATE TABLE api_keys (
     created_at          timestamptz NOT NULL DEFAULT now(),
     last_used_at        timestamptz,
     revoked_at          timestamptz,
+    rate_limit          int,                                -- the key's own limit, requests per minute
+    read_only           boolean     NOT NULL DEFAULT false, -- only GET/HEAD (REST) and reads (gRPC)
+    expires_at          timestamptz,                        -- refused from then on
     CONSTRAINT api_keys_pk PRIMARY KEY (id),
     CONSTRAINT api_keys_key_hash_key UNIQUE (key_hash),
+    CONSTRAINT api_keys_rate_limit_check CHECK (rate_limit IS NULL OR rate_limit >= 1),
     CONSTRAINT api_keys_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE
 );
 CREATE INDEX api_keys_organization_idx ON api_keys (organization_id);
@@ -545,5 +561,51 @@ CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE s
 -- dead-letter count read a bounded range of it instead of the organization's whole history).
 CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
 
+-- Jobs created per organization and UTC day (plan quota "jobs per day"): each instance adds its counts here
+-- every few seconds (services/quotas.py), so the hot path never counts jobs.
+CREATE TABLE org_usage_daily (
+    organization_id     uuid        NOT NULL,
+    day                 date        NOT NULL,
+    jobs_created        bigint      NOT NULL DEFAULT 0,
+    CONSTRAINT org_usage_daily_pk PRIMARY KEY (organization_id, day),
+    CONSTRAINT org_usage_daily_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
+        ON DELETE CASCADE
+);
+
+-- Passwordless email login: 6-digit codes, stored as an HMAC only. A start for an address no organization
+-- has is recorded too (code_hash NULL, never matches), so its 200 and its hourly limit look the same.
+CREATE TABLE email_login_codes (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    email               text        NOT NULL,
+    code_hash           bytea,
+    attempts            int         NOT NULL DEFAULT 0,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    expires_at          timestamptz NOT NULL,
+    used_at             timestamptz,
+    CONSTRAINT email_login_codes_pk PRIMARY KEY (id)
+);
+CREATE INDEX email_login_codes_email_idx ON email_login_codes (email, created_at DESC);
+
+-- Stripe events received on /billing/webhook: each id is processed once (the insert and the plan change
+-- are one transaction); `applied` is false for an event older than the state it would have overwritten.
+CREATE TABLE stripe_events (
+    id                  text        NOT NULL,
+    type                text        NOT NULL,
+    event_at            timestamptz NOT NULL,
+    organization_id     uuid,
+    applied             boolean     NOT NULL,
+    received_at         timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT stripe_events_pk PRIMARY KEY (id)
+);
+
+-- Live server instances (heartbeat every few seconds): rate-limit buckets are sized by their count.
+CREATE TABLE server_instances (
+    id                  uuid        NOT NULL,
+    hostname            text        NOT NULL,
+    started_at          timestamptz NOT NULL DEFAULT now(),
+    heartbeat_at        timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT server_instances_pk PRIMARY KEY (id)
+);
+
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (5);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5);

@@ -14,7 +14,9 @@ from spooled.settings import ConfigError, from_env
 
 
 def _parser() -> argparse.ArgumentParser:
+    from spooled import __version__
     p = argparse.ArgumentParser(prog="spooled", description="Spooled job-queue server")
+    p.add_argument("--version", action="version", version=f"spooled-server {__version__}")
     sub = p.add_subparsers(dest="command")
     serve = sub.add_parser("serve", help="run the server (the default)")
     for target in (p, serve):
@@ -22,7 +24,9 @@ def _parser() -> argparse.ArgumentParser:
         target.add_argument("--grpc", help="gRPC bind HOST:PORT (env SPOOLED_GRPC_BIND, default 127.0.0.1:50051)")
     org = sub.add_parser("create-org", help="create an organization and print its first API key")
     org.add_argument("name")
-    org.add_argument("--plan", default="free", choices=["free", "starter", "pro", "enterprise"])
+    org.add_argument("--plan", choices=["free", "starter", "pro", "enterprise"],
+                     help="the plan (default: SPOOLED_DEFAULT_PLAN, else free)")
+    org.add_argument("--billing-email", help="the organization's billing email (email login goes to it)")
     org.add_argument("--slug")
     org.add_argument("--json", action="store_true", help="print JSON")
     mig = sub.add_parser("migrate", help="apply the schema migrations this database lacks (the server also does "
@@ -32,21 +36,23 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-async def _create_org(dsn: str, name: str, plan: str, slug: str | None):
+async def _create_org(settings, dsn: str, name: str, plan: str | None, slug: str | None, email: str | None):
+    """The new organization as POST /organizations answers it (the SDK's CreateOrganizationResponse)."""
     import trio_asyncio
 
     from spooled.convert import structure
     from spooled.domain import inputs
-    from spooled.services.auth import Authenticator
-    from spooled.services.orgs import Orgs
+    from spooled.services.container import Services
     from spooled.store.db import open_database
     from spooled.store.schema import ensure_schema
+    from spooled.transports.http.routes_orgs import created_view
 
-    spec = structure({"name": name, "plan": plan, **({"slug": slug} if slug else {})}, inputs.CreateOrg)
+    given = {"name": name, "plan": plan, "slug": slug, "billing_email": email}
+    spec = structure({k: v for k, v in given.items() if v is not None}, inputs.CreateOrg)
     async with trio_asyncio.open_loop():
         async with open_database(dsn, min_size=1, max_size=1) as db:
             await db.run(ensure_schema)
-            return await Orgs(db, Authenticator(db)).create(spec)
+            return created_view(await Services.build(settings, db).orgs.create(spec))
 
 
 async def _migrate(dsn: str, status_only: bool) -> dict:
@@ -86,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"spooled: {exc}", file=sys.stderr)
         return 2
+    if settings.plan_limits:
+        from spooled.domain.errors import ValidationFailed
+        from spooled.domain.plans import check_overrides
+        try:
+            for tier, overrides in settings.plan_limits.items():
+                check_overrides(overrides, tier)
+        except ValidationFailed as exc:
+            print(f"spooled: SPOOLED_PLAN_LIMITS: {exc.message}", file=sys.stderr)
+            return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     from spooled.domain.errors import DomainError
@@ -93,14 +108,17 @@ def main(argv: list[str] | None = None) -> int:
     from spooled.store.schema import SchemaMismatch
 
     try:
-        with database(settings.database_url, settings.data_dir) as dsn:
+        with database(settings.database_url, settings.data_dir, command=args.command or "serve") as dsn:
             if args.command == "create-org":
-                org, key = trio.run(_create_org, dsn, args.name, args.plan, args.slug)
+                created = trio.run(_create_org, settings, dsn, args.name, args.plan, args.slug,
+                                   args.billing_email)
+                org, key = created["organization"], created["api_key"]
                 if args.json:
-                    print(json.dumps({"organization_id": str(org["id"]), "api_key": key}))
+                    import orjson
+                    print(orjson.dumps(created).decode())
                 else:
                     print(f"Organization {org['name']} ({org['id']}), plan {org['plan_tier']}\n"
-                          f"API key (shown only this once): {key}")
+                          f"API key (shown only this once): {key['key']}")
                 return 0
             if args.command == "migrate":
                 _print_migrate(trio.run(_migrate, dsn, args.status), args.json)
@@ -108,12 +126,22 @@ def main(argv: list[str] | None = None) -> int:
             from spooled import supervisor
             trio.run(supervisor.run, settings, dsn)
             return 0
-    except (ConfigError, SchemaMismatch) as exc:
-        print(f"spooled: {exc}", file=sys.stderr)
-        return 2
-    except DomainError as exc:
-        print(f"spooled: {exc.message}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(f"spooled: cannot reach the database or bind a port: {exc}", file=sys.stderr)
-        return 1
+    except BaseException as exc:   # Trio wraps what went wrong in exception groups: find the operator's problem
+        problem = _operator_problem(exc, (ConfigError, SchemaMismatch, DomainError)) or _operator_problem(
+            exc, (OSError,))
+        if problem is None:
+            raise
+        print(f"spooled: {getattr(problem, 'message', None) or problem}", file=sys.stderr)
+        return 2 if isinstance(problem, (ConfigError, SchemaMismatch)) else 1
+
+
+def _operator_problem(exc: BaseException, kinds: tuple[type[BaseException], ...]) -> BaseException | None:
+    """The first error in `exc` (or its exception groups) that is one of `kinds`: a problem told in one sentence."""
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for sub in exc.exceptions:
+            found = _operator_problem(sub, kinds)
+            if found is not None:
+                return found
+    return None

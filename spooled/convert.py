@@ -3,6 +3,7 @@
 - `structure`: JSON request bodies -> frozen attrs inputs through the private cattrs converter, strict types. A
   structure error becomes one `ValidationFailed` whose details name every bad field (`$.jobs[3].payload` style
   paths, relative to the body). Unknown keys are ignored (documented in docs/api-notes.md).
+- `parse_json`: a request body's bytes -> JSON, strictly (see its docstring); every REST body goes through it.
 - `from_row`: a database record (any mapping) -> a domain model, by field name (the store's statements return
   columns named as the model's fields). Plain construction, each value looked up by field name: this runs for
   every row on the hot paths.
@@ -11,16 +12,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import typing
 
 import attrs
 import cattrs
+import orjson
 from cattrs.errors import ClassValidationError, IterableValidationError
 
-from spooled.domain.errors import FieldError, ValidationFailed
+from spooled.domain.errors import BadRequest, FieldError, ValidationFailed
 from spooled.domain.inputs import JsonObject
 
-__all__ = ["FieldError", "JsonObject", "from_row", "from_rows", "parse_time", "structure"]
+__all__ = ["FieldError", "JsonObject", "MAX_JSON_DEPTH", "from_row", "from_rows", "nul_path", "parse_json",
+           "parse_time", "structure"]
 
 _conv = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
 
@@ -106,3 +111,106 @@ def structure(data: object, cls: type[T]) -> T:
         _collect(exc, "$", fields)
         first = next(iter(fields))
         raise ValidationFailed(f"{first} {fields[first]}", fields) from None
+
+
+# -- JSON text ----------------------------------------------------------------------------------------------
+
+MAX_JSON_DEPTH = 64          # nesting levels of a whole request body (docs/api-notes.md "Requests")
+# every digit -> "0", anything else -> " ": a 19+ digit run is then a plain substring search (C speed)
+_DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
+_LONG_RUN = b"0" * 19
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")   # U+D800..U+DFFF encoded as if they were characters
+_NUL_ESCAPE = b"\\u0000"    # the only way a NUL can appear in valid JSON text
+
+
+class _NonFinite(ValueError):
+    pass
+
+
+def _reject_constant(name: str):
+    raise _NonFinite(name)
+
+
+def parse_json(data: bytes) -> typing.Any:
+    """A request body as JSON. Malformed text is `BadRequest`; well-formed JSON that PostgreSQL or JSON itself
+    cannot hold is `ValidationFailed`: NaN/Infinity (and numbers that overflow a double), lone UTF-16
+    surrogates, NUL characters in any string or key, nesting deeper than `MAX_JSON_DEPTH`.
+
+    orjson validates all but NUL and our depth natively (one C pass). It reads integers beyond 64 bits as
+    floats, so a body holding a 19+ digit run is re-read by the stdlib parser, which keeps them exact (user
+    JSON round-trips verbatim). The NUL and depth walks run only when a cheap byte count says they can hit."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise _json_error(data, str(exc)) from None
+    if data.count(b"[") + data.count(b"{") > MAX_JSON_DEPTH and not _within_depth(value, MAX_JSON_DEPTH):
+        raise _too_deep()
+    if _NUL_ESCAPE in data:
+        where = nul_path(value)
+        if where is not None:
+            raise ValidationFailed(f"{where or 'body'} must not contain NUL (\\u0000) characters",
+                                   {where or "body": "must not contain NUL (\\u0000) characters"})
+    if _LONG_RUN in data.translate(_DIGITS):
+        value = json.loads(data)
+    return value
+
+
+def _too_deep() -> ValidationFailed:
+    return ValidationFailed(f"JSON nested deeper than {MAX_JSON_DEPTH} levels",
+                            {"body": f"must not be nested deeper than {MAX_JSON_DEPTH} levels"})
+
+
+def _json_error(data: bytes, message: str) -> Exception:
+    if "depth" in message or "recursion" in message:
+        return _too_deep()
+    if "not valid UTF-8" in message and not _RAW_SURROGATE.search(data):
+        return BadRequest("The request body is not valid UTF-8")
+    if "surrogate" in message:
+        return ValidationFailed("Text must be valid Unicode: lone surrogates are not allowed",
+                                {"body": "must not contain lone UTF-16 surrogates"})
+    non_finite = "infinity" in message
+    if not non_finite:
+        try:    # orjson says only "unexpected character" for NaN/Infinity: ask the lenient parser what it was
+            json.loads(data, parse_constant=_reject_constant)
+        except _NonFinite:
+            non_finite = True
+        except (ValueError, RecursionError):
+            pass
+    if non_finite:
+        return ValidationFailed("Numbers must be finite: NaN and Infinity are not JSON",
+                                {"body": "must not contain NaN or Infinity"})
+    return BadRequest("Malformed JSON body")
+
+
+def _within_depth(value: typing.Any, levels: int) -> bool:
+    """`value` nests at most `levels` containers deep (recursion is bounded by `levels`; stops at the first miss)."""
+    if type(value) is dict:
+        value = value.values()
+    elif type(value) is not list:
+        return True
+    if levels == 0:
+        return False
+    for child in value:
+        kind = type(child)
+        if (kind is dict or kind is list) and not _within_depth(child, levels - 1):
+            return False
+    return True
+
+
+def nul_path(value: typing.Any, path: str = "") -> str | None:
+    """The path (`jobs[2].payload.key`) of the first string or key holding a NUL character, or None."""
+    stack = [(value, path)]
+    while stack:
+        v, p = stack.pop()
+        if isinstance(v, str):
+            if "\x00" in v:
+                return p
+        elif isinstance(v, dict):
+            for k, c in v.items():
+                sub = f"{p}.{k}" if p else str(k)
+                if "\x00" in k:
+                    return p or "body"
+                stack.append((c, sub))
+        elif isinstance(v, list):
+            stack.extend((c, f"{p}[{i}]") for i, c in enumerate(v))
+    return None

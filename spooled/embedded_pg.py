@@ -5,6 +5,7 @@ database through the same directory). As root, PostgreSQL runs as the `postgres`
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import logging
 import os
@@ -113,14 +114,42 @@ class EmbeddedPostgres:
 
 
 @contextlib.contextmanager
-def database(database_url: str | None, data_dir: Path) -> Iterator[str]:
-    """The DSN to use: DATABASE_URL, else the embedded cluster (started here and stopped on exit, unless it was
-    already running, e.g. a server's while `create-org` runs)."""
+def database(database_url: str | None, data_dir: Path, command: str = "serve") -> Iterator[str]:
+    """The DSN to use: DATABASE_URL, else the embedded cluster in `data_dir`.
+
+    One process owns the embedded cluster at a time: it holds `spooled.lock` in the data dir, starts the cluster
+    (or adopts one left running by a process that died) and stops it on exit. A second `serve` on the same data
+    dir is refused (sharing it silently meant that stopping the first server stopped the database under the
+    second); a short-lived command (`create-org`, `migrate`) uses a running server's cluster and leaves it
+    running."""
     if database_url:
         yield database_url
         return
     pg = EmbeddedPostgres(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = data_dir / "spooled.lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield pg.start()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = lock_path.read_text().strip() or "another process"
+            if command == "serve":
+                raise ConfigError(f"Another Spooled process ({owner}) is using the embedded PostgreSQL in "
+                                  f"{data_dir}: stop it first, or give this server its own SPOOLED_DATA_DIR (or "
+                                  "point both at one PostgreSQL with DATABASE_URL).") from None
+            if not pg.running():
+                raise ConfigError(f"Another Spooled process ({owner}) is starting or stopping the embedded "
+                                  f"PostgreSQL in {data_dir}: try again in a moment.") from None
+            yield pg.dsn
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}, spooled {command}".encode())
+        try:
+            dsn = pg.start()
+            pg.started_here = True     # ours now, even if a process that died had left it running
+            yield dsn
+        finally:
+            pg.stop()
     finally:
-        pg.stop()
+        os.close(fd)

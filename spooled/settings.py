@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import re
 import secrets
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import platformdirs
+
+PLAN_TIERS = ("free", "starter", "pro", "enterprise")
 
 
 class ConfigError(Exception):
@@ -62,6 +68,38 @@ class Settings:
     webhook_timeout_secs: float = 10.0
     webhook_max_attempts: int = 5
     webhook_interval_secs: float = 1.0        # how often due retries are looked for (new deliveries wake it at once)
+    # Plans, quotas, rate limits (domain/plans.py, services/quotas.py, services/ratelimit.py)
+    default_plan: str = "free"
+    plan_limits: dict | None = None             # {tier: {limit: value}} operator overrides
+    quota_sync_secs: float = 2.0
+    instance_heartbeat_secs: float = 5.0
+    # Email login (services/mailer.py)
+    smtp_url: str | None = None
+    smtp_from: str = "Spooled <no-reply@localhost>"
+    # Billing (services/billing.py)
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str | None = None          # point the stripe library elsewhere (tests, proxies)
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+assert all(isinstance(logging.getLevelName(n), int) for n in LOG_LEVELS)
+
+
+def mask_password(url: str) -> str:
+    """`url` with the password of its userinfo replaced by `***` (for messages)."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
+def check_database_url(url: str) -> None:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("postgres", "postgresql"):
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL such as "
+                          f"postgresql://user:password@localhost:5432/spooled, got {mask_password(url)!r}")
 
 
 def jwt_secret_from(data_dir: Path, given: str | None) -> str:
@@ -94,12 +132,28 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
     admin_key = env.get("SPOOLED_ADMIN_KEY") or None
     if registration == "closed" and not admin_key:
         raise ConfigError("SPOOLED_REGISTRATION=closed needs SPOOLED_ADMIN_KEY to be set")
+    log_level = env.get("SPOOLED_LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"SPOOLED_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+    database_url = env.get("DATABASE_URL") or None
+    if database_url is not None:
+        check_database_url(database_url)
     secret = jwt_secret_from(data_dir, env.get("SPOOLED_JWT_SECRET")) if need_secret else ""
+    default_plan = env.get("SPOOLED_DEFAULT_PLAN", "free").lower()
+    if default_plan not in PLAN_TIERS:
+        raise ConfigError(f"SPOOLED_DEFAULT_PLAN must be one of {', '.join(PLAN_TIERS)}")
+    smtp_url = env.get("SPOOLED_SMTP_URL") or None
+    if smtp_url:
+        parse_smtp_url(smtp_url)
     return Settings(
         http_host=http_host, http_port=http_port, grpc_host=grpc_host, grpc_port=grpc_port,
-        database_url=env.get("DATABASE_URL") or None, data_dir=data_dir, jwt_secret=secret,
-        admin_key=admin_key, registration_open=registration == "open",
-        log_level=env.get("SPOOLED_LOG_LEVEL", "INFO").upper(),
+        database_url=database_url, data_dir=data_dir, jwt_secret=secret,
+        admin_key=admin_key, registration_open=registration == "open", log_level=log_level,
+        default_plan=default_plan, plan_limits=plan_limits_from(env.get("SPOOLED_PLAN_LIMITS")),
+        smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or Settings.smtp_from,
+        stripe_secret_key=env.get("SPOOLED_STRIPE_SECRET_KEY") or None,
+        stripe_webhook_secret=env.get("SPOOLED_STRIPE_WEBHOOK_SECRET") or None,
+        stripe_api_base=env.get("SPOOLED_STRIPE_API_BASE") or None,
         webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE"),
     )
 
@@ -111,3 +165,41 @@ def _flag(env: dict[str, str], name: str) -> bool:
     if value in ("1", "true", "yes", "on"):
         return True
     raise ConfigError(f"{name} must be 1 or 0, got {value!r}")
+
+
+def plan_limits_from(text: str | None) -> dict | None:
+    """SPOOLED_PLAN_LIMITS: a JSON object {tier: {limit: value}} overriding the plans' limits (the limit names
+    and values are checked by the CLI against domain/plans.py before the server starts)."""
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise ConfigError('SPOOLED_PLAN_LIMITS must be JSON, e.g. {"free": {"max_jobs_per_day": 5000}}') from None
+    if not isinstance(value, dict) or not set(value) <= set(PLAN_TIERS):
+        raise ConfigError(f"SPOOLED_PLAN_LIMITS must be a JSON object whose keys are plans "
+                          f"({', '.join(PLAN_TIERS)})")
+    return value
+
+
+@attrs.frozen
+class SmtpTarget:
+    host: str
+    port: int
+    tls: bool                   # smtps: TLS from the first byte (else STARTTLS whenever the server offers it)
+    user: str | None = None
+    password: str | None = None
+
+
+def parse_smtp_url(url: str) -> SmtpTarget:
+    """`smtp://[user:password@]host[:port]` (default port 25) or `smtps://...` (default port 465)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ConfigError("SPOOLED_SMTP_URL must look like smtp://[user:password@]host[:port] or smtps://...")
+    tls = parts.scheme == "smtps"
+    try:
+        port = parts.port or (465 if tls else 25)
+    except ValueError:
+        raise ConfigError("SPOOLED_SMTP_URL has a bad port") from None
+    return SmtpTarget(parts.hostname, port, tls, unquote(parts.username) if parts.username else None,
+                      unquote(parts.password) if parts.password else None)

@@ -2,8 +2,8 @@
 
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
-       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, webhook dispatcher, listener
-          │               registration
+       └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
+          │               mailer, webhook dispatcher, realtime listener registration
           └─ edge nursery: hypercorn (REST, SSE, WebSocket), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, realtime streams close (WebSocket
 1001), hypercorn stops accepting and drains under `shutdown_grace_secs`, then the core loops are cancelled (a
@@ -12,7 +12,9 @@ delivery cut off mid-send is sent again once its lease runs out) and the pool cl
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 from functools import partial
 
@@ -22,15 +24,17 @@ import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
+from spooled.domain.errors import DomainError
 from spooled.loops import dispatcher as dispatcher_loop
 from spooled.loops import periodic
 from spooled.services.container import Services
-from spooled.settings import Settings
+from spooled.settings import ConfigError, Settings
 from spooled.store import listen
 from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
+from spooled.transports.http.edge import EdgeApp, json_protocol_errors
 
 log = logging.getLogger(__name__)
 
@@ -87,28 +91,60 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
                                  settings.heartbeat_check_interval_secs, limit=100))
         await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
                                  settings.scheduler_interval_secs, limit=100))
+        await core.start(partial(periodic.run, "instance heartbeat", svc.admission.run_once,
+                                 settings.instance_heartbeat_secs, limit=1))
+        await core.start(partial(periodic.run, "quota sync", svc.quotas.run_once, settings.quota_sync_secs,
+                                 limit=10_000))
+        await core.start(svc.mailer.run)
         await core.start(partial(periodic.run, "realtime listener registration", svc.broadcaster.refresh,
                                  svc.broadcaster.ttl_secs / 4, limit=0))
         if settings.webhook_dispatcher:
             await core.start(partial(dispatcher_loop.run, svc.dispatcher, concurrency=settings.webhook_concurrency,
                                      interval=settings.webhook_interval_secs))
         async with trio.open_nursery() as edge:
-            binds = await edge.start(partial(hypercorn.trio.serve, create_app(svc),
-                                             _hypercorn_config(settings),
-                                             shutdown_trigger=svc.shutting_down.wait))
-            grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                    settings.grpc_port, grace=settings.shutdown_grace_secs))
+            json_protocol_errors()
+            app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes)
+            with _binding("REST (--http)", settings.http_host, settings.http_port):
+                binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),
+                                                 shutdown_trigger=svc.shutting_down.wait))
+            with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
+                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
+                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
             task_status.started(Running(binds[0], grpc_address, svc))
             await svc.shutting_down.wait()
             svc.wakeups.close()
             svc.broadcaster.close()
-        with trio.move_on_after(2) as cleanup:
-            cleanup.shield = True
-            try:
-                await svc.broadcaster.unregister_all()
-            except Exception as exc:    # best effort: the rows expire on their own
-                log.info("could not unregister realtime listeners (%s)", exc)
+        await _leave(svc)
         core.cancel_scope.cancel()
+
+
+async def _leave(svc: Services) -> None:
+    """Drained: count the last jobs created here, stop counting this instance and drop its realtime listener rows
+    (best effort, bounded: the rows expire on their own)."""
+    with trio.move_on_after(5):
+        for step in (svc.quotas.run_once, svc.admission.leave, svc.broadcaster.unregister_all):
+            try:
+                await step()
+            except DomainError as exc:
+                log.warning("at shutdown: %s", exc.message)
+
+
+@contextlib.contextmanager
+def _binding(what: str, host: str, port: int):
+    """A failure to listen (found inside Trio's exception groups) as one sentence naming the address."""
+    try:
+        yield
+    except BaseException as exc:
+        found = exc if isinstance(exc, OSError) else None
+        if isinstance(exc, BaseExceptionGroup):
+            match, _ = exc.split(OSError)
+            while isinstance(match, BaseExceptionGroup):
+                match = match.exceptions[0]
+            found = match
+        if found is None:
+            raise
+        reason = os.strerror(found.errno).lower() if found.errno else str(found)
+        raise ConfigError(f"Cannot listen on {host}:{port} for {what}: {reason}") from exc
 
 
 async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -> None:

@@ -37,7 +37,9 @@ def _as_postgres(cmd: list[str]) -> list[str]:
 
 
 class Cluster:
-    def __init__(self) -> None:
+    def __init__(self, *settings: str) -> None:
+        """`settings`: `name=value` options for every start of this cluster."""
+        self.settings = settings
         self.dir = tempfile.mkdtemp(prefix="spooled-test-pg-")
         os.chmod(self.dir, 0o755)  # the postgres user must be able to enter it when we run as root
         self.pgdata = os.path.join(self.dir, "data")
@@ -50,15 +52,26 @@ class Cluster:
             shutil.chown(self.dir, "postgres", "postgres")
         subprocess.run(_as_postgres([str(bindir / "initdb"), "-D", self.pgdata, "-U", "postgres", "--auth=trust",
                                      "-E", "UTF8", "--no-instructions"]), check=True, capture_output=True)
-        opts = (f"-k {self.dir} -c listen_addresses='' -p 5432 -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB")
-        subprocess.run(_as_postgres([str(bindir / "pg_ctl"), "start", "-D", self.pgdata, "-w", "-l",
-                                     os.path.join(self.dir, "log"), "-o", opts]), check=True, capture_output=True)
+        self.start()
         self.dsn = f"postgresql://postgres@/postgres?host={self.dir}&port=5432"
 
+    def pg_ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), *args, "-D", self.pgdata]), check=check,
+                              capture_output=True)
+
+    def start(self, *settings: str, wait: bool = True) -> None:
+        """`pg_ctl start` (again, after `halt`); `settings` are extra `-c name=value` options."""
+        opts = (f"-k {self.dir} -c listen_addresses='' -p 5432 -c fsync=off -c synchronous_commit=off "
+                "-c full_page_writes=off -c max_connections=300 -c shared_buffers=128MB "
+                + " ".join(f"-c {s}" for s in (*self.settings, *settings)))
+        self.pg_ctl("start", "-w" if wait else "-W", "-l", os.path.join(self.dir, "log"), "-o", opts)
+
+    def halt(self, mode: str) -> None:
+        """`pg_ctl stop -m mode` (immediate: a crash, recovery at the next start; fast: a clean shutdown)."""
+        self.pg_ctl("stop", "-m", mode, "-w")
+
     def stop(self) -> None:
-        subprocess.run(_as_postgres([str(self.bindir / "pg_ctl"), "stop", "-D", self.pgdata, "-m", "immediate"]),
-                       capture_output=True)
+        self.pg_ctl("stop", "-m", "immediate", check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -131,7 +144,9 @@ def make_settings(tmp_path: Path, dsn: str, **overrides) -> Settings:
     base = dict(http_host="127.0.0.1", http_port=0, grpc_host="127.0.0.1", grpc_port=0, database_url=dsn,
                 data_dir=tmp_path, jwt_secret="t" * 48, reaper_interval_secs=3600.0,
                 scheduler_interval_secs=3600.0, shutdown_grace_secs=2.0,
-                pool_min_size=1, pool_max_size=10)
+                pool_min_size=1, pool_max_size=10,
+                # the access tests choose plans explicitly (tests/access.py); others get the unlimited plan
+                default_plan="enterprise", quota_sync_secs=3600.0, instance_heartbeat_secs=3600.0)
     base.update(overrides)
     return Settings(**base)
 
@@ -162,7 +177,7 @@ async def new_org(client: httpx.AsyncClient, name: str = "Acme") -> tuple[str, d
     r = await client.post("/api/v1/organizations", json={"name": name})
     assert r.status_code == 201, r.text
     body = r.json()
-    return body["organization"]["id"], {"Authorization": f"Bearer {body['api_key']}"}
+    return body["organization"]["id"], {"Authorization": f"Bearer {body['api_key']['key']}"}
 
 
 @pytest.fixture

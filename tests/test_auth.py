@@ -63,12 +63,14 @@ async def test_validate(api, client, server):
     tokens = await login(client, key_of(api))
     r = await client.post("/api/v1/auth/validate", json={"token": tokens["access_token"]})
     assert r.json()["valid"] is True and r.json()["claims"]["sub"] == api.org_id
-    assert (await client.post("/api/v1/auth/validate", json={"token": "a.b.c"})).json() == {"valid": False}
+    assert r.json()["organization_id"] == api.org_id and r.json()["queues"] == []
+    invalid = {"valid": False, "error": "Invalid or expired token"}
+    assert (await client.post("/api/v1/auth/validate", json={"token": "a.b.c"})).json() == invalid
     secret = server.services.settings.jwt_secret
     now = int(time.time())
     expired = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now - 7200,
                           "exp": now - 3600}, secret, algorithm="HS256")
-    assert (await client.post("/api/v1/auth/validate", json={"token": expired})).json() == {"valid": False}
+    assert (await client.post("/api/v1/auth/validate", json={"token": expired})).json() == invalid
     assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {expired}"})).status_code == 401
     forged = jwt.encode({"sub": api.org_id, "api_key_id": "x", "type": "access", "iat": now, "exp": now + 60},
                         "another-secret-that-is-long-enough-for-hs256", algorithm="HS256")
@@ -95,3 +97,53 @@ async def test_tokens_are_scoped_to_their_organization(api, other_api, client):
     r = await client.post("/api/v1/auth/logout", json={"refresh_token": theirs["refresh_token"]},
                           headers=api.headers)
     assert r.status_code == 401  # cannot revoke another organization's token
+
+
+async def test_bad_tokens_are_401(api, client, server):
+    tokens = await login(client, key_of(api))
+    secret = server.services.settings.jwt_secret
+    claims = jwt.decode(tokens["access_token"], secret, algorithms=["HS256"])
+    assert claims["org_id"] == claims["sub"] == api.org_id and claims["queues"] == [] and claims["type"] == "access"
+    now = int(time.time())
+    header, payload, signature = tokens["access_token"].split(".")
+    tampered = ".".join([header, payload[:-2] + ("A" if payload[-2] != "A" else "B") + payload[-1], signature])
+    unsigned = jwt.encode({**claims, "iat": now, "exp": now + 60}, None, algorithm="none")
+    bad = {
+        "alg none": unsigned,
+        "alg none, signature kept": unsigned.rstrip(".") + "." + signature,
+        "tampered": tampered,
+        "wrong secret": jwt.encode(claims, "x" * 48, algorithm="HS256"),
+        "api_key_id not a string": jwt.encode({**claims, "api_key_id": 12345}, secret, algorithm="HS256"),
+        "sub not a string": jwt.encode({**claims, "sub": 7}, secret, algorithm="HS256"),
+        "api_key_id a list": jwt.encode({**claims, "api_key_id": [claims["api_key_id"]]}, secret, algorithm="HS256"),
+        "no type": jwt.encode({k: v for k, v in claims.items() if k != "type"}, secret, algorithm="HS256"),
+        "other org": jwt.encode({**claims, "sub": "00000000-0000-0000-0000-000000000000"}, secret,
+                                algorithm="HS256"),
+        "HS384": jwt.encode(claims, secret, algorithm="HS384"),
+        "refresh as access": tokens["refresh_token"],
+        "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 3600}, secret, algorithm="HS256"),
+    }
+    for what, token in bad.items():
+        r = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED", (what, r.text)
+        if what != "refresh as access":
+            v = (await client.post("/api/v1/auth/validate", json={"token": token})).json()
+            assert v["valid"] is False and v["error"], what
+    # the genuine token still works
+    r = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    assert r.status_code == 200
+
+
+async def test_tokens_carry_the_keys_queues(api, client):
+    r = await api.post("/api/v1/api-keys", json={"name": "q-only", "queues": ["a", "b"]})
+    tokens = await login(client, r.json()["key"])
+    v = (await client.post("/api/v1/auth/validate", json={"token": tokens["access_token"]})).json()
+    assert v["valid"] is True and v["queues"] == ["a", "b"] and v["claims"]["queues"] == ["a", "b"]
+    assert v["api_key_id"] == r.json()["id"] and v["organization_id"] == api.org_id and v["expires_at"]
+    v = (await client.post("/api/v1/auth/validate", json={"token": tokens["refresh_token"]})).json()
+    assert v["valid"] is True and v["claims"]["type"] == "refresh"
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert (await client.post("/api/v1/jobs", json={"queue_name": "c", "payload": {}}, headers=bearer)
+            ).status_code == 403
+    assert (await client.post("/api/v1/jobs", json={"queue_name": "a", "payload": {}}, headers=bearer)
+            ).status_code == 201

@@ -52,7 +52,7 @@ async def test_good_key_and_revoked_key(api, client):
     r = await api.post("/api/v1/api-keys", json={"name": "ci"})
     assert r.status_code == 201
     created = r.json()
-    assert created["key"].startswith("sp_live_") and created["name"] == "ci"
+    assert created["key"].startswith("sk_live_") and created["name"] == "ci"
     second = {"Authorization": f"Bearer {created['key']}"}
     assert (await client.get("/api/v1/jobs", headers=second)).status_code == 200
     listed = (await api.get("/api/v1/api-keys")).json()
@@ -246,9 +246,9 @@ def test_subprocess_serves_and_stops_cleanly_on_sigterm(dsn, tmp_path):
                          timeout=60)
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["api_key"].startswith("sp_live_") and out["organization_id"]
+    assert out["api_key"]["key"].startswith("sk_live_") and out["organization"]["plan_tier"] == "pro"
     r = httpx.post(url + "/api/v1/jobs", json={"queue_name": "q", "payload": {"a": 1}},
-                   headers={"Authorization": f"Bearer {out['api_key']}"}, timeout=10)
+                   headers={"Authorization": f"Bearer {out['api_key']['key']}"}, timeout=10)
     assert r.status_code == 201
     # a long poll open during shutdown ends promptly
     _sigterm_and_check(proc)
@@ -266,7 +266,7 @@ def test_embedded_postgres_when_no_database_url(tmp_path):
                              env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
                                   "SPOOLED_DATA_DIR": data_dir}, capture_output=True, text=True, timeout=120)
         assert res.returncode == 0, res.stderr
-        key = json.loads(res.stdout)["api_key"]
+        key = json.loads(res.stdout)["api_key"]["key"]
         r = httpx.get(url + "/api/v1/jobs", headers={"Authorization": f"Bearer {key}"}, timeout=10)
         assert r.status_code == 200 and r.json() == []
         _sigterm_and_check(proc)

@@ -57,7 +57,28 @@ class ValidationFailed(DomainError):
 
 
 class Unavailable(DomainError):
-    """Database unreachable or server shutting down."""
+    """Database unreachable, server shutting down, or a needed service (Stripe) not configured."""
+
+
+class RateLimited(DomainError):
+    """Too many requests: the caller's token bucket is empty; `retry_after` whole seconds (>= 1)."""
+
+    def __init__(self, retry_after: int, message: str = "Rate limit exceeded"):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
+class QuotaExceeded(DomainError):
+    """A plan limit (jobs per day, active jobs, queues, workers...). The message contains "limit reached"
+    (gRPC clients tell a quota from a rate limit by it); nothing was created."""
+
+    def __init__(self, resource: str, current: int, limit: int, plan: str, upgrade_to: str | None):
+        message = f"{resource.replace('_', ' ')} limit reached ({current}/{limit})"
+        if upgrade_to:
+            message += f". Upgrade to {upgrade_to} for higher limits."
+        super().__init__(message, {"resource": resource, "current": current, "limit": limit, "plan": plan,
+                                   "upgrade_to": upgrade_to})
+        self.resource = resource
 
 
 class FieldError(ValueError):

@@ -14,8 +14,9 @@ import typing
 
 import attrs
 
-from spooled.domain.errors import FieldError
+from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
+from spooled.domain.plans import check_overrides
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
@@ -232,31 +233,71 @@ class Pause:
     reason: str | None = attrs.field(default=None, validator=length(0, 1000))
 
 
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
+slug_field = matches(SLUG, "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")
+
+
+def email_field(_inst, attribute, value) -> None:
+    if value is not None and (len(value) > 320 or not EMAIL.match(value)):
+        raise FieldError(attribute.name, "must be an email address")
+
+
+def _overrides(_inst, attribute, value) -> None:
+    if value is not None:
+        try:
+            check_overrides(value, attribute.name)
+        except ValidationFailed as exc:
+            field = next(iter(exc.fields))
+            raise FieldError(field, exc.fields[field]) from None
+
+
 @attrs.frozen
 class CreateOrg:
+    """POST /organizations (plan, settings and custom_limits: operators only) and POST /admin/organizations."""
     name: str = attrs.field(validator=length(1, 200))
-    slug: str | None = attrs.field(default=None, validator=matches(re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z"),
-                                                                   "lowercase letters, digits and dashes"))
+    slug: str | None = attrs.field(default=None, validator=slug_field)
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
+    settings: JsonObject | None = None
+    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
 
 
 @attrs.frozen
 class UpdateOrg:
+    """PUT/PATCH /organizations/{id}; the admin API may also set plan, custom_limits and suspended."""
     name: str | None = attrs.field(default=None, validator=length(1, 200))
-    billing_email: str | None = attrs.field(default=None, validator=length(3, 320))
+    billing_email: str | None = attrs.field(default=None, validator=email_field)
     settings: JsonObject | None = None
+    plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
+    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    suspended: bool | None = None
+
+
+def _key_queues(_inst, attribute, value) -> None:
+    if value is None:
+        return
+    if len(value) > 100:
+        raise FieldError(attribute.name, "must hold at most 100 queue names")
+    for name in value:
+        queue_name_field(_inst, attribute, name)
 
 
 @attrs.frozen
 class CreateApiKey:
     name: str = attrs.field(default="default", validator=length(1, 200))
-    queues: list[str] | None = None
+    queues: list[str] | None = attrs.field(default=None, validator=_key_queues)
+    rate_limit: int | None = attrs.field(default=None, validator=between(1, 1_000_000))    # requests per minute
+    expires_at: dt.datetime | None = None
+    read_only: bool = False
 
 
 @attrs.frozen
 class UpdateApiKey:
     name: str | None = attrs.field(default=None, validator=length(1, 200))
-    queues: list[str] | None = None
+    queues: list[str] | None = attrs.field(default=None, validator=_key_queues)
+    rate_limit: int | None = attrs.field(default=None, validator=between(1, 1_000_000))
+    is_active: bool | None = None
 
 
 # Every status of the SDK's WorkerStatus (docs/api-notes.md "Workers" says what each one does when reported).

@@ -148,6 +148,25 @@ class Schedule:
 
 
 @attrs.frozen(slots=True)
+class Organization:
+    id: uuid.UUID
+    name: str
+    slug: str
+    plan_tier: str
+    billing_email: str | None
+    settings: RawJson                       # jsonb as text (secrets inside: transports show public_settings)
+    custom_limits: RawJson | None           # jsonb as text: limit overrides (domain/plans.py)
+    stripe_customer_id: str | None
+    stripe_subscription_id: str | None
+    stripe_subscription_status: str | None
+    stripe_current_period_end: dt.datetime | None
+    stripe_cancel_at_period_end: bool | None
+    suspended_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@attrs.frozen(slots=True)
 class ScheduleRun:
     """A fire as clients see it: `status` follows the run's job (pending/running/completed/failed/cancelled),
     or is `skipped` (overlap policy) or `failed` with `error_message` (the enqueue was refused)."""
@@ -249,6 +268,65 @@ class Summary:
     queues: list[QueueLoad]
     workers: WorkerCounts
     count_cap: int
+
+
+@attrs.frozen(slots=True)
+class ApiKey:
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    key_prefix: str
+    queues: list[str]                       # empty: every queue
+    rate_limit: int | None                  # the key's own limit, requests per minute
+    read_only: bool
+    is_active: bool
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class KeyGrant:
+    """What authenticating with one active API key grants: its rules and its organization's plan."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    queues: list[str]
+    rate_limit: int | None
+    read_only: bool
+    expires_at: dt.datetime | None
+    plan_tier: str
+    custom_limits: RawJson | None
+    suspended: bool
+
+
+@attrs.frozen(slots=True)
+class Usage:
+    """An organization's counted resources (jobs_today comes from the daily counters, see services/quotas.py)."""
+    jobs_today: int
+    active_jobs: int
+    queues: int
+    workers: int
+    api_keys: int
+    webhooks: int
+    schedules: int
+    workflows: int
+
+
+@attrs.frozen(slots=True)
+class PlatformStats:
+    orgs_total: int
+    orgs_by_plan: RawJson                   # [{plan, count}]
+    orgs_today: int
+    orgs_week: int
+    jobs_pending: int
+    jobs_scheduled: int
+    jobs_processing: int
+    jobs_completed_24h: int
+    jobs_failed_24h: int
+    workers_total: int
+    workers_healthy: int
+    workers_degraded: int
 
 
 @attrs.frozen(slots=True)

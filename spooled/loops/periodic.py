@@ -1,6 +1,10 @@
 """Background loops: when, not what. Each calls one service `run_once(limit=...)` (a bounded batch, safe with
 several instances) every `interval` seconds, and at once again while batches come back full. The supervisor
-runs the lease reaper (`Maintenance.run_once`) and the heartbeat expirer (`Workers.expire`) this way."""
+runs the lease reaper (`Maintenance.run_once`) and the heartbeat expirer (`Workers.expire`) this way.
+
+No failure ends a loop (nor so the process): the database being unavailable is logged as such, anything else
+(a bug) with its traceback; both retry with a backoff that doubles from `interval` up to `MAX_BACKOFF_SECS`
+and resets after a batch succeeds."""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import trio
 from spooled.domain.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+MAX_BACKOFF_SECS = 30.0
 
 
 class BatchResult(Protocol):
@@ -25,14 +31,20 @@ class BatchResult(Protocol):
 async def run(name: str, run_once: Callable[..., Awaitable[BatchResult]], interval: float, *, limit: int,
               task_status=trio.TASK_STATUS_IGNORED) -> None:
     task_status.started()
+    delay = interval
     while True:
         try:
             result = await run_once(limit=limit)
         except Unavailable:
-            log.warning("%s: database unavailable; retrying in %.1fs", name, interval)
-            await trio.sleep(interval)
+            log.warning("%s: database unavailable; retrying in %.1fs", name, delay)
+        except Exception:
+            log.exception("%s failed; restarting in %.1fs", name, delay)
+        else:
+            delay = interval
+            if result.total:
+                log.info("%s: %s", name, result)
+            if not result.full(limit):
+                await trio.sleep(interval)
             continue
-        if result.total:
-            log.info("%s: %s", name, result)
-        if not result.full(limit):
-            await trio.sleep(interval)
+        await trio.sleep(delay)
+        delay = min(delay * 2, max(interval, MAX_BACKOFF_SECS))

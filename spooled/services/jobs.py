@@ -10,11 +10,13 @@ from typing import Any
 import attrs
 import trio
 
+from spooled.convert import nul_path
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.states import JobStatus
 from spooled.services.grouping import CompletionGrouper
+from spooled.services.quotas import Quotas
 from spooled.services.wakeups import Wakeups
 from spooled.store.jobs import JobStore, NewJobs
 
@@ -22,8 +24,14 @@ Now = dt.datetime | None
 
 
 def dumps(value: Any) -> str:
-    """User JSON to text for a `json` column; key order and big integers are kept."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    """User JSON to text for a `json` column; key order and big integers are kept. A NUL character is refused
+    whatever the transport: PostgreSQL stores it in `json` but cannot read it back as text (listings break)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    if "\\u0000" in text:
+        where = nul_path(value)
+        if where is not None:
+            raise errors.invalid(where or "json", "must not contain NUL (\\u0000) characters")
+    return text
 
 
 @attrs.frozen
@@ -52,8 +60,9 @@ Completion = tuple[str, "str | None", "str | None", Any]    # (job_id, lease_id,
 
 
 class Jobs:
-    def __init__(self, store: JobStore, wakeups: Wakeups, *, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
         self._store = store
+        self._quotas = quotas
         self._wakeups = wakeups
         self._max_payload = max_payload_bytes
         self._completions = CompletionGrouper(self.complete_many)
@@ -69,11 +78,13 @@ class Jobs:
 
         def where(i: int, field: str) -> str:
             return f"jobs[{i}].{field}" if many else field
-        payloads, parents = [], []
+        payloads, parents, largest = [], [], 0
         for i, s in enumerate(specs):
             text = dumps(s.payload)
-            if len(text.encode()) > self._max_payload:
+            size = len(text.encode())
+            if size > self._max_payload:
                 raise errors.PayloadTooLarge(f"{where(i, 'payload')} is over the {self._max_payload} byte limit")
+            largest = max(largest, size)
             payloads.append(text)
             if s.expires_at and s.scheduled_at and s.expires_at <= s.scheduled_at:
                 raise errors.invalid(where(i, "expires_at"), "must be after scheduled_at")
@@ -83,6 +94,7 @@ class Jobs:
                 if parent is None:
                     raise _no_parent(where(i, "parent_job_id"))
             parents.append(parent)
+        await self._quotas.check_enqueue(org, queue, len(specs), largest)
         ids = [new_job_id() for _ in specs]
         keys = [s.idempotency_key for s in specs]
         outcome = await self._store.insert(parse_id(org), queue, NewJobs(
@@ -97,6 +109,7 @@ class Jobs:
         if outcome.missing_parents:
             i = next(i for i, p in enumerate(parents) if p in outcome.missing_parents)
             raise _no_parent(where(i, "parent_job_id"))
+        self._quotas.enqueued(org, len(outcome.inserted))
         out = []
         for job_id, key in zip(ids, keys):
             job = outcome.inserted.get(job_id)

@@ -9,6 +9,7 @@ import math
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import Paused, Queue, QueueStats, ThroughputBucket
+from spooled.services.quotas import Quotas
 from spooled.store.queues import QueueStore, QueueValues
 
 
@@ -26,13 +27,15 @@ def _missing(name: str) -> errors.NotFound:
 
 
 class Queues:
-    def __init__(self, store: QueueStore):
+    def __init__(self, store: QueueStore, quotas: Quotas):
         self._store = store
+        self._quotas = quotas
 
     async def create(self, org: str, c: inputs.QueueConfig) -> Queue:
         """POST /queues: a new queue; Conflict when it exists."""
         if c.name is None:
             raise errors.invalid("name", "is required")
+        await self._quotas.check(org, "queues", 1)
         queue = await self._store.create(parse_id(org), c.name, _values(c))
         if queue is None:
             raise errors.Conflict(f"Queue {c.name} already exists")
@@ -47,6 +50,7 @@ class Queues:
 
     async def upsert(self, org: str, name: str, c: inputs.QueueConfig, present: set[str]) -> Queue:
         """PUT /queues/{name}/config: create with these settings, or update the existing queue."""
+        await self._quotas.check(org, "queues", 1, excluding=name)
         queue = await self._store.create(parse_id(org), name, _values(c))
         return queue if queue is not None else await self.update(org, name, c, present)
 

@@ -16,6 +16,7 @@ import orjson
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import Delivery, Webhook
+from spooled.services.quotas import Quotas
 from spooled.services.sender import Response, Sender, check_url, sign
 from spooled.store.webhooks import WebhookStore, WebhookValues
 
@@ -63,12 +64,15 @@ def headers(delivery_id: uuid.UUID, event: str, body: bytes, secret: str | None)
 
 
 class Webhooks:
-    def __init__(self, store: WebhookStore, sender: Sender):
+    def __init__(self, store: WebhookStore, sender: Sender, quotas: Quotas):
         self._store = store
         self._sender = sender
+        self._quotas = quotas
 
     async def create(self, org: str, spec: inputs.CreateWebhook) -> Webhook:
+        """A new subscription (the plan's webhook count is a quota)."""
         check_url(spec.url, allow_private=self._sender.allow_private)
+        await self._quotas.check(org, "webhooks")
         return await self._store.create(parse_id(org), WebhookValues(
             name=spec.name, url=spec.url, events=list(dict.fromkeys(spec.events)), enabled=spec.enabled,
             format=spec.format, secret=spec.secret))

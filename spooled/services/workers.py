@@ -15,6 +15,7 @@ from spooled.domain import errors
 from spooled.domain.ids import parse_id
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.domain.models import Worker
+from spooled.services.quotas import Quotas
 from spooled.store.workers import ExpireResult, WorkerStore, WorkerValues
 
 Now = dt.datetime | None
@@ -33,14 +34,17 @@ def _missing() -> errors.NotFound:
 
 
 class Workers:
-    def __init__(self, store: WorkerStore, *, heartbeat_interval_secs: int, lease_duration_secs: int = 30):
+    def __init__(self, store: WorkerStore, *, quotas: Quotas, heartbeat_interval_secs: int,
+                 lease_duration_secs: int = 30):
         self._store = store
+        self._quotas = quotas
         self._heartbeat_interval = heartbeat_interval_secs
         self._lease_secs = lease_duration_secs
 
     async def register(self, org: str, spec: RegisterWorker, *, now: Now = None) -> tuple[Worker, bool]:
         """Register a worker (its id: the client's `worker_id` as is, else a new one); registering an existing
         id updates it. (worker, created)."""
+        await self._quotas.check(org, "workers", 1, excluding=spec.worker_id)
         return await self._store.register(
             parse_id(org), spec.worker_id or str(uuid.uuid4()),
             WorkerValues(queue_names=spec.all_queues, hostname=spec.hostname, worker_type=spec.worker_type or None,

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import socket
 from typing import Any, AsyncIterator, Awaitable, Callable
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import trio
@@ -30,8 +33,16 @@ CONSTRAINTS: dict[str, tuple[type[errors.DomainError], str]] = {
                              "retry_backoff_max_secs must be at least retry_backoff_base_secs"),
 }
 
-UNAVAILABLE = (OSError, ConnectionError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-               asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError, asyncpg.AdminShutdownError)
+# The database cannot serve now: the connection is gone or in an unknown state (driver errors such as
+# InternalClientError "another operation is in progress"), or the server is shutting down, starting up, in
+# recovery (57P*), out of resources (53*), failing I/O (58*), or read-only (a standby after a failover).
+UNAVAILABLE = (OSError, ConnectionError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+               asyncpg.PostgresConnectionError, asyncpg.OperatorInterventionError,
+               asyncpg.InsufficientResourcesError, asyncpg.PostgresSystemError,
+               asyncpg.ReadOnlySQLTransactionError)
+ARGUMENT_BUG = asyncpg.exceptions._base.DataError   # asyncpg could not encode an argument: our bug, a 500
+# Text PostgreSQL cannot hold (a NUL in a text value, `\u0000` read from json as text): the request is bad.
+BAD_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 
 
 def translate(exc: BaseException) -> BaseException:
@@ -42,7 +53,9 @@ def translate(exc: BaseException) -> BaseException:
         if kind is errors.ValidationFailed:
             return errors.ValidationFailed(message, {name: message})
         return kind(message)
-    if isinstance(exc, UNAVAILABLE):
+    if isinstance(exc, BAD_TEXT):
+        return errors.ValidationFailed("Text must not contain NUL characters", {"body": "must not contain NUL"})
+    if isinstance(exc, UNAVAILABLE) and not isinstance(exc, ARGUMENT_BUG):
         return errors.Unavailable("The database is unavailable")
     return exc
 
@@ -99,10 +112,15 @@ class Database:
                         con.terminate()
 
     async def open(self, n: int) -> None:
-        """Open `n` connections now (fail fast on a bad DSN; warm the pool)."""
+        """Open `n` connections now (fail fast on a bad DSN; warm the pool). A failure is `Unavailable` with one
+        sentence naming the database and the problem."""
         async def connect_all():
             return [await self._connect() for _ in range(n)]
-        self._idle.extend(await trio_asyncio.aio_as_trio(connect_all)())
+        try:
+            self._idle.extend(await trio_asyncio.aio_as_trio(connect_all)())
+        except Exception as exc:
+            raise errors.Unavailable(f"Cannot connect to the database at {describe_dsn(self.dsn)}: "
+                                     f"{_connect_problem(exc)}") from exc
 
     async def aclose(self) -> None:
         """Close the free connections (units still running close theirs when they finish)."""
@@ -145,6 +163,35 @@ class Database:
             return await self.run(lambda con: con.fetchval("SELECT true", timeout=2))
         except errors.Unavailable:
             return False
+
+
+def describe_dsn(dsn: str) -> str:
+    """`user@host:port/database` of a DSN (no password), for messages."""
+    try:
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        host = query.get("host", [parts.hostname or "localhost"])[0]
+        port = query.get("port", [str(parts.port or 5432)])[0]
+        database = parts.path.lstrip("/") or query.get("dbname", [parts.username or "postgres"])[0]
+        user = f"{parts.username}@" if parts.username else ""
+    except ValueError:
+        return "(an unreadable DATABASE_URL)"
+    return f"{user}{host}:{port}/{database}"
+
+
+def _connect_problem(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is PostgreSQL running and listening there?)"
+    if isinstance(exc, FileNotFoundError):
+        return "no PostgreSQL socket there (is PostgreSQL running?)"
+    if isinstance(exc, socket.gaierror):
+        return "unknown host name"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.errno:
+        return os.strerror(exc.errno).lower()
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 @contextlib.asynccontextmanager

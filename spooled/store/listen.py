@@ -31,8 +31,9 @@ class Channel:
 async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: float = 5.0,
                task_status=trio.TASK_STATUS_IGNORED) -> None:
     """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTENs are active.
-    Once started, a database that goes down or restarts (connection refused, `CannotConnectNowError` while it
-    starts) is waited for; failing to connect at start, or any other error, ends the pump loudly."""
+    Once started, no failure ends it (the database may be restarting, in recovery, or gone for a while): a lost
+    connection is logged as such, anything else with its traceback, and both reconnect with backoff (and resync
+    every channel). Failing to connect at start ends it loudly."""
     started = False
     delay = 0.1
     while True:
@@ -53,9 +54,12 @@ async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: flo
                     for name, feed in feeds.items():
                         nursery.start_soon(_forward, feed, channels[name])
         except Exception as exc:
-            if not started or not _connection_lost(exc):
+            if not started:
                 raise
-            log.warning("LISTEN connection lost or refused (%s); reconnecting in %.1fs", _first(exc), delay)
+            if _connection_lost(exc):
+                log.warning("LISTEN connection lost (%s); reconnecting in %.1fs", _first(exc), delay)
+            else:
+                log.exception("LISTEN connection failed; reconnecting in %.1fs", delay)
             await trio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
@@ -69,8 +73,9 @@ async def _forward(feed, channel: Channel) -> None:
 
 
 _LOST = (OSError, ConnectionError, trio.TooSlowError, triopg.exceptions.InterfaceError,
-         triopg.exceptions.PostgresConnectionError, triopg.exceptions.CannotConnectNowError,
-         triopg.exceptions.AdminShutdownError, triopg.exceptions.TooManyConnectionsError)
+         triopg.exceptions.InternalClientError, triopg.exceptions.PostgresConnectionError,
+         triopg.exceptions.OperatorInterventionError,   # 57P*: shutting down, starting up, in recovery
+         triopg.exceptions.TooManyConnectionsError)
 
 
 def _connection_lost(exc: BaseException) -> bool:
@@ -80,7 +85,7 @@ def _connection_lost(exc: BaseException) -> bool:
 
 
 def _first(exc: BaseException) -> BaseException:
-    while isinstance(exc, BaseExceptionGroup):
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
 

@@ -1,5 +1,6 @@
-"""What every gRPC handler shares: authentication, the trio<->asyncio crossing, the error table, and a count
-of the calls in progress (so shutdown can let them finish under the grace period).
+"""What every gRPC handler shares: admission (services/admission.py: credential, key rules, queue
+restriction, rate limit), the trio<->asyncio crossing, the error table, and a count of the calls in progress
+(so shutdown can let them finish under the grace period).
 
 Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, reached
 with ONE `trio_as_aio` crossing per call. A cancelled handler (client gone, deadline, server closing) cancels
@@ -9,17 +10,22 @@ that Trio task.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import trio
+from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
 from trio_asyncio import trio_as_aio
 
 from spooled.domain import errors
+from spooled.services.admission import require_queue
+from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.grpc.delivery import LeaseTracker
 from spooled.transports.grpc.errors import grpc_error
+
+Queues = Callable[[Any], Iterable[str]]
 
 
 def api_key(metadata) -> str | None:
@@ -40,11 +46,20 @@ class Rpc:
         self.active = 0
         self._idle: trio.Event | None = None
 
-    async def org(self, metadata) -> str:
-        """The caller's organization id, or Unauthorized; Unavailable once the server is shutting down."""
+    async def principal(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> Principal:
+        """Admit the call (`safe`: it only reads) and check the queues it names; Unavailable once the server
+        is shutting down."""
         if self.svc.shutting_down.is_set():
             raise errors.Unavailable("The server is shutting down")
-        return (await self.svc.auth.authenticate(api_key(metadata))).organization_id
+        p, _ = await self.svc.admission.admit(api_key(metadata), safe=safe)
+        for queue in queues:
+            if queue:
+                require_queue(p, queue)
+        return p
+
+    async def org(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> str:
+        """The admitted caller's organization id."""
+        return (await self.principal(metadata, safe=safe, queues=queues)).organization_id
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -62,20 +77,26 @@ class Rpc:
             self._idle = trio.Event()
             await self._idle.wait()
 
-    async def unary(self, stream: Stream, fn: Callable[[str, Any], Awaitable[Any]]) -> None:
-        """(asyncio) request -> `fn(org, request)` in Trio -> response."""
+    async def unary(self, stream: Stream, fn: Callable[[str, Any], Awaitable[Any]], *, safe: bool = False,
+                    queues: Queues | None = None) -> None:
+        """(asyncio) request -> admission -> `fn(org, request)` in Trio -> response. `queues(request)` names
+        the queues the call uses (checked against the key's restriction); `safe` calls only read."""
         with self._counted():
             request = await stream.recv_message()
             try:
-                response = await trio_as_aio(self._call)(stream.metadata, fn, request)
+                response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
             except GRPCError:
                 raise
+            except errors.RateLimited as exc:
+                await rate_limited(stream, exc)
+                return
             except Exception as exc:
                 raise grpc_error(exc) from None
             await stream.send_message(response)
 
-    async def _call(self, metadata, fn, request):
-        return await fn(await self.org(metadata), request)
+    async def _call(self, metadata, fn, request, safe, queues):
+        org = await self.org(metadata, safe=safe, queues=queues(request) if queues else ())
+        return await fn(org, request)
 
     async def in_trio(self, stream: Stream, fn: Callable[[Stream], Awaitable[None]]) -> None:
         """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (streams, and calls that lease jobs
@@ -85,5 +106,13 @@ class Rpc:
                 await trio_as_aio(fn)(stream)
             except GRPCError:
                 raise
+            except errors.RateLimited as exc:
+                await rate_limited(stream, exc)
             except Exception as exc:
                 raise grpc_error(exc) from None
+
+
+async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:
+    """(asyncio) end the call RESOURCE_EXHAUSTED with `retry-after` (whole seconds) in the trailing metadata."""
+    await stream.send_trailing_metadata(status=Status.RESOURCE_EXHAUSTED, status_message=exc.message,
+                                        metadata={"retry-after": str(exc.retry_after)})

@@ -5,8 +5,8 @@ Unary calls end with the status (`GRPCError`); on ProcessJobs the same mapping f
 
 Decisions:
 - `PayloadTooLarge` -> INVALID_ARGUMENT: resending the same payload can never succeed, and clients treat
-  RESOURCE_EXHAUSTED as retryable (grpc.md keeps RESOURCE_EXHAUSTED for rate limits, with `retry-after`, and plan
-  quotas, "limit reached"; neither exists as a domain error yet: add their rows here when they do).
+  RESOURCE_EXHAUSTED as retryable (grpc.md keeps RESOURCE_EXHAUSTED for rate limits, with `retry-after`
+  trailing metadata (calls.py: `rate_limited`), and plan quotas, whose message contains "limit reached").
 - `LeaseExpired` -> FAILED_PRECONDITION with a fixed message containing "lease expired" (the contract's wording).
 - Anything else is a bug: logged with its traceback, INTERNAL without internals.
 """
@@ -35,6 +35,8 @@ TABLE: list[tuple[type[errors.DomainError], Status]] = [
     (errors.ValidationFailed, Status.INVALID_ARGUMENT),
     (errors.BadRequest, Status.INVALID_ARGUMENT),
     (errors.Unavailable, Status.UNAVAILABLE),
+    (errors.QuotaExceeded, Status.RESOURCE_EXHAUSTED),
+    (errors.RateLimited, Status.RESOURCE_EXHAUSTED),
 ]
 
 

@@ -20,7 +20,7 @@ class QueueService(QueueServiceBase):
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def Enqueue(self, stream) -> None:
-        await self.rpc.unary(stream, self._enqueue)
+        await self.rpc.unary(stream, self._enqueue, queues=lambda r: [r.queue_name])
 
     async def _enqueue(self, org: str, req: pb.EnqueueRequest) -> pb.EnqueueResponse:
         spec = messages.job_spec(req, req.queue_name)
@@ -28,7 +28,8 @@ class QueueService(QueueServiceBase):
         return pb.EnqueueResponse(job_id=res.job_id, created=res.created)
 
     async def EnqueueBulk(self, stream) -> None:
-        await self.rpc.unary(stream, self._enqueue_bulk)
+        await self.rpc.unary(stream, self._enqueue_bulk,
+                             queues=lambda r: [r.queue_name, *(j.queue_name for j in r.jobs)])
 
     async def _enqueue_bulk(self, org: str, req: pb.EnqueueBulkRequest) -> pb.EnqueueBulkResponse:
         if not 1 <= len(req.jobs) <= messages.MAX_BULK:
@@ -49,7 +50,7 @@ class QueueService(QueueServiceBase):
 
     async def _dequeue(self, stream) -> None:
         req: pb.DequeueRequest = await aio_as_trio(stream.recv_message)()
-        org = await self.rpc.org(stream.metadata)
+        org = await self.rpc.org(stream.metadata, queues=[req.queue_name])
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
         jobs = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
@@ -118,13 +119,13 @@ class QueueService(QueueServiceBase):
 
     # -- reads -----------------------------------------------------------------------------------------
     async def GetJob(self, stream) -> None:
-        await self.rpc.unary(stream, self._get_job)
+        await self.rpc.unary(stream, self._get_job, safe=True)
 
     async def _get_job(self, org: str, req: pb.GetJobRequest) -> pb.GetJobResponse:
         return pb.GetJobResponse(job=messages.job(await self.svc.jobs.get(org, req.job_id)))
 
     async def GetQueueStats(self, stream) -> None:
-        await self.rpc.unary(stream, self._queue_stats)
+        await self.rpc.unary(stream, self._queue_stats, safe=True, queues=lambda r: [r.queue_name])
 
     async def _queue_stats(self, org: str, req: pb.GetQueueStatsRequest) -> pb.GetQueueStatsResponse:
         if not req.queue_name:

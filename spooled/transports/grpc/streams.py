@@ -27,6 +27,8 @@ from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker
+from spooled.services.admission import require_queue
+from spooled.services.auth import Principal
 from spooled.transports.grpc import messages
 from spooled.transports.grpc.calls import Rpc
 from spooled.transports.grpc.delivery import LeaseWindow, send_or_release
@@ -54,7 +56,7 @@ async def _send_all(stream, msgs: list, sent: list[int]) -> None:
 async def stream_jobs(rpc: Rpc, stream) -> None:
     svc = rpc.svc
     req: pb.StreamJobsRequest = await aio_as_trio(stream.recv_message)()
-    org = await rpc.org(stream.metadata)
+    org = await rpc.org(stream.metadata, queues=[req.queue_name])
     claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, 1)
     try:
         size = (await svc.workers.get(org, claim.worker_id)).max_concurrency
@@ -85,17 +87,18 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
 
 # -- ProcessJobs --------------------------------------------------------------------------------------------
 async def process_jobs(rpc: Rpc, stream) -> None:
-    org = await rpc.org(stream.metadata)
+    principal = await rpc.principal(stream.metadata)
     await aio_as_trio(stream.send_initial_metadata)()
-    await _Session(rpc, stream, org).run()
+    await _Session(rpc, stream, principal).run()
 
 
 class _Session:
-    def __init__(self, rpc: Rpc, stream, org: str):
+    def __init__(self, rpc: Rpc, stream, principal: Principal):
         self.rpc = rpc
         self.svc = rpc.svc
         self.stream = stream
-        self.org = org
+        self.principal = principal
+        self.org = principal.organization_id
         self._send_lock = trio.Lock()
         self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
 
@@ -126,6 +129,7 @@ class _Session:
         try:
             claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
             wait = messages.wait_secs(req.wait_ms)
+            require_queue(self.principal, claim.queue_name)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return

@@ -14,7 +14,7 @@ class WorkerService(WorkerServiceBase):
         self.workers = rpc.svc.workers
 
     async def Register(self, stream) -> None:
-        await self.rpc.unary(stream, self._register)
+        await self.rpc.unary(stream, self._register, queues=lambda r: [r.queue_name])
 
     async def _register(self, org: str, req: pb.RegisterWorkerRequest) -> pb.RegisterWorkerResponse:
         w, _ = await self.workers.register(org, messages.register(req))

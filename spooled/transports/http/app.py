@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
+import re
 import uuid
 from typing import Any, Awaitable, Callable
 
 import orjson
-import trio
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from spooled.convert import structure
+from spooled.convert import parse_json, structure
 from spooled.domain import errors
+from spooled.services import admission
 from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.http.errors import error_body, for_exception
@@ -34,19 +34,30 @@ def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> R
                     content_type="application/json")
 
 
-def no_content() -> Response:
-    return Response(b"", status=204)
+def no_content(headers: dict | None = None) -> Response:
+    response = Response(b"", status=204, headers=headers)
+    del response.headers["Content-Type"]
+    return response
 
 
 async def body() -> Any:
-    """The parsed JSON body; an empty body is `{}` (api.md: body-less POSTs)."""
+    """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
     data = await request.get_data(cache=True)
     if not data.strip():
         return {}
-    try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        raise errors.BadRequest("Malformed JSON body") from None
+    return parse_json(data)
+
+
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _check_url_text() -> None:
+    """A NUL (or a lone surrogate) in the path or a query value is never a valid name, id or filter: 422."""
+    if _BAD_TEXT.search(request.path):
+        raise errors.invalid("path", "must not contain NUL characters")
+    for key, value in request.args.items(multi=True):
+        if _BAD_TEXT.search(key) or _BAD_TEXT.search(value):
+            raise errors.invalid(key if not _BAD_TEXT.search(key) else "query", "must not contain NUL characters")
 
 
 async def body_as(cls: type, **aliases: str):
@@ -74,13 +85,35 @@ def bearer_token() -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+SAFE_METHODS = frozenset(("GET", "HEAD"))
+
+
 def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: authenticate `Authorization: Bearer <API key or access token>`; 401 otherwise."""
+    """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
+    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
-        g.principal = await services().auth.authenticate(bearer_token())
+        try:
+            g.principal, g.rate = await services().admission.admit(bearer_token(),
+                                                                   safe=request.method in SAFE_METHODS)
+        except errors.RateLimited as exc:
+            g.rate = getattr(exc, "decision", None)
+            raise
         return await fn(*args, **kwargs)
     return wrapper
+
+
+def require_queue(queue: str | None) -> None:
+    """403 unless the caller's key may use `queue` (keys restricted to some queues)."""
+    admission.require_queue(g.principal, queue)
+
+
+class _App(QuartTrio):
+    async def make_default_options_response(self) -> Response:
+        """OPTIONS on a route: 204 with `Allow` (quart's default is an empty text/html 200)."""
+        from quart.globals import request_ctx
+        methods = request_ctx.url_adapter.allowed_methods()
+        return no_content({"Allow": ", ".join(sorted(methods))})
 
 
 def _where() -> tuple[str, str]:
@@ -91,45 +124,52 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = QuartTrio("spooled")
+    app = _App("spooled")
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
     app.config["BODY_TIMEOUT"] = 60
+    # `/jobs/` matches `/jobs`, `/jobs//complete` is no route (404): never a 308 redirect
     app.url_map.strict_slashes = False
+    app.url_map.merge_slashes = False
 
-    from spooled.transports.http import (routes_auth, routes_dashboard, routes_events, routes_health, routes_jobs,
-                                         routes_orgs, routes_queues, routes_schedules, routes_summary,
-                                         routes_webhooks, routes_workers)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_events,
+                                         routes_health, routes_jobs, routes_orgs, routes_queues, routes_schedules,
+                                         routes_summary, routes_webhooks, routes_workers)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary, routes_events, routes_webhooks):
+                   routes_summary, routes_admin, routes_billing, routes_events, routes_webhooks):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
     async def _request_id():
         g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        _check_url_text()
 
     @app.after_request
     async def _stamp(response: Response) -> Response:
-        response.headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        headers = response.headers
+        headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        rate = g.get("rate")
+        if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
+            add = headers.add
+            add("X-RateLimit-Limit", str(rate.limit))
+            add("X-RateLimit-Remaining", str(rate.remaining))
+            add("X-RateLimit-Reset", str(rate.reset))
+            add("X-RateLimit-Scope", rate.scope)
         return response
 
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
-        status, payload = for_exception(exc)
-        return json_response(payload, status)
+        status, payload, headers = for_exception(exc)
+        return json_response(payload, status, headers or None)
 
     @app.errorhandler(HTTPException)
     async def _http(exc: HTTPException):
         status = exc.code or 500
-        if status == 413:
-            # Let the rest of the body arrive (quart drops it unbuffered) so the client, still sending, reads
-            # the 413 instead of stalling on a peer that stopped reading.
-            with trio.move_on_after(30):
-                await request.body._complete.wait()
-            return json_response(error_body(413, "The request body is over the size limit"), 413)
         method, path = _where()
+        if status == 413:   # the rest of the body is drained by the edge (edge.py) before the connection recycles
+            return json_response(error_body(413, "The request body is over the size limit"), 413)
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
         if status == 405:
@@ -138,12 +178,12 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
-        log.error("unexpected HTTP exception %r", exc)
+        log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)
 
     @app.errorhandler(Exception)
     async def _bug(exc: Exception):
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log.exception("unhandled error on %s %s", *_where())
         return json_response(error_body(500, "Internal server error"), 500)
 
     return app

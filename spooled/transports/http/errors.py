@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from spooled.domain import errors
 
 TABLE: list[tuple[type[errors.DomainError], int, str, str]] = [
@@ -13,6 +15,8 @@ TABLE: list[tuple[type[errors.DomainError], int, str, str]] = [
     (errors.Conflict, 409, "conflict", "CONFLICT"),
     (errors.PayloadTooLarge, 413, "payload_too_large", "PAYLOAD_TOO_LARGE"),
     (errors.ValidationFailed, 422, "validation_error", "VALIDATION_ERROR"),
+    (errors.QuotaExceeded, 429, "quota_exceeded", "QUOTA_EXCEEDED"),
+    (errors.RateLimited, 429, "rate_limited", "RATE_LIMIT_EXCEEDED"),
     (errors.Unavailable, 503, "unavailable", "SERVICE_UNAVAILABLE"),
 ]
 
@@ -24,15 +28,32 @@ BY_STATUS[500] = ("internal_error", "INTERNAL_ERROR")
 
 def error_body(status: int, message: str, details: dict | None = None, error_code: tuple[str, str] | None = None
                ) -> dict:
-    error, code = error_code or BY_STATUS[status]
+    error, code = error_code or BY_STATUS.get(status) or _generic(status)
     body = {"error": error, "code": code, "message": message, "status": status}
     if details is not None:
         body["details"] = details
     return body
 
 
-def for_exception(exc: errors.DomainError) -> tuple[int, dict]:
+def _generic(status: int) -> tuple[str, str]:
+    """`request_header_fields_too_large`-style names for statuses the table does not name."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "error"
+    name = "".join(c if c.isalnum() else "_" for c in phrase.lower()).strip("_")
+    return name, name.upper()
+
+
+def for_exception(exc: errors.DomainError) -> tuple[int, dict, dict[str, str]]:
+    """(status, body, headers). A rate limit carries `Retry-After`; a quota does not, and its body also has
+    the SDK's top-level `resource, current, limit, plan, upgrade_to`."""
     for kind, status, error, code in TABLE:
         if isinstance(exc, kind):
-            return status, error_body(status, exc.message, exc.details, (error, code))
-    return 500, error_body(500, "Internal server error")
+            body = error_body(status, exc.message, exc.details, (error, code))
+            if isinstance(exc, errors.QuotaExceeded):
+                body.update(exc.details or {})
+            if isinstance(exc, errors.RateLimited):
+                return status, body, {"Retry-After": str(exc.retry_after)}
+            return status, body, {}
+    return 500, error_body(500, "Internal server error"), {}

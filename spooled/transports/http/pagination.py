@@ -12,14 +12,18 @@ from spooled.domain import errors
 DEFAULT_LIMIT, MAX_LIMIT = 20, 100
 
 
+INT64 = 2**63 - 1
+
+
 def int_arg(name: str, default: int | None) -> int | None:
+    """A query integer: ASCII digits with an optional sign, within 64 bits (PostgreSQL's bigint); else 422."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise errors.invalid(name, "must be an integer") from None
+    digits = raw[1:] if raw[:1] in "+-" else raw
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or not -INT64 - 1 <= int(raw) <= INT64:
+        raise errors.invalid(name, "must be an integer within 64 bits")
+    return int(raw)
 
 
 def time_arg(name: str):

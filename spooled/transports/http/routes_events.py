@@ -13,7 +13,7 @@ import weakref
 
 import orjson
 import trio
-from quart import Blueprint, Response, request, websocket
+from quart import Blueprint, Response, g, has_request_context, request, websocket
 
 from spooled.domain import errors
 from spooled.domain.inputs import QUEUE_NAME
@@ -31,11 +31,15 @@ SEND_TIMEOUT_SECS = 30.0
 
 
 async def _principal(headers, args) -> Principal:
-    """The one admission call of the realtime routes: `Authorization: Bearer` or `?token=` (API key or JWT)."""
+    """The one admission call of the realtime routes (services/admission.py: credential, key rules, rate limit;
+    opening a stream counts as one request): `Authorization: Bearer` or `?token=` (API key or JWT)."""
     header = headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     credential = token.strip() if scheme.lower() == "bearer" and token.strip() else args.get("token") or None
-    return await services().auth.authenticate(credential)
+    principal, rate = await services().admission.admit(credential, safe=True)
+    if has_request_context():
+        g.rate = rate            # the SSE response carries the X-RateLimit-* figures like any other
+    return principal
 
 
 def _filters(principal: Principal, queue: str | None, job_id: str | None) -> list[Filter]:
@@ -159,8 +163,8 @@ async def ws_events():
         explicit = queue is not None or job_id is not None
         sub = await svc.broadcaster.subscribe(principal.organization_id, _filters(principal, queue, job_id))
     except errors.DomainError as exc:       # refused before the upgrade: a plain HTTP error response
-        status, payload = for_exception(exc)
-        return json_response(payload, status)
+        status, payload, headers = for_exception(exc)
+        return json_response(payload, status, headers)
     try:
         await websocket.accept()
         lock = trio.Lock()

@@ -32,5 +32,5 @@ async def ready():
     if svc.shutting_down.is_set():
         return json_response(error_body(503, "Shutting down"), 503)
     if not await svc.db.ping():
-        return json_response(error_body(503, "The database is unavailable"), 503)
+        return json_response(error_body(503, "The database is unavailable", {"database": False}), 503)
     return json_response({"status": "ready", "database": True})

@@ -9,7 +9,9 @@ from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.services.admission import require_unrestricted
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+                                         services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
@@ -24,6 +26,7 @@ def org() -> str:
 @authed
 async def create_job():
     spec, _ = await body_as(inputs.CreateJob, queue="queue_name")
+    require_queue(spec.queue_name)
     (res,) = await services().jobs.enqueue(org(), spec.queue_name, [spec])
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
@@ -42,6 +45,7 @@ async def bulk_jobs():
     if not isinstance(jobs, list) or not 1 <= len(jobs) <= 100:
         raise errors.invalid("jobs", "must be a list of 1 to 100 jobs")
     head = structure({**data, "jobs": []}, _BulkHead)
+    require_queue(head.queue_name)
     specs, indexes, failed = [], [], []
     for i, item in enumerate(jobs):
         try:
@@ -71,6 +75,7 @@ class _BulkHead:
 @authed
 async def claim():
     spec, _ = await body_as(inputs.Claim, queue="queue_name")
+    require_queue(spec.queue_name)
     jobs = await services().jobs.claim(org(), spec)
     return json_response({"jobs": [views.job(j) for j in jobs]})
 
@@ -185,7 +190,9 @@ def _filter(force_status: str | None = None) -> inputs.JobFilter:
         bad = [s for s in statuses if s not in STATUSES]
         if bad:
             raise errors.invalid("status", f"unknown status {bad[0]!r}; one of {', '.join(sorted(STATUSES))}")
-    return inputs.JobFilter(queue_name=request.args.get("queue_name") or request.args.get("queue") or None,
+    queue = request.args.get("queue_name") or request.args.get("queue") or None
+    require_queue(queue)
+    return inputs.JobFilter(queue_name=queue,
                      statuses=statuses, tag=request.args.get("tag") or None,
                      created_after=time_arg("created_after"), created_before=time_arg("created_before"),
                      q=request.args.get("q") or None, job_type=request.args.get("job_type") or None)
@@ -218,6 +225,7 @@ async def list_dlq():
 @authed
 async def dlq_retry():
     spec, _ = await body_as(inputs.DlqRetry, queue="queue_name")
+    _dlq_scope(spec.queue_name)
     ids = await services().jobs.dlq_retry(org(), spec)
     return json_response({"retried_count": len(ids), "retried_jobs": ids, "skipped_jobs": [], "job_ids": ids})
 
@@ -226,4 +234,12 @@ async def dlq_retry():
 @authed
 async def dlq_purge():
     spec, _ = await body_as(inputs.DlqPurge, queue="queue_name")
+    _dlq_scope(spec.queue_name)
     return json_response({"purged_count": await services().jobs.dlq_purge(org(), spec)})
+
+
+def _dlq_scope(queue: str | None) -> None:
+    """A queue-restricted key must name one of its queues (a DLQ operation over every queue would reach others)."""
+    if queue is None:
+        require_unrestricted(principal(), "queue_name")
+    require_queue(queue)

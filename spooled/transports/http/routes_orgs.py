@@ -1,50 +1,110 @@
-"""Organizations and API keys over REST."""
+"""Organizations and API keys over REST (api.md "Organizations, API keys, admin")."""
 
 from __future__ import annotations
 
 import hmac
 
+import attrs
 from quart import Blueprint, request
 
 from spooled.domain import errors, inputs
-from spooled.services.orgs import public_settings
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
 
 bp = Blueprint("orgs", __name__)
 
 
+def admin_key_ok() -> bool:
+    """A valid `X-Admin-Key` (constant-time comparison); False when the server has none configured."""
+    configured = services().settings.admin_key
+    given = request.headers.get("X-Admin-Key", "")
+    return bool(configured) and hmac.compare_digest(given.encode(), configured.encode())
+
+
+def created_view(created) -> dict:
+    """`{organization, api_key: {id, key, name, created_at}}`: the SDK's CreateOrganizationResponse."""
+    return {"organization": views.org(created.org),
+            "api_key": {"id": str(created.key.id), "key": created.secret, "name": created.key.name,
+                        "created_at": created.key.created_at}}
+
+
 @bp.post("/organizations")
 async def create_org():
-    settings = services().settings
-    if not settings.registration_open:
-        given = request.headers.get("X-Admin-Key", "")
-        if not settings.admin_key or not hmac.compare_digest(given.encode(), settings.admin_key.encode()):
-            raise errors.Unauthorized("Registration is closed: a valid X-Admin-Key is required")
-    spec, _ = await body_as(inputs.CreateOrg, plan_tier="plan")
-    org, key = await services().orgs.create(spec)
-    return json_response({"organization": views.org(org), "api_key": key}, 201)
+    """Open registration (or `X-Admin-Key` when closed). Choosing a plan, limits or settings is an operator's
+    act: it needs `X-Admin-Key` either way."""
+    spec, raw = await body_as(inputs.CreateOrg, plan_tier="plan")
+    operator = admin_key_ok()
+    if not services().settings.registration_open and not operator:
+        raise errors.Unauthorized("Registration is closed: a valid X-Admin-Key is required")
+    if (spec.plan is not None or spec.custom_limits is not None) and not operator:
+        raise errors.Forbidden("Choosing a plan or custom limits needs a valid X-Admin-Key")
+    created = await services().orgs.create(spec)
+    return json_response(created_view(created), 201)
+
+
+@bp.get("/organizations")
+@authed
+async def list_orgs():
+    """The organizations the caller may see: its own."""
+    return json_response([views.org_summary(await services().orgs.get(principal().organization_id))])
+
+
+@bp.get("/organizations/usage")
+@authed
+async def usage():
+    lim, u = await services().quotas.usage(principal().organization_id)
+    return json_response(views.usage_info(lim, u))
+
+
+@bp.get("/organizations/check-slug")
+async def check_slug():
+    """No credential needed (a signup form asks before it has one)."""
+    return json_response(await services().orgs.check_slug(request.args.get("slug") or ""))
+
+
+@attrs.frozen
+class _SlugOf:
+    name: str = attrs.field(validator=inputs.length(1, 200))
+
+
+@bp.post("/organizations/generate-slug")
+async def generate_slug():
+    spec, _ = await body_as(_SlugOf)
+    return json_response({"slug": await services().orgs.generate_slug(spec.name)})
 
 
 @bp.get("/organizations/<org_id>")
 @authed
 async def get_org(org_id: str):
-    row = await services().orgs.get(principal().organization_id, org_id)
-    return json_response(views.org(row, public_settings(row["settings"])))
+    return json_response(views.org(await services().orgs.get(principal().organization_id, org_id)))
 
 
-@bp.patch("/organizations/<org_id>")
+@bp.route("/organizations/<org_id>", methods=["PUT", "PATCH"])
 @authed
-async def patch_org(org_id: str):
-    spec, raw = await body_as(inputs.UpdateOrg)
-    row = await services().orgs.update(principal().organization_id, org_id, spec, raw)
-    return json_response(views.org(row, public_settings(row["settings"])))
+async def update_org(org_id: str):
+    """PUT and PATCH are the same partial update (api.md)."""
+    spec, raw = await body_as(inputs.UpdateOrg, plan_tier="plan")
+    org = await services().orgs.update(principal().organization_id, org_id, spec, set(raw))
+    return json_response(views.org(org))
+
+
+@bp.delete("/organizations/<org_id>")
+@authed
+async def delete_org(org_id: str):
+    await services().orgs.delete(principal().organization_id, org_id)
+    return no_content()
+
+
+@bp.get("/organizations/<org_id>/members")
+@authed
+async def members(org_id: str):
+    return json_response(views.members(await services().orgs.get(principal().organization_id, org_id)))
 
 
 @bp.get("/api-keys")
 @authed
 async def list_keys():
-    return json_response([views.api_key(r) for r in await services().orgs.list_keys(principal().organization_id)])
+    return json_response([views.api_key(k) for k in await services().orgs.list_keys(principal().organization_id)])
 
 
 @bp.post("/api-keys")
@@ -52,7 +112,7 @@ async def list_keys():
 async def create_key():
     spec, _ = await body_as(inputs.CreateApiKey)
     row, key = await services().orgs.create_key(principal().organization_id, spec)
-    return json_response({**views.api_key(row), "key": key}, 201)
+    return json_response(views.new_key(row, key), 201)
 
 
 @bp.get("/api-keys/<key_id>")
@@ -64,8 +124,8 @@ async def get_key(key_id: str):
 @bp.put("/api-keys/<key_id>")
 @authed
 async def update_key(key_id: str):
-    spec, _ = await body_as(inputs.UpdateApiKey)
-    row = await services().orgs.update_key(principal().organization_id, key_id, spec)
+    spec, raw = await body_as(inputs.UpdateApiKey)
+    row = await services().orgs.update_key(principal().organization_id, key_id, spec, set(raw))
     return json_response(views.api_key(row))
 
 

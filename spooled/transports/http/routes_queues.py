@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, require_queue, services
 from spooled.transports.http.pagination import int_arg
 
 bp = Blueprint("queues", __name__)
@@ -22,6 +22,7 @@ def org() -> str:
 @authed
 async def create_queue():
     spec, _ = await body_as(inputs.QueueConfig, **ALIASES)
+    require_queue(spec.name)
     row = await services().queues.create(org(), spec)
     return json_response(views.queue(row), 201)
 
@@ -29,12 +30,14 @@ async def create_queue():
 @bp.get("/queues")
 @authed
 async def list_queues():
-    return json_response([views.queue(r) for r in await services().queues.list(org())])
+    p = principal()
+    return json_response([views.queue(r) for r in await services().queues.list(org()) if p.allows(r.name)])
 
 
 @bp.get("/queues/<name>")
 @authed
 async def get_queue(name: str):
+    require_queue(name)
     q = services().queues
     row = await q.get(org(), name)
     stats = await q.stats(org(), name, must_exist=False)
@@ -44,6 +47,7 @@ async def get_queue(name: str):
 @bp.patch("/queues/<name>")
 @authed
 async def patch_queue(name: str):
+    require_queue(name)
     spec, raw = await body_as(inputs.QueueConfig, **ALIASES)
     row = await services().queues.update(org(), name, spec, set(raw))
     return json_response(views.queue(row))
@@ -52,6 +56,7 @@ async def patch_queue(name: str):
 @bp.put("/queues/<name>/config")
 @authed
 async def put_config(name: str):
+    require_queue(name)
     spec, raw = await body_as(inputs.QueueConfig, **ALIASES)
     row = await services().queues.upsert(org(), name, spec, set(raw))
     return json_response(views.queue(row))
@@ -60,6 +65,7 @@ async def put_config(name: str):
 @bp.delete("/queues/<name>")
 @authed
 async def delete_queue(name: str):
+    require_queue(name)
     delete_jobs = (request.args.get("delete_jobs") or "").lower() in ("1", "true", "yes")
     await services().queues.delete(org(), name, delete_jobs=delete_jobs)
     return no_content()
@@ -68,6 +74,7 @@ async def delete_queue(name: str):
 @bp.post("/queues/<name>/pause")
 @authed
 async def pause(name: str):
+    require_queue(name)
     spec, _ = await body_as(inputs.Pause)
     paused = await services().queues.pause(org(), name, spec.reason)
     return json_response({"queue_name": paused.name, "paused": True, "paused_at": paused.paused_at,
@@ -77,6 +84,7 @@ async def pause(name: str):
 @bp.post("/queues/<name>/resume")
 @authed
 async def resume(name: str):
+    require_queue(name)
     paused_secs = await services().queues.resume(org(), name)
     return json_response({"queue_name": name, "resumed": True, "paused_duration_secs": int(paused_secs)})
 
@@ -84,6 +92,7 @@ async def resume(name: str):
 @bp.get("/queues/<name>/stats")
 @authed
 async def queue_stats(name: str):
+    require_queue(name)
     return json_response(views.queue_stats(name, await services().queues.stats(org(), name)))
 
 
@@ -91,6 +100,7 @@ async def queue_stats(name: str):
 @authed
 async def queue_throughput(name: str):
     """ext: finished jobs per bucket (`bucket_secs`, default 60) over the last `minutes` (default 60)."""
+    require_queue(name)
     bucket_secs = int_arg("bucket_secs", 60)
     buckets = await services().queues.throughput(org(), name, minutes=int_arg("minutes", 60),
                                                  bucket_secs=bucket_secs)

@@ -6,7 +6,8 @@ from quart import Blueprint, request
 
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+                                         services)
 from spooled.transports.http.pagination import page_args
 
 bp = Blueprint("schedules", __name__)
@@ -31,6 +32,7 @@ def _bool_arg(name: str) -> bool | None:
 @authed
 async def create_schedule():
     spec, _ = await body_as(inputs.CreateSchedule, queue="queue_name")
+    require_queue(spec.queue_name)
     return json_response(views.schedule(await services().schedules.create(org(), spec)), 201)
 
 
@@ -38,7 +40,9 @@ async def create_schedule():
 @authed
 async def list_schedules():
     limit, offset, _ = page_args()
-    rows = await services().schedules.list(org(), queue_name=request.args.get("queue_name") or None,
+    queue = request.args.get("queue_name") or None
+    require_queue(queue)
+    rows = await services().schedules.list(org(), queue_name=queue,
                                            is_active=_bool_arg("is_active"), limit=limit, offset=offset)
     return json_response([views.schedule(s) for s in rows])
 
@@ -53,6 +57,7 @@ async def get_schedule(schedule_id: str):
 @authed
 async def update_schedule(schedule_id: str):
     spec, _ = await body_as(inputs.UpdateSchedule, queue="queue_name")
+    require_queue(spec.queue_name)
     return json_response(views.schedule(await services().schedules.update(org(), schedule_id, spec)))
 
 

@@ -6,7 +6,8 @@ from quart import Blueprint, request
 
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
-from spooled.transports.http.app import authed, body, body_as, json_response, no_content, principal, services
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+                                         services)
 from spooled.transports.http.views import worker as worker_view
 
 bp = Blueprint("workers", __name__)
@@ -21,6 +22,8 @@ def org() -> str:
 @authed
 async def register():
     spec, _ = await body_as(RegisterWorker, queue="queue_name")
+    for queue in spec.all_queues:
+        require_queue(queue)
     w, created = await services().workers.register(org(), spec)
     return json_response({"id": w.id, "queue_name": w.queue_names[0], "lease_duration_secs": w.lease_duration_secs,
                           "heartbeat_interval_secs": w.heartbeat_interval_secs}, 201 if created else 200)
@@ -33,6 +36,7 @@ async def list_workers():
     if status is not None and status not in STATUSES:
         raise errors.invalid("status", f"must be one of {', '.join(STATUSES)}")
     queue = request.args.get("queue_name") or request.args.get("queue") or None
+    require_queue(queue)
     workers = await services().workers.list(org(), status=status, queue_name=queue)
     return json_response([worker_view(w) for w in workers])
 
