@@ -123,6 +123,21 @@ async def test_sse_unknown_job_is_404_and_other_orgs_job_too(api, other_api):
         assert r.status_code == 404 and r.json()["code"] == "NOT_FOUND"
 
 
+async def test_a_queue_restricted_key_streams_only_its_queues(api, client):
+    with trio.fail_after(30):
+        r = await api.post("/api/v1/api-keys", json={"name": "scoped", "queues": ["mine"]})
+        assert r.status_code == 201, r.text
+        scoped = {"Authorization": f"Bearer {r.json()['key']}"}
+        theirs = await enqueue(api, "not-mine")
+        assert (await client.get("/api/v1/events?queue=not-mine", headers=scoped)).status_code == 403
+        assert (await client.get(f"/api/v1/events/jobs/{theirs['id']}", headers=scoped)).status_code == 404
+        async with sse(client, "/api/v1/events", headers=scoped) as s:
+            await enqueue(api, "not-mine")
+            mine = await enqueue(api, "mine")
+            f = await s.next_frame()
+        assert f["data"]["job_id"] == mine["id"]
+
+
 async def test_streams_are_per_organization(api, other_api):
     with trio.fail_after(30):
         async with sse(api, "/api/v1/events") as mine:

@@ -47,7 +47,7 @@ def _filters(principal: Principal, queue: str | None, job_id: str | None) -> lis
     if queue is not None and not QUEUE_NAME.match(queue):
         raise errors.invalid("queue", "is not a valid queue name")
     if principal.queues:
-        if queue is not None and queue not in principal.queues:
+        if queue is not None and not principal.allows(queue):
             raise errors.Forbidden("This API key may not read that queue")
         return [Filter(queue=q, job_id=job_id) for q in ([queue] if queue else principal.queues)]
     return [Filter(queue=queue, job_id=job_id)]
@@ -55,7 +55,7 @@ def _filters(principal: Principal, queue: str | None, job_id: str | None) -> lis
 
 async def _job(svc, principal: Principal, job_id: str):
     job = await svc.jobs.get(principal.organization_id, job_id)
-    if principal.queues and job.queue_name not in principal.queues:
+    if not principal.allows(job.queue_name):
         raise errors.NotFound("Job not found")
     return job
 
