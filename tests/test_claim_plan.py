@@ -1,4 +1,5 @@
-"""The claim reads only the head of the ready-jobs index, whatever the statistics say (no sort of the backlog)."""
+"""The claim reads only the head of the ready-jobs index, whatever the statistics say (no sort of the backlog), and
+jobs waiting for their dependencies are not in that index at all."""
 
 from __future__ import annotations
 
@@ -34,11 +35,30 @@ async def test_claim_uses_the_ready_index_on_100k_jobs(api, server):
         args = Q.job_claim.args(org=org, queue="big", worker_id="w", limit=100, lease_secs=30.0, now=None)
         outer = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + Q.job_claim.sql, *args))
         claimed = await con.fetch(Q.job_claim.sql, *args)
-        return inner, outer, claimed
+        # 50,000 jobs waiting for dependencies at the front of the claim order (a higher priority): not read
+        await con.execute(FILL.replace("'pending', '{}', (g % 5) - 2", "'pending', '{}', 50")
+                          .replace("run_at, created_at, updated_at)", "run_at, created_at, updated_at, "
+                                   "dependency_mode, dependencies_met)")
+                          .replace("now(), now(), now() FROM", "now(), now(), now(), 'all', false FROM"),
+                          org, "big", 50_000)
+        async with con.transaction():
+            await con.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+            await con.execute("SET LOCAL enable_sort = off")
+            await con.execute(f"PREPARE ready(uuid, text, int, timestamptz) AS {query}")
+            waiting = "\n".join(r[0] for r in await con.fetch(
+                f"EXPLAIN (ANALYZE, BUFFERS) EXECUTE ready('{org}', 'big', 100, now())"))
+            await con.execute("DEALLOCATE ready")
+        after = await con.fetch(Q.job_claim.sql, *args)
+        return inner, outer, claimed, waiting, after
 
-    inner, outer, claimed = await server.services.db.run(plans)
+    inner, outer, claimed, waiting, after = await server.services.db.run(plans)
     print(inner)
     assert "Index Scan using jobs_ready_idx" in inner and "Sort" not in inner
     assert re.search(r"Limit .*rows=100 ", inner)          # stopped after the limit
     assert "Function Scan on spooled_ready_jobs" in outer
     assert len(claimed) == 100 and all(r["priority"] == 2 for r in claimed)
+    print(waiting)
+    assert "Index Scan using jobs_ready_idx" in waiting and "Sort" not in waiting
+    assert re.search(r"Index Scan using jobs_ready_idx .*rows=100 loops=1", waiting)   # no waiting row read
+    assert "Rows Removed by Filter" not in waiting
+    assert len(after) == 100 and all(r["priority"] == 2 and r["dependencies_met"] for r in after)

@@ -70,3 +70,27 @@ async def test_dead_connection_is_replaced(aio_loop, dsn):
             assert not victims & set(second)
             third = await pids_at_once(db, 2)
             assert "unavailable" not in third and not victims & set(third)
+
+
+async def test_a_deadlock_is_broken_and_the_unit_runs_again(aio_loop, dsn):
+    """Two transactions that take two locks in opposite orders: PostgreSQL aborts one, which runs again once the
+    other committed (nothing of the aborted run was kept)."""
+    async with open_database(dsn, min_size=2, max_size=4) as db:
+        runs = []
+
+        async def tx(con, first, second):
+            runs.append(first)
+            await con.execute("SELECT pg_advisory_xact_lock($1)", first)
+            await con.execute("INSERT INTO spooled_schema (version) VALUES ($1 * 1000 + $2)", first, len(runs))
+            if runs.count(first) == 1:          # the first run of each waits for the other's first lock
+                await con.execute("""DO $$ BEGIN WHILE (SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+                                                  AND granted) < 2 LOOP PERFORM pg_sleep(0.01); END LOOP; END $$""")
+            await con.execute("SELECT pg_advisory_xact_lock($1)", second)
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as n:
+                n.start_soon(db.transaction, tx, 1, 2)
+                n.start_soon(db.transaction, tx, 2, 1)
+        assert db.deadlocks == 1 and len(runs) == 3
+        kept = await db.run(lambda con: con.fetch("SELECT version FROM spooled_schema WHERE version > 999"))
+        assert len(kept) == 2                   # one row per transaction: the aborted run's row went with it

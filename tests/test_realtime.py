@@ -308,14 +308,15 @@ async def test_a_notify_overflow_resyncs_only_that_channel():
     """triopg marks a full LISTEN buffer with NOTIFY_OVERFLOW: that channel's consumer resyncs, in order."""
     import triopg
 
-    from spooled.store.listen import Channel, _forward
+    from spooled.store.listen import Channel, ListenState, _forward
     seen = []
     send, receive = trio.open_memory_channel(10)
     for item in ("a", triopg.NOTIFY_OVERFLOW, "b"):
         send.send_nowait(item)
     send.close()
     with trio.fail_after(5):
-        await _forward(receive, Channel(on_payload=seen.append, on_resync=lambda: seen.append("RESYNC")))
+        await _forward(receive, Channel(on_payload=seen.append, on_resync=lambda: seen.append("RESYNC")),
+                       ListenState())
     assert seen == ["a", "RESYNC", "b"]
 
 

@@ -17,6 +17,7 @@ import attrs
 from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
 from spooled.domain.plans import check_overrides
+from spooled.domain.tracecontext import valid_traceparent, valid_tracestate
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
@@ -79,6 +80,19 @@ class JobSpec:
     completion_webhook: str | None = attrs.field(default=None, validator=lambda _i, a, v: _webhook_url(a, v))
     completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
     parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
+    # W3C trace context (ext; the `traceparent`/`tracestate` headers set it for every job of a request)
+    traceparent: str | None = attrs.field(default=None, converter=_blank_none,
+                                          validator=lambda _i, a, v: _check(a, v, valid_traceparent,
+                                                                            "a W3C traceparent"))
+    tracestate: str | None = attrs.field(default=None, converter=_blank_none,
+                                         validator=lambda _i, a, v: _check(a, v, valid_tracestate,
+                                                                           "a W3C tracestate (printable ASCII, "
+                                                                           "at most 512 characters)"))
+
+
+def _check(attribute, value, ok, what: str) -> None:
+    if value is not None and not ok(value):
+        raise FieldError(attribute.name, f"must be {what}")
 
 
 def _webhook_url(attribute, value) -> None:
@@ -453,3 +467,56 @@ class UpdateSchedule:
     metadata: typing.Any = None
     catch_up: str | None = attrs.field(default=None, validator=one_of(CATCH_UP))
     overlap: str | None = attrs.field(default=None, validator=one_of(OVERLAP))
+
+
+# -- workflows and job dependencies --------------------------------------------------------------------------
+DEPENDENCY_MODES = ("all", "any")
+WORKFLOW_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+
+
+def _key_list(_inst, attribute, value) -> None:
+    if value is None:
+        return
+    if len(value) > 100:
+        raise FieldError(attribute.name, "must hold at most 100 keys")
+    for key in value:
+        if not 1 <= len(key) <= 100:
+            raise FieldError(attribute.name, "each key must be 1 to 100 characters long")
+
+
+@attrs.frozen
+class WorkflowJobSpec:
+    """One job of POST /workflows: `key` names it within the request; `depends_on` lists other jobs' keys."""
+    key: str = attrs.field(validator=length(1, 100))
+    queue_name: str = attrs.field(validator=queue_name_field)
+    payload: typing.Any
+    depends_on: list[str] | None = attrs.field(default=None, validator=_key_list)
+    dependency_mode: str | None = attrs.field(default=None, validator=one_of(DEPENDENCY_MODES))
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+    max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
+    timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
+
+
+@attrs.frozen
+class CreateWorkflow:
+    name: str = attrs.field(validator=length(1, 255))
+    jobs: list[WorkflowJobSpec] = attrs.field(validator=lambda _i, a, v: _workflow_size(a, v))
+    description: str | None = attrs.field(default=None, validator=length(0, 2000))
+    metadata: typing.Any = None
+
+
+def _workflow_size(attribute, value) -> None:
+    if not 1 <= len(value) <= 100:
+        raise FieldError(attribute.name, "must hold 1 to 100 jobs")
+
+
+@attrs.frozen
+class AddDependencies:
+    """POST /jobs/{id}/dependencies: the job then depends on these jobs too, in this mode (for all of them)."""
+    depends_on: list[str] = attrs.field(validator=lambda _i, a, v: _dependency_ids(a, v))
+    dependency_mode: str = attrs.field(default="all", validator=one_of(DEPENDENCY_MODES))
+
+
+def _dependency_ids(attribute, value) -> None:
+    if not 1 <= len(value) <= 100:
+        raise FieldError(attribute.name, "must hold 1 to 100 job ids")

@@ -103,6 +103,8 @@ class Job:
     workflow_id: uuid.UUID | None
     dependency_mode: str | None
     dependencies_met: bool
+    traceparent: str | None             # W3C trace context given at enqueue (docs/operations.md "Tracing")
+    tracestate: str | None
 
 
 @attrs.frozen(slots=True)
@@ -271,6 +273,48 @@ class Summary:
 
 
 @attrs.frozen(slots=True)
+class Workflow:
+    """A DAG of jobs (api.md "Workflows"); counts and status as the dependency triggers keep them."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    description: str | None
+    metadata: RawJson | None
+    status: str                         # pending | running | completed | failed | cancelled
+    total_jobs: int
+    completed_jobs: int
+    failed_jobs: int                    # failed or dead-lettered
+    cancelled_jobs: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class DependencyEdge:
+    parent_job_id: uuid.UUID
+    child_job_id: uuid.UUID
+
+
+@attrs.frozen(slots=True)
+class RelatedJob:
+    """A dependency or a dependent of a job, as GET /jobs/{id}/dependencies lists it."""
+    job_id: uuid.UUID
+    status: str
+    queue_name: str
+
+
+@attrs.frozen(slots=True)
+class JobDependencies:
+    job_id: uuid.UUID
+    dependency_mode: str | None
+    dependencies_met: bool
+    dependencies: list[RelatedJob]
+    dependents: list[RelatedJob]
+
+
+@attrs.frozen(slots=True)
 class ApiKey:
     id: uuid.UUID
     organization_id: uuid.UUID
@@ -327,6 +371,17 @@ class PlatformStats:
     workers_total: int
     workers_healthy: int
     workers_degraded: int
+
+
+@attrs.frozen(slots=True)
+class Instance:
+    """A live server instance (`server_instances`), with its loop health at its last heartbeat."""
+    id: uuid.UUID
+    hostname: str
+    version: str | None
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    loops: RawJson
 
 
 @attrs.frozen(slots=True)

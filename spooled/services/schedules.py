@@ -24,7 +24,7 @@ from spooled.domain import cron as cron_mod
 from spooled.domain import errors, firing, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import RunToEnqueue, Schedule, ScheduleRun
-from spooled.services.jobs import Jobs, dumps
+from spooled.services.jobs import Jobs, dumps, sized_json
 from spooled.store.schedules import Due, ScheduleStore, ScheduleValues
 
 log = logging.getLogger(__name__)
@@ -72,10 +72,7 @@ class Schedules:
         self._max_payload = max_payload_bytes
 
     def _template(self, value: object) -> str:
-        text = dumps(value)
-        if len(text.encode()) > self._max_payload:
-            raise errors.PayloadTooLarge(f"payload_template is over the {self._max_payload} byte limit")
-        return text
+        return sized_json(value, self._max_payload, "payload_template")[0]
 
     # -- CRUD --------------------------------------------------------------------------------------------
     async def create(self, org: str, c: inputs.CreateSchedule, *, now: dt.datetime | None = None) -> Schedule:

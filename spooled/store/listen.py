@@ -28,23 +28,37 @@ class Channel:
     on_resync: Callable[[], None]
 
 
-async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: float = 5.0,
-               task_status=trio.TASK_STATUS_IGNORED) -> None:
+@attrs.define
+class ListenState:
+    """The LISTEN connection as /metrics shows it."""
+    connected: bool = False
+    reconnects: int = 0
+    notifications: int = 0
+
+
+async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: float = 5.0, timeout: float = 5.0,
+               state: ListenState | None = None, task_status=trio.TASK_STATUS_IGNORED) -> None:
     """LISTEN forever, reconnecting with backoff; `task_status.started()` once the first LISTENs are active.
     Once started, no failure ends it (the database may be restarting, in recovery, or gone for a while): a lost
     connection is logged as such, anything else with its traceback, and both reconnect with backoff (and resync
-    every channel). Failing to connect at start ends it loudly."""
+    every channel). Failing to connect at start ends it loudly. `timeout` bounds connecting and every statement,
+    including the UNLISTENs that triopg sends (shielded) when the listeners end: without it a stalled network
+    would hold that forever, and with it the process."""
+    state = state if state is not None else ListenState()
     started = False
     delay = 0.1
     while True:
         try:
-            async with triopg.connect(dsn) as conn, contextlib.AsyncExitStack() as stack:
+            async with triopg.connect(dsn, timeout=timeout, command_timeout=timeout) as conn, \
+                    contextlib.AsyncExitStack() as stack:
                 feeds = {name: await stack.enter_async_context(conn.listen(name, max_buffer_size=10_000))
                          for name in channels}
+                state.connected = True
                 if not started:
                     task_status.started()
                     started = True
                 else:
+                    state.reconnects += 1
                     for ch in channels.values():
                         ch.on_resync()
                 delay = 0.1
@@ -52,8 +66,9 @@ async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: flo
                     # asyncpg does not end a listener when its connection dies: ping to find out
                     nursery.start_soon(_keepalive, conn, keepalive_secs)
                     for name, feed in feeds.items():
-                        nursery.start_soon(_forward, feed, channels[name])
+                        nursery.start_soon(_forward, feed, channels[name], state)
         except Exception as exc:
+            state.connected = False
             if not started:
                 raise
             if _connection_lost(exc):
@@ -64,11 +79,12 @@ async def pump(dsn: str, channels: Mapping[str, Channel], *, keepalive_secs: flo
             delay = min(delay * 2, 5.0)
 
 
-async def _forward(feed, channel: Channel) -> None:
+async def _forward(feed, channel: Channel, state: ListenState) -> None:
     async for payload in feed:
         if payload is triopg.NOTIFY_OVERFLOW:
             channel.on_resync()
         else:
+            state.notifications += 1
             channel.on_payload(payload)
 
 

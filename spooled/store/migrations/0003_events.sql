@@ -130,10 +130,11 @@ BEGIN
     FROM new_rows h;
 
     IF claimable THEN
-        -- claim wakeups: "<org> <queue> <n>" per queue that got claimable jobs
+        -- claim wakeups: "<org> <queue> <n>" per queue that got claimable jobs (a workflow job waiting for its
+        -- dependencies is pending but not claimable)
         PERFORM pg_notify('spooled_jobs', j.organization_id::text || ' ' || j.queue_name || ' ' || count(*))
         FROM new_rows h JOIN jobs j ON j.id = h.job_id
-        WHERE h.new_status = 'pending'
+        WHERE h.new_status = 'pending' AND j.dependencies_met
         GROUP BY j.organization_id, j.queue_name;
     END IF;
 

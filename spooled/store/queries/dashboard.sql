@@ -2,12 +2,13 @@
 -- The organization's job counts for the dashboard summary. Each count is an index range scan that stops at $cap
 -- entries (a count at the cap means "at least"), never a scan of the organization's history; the averages
 -- sample the day's last 1,000 completions. `now` stays an expression, not a CTE, so it bounds the index ranges;
--- the ORDER BYs follow the index each count should walk, so no plan can read the table instead.
+-- the ORDER BYs follow the index each count should walk, so no plan can read the table instead. `pending` counts
+-- jobs ready to run (the ready index; jobs waiting for their dependencies are not in it).
 SELECT
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
                            ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS total,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
-                           ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x) AS pending,
+                           AND dependencies_met ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x) AS pending,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'processing'
                            LIMIT $cap) x) AS processing,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'
@@ -47,7 +48,7 @@ FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS av
 SELECT q.name, q.paused, p.n AS pending, coalesce(r.n, 0) AS processing
 FROM (SELECT name, paused FROM queues WHERE organization_id = $org ORDER BY name LIMIT $queues) q
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM jobs j WHERE j.organization_id = $org
-                    AND j.queue_name = q.name AND j.status = 'pending' LIMIT $cap) x) p
+                    AND j.queue_name = q.name AND j.status = 'pending' AND j.dependencies_met LIMIT $cap) x) p
 LEFT JOIN (SELECT queue_name, count(*) AS n
            FROM (SELECT queue_name FROM jobs WHERE organization_id = $org AND status = 'processing'
                  LIMIT $running_cap) x GROUP BY queue_name) r ON r.queue_name = q.name

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import (ApiKey, Delivery, HistoryEntry, InboundDelivery, Job, JobBrief, ListedJob,
-                                   Organization, Queue, QueueStats, Schedule, ScheduleRun, Summary, ThroughputBucket,
-                                   Usage, Webhook, Worker)
+from spooled.domain.models import (ApiKey, Delivery, DependencyEdge, HistoryEntry, InboundDelivery, Job, JobBrief,
+                                   JobDependencies, ListedJob, Organization, Queue, QueueStats, Schedule, ScheduleRun,
+                                   Summary, ThroughputBucket, Usage, Webhook, Worker, Workflow)
 from spooled.domain.plans import RESOURCE_LIMIT, Limits
 from spooled.services.orgs import public_settings
 
@@ -33,7 +33,7 @@ def job(j: Job) -> dict:
         "assigned_worker_id": j.assigned_worker_id, "completion_webhook": j.completion_webhook,
         "created_at": j.created_at, "updated_at": j.updated_at, "parent_job_id": opt_str(j.parent_job_id),
         "workflow_id": opt_str(j.workflow_id), "dependency_mode": j.dependency_mode,
-        "dependencies_met": j.dependencies_met,
+        "dependencies_met": j.dependencies_met, "traceparent": j.traceparent, "tracestate": j.tracestate,
     }
     if isinstance(j, ListedJob):   # listings: the SDK's job summaries show payload.job_type
         out["job_type"] = j.job_type
@@ -218,3 +218,41 @@ def dashboard(s: Summary, system: dict) -> dict:
         "recent_activity": {"jobs_created_1h": j.created_1h, "jobs_completed_1h": j.completed_1h,
                             "jobs_failed_1h": j.failed_1h},
     }
+
+
+def workflow(w: Workflow) -> dict:
+    """api.md "Workflows" (+ cancelled_jobs, updated_at, organization_id)."""
+    return {
+        "id": str(w.id), "organization_id": str(w.organization_id), "name": w.name, "description": w.description,
+        "status": w.status, "total_jobs": w.total_jobs, "completed_jobs": w.completed_jobs,
+        "failed_jobs": w.failed_jobs, "cancelled_jobs": w.cancelled_jobs,
+        "progress_percent": round(100.0 * w.completed_jobs / w.total_jobs, 2) if w.total_jobs else 0.0,
+        "created_at": w.created_at, "updated_at": w.updated_at, "started_at": w.started_at,
+        "completed_at": w.completed_at, "metadata": raw(w.metadata),
+    }
+
+
+def workflow_detail(w: Workflow, jobs: list[Job], edges: list[DependencyEdge]) -> dict:
+    """The workflow plus `jobs` and `dependencies: [{parent_job_id, child_job_id}]`. Each job is a full job with
+    `depends_on` (its dependencies' ids) and the fields the SDK's WorkflowJob reads: `timeout_ms`, `attempt`
+    (retry_count), `error` ({type, message} from last_error) and `metadata` (the job's tags)."""
+    parents: dict = {}
+    for e in edges:
+        parents.setdefault(e.child_job_id, []).append(str(e.parent_job_id))
+    out = workflow(w)
+    out["jobs"] = [{**job(j), "depends_on": parents.get(j.id, []), "timeout_ms": j.timeout_seconds * 1000,
+                    "attempt": j.retry_count, "metadata": raw(j.tags),
+                    "error": {"type": "JobError", "message": j.last_error} if j.last_error else None}
+                   for j in jobs]
+    out["dependencies"] = [{"parent_job_id": str(e.parent_job_id), "child_job_id": str(e.child_job_id)}
+                           for e in edges]
+    return out
+
+
+def job_dependencies(d: JobDependencies) -> dict:
+    """GET /jobs/{id}/dependencies. A job that takes no part in dependencies shows mode "all" (the SDK's model
+    requires a mode)."""
+    def related(items):
+        return [{"job_id": str(r.job_id), "status": r.status, "queue_name": r.queue_name} for r in items]
+    return {"job_id": str(d.job_id), "dependencies": related(d.dependencies), "dependents": related(d.dependents),
+            "dependency_mode": d.dependency_mode or "all", "dependencies_met": d.dependencies_met}
