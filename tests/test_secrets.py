@@ -85,12 +85,15 @@ async def test_secrets_are_shown_once_and_never_logged(server, sink, caplog):  #
             r = await anon.post("/api/v1/auth/email/verify", json={"email": EMAIL, "code": code})
             a3, r3 = r.json()["access_token"], r.json()["refresh_token"]
             rec.made(a3, r3)
-            hook_secret, gh_secret = "whs-" + "h" * 40, "ghs-" + "g" * 40
+            hook_secret, gh_secret, signing = "whs-" + "h" * 40, "ghs-" + "g" * 40, "sig-" + "s" * 40
             r = await a.post("/api/v1/jobs", json={"queue_name": "q", "payload": {"n": 1},
                                                    "completion_webhook": "https://hooks.example.com/done",
                                                    "completion_webhook_secret": hook_secret})
             job_id = r.json()["id"]
             await a.patch(f"/api/v1/organizations/{org}", json={"settings": {"github_webhook_secret": gh_secret}})
+            hook = await a.post("/api/v1/webhooks", json={"name": "h", "url": "https://hooks.example.com/x",
+                                                          "events": ["worker.deregistered"], "secret": signing})
+            assert hook.status_code == 201, hook.text
             await a.post("/api/v1/workers/register", json={"queue_name": "q", "hostname": "h", "worker_id": "w"})
             await a.post("/api/v1/schedules", json={"name": "s", "cron_expression": "0 0 * * *", "queue_name": "q",
                                                     "payload_template": {}})
@@ -105,11 +108,14 @@ async def test_secrets_are_shown_once_and_never_logged(server, sink, caplog):  #
                                  "/api/v1/api-keys", f"/api/v1/api-keys/{k2_id}", "/api/v1/organizations",
                                  f"/api/v1/organizations/{org}", f"/api/v1/organizations/{org}/members",
                                  "/api/v1/organizations/usage", "/api/v1/auth/me", "/api/v1/dashboard",
-                                 "/api/v1/billing/status", "/api/v1/schedules", f"/api/v1/auth/check-email?email={EMAIL}"):
+                                 "/api/v1/billing/status", "/api/v1/schedules", f"/api/v1/auth/check-email?email={EMAIL}",
+                                 "/api/v1/webhooks", f"/api/v1/webhooks/{hook.json()['id']}",
+                                 f"/api/v1/webhooks/{hook.json()['id']}/deliveries", "/api/v1/webhooks/deliveries"):
                         r = await c.get(path)
                         assert r.status_code == 200, (path, r.text)
             for token in (a1, r1, a3, r3, k1):
                 await anon.post("/api/v1/auth/validate", json={"token": token})
+            assert (await anon.get("/metrics")).status_code == 200
             for path in ("/api/v1/admin/organizations", f"/api/v1/admin/organizations/{org}",
                          f"/api/v1/admin/organizations/{org3}", "/api/v1/admin/stats", "/api/v1/admin/plans"):
                 assert (await anon.get(path, headers=ADMIN)).status_code == 200
@@ -136,7 +142,8 @@ async def test_secrets_are_shown_once_and_never_logged(server, sink, caplog):  #
     await trio.sleep(0.2)     # let the mailer and access paths log what they log
 
     once = {k1, k2, k3, k4, a1, r1, a2, a3, r3}
-    never = {hook_secret, gh_secret, server.services.settings.jwt_secret, ADMIN_KEY, SECRET_KEY, WEBHOOK_SECRET}
+    never = {hook_secret, gh_secret, signing, server.services.settings.jwt_secret, ADMIN_KEY, SECRET_KEY,
+             WEBHOOK_SECRET}
     leaks = []
     for i, (what, text) in enumerate(rec.seen):
         for s in once:

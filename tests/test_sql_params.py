@@ -50,6 +50,12 @@ class Module:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         self.bound.setdefault(target.id, []).append(node.value)
+                    elif isinstance(target, ast.Tuple):       # a, b = x, y (else: unknown, so not static)
+                        values = node.value.elts if isinstance(node.value, ast.Tuple) and \
+                            len(node.value.elts) == len(target.elts) else [None] * len(target.elts)
+                        for t, v in zip(target.elts, values):
+                            if isinstance(t, ast.Name):
+                                self.bound.setdefault(t.id, []).append(v if v is not None else ast.Constant(0))
             elif isinstance(node, ast.arg) and node.annotation is not None and \
                     ast.unparse(node.annotation) == "Statement":
                 self.statements.add(node.arg)

@@ -159,3 +159,28 @@ async def test_grpc_streams_over_a_cap_are_refused(server, api, other_api):
             await aio_as_trio(cm.__aexit__)(None, None, None)
         channel.close()
     await until(lambda: svc.streams.count(STREAM) == 0)
+
+
+async def test_sse_and_websocket_streams_take_stream_slots(server, api, other_api):
+    """Realtime streams count under the same STREAM caps as gRPC streams: over the organization's, 429 with
+    Retry-After before the stream starts (a WebSocket is refused before the upgrade); over the server's, 503."""
+    from trio_websocket import ConnectionRejected
+    from tests.events_helpers import sse, ws
+    svc = server.services
+    with trio.fail_after(30):
+        async with sse(api, "/api/v1/events"), sse(api, "/api/v1/events/sse"):
+            assert svc.streams.count(STREAM, api.org_id) == 2
+            r = await api.get("/api/v1/events")
+            assert r.status_code == 429 and r.json()["code"] == "RATE_LIMIT_EXCEEDED" and int(r.headers["retry-after"]) >= 1
+            with pytest.raises(ConnectionRejected) as rejected:
+                async with ws(server.http_url, f"/api/v1/ws?token={key_of(api)}"):
+                    pass
+            assert rejected.value.status_code == 429
+            async with sse(other_api, "/api/v1/events"):                 # another org: room, up to the server's
+                r = await other_api.get("/api/v1/events")
+                assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE"
+        # streams that end (the client left) give their places back
+        await until(lambda: svc.streams.count(STREAM) == 0)
+        async with ws(server.http_url, f"/api/v1/ws?token={key_of(api)}"):
+            await until(lambda: svc.streams.count(STREAM, api.org_id) == 1)
+    await until(lambda: svc.streams.count(STREAM) == 0)

@@ -8,6 +8,7 @@ entry in `NO_ORG_SCOPE`, saying why it has no organization to cross) fails it.""
 from __future__ import annotations
 
 import types
+import uuid
 from typing import Awaitable, Callable
 
 import httpx
@@ -40,6 +41,7 @@ NO_ORG_SCOPE = {
     ("POST", "/api/v1/auth/email/verify"): "the emailed code is the credential (test_email_login.py)",
     ("GET", "/api/v1/auth/check-email"): "whether any organization uses an address (by design, authenticated)",
     ("POST", "/api/v1/billing/webhook"): "Stripe's signed events (test_billing.py); no caller organization",
+    ("GET", "/metrics"): "the operator's scrape (SPOOLED_METRICS_TOKEN): every organization's counts by design",
 }
 
 Case = Callable[["Ctx"], Awaitable[None]]
@@ -64,7 +66,8 @@ class Ctx:
     def path(self, rule: str) -> str:
         values = {"job_id": self.ids["processing"], "name": "mine", "org_id": self.a.org_id,
                   "key_id": self.ids["key"], "schedule_id": self.ids["schedule"], "worker_id": "wa",
-                  "workflow_id": self.ids["workflow"]}
+                  "workflow_id": self.ids["workflow"], "webhook_id": self.ids["webhook"],
+                  "delivery_id": self.ids["delivery"]}
         for name, value in values.items():
             rule = rule.replace(f"<{name}>", value)
         return rule
@@ -337,6 +340,129 @@ async def _(ctx):
     assert (await ctx.b.get(f"/api/v1/jobs/{mine}")).json()["dependencies_met"] is True
 
 
+# -- outgoing webhooks (both paths) and the webhook token ---------------------------------------------------
+for prefix in ("/api/v1/webhooks", "/api/v1/outgoing-webhooks"):
+    for method, rule, body in [
+        ("GET", f"{prefix}/<webhook_id>", None), ("PUT", f"{prefix}/<webhook_id>", {"name": "x"}),
+        ("PATCH", f"{prefix}/<webhook_id>", {"enabled": False}), ("DELETE", f"{prefix}/<webhook_id>", None),
+        ("GET", f"{prefix}/<webhook_id>/deliveries", None), ("POST", f"{prefix}/<webhook_id>/test", None),
+        ("POST", f"{prefix}/<webhook_id>/retry/<delivery_id>", None),
+    ]:
+        not_found(method, rule, body)
+
+    def webhook_cases(prefix=prefix):
+        @case("GET", prefix)
+        async def _(ctx):
+            assert (await ctx.b.get(prefix)).json() == []
+
+        @case("POST", prefix)
+        async def _(ctx):
+            r = await ctx.b.post(prefix, json={"name": "b", "url": "https://b.example.com/h",
+                                               "events": ["worker.deregistered"]})
+            assert r.status_code == 201 and r.json()["organization_id"] == ctx.b_id
+    webhook_cases()
+
+for method, rule in [("GET", "/api/v1/organizations/<org_id>/webhook-token"),
+                     ("POST", "/api/v1/organizations/<org_id>/webhook-token/regenerate")]:
+    not_found(method, rule)
+
+
+@case("GET", "/api/v1/organizations/webhook-token")
+async def _(ctx):
+    got = (await ctx.b.get("/api/v1/organizations/webhook-token")).json()
+    assert got["webhook_token"] != ctx.ids["a_token"] and ctx.b_id in got["webhook_url"]
+
+
+@case("POST", "/api/v1/organizations/webhook-token/regenerate")
+async def _(ctx):
+    got = (await ctx.b.post("/api/v1/organizations/webhook-token/regenerate")).json()
+    assert got["webhook_token"] != ctx.ids["a_token"] and ctx.b_id in got["webhook_url"]
+
+
+@case("GET", "/api/v1/webhooks/deliveries")
+async def _(ctx):
+    assert (await ctx.b.get("/api/v1/webhooks/deliveries")).json() == []      # A's inbound log is A's
+
+
+# -- incoming webhooks: A's receivers refuse B's credentials and enqueue nothing into A ---------------------
+@case("POST", "/api/v1/webhooks/<org_id>/custom")
+async def _(ctx):
+    token = (await ctx.b.get("/api/v1/organizations/webhook-token")).json()["webhook_token"]
+    r = await ctx.b.post(ctx.path("/api/v1/webhooks/<org_id>/custom"), headers={"X-Webhook-Token": token},
+                         json={"queue_name": "mine", "event_type": "x", "payload": {}})
+    assert r.status_code == 401, r.text
+
+
+@case("POST", "/api/v1/webhooks/<org_id>/github")
+async def _(ctx):
+    import hashlib
+    import hmac
+    body = b'{"zen": "x"}'
+    sig = "sha256=" + hmac.new(b"b-secret-0123456789", body, hashlib.sha256).hexdigest()
+    await ctx.b.patch(f"/api/v1/organizations/{ctx.b_id}", json={"settings": {
+        "github_webhook_secret": "b-secret-0123456789"}})
+    r = await ctx.b.post(ctx.path("/api/v1/webhooks/<org_id>/github"), content=body, headers={
+        "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-b", "X-Hub-Signature-256": sig,
+        "Content-Type": "application/json"})
+    assert r.status_code in (401, 503), r.text      # B's secret is not A's (A has none configured)
+
+
+@case("POST", "/api/v1/webhooks/<org_id>/stripe")
+async def _(ctx):
+    import stripe
+    body = '{"id": "evt_b", "object": "event", "type": "charge.succeeded", "created": 1, "data": {"object": {}}}'
+    sig = stripe.WebhookSignature.generate_signature_header(body, "whsec_b_0123456789")
+    r = await ctx.b.post(ctx.path("/api/v1/webhooks/<org_id>/stripe"), content=body,
+                         headers={"Stripe-Signature": sig, "Content-Type": "application/json"})
+    assert r.status_code in (401, 503), r.text
+
+
+# -- realtime: B's streams see B's events only ---------------------------------------------------------------
+A_LIVE = "a-live"        # A enqueues here while B listens (left out of A's before/after snapshot)
+
+async def own_event_only(ctx, frames) -> None:
+    """Read frames until B's own job shows up (it was enqueued after A's): none before it is A's."""
+    mine = (await ctx.b.post("/api/v1/jobs", json={"queue_name": "mine", "payload": {}})).json()["id"]
+    theirs = {ctx.ids[s] for s in ("pending", "processing", "deadletter")} | {ctx.ids["a_live"]}
+    while True:
+        f = await frames()
+        job = f["data"].get("job_id")
+        assert job not in theirs and (job is None or job == mine), f
+        if job == mine:
+            return
+
+
+def sse_case(rule: str):
+    async def run(ctx):
+        from tests.events_helpers import sse
+        path = ctx.path(rule)
+        async with sse(ctx.b, path) as stream:
+            await ctx.a.post("/api/v1/jobs", json={"queue_name": A_LIVE, "payload": {"a": 1}})
+            if rule.endswith("<name>"):
+                stats = await stream.next_frame()         # B's queue named like A's: B's (empty) stats
+                assert stats["type"] == "QueueStats" and stats["data"]["pending_jobs"] == 0, stats
+            await own_event_only(ctx, stream.next_frame)
+    case("GET", rule)(run)
+
+
+for rule in ("/api/v1/events", "/api/v1/events/sse", "/api/v1/events/queues/<name>"):
+    sse_case(rule)
+not_found("GET", "/api/v1/events/jobs/<job_id>")
+
+
+def ws_case(rule: str):
+    async def run(ctx):
+        from tests.events_helpers import ws, ws_frame
+        async with ws(ctx.server.http_url, f"{rule}?token={ctx.b_key}") as conn:
+            await ctx.a.post("/api/v1/jobs", json={"queue_name": A_LIVE, "payload": {"a": 1}})
+            await own_event_only(ctx, lambda: ws_frame(conn))
+    case("GET", rule)(run)
+
+
+for rule in ("/api/v1/events/ws", "/api/v1/ws"):
+    ws_case(rule)
+
+
 # -- admin (operator routes: an organization's key is refused) -----------------------------------------------
 for method, rule in [
     ("GET", "/api/v1/admin/organizations"), ("POST", "/api/v1/admin/organizations"),
@@ -486,6 +612,18 @@ async def owned_by_a(server, api, client) -> dict:
         {"key": "first", "queue_name": "flow", "payload": {}},
         {"key": "second", "queue_name": "flow", "payload": {}, "depends_on": ["first"]}]})).json()
     ids["workflow"] = wf["workflow_id"]
+    hook = (await api.post("/api/v1/webhooks", json={"name": "a-hook", "url": "https://a.example.com/h",
+                                                     "events": ["worker.deregistered"]})).json()
+    ids["webhook"] = hook["id"]
+    ids["delivery"] = str((await server.services.db.run(lambda con: con.fetchval(
+        "INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload, status, attempts) "
+        "VALUES ($1, $2, 'worker.deregistered', '{}', 'failed', 5) RETURNING id",
+        uuid.UUID(hook["id"]), uuid.UUID(api.org_id)))))
+    ids["a_token"] = (await api.get("/api/v1/organizations/webhook-token")).json()["webhook_token"]
+    r = await client.post(f"/api/v1/webhooks/{api.org_id}/custom", headers={"X-Webhook-Token": ids["a_token"]},
+                          json={"queue_name": "inbound", "event_type": "a.event", "payload": {}})
+    assert r.status_code == 201, r.text
+    ids["a_live"] = r.json()["job_id"]
     return ids
 
 
@@ -497,13 +635,19 @@ async def snapshot(api, ids) -> dict:
         out[s] = {k: j[k] for k in ("status", "priority", "lease_id", "lease_expires_at", "result", "retry_count")}
     q = (await api.get("/api/v1/queues/mine")).json()
     out["queue"] = {k: q[k] for k in ("max_retries", "paused", "dead_letter", "organization_id")}
-    out["jobs"] = sorted(j["id"] for j in (await api.get("/api/v1/jobs?limit=100")).json())
+    out["jobs"] = sorted(j["id"] for j in (await api.get("/api/v1/jobs?limit=100")).json()
+                         if j["queue_name"] != A_LIVE)
     w = (await api.get("/api/v1/workers/wa")).json()
     out["worker"] = {k: w[k] for k in ("status", "current_jobs", "hostname")}
     k = (await api.get(f"/api/v1/api-keys/{ids['key']}")).json()
     out["key"] = {x: k[x] for x in ("is_active", "name")}
     s = (await api.get(f"/api/v1/schedules/{ids['schedule']}")).json()
     out["schedule"] = {x: s[x] for x in ("name", "is_active", "run_count", "next_run_at")}
+    h = (await api.get(f"/api/v1/webhooks/{ids['webhook']}")).json()
+    out["webhook"] = {x: h[x] for x in ("name", "enabled", "url", "events")}
+    out["deliveries"] = sorted(d["id"] for d in (await api.get(f"/api/v1/webhooks/{ids['webhook']}/deliveries")
+                                                 ).json())
+    out["token"] = (await api.get("/api/v1/organizations/webhook-token")).json()["webhook_token"]
     o = (await api.get(f"/api/v1/organizations/{api.org_id}")).json()
     out["org"] = {x: o[x] for x in ("name", "plan_tier", "suspended")}
     out["history"] = len((await api.get(f"/api/v1/jobs/{ids['processing']}/history")).json())
