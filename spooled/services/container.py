@@ -85,6 +85,8 @@ class Services:
         wakeups = Wakeups()
         metrics = Metrics(MetricsStore(db), max_series=settings.metrics_max_series,
                           snapshot_secs=settings.metrics_interval_secs)
+        broadcaster = Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer)
+        broadcaster.on_drop = metrics.realtime_dropped.inc
         metrics.pool = db.stats
         tracing = tracing_for(settings.otel_exporter, settings.otel_service_name, __version__)
         org_store, key_store, usage_store = OrgStore(db), KeyStore(db), UsageStore(db)
@@ -114,9 +116,11 @@ class Services:
             workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes,
                                 metrics=metrics),
             metrics=metrics, tracing=tracing,
-            broadcaster=Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer),
+            broadcaster=broadcaster,
             sender=sender, webhooks=Webhooks(hooks, sender, quotas),
-            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts)),
+            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts),
+                                  on_attempt=lambda ok: metrics.webhook_deliveries.labels(
+                                      "delivered" if ok else "failed").inc()),
             inbound=Inbound(hooks, jobs))
 
     def set_clock(self, clock: Callable[[], float]) -> None:
