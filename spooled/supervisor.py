@@ -145,7 +145,8 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
         await core.start(svc.mailer.run)
         if settings.webhook_dispatcher:
             await core.start(partial(dispatcher_loop.run, svc.dispatcher, concurrency=settings.webhook_concurrency,
-                                     interval=settings.webhook_interval_secs))
+                                     interval=settings.webhook_interval_secs,
+                                     health=svc.metrics.loop("webhook dispatcher", settings.webhook_interval_secs)))
         async with trio.open_nursery() as edge:
             json_protocol_errors()
             connections.install()

@@ -393,3 +393,23 @@ async def test_ssrf_guard_refuses_private_targets(tmp_path, dsn, aio_loop, recei
     finally:
         await guarded.aclose()
         await open_.aclose()
+
+
+async def test_deliveries_and_the_dispatcher_loop_show_in_metrics(tmp_path, dsn, aio_loop, receiver):
+    from tests.test_metrics import scrape
+    async with instance(tmp_path, dsn) as api:
+        with trio.fail_after(30):
+            receiver.statuses = [500]      # the first attempt fails (retried 10 s later), the rest succeed
+            hook = await subscribe(api, receiver.url + "/hook", ["job.created"])
+            await enqueue(api, "wh")
+            await receiver.wait_for(1)
+            while (s := await scrape(api)).get("spooled_webhook_deliveries_total", outcome="failed") < 1:
+                await trio.sleep(0.02)
+            assert s.get("spooled_webhook_deliveries_total", outcome="delivered") == 0
+            assert (await api.delete(f"/api/v1/outgoing-webhooks/{hook['id']}")).status_code == 204
+            await subscribe(api, receiver.url + "/ok", ["job.created"])
+            await enqueue(api, "wh")
+            while (s := await scrape(api)).get("spooled_webhook_deliveries_total", outcome="delivered") < 1:
+                await trio.sleep(0.02)
+            assert s.get("spooled_loop_runs_total", loop="webhook dispatcher", outcome="ok") >= 1
+            assert s.get("spooled_loop_consecutive_errors", loop="webhook dispatcher") == 0

@@ -90,6 +90,9 @@ class Services:
         wakeups = Wakeups()
         metrics = Metrics(MetricsStore(db), max_series=settings.metrics_max_series,
                           snapshot_secs=settings.metrics_interval_secs)
+        streams = Streams(settings.max_streams, settings.max_streams_per_org)
+        broadcaster = Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer, streams=streams)
+        broadcaster.on_drop = metrics.realtime_dropped.inc
         metrics.pool = db.stats
         tracing = tracing_for(settings.otel_exporter, settings.otel_service_name, __version__)
         org_store, key_store, usage_store = OrgStore(db), KeyStore(db), UsageStore(db)
@@ -97,9 +100,8 @@ class Services:
         auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
         orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
         mailer = Mailer(settings.smtp_url, settings.smtp_from)
-        streams = Streams(settings.max_streams, settings.max_streams_per_org)
-        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, streams=streams, max_payload_bytes=settings.max_payload_bytes,
-                    metrics=metrics, tracing=tracing)
+        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, streams=streams,
+                    max_payload_bytes=settings.max_payload_bytes, metrics=metrics, tracing=tracing)
         sender = Sender(allow_private=settings.webhook_allow_private, timeout_secs=settings.webhook_timeout_secs)
         hooks = WebhookStore(db)
         return cls(
@@ -122,9 +124,11 @@ class Services:
             workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes,
                                 metrics=metrics),
             metrics=metrics, tracing=tracing,
-            broadcaster=Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer, streams=streams),
+            broadcaster=broadcaster,
             sender=sender, webhooks=Webhooks(hooks, sender, quotas),
-            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts)),
+            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts),
+                                  on_attempt=lambda ok: metrics.webhook_deliveries.labels(
+                                      "delivered" if ok else "failed").inc()),
             inbound=Inbound(hooks, jobs))
 
     def set_clock(self, clock: Callable[[], float]) -> None:

@@ -153,6 +153,7 @@ class Broadcaster:
         self._store = store
         self._subs: dict[str, set[Subscription]] = {}
         self._registered: dict[str, float] = {}     # org -> Trio time by which its row must be refreshed
+        self.on_drop: typing.Callable[[], None] = lambda: None      # metrics: one call per dropped subscriber
 
     # -- subscribers ---------------------------------------------------------------------------------------
     async def subscribe(self, org: str, filters: typing.Iterable[Filter] = (ALL,)) -> Subscription:
@@ -191,6 +192,7 @@ class Broadcaster:
 
     def _dropped(self, sub: Subscription) -> None:
         self.dropped_total += 1
+        self.on_drop()
         log.warning("dropped a realtime subscriber of org %s: its buffer of %d events is full", sub.org,
                     self.buffer)
         self._remove(sub)
