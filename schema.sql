@@ -366,6 +366,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, created_at DESC, id DESC);
 CREATE INDEX webhook_deliveries_organization_idx ON webhook_deliveries (organization_id);
+-- Retention: done webhook deliveries of an organization by time (pending ones are the dispatcher's).
+CREATE INDEX webhook_deliveries_done_idx ON webhook_deliveries (organization_id, created_at) WHERE status <> 'pending';
 
 -- The inbound webhook log (GET /webhooks/deliveries): accepted deliveries, never their payload or signature.
 CREATE TABLE inbound_webhooks (

@@ -254,6 +254,39 @@ async def test_tokens_codes_events_counters_and_old_workers(server, api, client)
     assert r.status_code == 401
 
 
+async def test_done_webhook_deliveries_and_the_inbound_log_go_after_the_history_retention(server, tenant, client):
+    """Free plan: history 1 day. Delivered and failed deliveries go then, pending ones never; the inbound log goes
+    too, and a redelivery after that is still recognised (its job's idempotency key)."""
+    svc = server.services
+    hook = (await tenant.post("/api/v1/webhooks", json={"name": "h", "url": "https://h.example.com/x",
+                                                        "events": ["worker.deregistered"]})).json()
+    rows = await sql(svc, "INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload, status) "
+                          "SELECT $1, $2, 'worker.deregistered', '{}', s FROM unnest($3::text[]) s RETURNING id, status",
+                     uuid.UUID(hook["id"]), uuid.UUID(tenant.org_id), ["success", "failed", "pending"])
+    ids = {r["status"]: r["id"] for r in rows}
+    await sql(svc, "UPDATE webhook_deliveries SET next_attempt_at = now() + interval '1 year' WHERE id = $1",
+              ids["pending"])                                     # (out of the dispatcher's way)
+    token = (await tenant.get("/api/v1/organizations/webhook-token")).json()["webhook_token"]
+    body = {"queue_name": "in", "event_type": "e", "payload": {}, "idempotency_key": "delivery-1"}
+    url = f"/api/v1/webhooks/{tenant.org_id}/custom"
+    first = await client.post(url, json=body, headers={"X-Webhook-Token": token})
+    assert first.status_code == 201
+
+    async def left():
+        d = await sql(svc, "SELECT status FROM webhook_deliveries WHERE id = ANY($1::uuid[])", list(ids.values()))
+        n = await sql(svc, "SELECT count(*) AS n FROM inbound_webhooks WHERE organization_id = $1",
+                      uuid.UUID(tenant.org_id))
+        return sorted(r["status"] for r in d), n[0]["n"]
+    await svc.retention.run_once(now=utc(hours=12))
+    assert await left() == (["failed", "pending", "success"], 1)
+    r = await svc.retention.run_once(now=utc(days=2))
+    assert r.deleted["webhook_deliveries"] == 2 and r.deleted["inbound_webhooks"] == 1
+    assert await left() == (["pending"], 0)
+    again = await client.post(url, json=body, headers={"X-Webhook-Token": token})
+    assert again.status_code == 200 and again.json()["status"] == "duplicate"
+    assert again.json()["job_id"] == first.json()["job_id"]
+
+
 async def test_other_parts_register_their_own_pruners(server):
     svc = server.services
     seen = []
@@ -262,12 +295,12 @@ async def test_other_parts_register_their_own_pruners(server):
         seen.append((windows.tiers, now, limit))
         return 3
     retention = Retention(RetentionStore(svc.db))
-    retention.register("webhook_deliveries", deliveries)
+    retention.register("audit_trail", deliveries)
     with pytest.raises(ValueError):
         retention.register("jobs", deliveries)
     when = utc()
     r = await retention.run_once(now=when, limit=3)
-    assert r.deleted["webhook_deliveries"] == 3 and r.full(3)
+    assert r.deleted["audit_trail"] == 3 and r.full(3)
     assert seen == [(("free", "starter", "pro", "enterprise"), when, 3)]
 
 

@@ -11,9 +11,11 @@ prune disjoint rows):
   active job, a job a schedule run points at, or a workflow's job;
 - finished workflows after the same windows (a failed one: the dead-letter window), with their jobs, once none
   of their jobs is active;
+- webhook deliveries that are done (delivered, or failed for good) and the incoming webhook log, after the
+  organization's `history_retention_days`;
 - expired refresh tokens, email login codes older than a day, Stripe event ids older than 30 days, usage
   counters older than 35 days, workers offline for 7 days;
-- whatever other parts register (`register(name, prune)`: e.g. webhook deliveries by history retention).
+- whatever other parts register (`register(name, prune)`).
 
 Stale `server_instances` rows are not here: the instance heartbeat (services/admission.py) forgets instances
 silent for 5 minutes.
@@ -56,6 +58,7 @@ class Retention:
         s = store
         self._pruners: dict[str, Pruner] = {
             "schedule_runs": s.schedule_runs, "jobs": s.jobs, "workflows": s.workflows,
+            "webhook_deliveries": s.webhook_deliveries, "inbound_webhooks": s.inbound_webhooks,
             "refresh_tokens": _plain(s.refresh_tokens), "email_codes": _plain(s.email_codes),
             "stripe_events": _plain(s.stripe_events), "usage_days": _plain(s.usage_days),
             "workers": _plain(s.workers),

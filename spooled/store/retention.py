@@ -41,6 +41,14 @@ class RetentionStore:
         return await self._delete(Q.retention_workflows, now=now, limit=limit, tiers=list(w.tiers),
                                   job_days=list(w.job_days), deadletter_days=w.deadletter_days)
 
+    async def webhook_deliveries(self, w: Windows, now: Now, limit: int) -> int:
+        return await self._delete(Q.retention_webhook_deliveries, now=now, limit=limit, tiers=list(w.tiers),
+                                  history_days=list(w.history_days))
+
+    async def inbound_webhooks(self, w: Windows, now: Now, limit: int) -> int:
+        return await self._delete(Q.retention_inbound_webhooks, now=now, limit=limit, tiers=list(w.tiers),
+                                  history_days=list(w.history_days))
+
     async def refresh_tokens(self, *, now: Now, limit: int) -> int:
         return await self._delete(Q.retention_refresh_tokens, now=now, limit=limit)
 

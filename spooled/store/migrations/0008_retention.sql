@@ -9,6 +9,8 @@ CREATE INDEX email_login_codes_created_idx ON email_login_codes (created_at);
 CREATE INDEX stripe_events_received_idx ON stripe_events (received_at);
 CREATE INDEX org_usage_daily_day_idx ON org_usage_daily (day);
 CREATE INDEX workers_offline_idx ON workers (last_heartbeat) WHERE status = 'offline';
+-- Done webhook deliveries of an organization by time (pending ones are the dispatcher's).
+CREATE INDEX webhook_deliveries_done_idx ON webhook_deliveries (organization_id, created_at) WHERE status <> 'pending';
 -- Finished workflows of an organization by state and time (a bounded range probe per organization and state).
 CREATE INDEX workflows_finished_idx ON workflows (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
 

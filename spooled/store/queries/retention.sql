@@ -89,6 +89,51 @@ pick AS (
 )
 SELECT count(*) FROM gone
 
+-- name: retention_webhook_deliveries
+-- Outgoing webhook deliveries that are done (delivered, or failed for good) and older than their organization's
+-- history retention (the product's sweep: free 1 day, starter 7, pro 30, enterprise 90). A pending delivery
+-- (due, or being retried) stays whatever its age.
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+cut AS (
+    SELECT o.organization_id AS org, t.now - make_interval(days => o.days) AS before
+    FROM spooled_retention_days($tiers::text[], $history_days::int[], 'history_retention_days') o, t
+),
+pick AS (
+    SELECT p.id FROM cut CROSS JOIN LATERAL (
+        SELECT d.id FROM webhook_deliveries d
+        WHERE d.organization_id = cut.org AND d.status <> 'pending' AND d.created_at < cut.before
+        ORDER BY d.created_at
+        LIMIT $limit
+        FOR UPDATE OF d SKIP LOCKED
+    ) p
+    LIMIT $limit
+), gone AS (
+    DELETE FROM webhook_deliveries d USING pick WHERE d.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
+-- name: retention_inbound_webhooks
+-- The incoming webhook log past the history retention (a redelivery is still recognised: the provider's delivery
+-- id is its job's idempotency key, which lives as long as the job).
+WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
+cut AS (
+    SELECT o.organization_id AS org, t.now - make_interval(days => o.days) AS before
+    FROM spooled_retention_days($tiers::text[], $history_days::int[], 'history_retention_days') o, t
+),
+pick AS (
+    SELECT p.id FROM cut CROSS JOIN LATERAL (
+        SELECT i.id FROM inbound_webhooks i
+        WHERE i.organization_id = cut.org AND i.created_at < cut.before
+        ORDER BY i.created_at
+        LIMIT $limit
+        FOR UPDATE OF i SKIP LOCKED
+    ) p
+    LIMIT $limit
+), gone AS (
+    DELETE FROM inbound_webhooks i USING pick WHERE i.id = pick.id RETURNING 1
+)
+SELECT count(*) FROM gone
+
 -- name: retention_refresh_tokens
 -- Expired refresh tokens (a revoked one is dead too, and expires within its 30 days).
 WITH pick AS (
