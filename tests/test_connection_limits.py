@@ -231,6 +231,11 @@ async def test_connections_past_the_limit_get_503_and_health_probes_an_answer(ai
             assert got is not None and got[0] == 200 and json.loads(got[2]) == {"status": "alive"}
             assert got[1]["connection"] == "close"
             await probe.aclose()
+            scrape = await connect(server.http_url)               # and the metrics scrape
+            await scrape.send_all(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+            got = await Reader(scrape).response()
+            assert got is not None and got[0] == 200 and b"spooled_" in got[2] and got[1]["connection"] == "close"
+            await scrape.aclose()
             # past the overflow allowance (2): accepted and closed unread
             waiting = [await connect(server.http_url) for _ in range(2)]
             await until(lambda: server.http_connections.open == 5)
