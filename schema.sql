@@ -174,6 +174,8 @@ CREATE TABLE jobs (
     completed_lease_id  uuid,           -- the lease that completed the job (idempotent replays), never returned
     -- cancelled by the dependency rules (a dependency ended without completing): revived if that one is retried
     cancelled_by_dependency boolean NOT NULL DEFAULT false,
+    traceparent         text,           -- W3C trace context given at enqueue, handed to the claiming worker
+    tracestate          text,
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
@@ -657,8 +659,25 @@ CREATE TABLE server_instances (
     hostname            text        NOT NULL,
     started_at          timestamptz NOT NULL DEFAULT now(),
     heartbeat_at        timestamptz NOT NULL DEFAULT now(),
+    version             text,
+    loops               json,           -- the instance's loop health at its last heartbeat (`spooled status`)
     CONSTRAINT server_instances_pk PRIMARY KEY (id)
 );
 
+-- One row: the job counts by organization, queue and live state, recomputed by at most one instance per
+-- interval (services/metrics.py); every instance's /metrics serves the stored counts in between.
+CREATE TABLE metrics_snapshot (
+    id                  int         NOT NULL DEFAULT 1,
+    taken_at            timestamptz NOT NULL DEFAULT '-infinity',
+    counts              json        NOT NULL DEFAULT '[]',
+    workers             json        NOT NULL DEFAULT '[]',
+    CONSTRAINT metrics_snapshot_pk PRIMARY KEY (id),
+    CONSTRAINT metrics_snapshot_one_row CHECK (id = 1)
+);
+INSERT INTO metrics_snapshot (id) VALUES (1);
+
+-- The metrics snapshot counts dead letters per queue without reading the organizations' finished history.
+CREATE INDEX jobs_deadletter_idx ON jobs (organization_id, queue_name) WHERE status = 'deadletter';
+
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5), (6);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5), (6), (7);

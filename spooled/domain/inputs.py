@@ -17,6 +17,7 @@ import attrs
 from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
 from spooled.domain.plans import check_overrides
+from spooled.domain.tracecontext import valid_traceparent, valid_tracestate
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
@@ -78,6 +79,19 @@ class JobSpec:
     completion_webhook: str | None = attrs.field(default=None, validator=length(1, 2048))
     completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
     parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
+    # W3C trace context (ext; the `traceparent`/`tracestate` headers set it for every job of a request)
+    traceparent: str | None = attrs.field(default=None, converter=_blank_none,
+                                          validator=lambda _i, a, v: _check(a, v, valid_traceparent,
+                                                                            "a W3C traceparent"))
+    tracestate: str | None = attrs.field(default=None, converter=_blank_none,
+                                         validator=lambda _i, a, v: _check(a, v, valid_tracestate,
+                                                                           "a W3C tracestate (printable ASCII, "
+                                                                           "at most 512 characters)"))
+
+
+def _check(attribute, value, ok, what: str) -> None:
+    if value is not None and not ok(value):
+        raise FieldError(attribute.name, f"must be {what}")
 
 
 def _tags(attribute, value) -> None:

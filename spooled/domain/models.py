@@ -103,6 +103,8 @@ class Job:
     workflow_id: uuid.UUID | None
     dependency_mode: str | None
     dependencies_met: bool
+    traceparent: str | None             # W3C trace context given at enqueue (docs/operations.md "Tracing")
+    tracestate: str | None
 
 
 @attrs.frozen(slots=True)
@@ -369,3 +371,14 @@ class PlatformStats:
     workers_total: int
     workers_healthy: int
     workers_degraded: int
+
+
+@attrs.frozen(slots=True)
+class Instance:
+    """A live server instance (`server_instances`), with its loop health at its last heartbeat."""
+    id: uuid.UUID
+    hostname: str
+    version: str | None
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    loops: RawJson

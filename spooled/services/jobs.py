@@ -15,8 +15,11 @@ from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.states import RETRYABLE, JobStatus
+from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.services.grouping import CompletionGrouper
+from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
+from spooled.services.tracing import Tracing
 from spooled.services.wakeups import Wakeups
 from spooled.store.jobs import JobStore, NewJobs
 
@@ -69,20 +72,24 @@ Completion = tuple[str, "str | None", "str | None", Any]    # (job_id, lease_id,
 
 
 class Jobs:
-    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024,
+                 metrics: Metrics | None = None, tracing: Tracing | None = None):
         self._store = store
         self._quotas = quotas
         self._wakeups = wakeups
         self._max_payload = max_payload_bytes
         self._completions = CompletionGrouper(self.complete_many)
+        self._metrics = metrics if metrics is not None else Metrics(None)
+        self._tracing = tracing if tracing is not None else Tracing()
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def enqueue(self, org: str, queue: str, specs: list[inputs.JobSpec], *, default_priority: int | None = None,
                       default_max_retries: int | None = None, default_timeout: int | None = None,
-                      now: Now = None) -> list[Enqueued]:
+                      trace: TraceContext | None = None, now: Now = None) -> list[Enqueued]:
         """Insert jobs into one queue in one statement. A known idempotency key returns the original id with
         created=False and changes nothing (also when identical requests race). A payload over the limit or a
-        parent_job_id that is not a job of the organization rejects the whole call, writing nothing."""
+        parent_job_id that is not a job of the organization rejects the whole call, writing nothing. Each job
+        keeps its own trace context, else the request's `trace` (services/tracing.py)."""
         many = len(specs) > 1
 
         def where(i: int, field: str) -> str:
@@ -103,19 +110,25 @@ class Jobs:
         await self._quotas.check_enqueue(org, queue, len(specs), largest)
         ids = [new_job_id() for _ in specs]
         keys = [s.idempotency_key for s in specs]
-        outcome = await self._store.insert(parse_id(org), queue, NewJobs(
-            ids=ids, payloads=payloads,
-            priorities=[s.priority if s.priority is not None else (default_priority or 0) for s in specs],
-            max_retries=[s.max_retries if s.max_retries is not None else default_max_retries for s in specs],
-            timeouts=[s.timeout_seconds if s.timeout_seconds is not None else default_timeout for s in specs],
-            tags=[dumps(s.tags) if s.tags is not None else None for s in specs], idempotency_keys=keys,
-            webhooks=[s.completion_webhook for s in specs],
-            webhook_secrets=[s.completion_webhook_secret for s in specs], parents=parents,
-            scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs]), now=now)
+        contexts = [from_carrier(s.traceparent, s.tracestate) or trace for s in specs]
+        with self._tracing.publishing(org, queue, contexts) as stored:
+            outcome = await self._store.insert(parse_id(org), queue, NewJobs(
+                ids=ids, payloads=payloads,
+                priorities=[s.priority if s.priority is not None else (default_priority or 0) for s in specs],
+                max_retries=[s.max_retries if s.max_retries is not None else default_max_retries for s in specs],
+                timeouts=[s.timeout_seconds if s.timeout_seconds is not None else default_timeout for s in specs],
+                tags=[dumps(s.tags) if s.tags is not None else None for s in specs], idempotency_keys=keys,
+                webhooks=[s.completion_webhook for s in specs],
+                webhook_secrets=[s.completion_webhook_secret for s in specs], parents=parents,
+                scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs],
+                traceparents=[c.traceparent if c else None for c in stored],
+                tracestates=[c.tracestate if c else None for c in stored]), now=now)
         if outcome.missing_parents:
             i = next(i for i, p in enumerate(parents) if p in outcome.missing_parents)
             raise _no_parent(where(i, "parent_job_id"))
         self._quotas.enqueued(org, len(outcome.inserted))
+        if outcome.inserted:
+            self._metrics.series(org, queue).enqueued.inc(len(outcome.inserted))
         out = []
         for job_id, key in zip(ids, keys):
             job = outcome.inserted.get(job_id)
@@ -135,8 +148,9 @@ class Jobs:
         Cancel-safe: the claim statement runs shielded and its jobs are returned with no checkpoint after it,
         so a cancellation either ends the wait with nothing leased or lands after the caller holds the jobs
         (which it must then deliver, or release)."""
+        started = trio.current_time()
         if deadline is None:
-            deadline = trio.current_time() + c.wait_secs
+            deadline = started + c.wait_secs
         org_id, queue = parse_id(org), c.queue_name
         while True:
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -144,10 +158,12 @@ class Jobs:
                 return []
             with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
                 with trio.CancelScope(shield=True):
-                    jobs = await self._store.claim(org_id, queue, c.worker_id, c.limit,
-                                                   float(c.lease_duration_secs), now=now)
+                    claimed = await self._store.claim(org_id, queue, c.worker_id, c.limit,
+                                                      float(c.lease_duration_secs), now=now)
+                jobs = claimed.jobs
                 if not jobs:
                     if trio.current_time() >= deadline:
+                        self._metrics.claim_waited(trio.current_time() - started, False)
                         return []
                     try:
                         with trio.move_on_at(deadline):
@@ -160,7 +176,11 @@ class Jobs:
                 pass_on = w.woken or len(jobs) == c.limit
             if pass_on:   # woken while claiming, or a full batch: more may be there for the next waiter
                 self._wakeups.notify(org, queue)
-            return jobs
+            m = self._metrics   # no checkpoint from the claim to the return (see above)
+            m.claim_waited(trio.current_time() - started, True)
+            m.series(org, queue).claimed.inc(len(jobs))
+            m.queued(claimed.queued_secs)
+            return self._tracing.delivered(queue, jobs, claimed.queued_secs)
 
     # -- complete / fail / heartbeat -------------------------------------------------------------------
     async def complete_many(self, org: str, items: list[Completion], *, now: Now = None) -> list[CompleteResult]:
@@ -187,6 +207,8 @@ class Jobs:
                 ok = o.done or o.replay
                 err = None if ok else "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED"
                 results[i] = CompleteResult(str(items[i][0]), ok, err)
+                if o.done:
+                    self._metrics.series(org, o.queue).completed.inc()
         return results  # type: ignore[return-value]
 
     async def complete(self, org: str, job_id: str, lease_id: str | None, result: Any = None, *,
@@ -207,6 +229,8 @@ class Jobs:
                                    retry=f.retry is not False, now=now)
         if not o.done:
             raise _not_held(o.prior_status)
+        s = self._metrics.series(org, o.queue)
+        (s.retried if o.will_retry else s.deadletter if o.status == "deadletter" else s.failed).inc()
         return FailResult(o.will_retry, int(round(o.delay)) if o.delay is not None else 0, o.status)
 
     async def heartbeat(self, org: str, job_id: str, lease_id: str | None, lease_secs: int, *,
@@ -303,6 +327,10 @@ class Jobs:
         if spec.job_ids is not None:
             ids = [u for u in (try_id(i) for i in spec.job_ids) if u is not None]
         return [str(i) for i in await self._store.dlq_retry(parse_id(org), spec.queue_name, ids, spec.limit)]
+
+    async def dlq_count(self, org: str, queue: str | None = None) -> int:
+        """How many dead letters the organization has (in `queue`, or in all its queues)."""
+        return await self._store.dlq_count(parse_id(org), queue)
 
     async def dlq_purge(self, org: str, spec: inputs.DlqPurge) -> int:
         return await self._store.dlq_purge(parse_id(org), spec.queue_name, spec.older_than, spec.limit)

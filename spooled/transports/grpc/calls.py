@@ -10,6 +10,7 @@ that Trio task.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import trio
@@ -24,6 +25,7 @@ from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.grpc.delivery import LeaseTracker
 from spooled.transports.grpc.errors import grpc_error
+from spooled.transports.grpc.observe import note_org
 
 Queues = Callable[[Any], Iterable[str]]
 
@@ -52,6 +54,7 @@ class Rpc:
         if self.svc.shutting_down.is_set():
             raise errors.Unavailable("The server is shutting down")
         p, _ = await self.svc.admission.admit(api_key(metadata), safe=safe)
+        note_org(p.organization_id)
         for queue in queues:
             if queue:
                 require_queue(p, queue)
@@ -77,12 +80,15 @@ class Rpc:
             self._idle = trio.Event()
             await self._idle.wait()
 
-    async def unary(self, stream: Stream, fn: Callable[[str, Any], Awaitable[Any]], *, safe: bool = False,
-                    queues: Queues | None = None) -> None:
+    async def unary(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, safe: bool = False,
+                    queues: Queues | None = None, metadata: bool = False) -> None:
         """(asyncio) request -> admission -> `fn(org, request)` in Trio -> response. `queues(request)` names
-        the queues the call uses (checked against the key's restriction); `safe` calls only read."""
+        the queues the call uses (checked against the key's restriction); `safe` calls only read; with
+        `metadata`, `fn(org, request, metadata)`."""
         with self._counted():
             request = await stream.recv_message()
+            if metadata:
+                fn = partial(_with_metadata, fn, stream.metadata)
             try:
                 response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
             except GRPCError:
@@ -110,6 +116,10 @@ class Rpc:
                 await rate_limited(stream, exc)
             except Exception as exc:
                 raise grpc_error(exc) from None
+
+
+async def _with_metadata(fn, metadata, org: str, request):
+    return await fn(org, request, metadata)
 
 
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:

@@ -33,7 +33,7 @@ def job(j: Job) -> dict:
         "assigned_worker_id": j.assigned_worker_id, "completion_webhook": j.completion_webhook,
         "created_at": j.created_at, "updated_at": j.updated_at, "parent_job_id": opt_str(j.parent_job_id),
         "workflow_id": opt_str(j.workflow_id), "dependency_mode": j.dependency_mode,
-        "dependencies_met": j.dependencies_met,
+        "dependencies_met": j.dependencies_met, "traceparent": j.traceparent, "tracestate": j.tracestate,
     }
     if isinstance(j, ListedJob):   # listings: the SDK's job summaries show payload.job_type
         out["job_type"] = j.job_type
