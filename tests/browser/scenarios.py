@@ -339,28 +339,14 @@ def screenshots(page: Page, url: str, key: str, out: str, job_id: str, schedule_
     expect(page.locator("#queues tbody tr").first).to_be_visible()
     expect(page.locator(".chart canvas")).to_be_visible()
     shot("queues")
-    page.get_by_role("link", name="Jobs", exact=True).click()
-    expect(page.locator("#jobs tbody tr").first).to_be_visible()
-    shot("jobs")
-    page.goto(f"{url}/dashboard#/jobs/{job_id}")
-    expect(page.locator("#history tbody tr").first).to_be_visible()
-    shot("job")
-    page.get_by_role("link", name="Workers").click()
-    expect(page.locator("#workers tbody tr").first).to_be_visible()
-    shot("workers")
-    page.get_by_role("link", name="Schedules", exact=True).click()
-    expect(page.locator("#schedules tbody tr").first).to_be_visible()
-    shot("schedules")
-    page.goto(f"{url}/dashboard#/schedules/{schedule_id}")
-    expect(page.locator("#runs tbody tr").first).to_be_visible()
-    shot("schedule")
-    page.get_by_role("link", name="Workflows", exact=True).click()
-    expect(page.locator("#workflows tbody tr").first).to_be_visible()
-    shot("workflows")
-    page.goto(f"{url}/dashboard#/workflows/{workflow_id}")
-    expect(page.locator("#dag .node").first).to_be_visible()
-    shot("workflow")
-    page.get_by_role("link", name="Dead letters").click()
-    expect(page.locator("#jobs tbody tr").first).to_be_visible()
-    shot("dead-letters")
+    for name, route, ready in [("jobs", "/jobs", "#jobs tbody tr"), ("job", f"/jobs/{job_id}", "#history tbody tr"),
+                               ("workers", "/workers", "#workers tbody tr"),
+                               ("schedules", "/schedules", "#schedules tbody tr"),
+                               ("schedule", f"/schedules/{schedule_id}", "#runs tbody tr"),
+                               ("workflows", "/workflows", "#workflows tbody tr"),
+                               ("workflow", f"/workflows/{workflow_id}", "#dag .node"),
+                               ("dead-letters", "/dlq", "#jobs tbody tr")]:
+        page.goto(f"{url}/dashboard#{route}")
+        expect(page.locator(ready).first).to_be_visible()
+        shot(name)
     return shots

@@ -533,6 +533,12 @@ function useOffsetList(fetchPage, deps) {
   return { ...list, more, loadMore };
 }
 
+// The pages of a list route without X-Has-More (schedules and their runs): a full page may have more.
+const pagesOf = (path) => async (offset) => {
+  const rows = await get(path, { limit: PAGE, offset });
+  return { rows, more: rows.length === PAGE };
+};
+
 // Trigger now / Pause / Resume of one schedule; `done(schedule?)` follows each.
 function scheduleActions(s, done) {
   const trigger = async () => {
@@ -557,10 +563,7 @@ function ActiveBadge({ active }) {
 function SchedulesPage() {
   const { canAct } = useContext(Ctx);
   const debounce = useDebounce();
-  const schedules = useOffsetList(async (offset) => {
-    const rows = await get("/schedules", { limit: PAGE, offset });
-    return { rows, more: rows.length === PAGE };
-  }, []);
+  const schedules = useOffsetList(pagesOf("/schedules"), []);
   const replace = (fresh) => schedules.setData((rows) => (rows || []).map((r) => (r.id === fresh.id ? fresh : r)));
   const done = (s) => async (fresh) => replace(fresh || await get(`/schedules/${enc(s.id)}`));
   useLive((frame) => {
@@ -598,10 +601,7 @@ function SchedulePage({ id }) {
   const { canAct } = useContext(Ctx);
   const debounce = useDebounce();
   const schedule = useLoad(() => get(`/schedules/${enc(id)}`), [id]);
-  const runs = useOffsetList(async (offset) => {
-    const rows = await get(`/schedules/${enc(id)}/history`, { limit: PAGE, offset });
-    return { rows, more: rows.length === PAGE };
-  }, [id]);
+  const runs = useOffsetList(pagesOf(`/schedules/${enc(id)}/history`), [id]);
   const s = schedule.data;
   useLive((frame) => {
     const d = frame.data || {};
