@@ -244,11 +244,16 @@ async def test_a_read_only_key_sees_no_action_and_signs_out(server, client, api,
     r = await api.post("/api/v1/api-keys", json={"name": "viewer", "read_only": True})
     assert r.status_code == 201 and r.json()["read_only"] is True, r.text
     read_only_key = r.json()["key"]
-    routes = [["/queues", "#queues tbody tr"], ["/jobs", "#jobs tbody tr"], [f"/jobs/{pending['id']}", "#job"],
-              [f"/jobs/{dead['id']}", "#job"], ["/workers", "#workers tbody tr"], ["/dlq", "#jobs tbody tr"],
-              ["/schedules", "#schedules tbody tr"], [f"/schedules/{sched['id']}", "#runs tbody tr"],
-              ["/workflows", "#workflows tbody tr"], [f"/workflows/{running}", "#dag .node"],
-              [f"/workflows/{broken}", "#dag .node"]]
+    # [route, what shows once that very page has its data]: the page before may still be on screen just
+    # after the hash changes, so the two job pages and the two workflow pages are told apart by id
+    routes = [["/queues", "#queues tbody tr"], ["/jobs", "#jobs tbody tr"],
+              [f"/jobs/{pending['id']}", f'#job[data-job-id="{pending["id"]}"]'],
+              [f"/jobs/{dead['id']}", f'#job[data-job-id="{dead["id"]}"]'], ["/workers", "#workers tbody tr"],
+              ["/dlq", "#jobs tbody tr"], ["/schedules", "#schedules tbody tr"],
+              [f"/schedules/{sched['id']}", "#schedule"],
+              ["/workflows", "#workflows tbody tr"],
+              [f"/workflows/{running}", f'#workflow[data-workflow-id="{running}"] #dag .node'],
+              [f"/workflows/{broken}", f'#workflow[data-workflow-id="{broken}"] #dag .node']]
 
     full = await browse("buttons_on_pages", server, tmp_path, key=key_of(api), routes=routes, read_only=False)
     # the same pages offer every action to a full key, so their absence below is the key's doing
