@@ -61,6 +61,16 @@ class Settings:
     db_connect_timeout_secs: float = 5.0
     db_statement_timeout_secs: float = 30.0
     log_level: str = "INFO"
+    # Events: realtime streams and outgoing webhooks
+    realtime_buffer: int = 256                # events buffered per subscriber; a subscriber that falls further behind is dropped
+    realtime_keepalive_secs: float = 15.0     # SSE keep-alive comment / WebSocket Ping when a stream is idle
+    queue_stats_interval_secs: float = 5.0    # QueueStats frames on /events/queues/{name}
+    webhook_allow_private: bool = False       # SSRF guard off: webhooks may target private/loopback addresses
+    webhook_dispatcher: bool = True           # run the dispatcher loop (tests drive `Dispatcher.run_once` instead)
+    webhook_concurrency: int = 16             # deliveries in flight per instance
+    webhook_timeout_secs: float = 10.0
+    webhook_max_attempts: int = 5
+    webhook_interval_secs: float = 1.0        # how often due retries are looked for (new deliveries wake it at once)
     # Plans, quotas, rate limits (domain/plans.py, services/quotas.py, services/ratelimit.py)
     default_plan: str = "free"
     plan_limits: dict | None = None             # {tier: {limit: value}} operator overrides
@@ -182,6 +192,7 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         otel_exporter=otel, otel_service_name=env.get("SPOOLED_OTEL_SERVICE_NAME") or _DEFAULT.otel_service_name,
         db_connect_timeout_secs=_positive_secs(env, "SPOOLED_DB_CONNECT_TIMEOUT_SECS", 5.0),
         db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
+        webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE", False),
     )
 
 

@@ -82,8 +82,9 @@ async def test_the_listen_connection_ends_on_a_stalled_network(aio_loop, dsn):
     async with trio.open_nursery() as nursery:
         port = await nursery.start(proxy.serve)
         async with trio.open_nursery() as pump:
-            await pump.start(partial(listen.pump, via_proxy(dsn, port), lambda payload: None, lambda: None,
-                                     timeout=0.5))
+            channels = {name: listen.Channel(lambda payload: None, lambda: None)
+                        for name in (listen.JOBS, listen.EVENTS, listen.WEBHOOKS)}   # one UNLISTEN each
+            await pump.start(partial(listen.pump, via_proxy(dsn, port), channels, timeout=0.5))
             proxy.stall()
             nursery.start_soon(rescue)
             pump.cancel_scope.cancel()

@@ -1,6 +1,7 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
+-- Events (wakeups, realtime, webhooks) come from the history rows, through the job_history trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -33,11 +34,8 @@ WITH q0 AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $queue || ' ' || x.c) AS sent
-    FROM (SELECT count(*) AS c FROM ins WHERE status = 'pending') x WHERE x.c > 0
 )
-SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
+SELECT * FROM ins
 
 -- name: job_missing_parents
 -- The parent_job_ids given at enqueue that are not jobs of this organization.
@@ -182,10 +180,8 @@ WITH u AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', old_status, 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' 1') FROM u
 )
-SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
+SELECT * FROM u
 
 -- name: job_cancel
 WITH u AS (
@@ -240,11 +236,8 @@ WITH pick AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', 'deadletter', 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT id, (SELECT count(*) FROM n) AS notified FROM u
+SELECT id FROM u
 
 -- name: dlq_count
 -- Dead letters of an organization (one queue, or all), through jobs_deadletter_idx.
@@ -276,11 +269,8 @@ WITH c AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
     SELECT id, organization_id, 'released', 'processing', 'pending', '{"reason": "not delivered"}' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT count(*) AS released, (SELECT count(*) FROM n) AS notified FROM u
+SELECT count(*) AS released FROM u
 
 -- name: job_leases_held
 -- Which of these (job, lease) pairs still hold an unexpired lease.

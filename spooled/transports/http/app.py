@@ -142,14 +142,15 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
 
-    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_health,
-                                         routes_jobs, routes_metrics, routes_orgs, routes_queues, routes_schedules,
-                                         routes_summary, routes_workers, routes_workflows)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_events,
+                                         routes_health, routes_jobs, routes_metrics, routes_orgs, routes_queues,
+                                         routes_schedules, routes_summary, routes_webhooks, routes_workers,
+                                         routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
     app.register_blueprint(routes_metrics.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary, routes_admin, routes_billing, routes_workflows):
+                   routes_summary, routes_admin, routes_billing, routes_workflows, routes_events, routes_webhooks):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
