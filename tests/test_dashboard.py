@@ -276,6 +276,27 @@ async def test_a_read_only_key_sees_no_action_and_signs_out(server, client, api,
     assert (await job(api, pending["id"]))["status"] == "pending"
 
 
+async def test_live_a_job_moves_on_every_open_page(server, api, tmp_path):
+    made = await enqueue(api, "live", payload={"job_type": "render", "document": "quarterly-kumquat"})
+    await enqueue(api, "live-other")
+    seen = await browse("live_job_moves", server, tmp_path, key=key_of(api), queue="live", job_id=made["id"],
+                        text="kumquat")
+    assert (await job(api, made["id"]))["status"] == "completed"
+    assert seen["events"][-1] == "completed" and "started" in seen["events"], seen["events"]
+
+
+async def test_live_stream_reconnects_with_a_refreshed_token(server, client, api, tmp_path):
+    seen = await browse("stream_refreshes_a_refused_token", server, tmp_path, key=key_of(api))
+    states = seen["states"]
+    # refused (disconnected after trying), then connected again, all after the reload
+    first_try = states.index("connecting")
+    assert "disconnected" in states[first_try + 1:] and states[-1] == "connected", states
+    assert seen["token"] != "garbage"
+    assert (await client.post("/api/v1/auth/validate", json={"token": seen["token"]})).json()["valid"] is True
+    refused = await client.get("/api/v1/events", params={"token": "garbage"})
+    assert refused.status_code == 401                      # what the stream met
+
+
 async def test_screenshots_of_each_main_page(server, api, tmp_path):
     out = os.environ.get("SPOOLED_SCREENSHOTS") or str(tmp_path / "screenshots")
     shown = await completed(api, "emails", {"message_id": "m-1"}, payload={"job_type": "receipt", "order": 1042},

@@ -144,8 +144,10 @@ function QueuesPage() {
     return Promise.all(list.map(async (q) => ({ ...q, stats: await get(`/queues/${enc(q.name)}/stats`) })));
   }, []);
   const totals = useLoad(() => get("/jobs/stats"), []);
-  const names = (queues.data || []).map((q) => q.name).join("\n");
+  // null until the queues are in: the chart's first data is the real one, not an empty hour
+  const names = queues.data ? queues.data.map((q) => q.name).join("\n") : null;
   const throughput = useLoad(async () => {
+    if (names === null) return null;
     const list = names ? names.split("\n") : [];
     return sumSeries(await Promise.all(list.map((n) => get(`/queues/${enc(n)}/throughput`, { minutes: 60 }))));
   }, [names]);
