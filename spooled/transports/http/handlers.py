@@ -72,20 +72,27 @@ def bearer_token() -> str | None:
 SAFE_METHODS = frozenset(("GET", "HEAD"))
 
 
-def authed(fn: Callable[..., Awaitable[Response]]):
+def authed(fn: Callable[..., Awaitable[Response]], *, read_only_ok: bool = False):
     """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
-    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
+    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`). Read-only keys may only
+    GET/HEAD, unless `read_only_ok` (see `authed_own_session`)."""
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
         try:
-            g.principal, g.rate = await services().admission.admit(bearer_token(),
-                                                                   safe=request.method in SAFE_METHODS)
+            g.principal, g.rate = await services().admission.admit(
+                bearer_token(), safe=read_only_ok or request.method in SAFE_METHODS)
         except errors.RateLimited as exc:
             g.rate = getattr(exc, "decision", None)
             raise
         logs.org.set(g.principal.organization_id)
         return await fn(*args, **kwargs)
     return wrapper
+
+
+def authed_own_session(fn: Callable[..., Awaitable[Response]]):
+    """`authed` for a route that only ends the caller's own session (POST /auth/logout): a read-only key may
+    call it too (the service keeps such a key to its own tokens)."""
+    return authed(fn, read_only_ok=True)
 
 
 def require_queue(queue: str | None) -> None:
