@@ -627,6 +627,21 @@ CREATE TABLE schedule_runs (
 -- Each cron fire time of a schedule is recorded at most once.
 CREATE UNIQUE INDEX schedule_runs_fire_key ON schedule_runs (schedule_id, fire_time) WHERE NOT manual;
 CREATE INDEX schedule_runs_history_idx ON schedule_runs (schedule_id, started_at DESC, fire_time DESC, id DESC);
+-- A schedule run gets its job (schedule_run_enqueued: cron fires and manual triggers alike): schedule.triggered.
+CREATE FUNCTION spooled_schedule_run_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM spooled_emit(NEW.organization_id, 'schedule.triggered',
+        (SELECT json_build_object('schedule_id', NEW.schedule_id, 'name', s.name, 'run_id', NEW.id,
+                                  'job_id', NEW.job_id, 'queue_name', s.queue_name, 'fire_time', NEW.fire_time,
+                                  'manual', NEW.manual)
+         FROM schedules s WHERE s.id = NEW.schedule_id));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER schedule_runs_events AFTER UPDATE OF job_id ON schedule_runs
+    FOR EACH ROW WHEN (OLD.job_id IS NULL AND NEW.job_id IS NOT NULL)
+    EXECUTE FUNCTION spooled_schedule_run_events();
 CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE state = 'fired' AND job_id IS NULL;
 -- Retention: a job a schedule run points at is kept while the run is (retention deletes the run first).
 CREATE INDEX schedule_runs_job_idx ON schedule_runs (job_id) WHERE job_id IS NOT NULL;
@@ -673,6 +688,11 @@ $fn$;
 CREATE FUNCTION spooled_workflow_changed(p_workflow uuid, p_org uuid, p_old text, p_new text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
+    IF p_new IN ('completed', 'failed') THEN
+        PERFORM spooled_emit(p_org, 'workflow.' || p_new,
+            json_build_object('workflow_id', p_workflow, 'name', (SELECT w.name FROM workflows w WHERE w.id = p_workflow),
+                              'status', p_new, 'old_status', p_old));
+    END IF;
 END
 $fn$;
 
@@ -946,4 +966,4 @@ RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (11);
