@@ -1,7 +1,7 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
--- Events (wakeups, realtime, webhooks) come from the history rows, through the job_history trigger.
+-- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -32,8 +32,9 @@ WITH q0 AS (
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), h AS (
+    -- the job row records its creation; a job created scheduled also gets this row (its first status)
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
-    SELECT id, $org, 'created', status, created_at FROM ins
+    SELECT id, $org, 'created', status, created_at FROM ins WHERE status = 'scheduled'
 )
 SELECT * FROM ins
 
@@ -48,7 +49,8 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 -- name: job_claim
 -- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
 -- (spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its expires_at is left for
--- the reaper to cancel.
+-- the reaper to cancel. The job row records the claim (started_at, last_worker_id): no history row; its
+-- `started` events come from the jobs_updated trigger.
 WITH c AS (
     SELECT id FROM spooled_ready_jobs($org, $queue, $limit, coalesce($now::timestamptz, now())) AS id
 ), u AS (
@@ -59,9 +61,6 @@ WITH c AS (
     FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = c.id
     RETURNING j.*
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'started', 'pending', 'processing', assigned_worker_id, started_at FROM u
 )
 SELECT * FROM u ORDER BY priority DESC, run_at, id
 
@@ -73,7 +72,8 @@ SELECT * FROM u ORDER BY priority DESC, run_at, id
 -- completion of one job in one batch cannot both report success. `p` is the pre-statement snapshot of each
 -- item's job (every part of one statement reads the same snapshot): it tells a missing job, a stale lease and
 -- an idempotent replay apart. A completed job keeps the lease that completed it (completed_lease_id) and its
--- last worker (last_worker_id), never shown, for replays.
+-- last worker (last_worker_id), never shown, for replays (a job completed before migration 0010 has its worker
+-- in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
 -- Plan: the jobs are found by primary key only, whatever the statistics say. No condition here names a column
 -- another index leads with or a status a partial index is defined by (`processing` is implied by an unexpired
 -- lease: jobs_processing_lease_check), and the organization is checked on the row, not in the join: with stale
@@ -93,9 +93,6 @@ WITH c AS (
       AND (j.lease_id = c.lease OR (c.lease IS NULL AND j.assigned_worker_id = c.worker))
     RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, j.last_worker_id AS worker_id,
               j.completed_at, j.queue_name
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'completed', 'processing', 'completed', worker_id, completed_at FROM u
 ), w AS (
     UPDATE workers wk SET jobs_processed = wk.jobs_processed + x.n
     FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
@@ -219,9 +216,10 @@ SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
 WHERE organization_id = $org AND id = ANY($ids::uuid[])
 
 -- name: job_history
+-- The job's history rows and the events its row records (the job_events view, schema.sql), oldest first.
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
-FROM job_history WHERE job_id = $id AND organization_id = $org
-ORDER BY CASE WHEN $desc::bool THEN -id ELSE id END
+FROM job_events WHERE job_id = $id AND organization_id = $org
+ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool THEN -seq ELSE seq END
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
