@@ -256,7 +256,9 @@ CREATE INDEX job_history_job_idx ON job_history (job_id, id);
 
 -- A job's history goes with it. Not a foreign key: its check ran once per history row (a query per row, about a
 -- third of a history row's cost); rows are written only by the statements that move their job, which hold it.
-CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- Sequential scans off: the trigger's plan is cached per connection, and one made while job_history was small
+-- would read the whole grown table on every later delete (a retention batch, a queue deleted with its jobs).
+CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
     DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
     RETURN NULL;

@@ -11,7 +11,9 @@ DROP INDEX jobs_worker_idx;
 -- third of a history row's cost); rows are written only by the statements that move their job, which hold it.
 ALTER TABLE job_history DROP CONSTRAINT job_history_job_fk;
 
-CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+-- Sequential scans off: the trigger's plan is cached per connection, and one made while job_history was small
+-- would read the whole grown table on every later delete (a retention batch, a queue deleted with its jobs).
+CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
     DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
     RETURN NULL;
