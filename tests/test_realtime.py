@@ -332,3 +332,20 @@ async def test_shutdown_closes_streams(aio_loop, tmp_path, dsn):
                     while True:
                         await conn.get_message()
                 assert info.value.reason.code == 1001
+
+
+async def test_open_streams_are_counted_in_metrics(api, client):
+    from tests.test_metrics import scrape
+
+    async def count(kind: str) -> float:
+        return (await scrape(client)).get("spooled_realtime_subscribers", kind=kind)
+    with trio.fail_after(30):
+        assert (await count("sse"), await count("websocket")) == (0, 0)
+        async with sse(api, "/api/v1/events"):      # returns once the stream's body runs
+            assert await count("sse") == 1
+            async with ws(str(client.base_url), f"/api/v1/ws?token={key_of(api)}") as conn:
+                await conn.send_message(json.dumps({"cmd": "ping"}))
+                assert (await ws_frame(conn, skip=()))["type"] == "Ping"
+                assert await count("websocket") == 1
+        while (await count("sse"), await count("websocket")) != (0, 0):   # both closed: the gauges come back
+            await trio.sleep(0.02)

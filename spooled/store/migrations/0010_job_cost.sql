@@ -27,6 +27,27 @@ CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_ro
 -- Processing jobs claimed before this migration: their worker, as claims record it from now on.
 UPDATE jobs SET last_worker_id = assigned_worker_id WHERE status = 'processing';
 
+-- The claim (pinned to its primary-key join by migration 0008) records its worker on the row, not in history.
+CREATE OR REPLACE FUNCTION spooled_claim_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz, p_worker text,
+                                   p_lease_secs float8)
+RETURNS SETOF jobs LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
+BEGIN
+    RETURN QUERY
+        WITH c AS (
+            SELECT id FROM spooled_ready_jobs(p_org, p_queue, p_limit, p_now) AS id
+        ), u AS (
+            UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
+                              lease_expires_at = p_now + make_interval(secs => p_lease_secs),
+                              assigned_worker_id = p_worker, last_worker_id = p_worker, started_at = p_now,
+                              updated_at = p_now
+            FROM c WHERE j.id = c.id
+            RETURNING j.*
+        )
+        SELECT * FROM u;
+END
+$fn$;
+
+
 -- One job event as the event triggers hand it on (seq: its order within the statement).
 CREATE TYPE spooled_job_event AS (
     seq                 bigint,
