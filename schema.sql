@@ -749,6 +749,21 @@ CREATE TRIGGER workers_status_events AFTER UPDATE OF status ON workers
     FOR EACH ROW WHEN ((OLD.status = 'offline') IS DISTINCT FROM (NEW.status = 'offline'))
     EXECUTE FUNCTION spooled_worker_events();
 
+-- worker.heartbeat (migration 0012): a live worker's heartbeat, for the realtime WorkerHeartbeat frame.
+CREATE FUNCTION spooled_worker_heartbeat_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM spooled_emit(NEW.organization_id, 'worker.heartbeat',
+                         json_build_object('worker_id', NEW.id, 'queue_name', NEW.queue_names[1],
+                                           'queue_names', NEW.queue_names, 'status', NEW.status,
+                                           'current_jobs', NEW.current_jobs, 'last_heartbeat', NEW.last_heartbeat));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER workers_heartbeat_events AFTER UPDATE OF last_heartbeat ON workers
+    FOR EACH ROW WHEN (OLD.status <> 'offline' AND NEW.status <> 'offline')
+    EXECUTE FUNCTION spooled_worker_heartbeat_events();
+
 -- A cron schedule: each fire enqueues one job from the template (services/schedules.py). `next_run_at` is the
 -- next fire time to wait for (NULL while paused); the scheduler takes due rows FOR UPDATE SKIP LOCKED and
 -- advances it in the same transaction that records the fire's run.
@@ -1148,4 +1163,4 @@ RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12);

@@ -121,7 +121,7 @@ LANDED_LATE = (10,)
 
 
 async def test_a_migration_that_landed_late_applies_after_the_higher_ones(aio_loop, empty_dsn, pg_admin_dsn):
-    """0010 (the job row records creation, claim and completion) reached installs that already had 0011: applied
+    """0010 (the job row records creation, claim and completion) reached installs that had 0011 and on: applied
     then, it gives schema.sql's catalog, and a job claimed before it (its `started` in a history row) keeps one
     `started` event through its completion."""
     a = await connect(empty_dsn)
