@@ -114,7 +114,13 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
             await svc.sender.aclose()
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await trio.to_thread.run_sync(svc.tracing.shutdown, abandon_on_cancel=True)
-    log.info("stopped")
+    log.info("stopped (peak RSS %.0f MiB)", peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB); logged at exit for the benchmarks."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float, int]]:
