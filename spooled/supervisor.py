@@ -36,6 +36,7 @@ from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
 from spooled.transports.http.edge import EdgeApp, http_observer, json_protocol_errors
+from spooled.transports.http.lane import HotLane
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
                                      interval=settings.webhook_interval_secs))
         async with trio.open_nursery() as edge:
             json_protocol_errors()
-            app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes,
+            app = EdgeApp(HotLane.around(create_app(svc), svc), drain_bytes=2 * settings.max_request_bytes,
                           observe=http_observer(svc.metrics, access_log=settings.access_log))
             with _binding("REST (--http)", settings.http_host, settings.http_port):
                 binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),

@@ -8,7 +8,6 @@ import re
 import uuid
 from typing import Any, Awaitable, Callable
 
-import orjson
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
@@ -18,21 +17,15 @@ from spooled.domain import errors
 from spooled.services import admission, logs
 from spooled.services.auth import Principal
 from spooled.services.container import Services
+from spooled.transports.http import hot
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
 
 log = logging.getLogger(__name__)
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(obj, default=_default), status=status, headers=headers,
-                    content_type="application/json")
+    return Response(hot.dumps(obj), status=status, headers=headers, content_type="application/json")
 
 
 def no_content(headers: dict | None = None) -> Response:
@@ -50,7 +43,6 @@ async def body() -> Any:
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")   # a client's X-Request-Id is kept only when it looks like one
 
 
 def _check_url_text() -> None:
@@ -64,12 +56,15 @@ def _check_url_text() -> None:
 
 async def body_as(cls: type, **aliases: str):
     """Body structured as `cls`; `aliases` maps accepted alternative keys to the canonical one."""
-    data = await body()
-    if isinstance(data, dict):
-        for alt, canonical in aliases.items():
-            if alt in data and canonical not in data:
-                data = {**data, canonical: data[alt]}
+    data = hot.aliased(await body(), **aliases)
     return structure(data, cls), data
+
+
+async def hot_route(run: hot.Route, job_id: str | None = None) -> Response:
+    """A hot route (hot.py: the same function the fast lane runs) served by the app."""
+    status, obj = await run(services(), principal(), await body(), hot.HotRequest(
+        job_id, request.headers.get("traceparent"), request.headers.get("tracestate")))
+    return json_response(obj, status)
 
 
 def services() -> Services:
@@ -82,9 +77,7 @@ def principal() -> Principal:
 
 
 def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return hot.bearer(request.headers.get("Authorization"))
 
 
 SAFE_METHODS = frozenset(("GET", "HEAD"))
@@ -148,8 +141,7 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.before_request
     async def _request_id():
-        given = request.headers.get("X-Request-Id")
-        g.request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = hot.request_id(request.headers.get("X-Request-Id"))
         logs.request_id.set(g.request_id)
         _check_url_text()
 
@@ -164,11 +156,8 @@ def create_app(svc: Services) -> QuartTrio:
                                     principal_.organization_id if principal_ is not None else None)
         rate = g.get("rate")
         if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
-            add = headers.add
-            add("X-RateLimit-Limit", str(rate.limit))
-            add("X-RateLimit-Remaining", str(rate.remaining))
-            add("X-RateLimit-Reset", str(rate.reset))
-            add("X-RateLimit-Scope", rate.scope)
+            for name, value in hot.rate_headers(rate):
+                headers.add(name, value)
         return response
 
     @app.errorhandler(errors.DomainError)
