@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A contestant driver for the shared bench rig: the official SDK's `SpooledWorker` (PyPI `spooled`, threads)
-against the server, as most users run workers. Runs with the SDK venv's python (`scripts/bench/run.sh` sets
-`SPOOLED_SDK_PYTHON`); follows the rig's driver protocol (`../shared/bench/peers/common.py`: common flags, one
+against the server, as most users run workers. Runs with the SDK venv's python (`sdk_driver.sh`, with
+`SPOOLED_SDK_PYTHON` from `scripts/bench/run.sh`); follows the rig's driver protocol (`../shared/bench/peers/common.py`: common flags, one
 `RESULT {json}` line on stdout).
 
 Workload A: `client.jobs.bulk_enqueue` (100 jobs a request) fills the queue, then one `SpooledWorker` with
