@@ -1,45 +1,26 @@
-"""The quart-trio application: JSON in/out, auth, request ids, and the error table applied once."""
+"""The quart-trio application: its routes, request ids, URL checks, and the error table applied once.
+
+The helpers handlers share (JSON in/out, admission) are in `handlers.py`, so the routes never import this module."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import uuid
-from typing import Any, Awaitable, Callable
 
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from spooled.convert import parse_json, structure
 from spooled.domain import errors
-from spooled.services import admission, logs
-from spooled.services.auth import Principal
+from spooled.services import logs
 from spooled.services.container import Services
-from spooled.transports.http import hot
+from spooled.transports.http import cors, hot
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
+from spooled.transports.http.handlers import json_response, no_content
 
 log = logging.getLogger(__name__)
-
-
-def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(hot.dumps(obj), status=status, headers=headers, content_type="application/json")
-
-
-def no_content(headers: dict | None = None) -> Response:
-    response = Response(b"", status=204, headers=headers)
-    del response.headers["Content-Type"]
-    return response
-
-
-async def body() -> Any:
-    """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
-    data = await request.get_data(cache=True)
-    if not data.strip():
-        return {}
-    return parse_json(data)
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -52,56 +33,6 @@ def _check_url_text() -> None:
     for key, value in request.args.items(multi=True):
         if _BAD_TEXT.search(key) or _BAD_TEXT.search(value):
             raise errors.invalid(key if not _BAD_TEXT.search(key) else "query", "must not contain NUL characters")
-
-
-async def body_as(cls: type, **aliases: str):
-    """Body structured as `cls`; `aliases` maps accepted alternative keys to the canonical one."""
-    data = hot.aliased(await body(), **aliases)
-    return structure(data, cls), data
-
-
-async def hot_route(run: hot.Route, job_id: str | None = None) -> Response:
-    """A hot route (hot.py: the same function the fast lane runs) served by the app."""
-    status, obj = await run(services(), principal(), await body(), hot.HotRequest(
-        job_id, request.headers.get("traceparent"), request.headers.get("tracestate")))
-    return json_response(obj, status)
-
-
-def services() -> Services:
-    from quart import current_app
-    return current_app.config["SPOOLED"]
-
-
-def principal() -> Principal:
-    return g.principal
-
-
-def bearer_token() -> str | None:
-    return hot.bearer(request.headers.get("Authorization"))
-
-
-SAFE_METHODS = frozenset(("GET", "HEAD"))
-
-
-def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
-    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):
-        try:
-            g.principal, g.rate = await services().admission.admit(bearer_token(),
-                                                                   safe=request.method in SAFE_METHODS)
-        except errors.RateLimited as exc:
-            g.rate = getattr(exc, "decision", None)
-            raise
-        logs.org.set(g.principal.organization_id)
-        return await fn(*args, **kwargs)
-    return wrapper
-
-
-def require_queue(queue: str | None) -> None:
-    """403 unless the caller's key may use `queue` (keys restricted to some queues)."""
-    admission.require_queue(g.principal, queue)
 
 
 class _App(QuartTrio):
@@ -120,10 +51,11 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = _App("spooled")
+    app = _App("spooled", static_folder=None)   # no `/static/<path>` route: the dashboard serves its own files
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
-    app.config["BODY_TIMEOUT"] = 60
+    app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
+    app.config["RESPONSE_TIMEOUT"] = None     # long polls and streams end themselves (quart's default cuts at 60 s)
     # `/jobs/` matches `/jobs`, `/jobs//complete` is no route (404): never a 308 redirect
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
@@ -160,6 +92,8 @@ def create_app(svc: Services) -> QuartTrio:
                 headers.add(name, value)
         return response
 
+    cors.install(app, svc.settings.cors_origins)
+
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
         status, payload, headers = for_exception(exc)
@@ -170,7 +104,7 @@ def create_app(svc: Services) -> QuartTrio:
         status = exc.code or 500
         method, path = _where()
         if status == 413:   # the rest of the body is drained by the edge (edge.py) before the connection recycles
-            return json_response(error_body(413, "The request body is over the size limit"), 413)
+            return json_response(error_body(413, hot.TOO_LARGE), 413)
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
         if status == 405:
@@ -179,6 +113,9 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
+        if status == 408:   # the body did not arrive within the body timeout
+            return json_response(error_body(408, hot.BODY_LATE), 408,
+                                 {"Connection": "close"})
         log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)
 

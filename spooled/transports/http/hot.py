@@ -219,8 +219,12 @@ class Served:
     org: str | None
 
 
+TOO_LARGE = "The request body is over the size limit"   # the app's 413 and 408 messages (app.py: `_http`)
+BODY_LATE = "The request body was not received in time"
+
+
 class BodyTimeout(Exception):
-    """The body did not arrive within the app's `BODY_TIMEOUT` (the app answers that 500, logged)."""
+    """The body did not arrive within the app's `BODY_TIMEOUT` (the app's 408, and the connection closes)."""
 
 
 async def serve(svc: Services, route: HotRoute, read_body: Callable[[], Awaitable[bytes]], req: HotRequest, *,
@@ -248,8 +252,8 @@ async def serve(svc: Services, route: HotRoute, read_body: Callable[[], Awaitabl
         status, payload, extra = for_exception(exc)
         body = dumps(payload)
     except BodyTimeout:
-        log.error("unexpected HTTP exception %r on %s %s", "RequestTimeout", method, path)
-        status, body = 500, dumps(error_body(500, "Internal server error"))
+        status, body = 408, dumps(error_body(408, BODY_LATE))
+        extra = {"Connection": "close"}
     except Exception:
         log.exception("unhandled error on %s %s", method, path)
         status, body = 500, dumps(error_body(500, "Internal server error"))

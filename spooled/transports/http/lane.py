@@ -13,7 +13,8 @@ Requests the lane does not take go to the app unchanged: other methods and paths
 path (the app's 422), an `Expect` header. As quart-trio does, one task reads the body and then watches the
 connection: when the client leaves, the request is cancelled (a long-poll claim stops waiting and claims
 nothing); a body over `max_request_bytes` (declared or streamed) is the app's 413, one that does not arrive within
-`BODY_TIMEOUT` its 500; the response is sent under `RESPONSE_TIMEOUT`.
+`BODY_TIMEOUT` its 408 (`Connection: close`); the response is sent under `RESPONSE_TIMEOUT` (none: long polls
+end themselves). With CORS origins configured there is no lane (`around`): every request goes to the app.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")   # as app.py: a path holding thes
 _WANTED = {b"authorization": "authorization", b"x-request-id": "request_id", b"traceparent": "traceparent",
            b"tracestate": "tracestate", b"content-length": "content_length", b"expect": "expect"}
 _CONTENT_TYPE = (b"content-type", b"application/json")
-TOO_LARGE = "The request body is over the size limit"   # the app's 413 message (app.py: `_http`)
 
 
 class HotLane:
@@ -46,8 +46,11 @@ class HotLane:
         self.response_timeout = math.inf if response_timeout is None else response_timeout
 
     @classmethod
-    def around(cls, app: Any, svc: Services) -> HotLane:
-        """The lane in front of the quart `app`, with its body limit and timeouts."""
+    def around(cls, app: Any, svc: Services) -> Any:
+        """The lane in front of the quart `app`, with its body limit and timeouts; just the app when CORS is on
+        (cors.py stamps every response by the request's Origin: the app keeps that in one place)."""
+        if svc.settings.cors_origins:
+            return app
         return cls(app, svc, max_body=app.config["MAX_CONTENT_LENGTH"], body_timeout=app.config["BODY_TIMEOUT"],
                    response_timeout=app.config["RESPONSE_TIMEOUT"])
 
@@ -121,5 +124,5 @@ class _Body:
         if not self.done.is_set():
             raise hot.BodyTimeout()
         if self.too_large:
-            raise errors.PayloadTooLarge(TOO_LARGE)
+            raise errors.PayloadTooLarge(hot.TOO_LARGE)
         return self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)

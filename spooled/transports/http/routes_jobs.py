@@ -9,8 +9,8 @@ from spooled.domain.states import JobStatus
 from spooled.transports.http import views
 from spooled.services.admission import require_unrestricted
 from spooled.transports.http import hot
-from spooled.transports.http.app import (authed, body, body_as, hot_route, json_response, no_content, principal,
-                                         require_queue, services)
+from spooled.transports.http.handlers import (authed, body, body_as, hot_route, json_response, no_content, principal,
+                                              require_queue, services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
