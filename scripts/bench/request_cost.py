@@ -246,6 +246,14 @@ def grpc_stub(port: int):
     return channel, spooled_pb2_grpc.QueueServiceStub(channel)
 
 
+async def on_channel(channel, worker, workers: int) -> None:
+    """Run `workers` copies of `worker` on the channel, then close it."""
+    try:
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    finally:
+        await channel.close()
+
+
 async def grpc_dequeue(port: int, key: str, queue: str, n: int, workers: int) -> int:
     from spooled.transports.grpc.gen import spooled_pb2 as pb
     channel, stub = grpc_stub(port)
@@ -264,10 +272,7 @@ async def grpc_dequeue(port: int, key: str, queue: str, n: int, workers: int) ->
             for j in r.jobs:
                 await stub.Complete(pb.CompleteRequest(job_id=j.id, worker_id=wid, lease_id=j.lease_id), metadata=md)
                 done += 1
-    try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
-    finally:
-        await channel.close()
+    await on_channel(channel, worker, workers)
     return done
 
 
@@ -287,10 +292,7 @@ async def grpc_enqueue(port: int, key: str, queue: str, n: int, workers: int) ->
             s.update({"i": i})
             await stub.Enqueue(pb.EnqueueRequest(queue_name=queue, payload=s), metadata=md)
             done += 1
-    try:
-        await asyncio.gather(*(worker() for _ in range(workers)))
-    finally:
-        await channel.close()
+    await on_channel(channel, worker, workers)
     return done
 
 
