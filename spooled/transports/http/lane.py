@@ -60,9 +60,9 @@ class HotLane:
             if hit is not None and not _BAD_TEXT.search(scope["path"]):
                 h: dict[str, str] = {}
                 for name, value in scope["headers"]:
-                    key = _WANTED.get(name.lower())
-                    if key is not None and key not in h:   # the first of repeated headers, as werkzeug's `get`
-                        h[key] = value.decode("latin1")
+                    field = _WANTED.get(name.lower())
+                    if field is not None and field not in h:   # the first of repeated headers, as werkzeug's `get`
+                        h[field] = value.decode("latin1")
                 declared = h.get("content_length")
                 if "expect" not in h and (declared is None or declared.isdigit()):
                     await self._serve(hit[0], hit[1], h, scope, receive, send)
