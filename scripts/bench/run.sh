@@ -16,7 +16,7 @@ export SPOOLED_PYTHON="$ROOT/.venv/bin/python" SPOOLED_ROOT="$ROOT"
 SPOOLED_SDK_PYTHON="$("$SPOOLED_PYTHON" -c 'from tests.sdk.runner import sdk_python; print(sdk_python())')"
 export SPOOLED_SDK_PYTHON
 if [ ! -x /tmp/benchdeps/venv/bin/python ]; then "$RIG/install.sh"; fi
-ONLY="raw-asyncpg-batch,graphile-worker-batched,mock-spooled-rest-claim1,spooled-rest-claim1,spooled-rest-claim100"
+ONLY="raw-asyncpg-batch,pgbench-batch,graphile-worker-batched,mock-spooled-rest-claim1,mock-spooled-grpc-dequeue1,spooled-rest-claim1,spooled-rest-claim100"
 ONLY="$ONLY,spooled-rest-claim100-batchcomplete,spooled-grpc-dequeue1,spooled-grpc-process,spooled-grpc-process-hold"
 ONLY="$ONLY,spooled-grpc-stream,spooled-sdk-worker,spooled-sdk-worker-defaults"
 if [[ " $* " != *" --only "* ]]; then set -- --only "$ONLY" "$@"; fi
