@@ -98,15 +98,20 @@ class GatedFlush:
         return [f"{org}:{i[0]}" for i in items]
 
 
+def completer(g, results):
+    """A caller completing item `name` (inside `scope`, if given), its result put in `results`."""
+    async def one(name, scope=None):
+        with scope or trio.CancelScope():
+            results[name] = await g.complete("o", (name, "l", None))
+    return one
+
+
 async def test_cancelled_waiter_is_dropped_and_nothing_stalls():
     flush = GatedFlush()
     g = CompletionGrouper(flush)
     results = {}
 
-    async def one(name, scope=None):
-        with scope or trio.CancelScope():
-            results[name] = await g.complete("o", (name, "l", None))
-
+    one = completer(g, results)
     quitter = trio.CancelScope()
     with trio.fail_after(10):
         async with trio.open_nursery() as n:
@@ -132,10 +137,7 @@ async def test_waiter_cancelled_while_its_flush_runs_gets_cancelled_and_nothing_
     g = CompletionGrouper(flush)
     results = {}
 
-    async def one(name, scope=None):
-        with scope or trio.CancelScope():
-            results[name] = await g.complete("o", (name, "l", None))
-
+    one = completer(g, results)
     late = trio.CancelScope()
     with trio.fail_after(10):
         async with trio.open_nursery() as n:
