@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from trio.testing import wait_all_tasks_blocked
 
 from spooled.services.grouping import CompletionGrouper
 
@@ -81,24 +82,82 @@ async def test_a_failed_flush_fails_its_callers_only():
     assert results["first"] == "x:first" and results["good"] == "z:good"
 
 
+class GatedFlush:
+    """A flush that holds each statement until the test opens its gate (no timings: the order is the test's)."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, list]] = []
+        self.gates: list[trio.Event] = []
+
+    async def __call__(self, org, items):
+        self.calls.append((org, [i[0] for i in items]))
+        gate = trio.Event()
+        self.gates.append(gate)
+        with trio.fail_after(5):                # the grouper shields its flushes: a stall fails, never hangs
+            await gate.wait()
+        return [f"{org}:{i[0]}" for i in items]
+
+
+def completer(g, results):
+    """A caller completing item `name` (inside `scope`, if given), its result put in `results`."""
+    async def one(name, scope=None):
+        with scope or trio.CancelScope():
+            results[name] = await g.complete("o", (name, "l", None))
+    return one
+
+
 async def test_cancelled_waiter_is_dropped_and_nothing_stalls():
-    flush = FakeFlush(delay=0.2)
+    flush = GatedFlush()
     g = CompletionGrouper(flush)
     results = {}
 
-    async def one(name, cancel_after=None):
-        with trio.move_on_after(cancel_after or 60):
-            results[name] = await g.complete("o", (name, "l", None))
-
+    one = completer(g, results)
+    quitter = trio.CancelScope()
     with trio.fail_after(10):
         async with trio.open_nursery() as n:
             n.start_soon(one, "leader")
-            await trio.sleep(0.05)
-            n.start_soon(one, "quitter", 0.05)   # waits behind the leader's flush, then gives up
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "quitter", quitter)   # waits behind the leader's flush, then gives up
+            await wait_all_tasks_blocked()
             n.start_soon(one, "patient")
+            await wait_all_tasks_blocked()
+            quitter.cancel()
+            await wait_all_tasks_blocked()
+            flush.gates[0].set()                     # the leader's flush ends: the quitter was to flush next
+            await wait_all_tasks_blocked()
+            flush.gates[1].set()
     assert "quitter" not in results
     assert results == {"leader": "o:leader", "patient": "o:patient"}
     assert all("quitter" not in items for _, items in flush.calls)   # it never happened
+
+
+async def test_waiter_cancelled_while_its_flush_runs_gets_cancelled_and_nothing_stalls():
+    """Cancelled once another caller's flush holds its item: the completion happens, the caller is cancelled."""
+    flush = GatedFlush()
+    g = CompletionGrouper(flush)
+    results = {}
+
+    one = completer(g, results)
+    late = trio.CancelScope()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            n.start_soon(one, "leader")
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "patient")
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "late", late)
+            await wait_all_tasks_blocked()
+            flush.gates[0].set()                     # the patient leads next, flushing its own and the late item
+            await wait_all_tasks_blocked()
+            assert flush.calls[1] == ("o", ["patient", "late"])
+            late.cancel()
+            await wait_all_tasks_blocked()
+            flush.gates[1].set()
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "after")              # the grouper still flushes
+            await wait_all_tasks_blocked()
+            flush.gates[2].set()
+    assert results == {"leader": "o:leader", "patient": "o:patient", "after": "o:after"}
 
 
 @pytest.mark.parametrize("n", [1, 7])

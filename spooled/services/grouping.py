@@ -48,11 +48,12 @@ class CompletionGrouper:
             try:
                 await entry.woken.wait()
             except trio.Cancelled:
-                if not entry.finished:
+                if not entry.finished and entry in self._queue:
                     self._queue.remove(entry)       # not flushed yet: it never happened
                     if entry.lead:                  # we were to flush next: pass that on, or the queue stalls
                         self._flushing = False
                         self._hand_over()
+                # else its flush is under way (another caller's, shielded): it happens; only the answer is lost
                 raise
         if not entry.finished:                      # first in, or handed the flushing
             await self._lead(entry)
