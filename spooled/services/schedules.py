@@ -25,6 +25,7 @@ from spooled.domain import errors, firing, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import RunToEnqueue, Schedule, ScheduleRun
 from spooled.services.jobs import Jobs, dumps, sized_json
+from spooled.services.quotas import Quotas
 from spooled.store.schedules import Due, ScheduleStore, ScheduleValues
 
 log = logging.getLogger(__name__)
@@ -66,9 +67,10 @@ def idempotency_key(run: RunToEnqueue) -> str:
 
 
 class Schedules:
-    def __init__(self, store: ScheduleStore, jobs: Jobs, *, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: ScheduleStore, jobs: Jobs, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
         self._store = store
         self._jobs = jobs
+        self._quotas = quotas
         self._max_payload = max_payload_bytes
 
     def _template(self, value: object) -> str:
@@ -76,11 +78,14 @@ class Schedules:
 
     # -- CRUD --------------------------------------------------------------------------------------------
     async def create(self, org: str, c: inputs.CreateSchedule, *, now: dt.datetime | None = None) -> Schedule:
-        """A new active schedule; ValidationFailed (nothing stored) for a bad cron expression or zone."""
+        """A new active schedule; ValidationFailed (nothing stored) for a bad cron expression or zone,
+        QuotaExceeded when the plan's schedules are all taken."""
         cron = _cron(c.cron_expression, c.timezone)
+        template = self._template(c.payload_template)
+        await self._quotas.check(org, "schedules", 1)
         v = ScheduleValues(
             name=c.name, description=c.description, cron_expression=cron.expression, timezone=c.timezone,
-            queue_name=c.queue_name, payload_template=self._template(c.payload_template), priority=c.priority,
+            queue_name=c.queue_name, payload_template=template, priority=c.priority,
             max_retries=c.max_retries, timeout_seconds=c.timeout_seconds,
             tags=dumps(c.tags) if c.tags is not None else None,
             metadata=dumps(c.metadata) if c.metadata is not None else None, catch_up=c.catch_up,
