@@ -38,7 +38,9 @@ SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
 SELECT * FROM queues WHERE organization_id = $org AND name = $name
 
 -- name: queue_list
-SELECT * FROM queues WHERE organization_id = $org ORDER BY name
+-- The queues of the caller's scope ($queues; empty: every queue).
+SELECT * FROM queues WHERE organization_id = $org AND (cardinality($queues::text[]) = 0 OR name = ANY ($queues::text[]))
+ORDER BY name
 
 -- name: queue_active_jobs
 SELECT count(*) FROM jobs

@@ -17,6 +17,7 @@ from spooled.convert import parse_json, structure
 from spooled.domain import errors
 from spooled.services import admission
 from spooled.services.auth import Principal
+from spooled.domain.scope import Scope
 from spooled.services.container import Services
 from spooled.transports.http.errors import error_body, for_exception
 
@@ -77,6 +78,12 @@ def services() -> Services:
 
 def principal() -> Principal:
     return g.principal
+
+
+def scope() -> Scope:
+    """What the caller may reach (its organization, or only some queues of it): what every queue-scoped service
+    method takes (domain/scope.py)."""
+    return g.principal.scope
 
 
 def bearer_token() -> str | None:

@@ -9,8 +9,7 @@ from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
 from spooled.transports.http import views
-from spooled.services.admission import require_unrestricted
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
@@ -18,16 +17,12 @@ bp = Blueprint("jobs", __name__)
 STATUSES = {s.value for s in JobStatus}
 
 
-def org() -> str:
-    return principal().organization_id
-
-
 @bp.post("/jobs")
 @authed
 async def create_job():
     spec, _ = await body_as(inputs.CreateJob, queue="queue_name")
     require_queue(spec.queue_name)
-    (res,) = await services().jobs.enqueue(org(), spec.queue_name, [spec])
+    (res,) = await services().jobs.enqueue(scope(), spec.queue_name, [spec])
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
     return json_response({**views.job(res.job), "created": True}, 201)
@@ -56,7 +51,7 @@ async def bulk_jobs():
     succeeded = []
     if specs:
         results = await services().jobs.enqueue(
-            org(), head.queue_name, specs, default_priority=head.default_priority,
+            scope(), head.queue_name, specs, default_priority=head.default_priority,
             default_max_retries=head.default_max_retries, default_timeout=head.default_timeout_seconds)
         succeeded = [{"index": i, "job_id": r.job_id, "created": r.created} for i, r in zip(indexes, results)]
     return json_response({"succeeded": succeeded, "failed": failed, "total": len(jobs),
@@ -76,7 +71,7 @@ class _BulkHead:
 async def claim():
     spec, _ = await body_as(inputs.Claim, queue="queue_name")
     require_queue(spec.queue_name)
-    jobs = await services().jobs.claim(org(), spec)
+    jobs = await services().jobs.claim(scope(), spec)
     return json_response({"jobs": [views.job(j) for j in jobs]})
 
 
@@ -84,7 +79,7 @@ async def claim():
 @authed
 async def complete_batch():
     spec, _ = await body_as(inputs.CompleteBatch)
-    results = await services().jobs.complete_many(org(), spec.items())
+    results = await services().jobs.complete_many(scope(), spec.items())
     return json_response({
         "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
         "succeeded": [r.job_id for r in results if r.success],
@@ -96,7 +91,7 @@ async def complete_batch():
 @authed
 async def complete(job_id: str):
     spec, _ = await body_as(inputs.Complete)
-    await services().jobs.complete(org(), job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
+    await services().jobs.complete(scope(), job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
     return json_response({"success": True})
 
 
@@ -104,7 +99,7 @@ async def complete(job_id: str):
 @authed
 async def fail(job_id: str):
     spec, _ = await body_as(inputs.Fail)
-    r = await services().jobs.fail(org(), job_id, spec)
+    r = await services().jobs.fail(scope(), job_id, spec)
     return json_response({"success": True, "will_retry": r.will_retry,
                           "next_retry_delay_secs": r.next_retry_delay_secs if r.will_retry else None,
                           "status": r.status})
@@ -114,7 +109,7 @@ async def fail(job_id: str):
 @authed
 async def heartbeat(job_id: str):
     spec, _ = await body_as(inputs.Heartbeat)
-    expires = await services().jobs.heartbeat(org(), job_id, spec.lease_id, spec.lease_duration_secs,
+    expires = await services().jobs.heartbeat(scope(), job_id, spec.lease_id, spec.lease_duration_secs,
                                               worker_id=spec.worker_id)
     return json_response({"success": True, "lease_expires_at": expires})
 
@@ -123,13 +118,13 @@ async def heartbeat(job_id: str):
 @authed
 async def retry(job_id: str):
     await body()
-    return json_response(views.job(await services().jobs.retry(org(), job_id)))
+    return json_response(views.job(await services().jobs.retry(scope(), job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
 @authed
 async def cancel(job_id: str):
-    await services().jobs.cancel(org(), job_id)
+    await services().jobs.cancel(scope(), job_id)
     return no_content()
 
 
@@ -137,14 +132,14 @@ async def cancel(job_id: str):
 @authed
 async def set_priority(job_id: str):
     spec, _ = await body_as(inputs.SetPriority)
-    old, new = await services().jobs.set_priority(org(), job_id, spec.priority)
+    old, new = await services().jobs.set_priority(scope(), job_id, spec.priority)
     return json_response({"job_id": job_id, "old_priority": old, "new_priority": new})
 
 
 @bp.get("/jobs/<job_id>")
 @authed
 async def get_job(job_id: str):
-    return json_response(views.job(await services().jobs.get(org(), job_id)))
+    return json_response(views.job(await services().jobs.get(scope(), job_id)))
 
 
 @bp.get("/jobs/<job_id>/history")
@@ -158,7 +153,7 @@ async def job_history(job_id: str):
     order_dir = (request.args.get("order_dir") or "asc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    entries = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1,
+    entries = await services().jobs.history(scope(), job_id, desc=order_dir == "desc", limit=limit + 1,
                                             offset=offset)
     return json_response([views.history(h) for h in entries[:limit]],
                          headers={"X-Has-More": "true" if len(entries) > limit else "false"})
@@ -167,7 +162,7 @@ async def job_history(job_id: str):
 @bp.get("/jobs/stats")
 @authed
 async def job_stats():
-    return json_response(await services().jobs.counts(org()))
+    return json_response(await services().jobs.counts(scope()))
 
 
 @bp.get("/jobs/status")
@@ -176,7 +171,7 @@ async def job_statuses():
     ids = [i for i in (request.args.get("ids") or "").split(",") if i.strip()]
     if len(ids) > 100:
         raise errors.invalid("ids", "at most 100 ids")
-    briefs = await services().jobs.statuses(org(), [i.strip() for i in ids])
+    briefs = await services().jobs.statuses(scope(), [i.strip() for i in ids])
     return json_response([views.job_brief(b) for b in briefs])
 
 
@@ -204,7 +199,7 @@ async def _list(force_status: str | None = None):
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
     jobs, next_cursor = await services().jobs.list(
-        org(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
+        scope(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
         desc=order_dir == "desc", cursor=cursor, offset=offset, limit=limit)
     return json_response([views.job(j) for j in jobs], headers=page_headers(next_cursor))
 
@@ -225,8 +220,8 @@ async def list_dlq():
 @authed
 async def dlq_retry():
     spec, _ = await body_as(inputs.DlqRetry, queue="queue_name")
-    _dlq_scope(spec.queue_name)
-    ids = await services().jobs.dlq_retry(org(), spec)
+    require_queue(spec.queue_name)
+    ids = await services().jobs.dlq_retry(scope(), spec)
     return json_response({"retried_count": len(ids), "retried_jobs": ids, "skipped_jobs": [], "job_ids": ids})
 
 
@@ -234,12 +229,5 @@ async def dlq_retry():
 @authed
 async def dlq_purge():
     spec, _ = await body_as(inputs.DlqPurge, queue="queue_name")
-    _dlq_scope(spec.queue_name)
-    return json_response({"purged_count": await services().jobs.dlq_purge(org(), spec)})
-
-
-def _dlq_scope(queue: str | None) -> None:
-    """A queue-restricted key must name one of its queues (a DLQ operation over every queue would reach others)."""
-    if queue is None:
-        require_unrestricted(principal(), "queue_name")
-    require_queue(queue)
+    require_queue(spec.queue_name)
+    return json_response({"purged_count": await services().jobs.dlq_purge(scope(), spec)})
