@@ -5,13 +5,10 @@ A `Scope` is built once per request from the admitted principal and handed to ev
 queue outside the scope is treated exactly as another organization's: a 404 when addressed by id, left out of
 listings, statistics and counts. Naming such a queue in a request is a 403 (`require`).
 
-In SQL every scoped statement takes `$queues` (text[]; empty: every queue) and filters with
-
-    (cardinality($queues::text[]) = 0 OR <queue column> = ANY ($queues::text[]))
-
-(workers: `queue_names <@ $queues`, every queue of the worker; workflows: every queue of their jobs), so one
-prepared statement serves both kinds of key and an unrestricted key keeps the plan it had before
-(tests/test_scope_plans.py).
+In SQL a scoped statement marks its restriction `$scope(<queue column> = ANY ($queues::text[]))` (workers:
+`queue_names <@ $queues`, every queue of the worker; workflows: no job outside `$queues`). store/sql.py compiles
+it twice: an unrestricted caller runs the statement without the restriction (so it keeps the plan it had before,
+tests/test_scope_plans.py), a restricted one runs it with the condition, which an index can serve.
 """
 
 from __future__ import annotations

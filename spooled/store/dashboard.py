@@ -46,9 +46,9 @@ class DashboardStore:
             else:
                 jobs = await con.fetchrow(Q.dashboard_jobs.sql, *Q.dashboard_jobs.args(org=org, now=now,
                                                                                        cap=COUNT_CAP))
-            loads = await con.fetch(Q.dashboard_queues.sql, *Q.dashboard_queues.args(
+            loads = await con.fetch(*Q.dashboard_queues.bind(
                 org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP, max_queues=MAX_QUEUES, queues=queues))
-            workers = await con.fetchrow(Q.dashboard_workers.sql, *Q.dashboard_workers.args(org=org, now=now,
+            workers = await con.fetchrow(*Q.dashboard_workers.bind(org=org, now=now,
                                                                                           queues=queues))
             return jobs, loads, workers
         jobs, loads, workers = await self._db.run(unit)

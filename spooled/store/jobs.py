@@ -85,14 +85,14 @@ class JobStore:
         not a job of the organization (in `queues`) nothing is inserted."""
         parents = sorted({p for p in new.parents if p is not None})
         args = Q.job_insert.args(org=org, queue=queue, now=now, **attrs.asdict(new, recurse=False))
-        missing_args = Q.job_missing_parents.args(org=org, ids=parents, queues=queues)
+        missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
 
         async def unit(con):
             if parents:
-                missing = frozenset(r["id"] for r in await con.fetch(Q.job_missing_parents.sql, *missing_args))
-                if missing:
-                    return InsertOutcome({}, {}, missing)
+                gone = frozenset(r["id"] for r in await con.fetch(*missing))
+                if gone:
+                    return InsertOutcome({}, {}, gone)
             rows = await con.fetch(Q.job_insert.sql, *args)
             inserted = {r["id"]: from_row(Job, r) for r in rows}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows

@@ -76,7 +76,7 @@ class ScheduleStore:
         """Lock the schedule, `merge` it into new values (may raise: nothing changes) and store them; None when
         there is no such schedule (in `queues`)."""
         async def unit(con):
-            row = await con.fetchrow(Q.schedule_lock.sql, *Q.schedule_lock.args(org=org, id=schedule_id,
+            row = await con.fetchrow(*Q.schedule_lock.bind(org=org, id=schedule_id,
                                                                                  queues=queues))
             if row is None:
                 return None

@@ -77,8 +77,7 @@ class WorkerStore:
         """Mark the worker offline and release its processing jobs to the retry path, in one transaction; how
         many jobs were released (None when there is no such worker in `queues`)."""
         async def unit(con):
-            stmt = Q.worker_deregister
-            if await con.fetchval(stmt.sql, *stmt.args(org=org, id=worker_id, queues=queues, now=now)) is None:
+            if await con.fetchval(*Q.worker_deregister.bind(org=org, id=worker_id, queues=queues, now=now)) is None:
                 return None
             return await _release_jobs(con, org, [worker_id], reason, now)
         return await self._db.transaction(unit)

@@ -82,7 +82,7 @@ class WorkflowStore:
 
         async def unit(con):
             async with con.transaction(isolation="repeatable_read", readonly=True):
-                head = await con.fetchrow(Q.workflow_get.sql, *Q.workflow_get.args(**args, queues=queues))
+                head = await con.fetchrow(*Q.workflow_get.bind(**args, queues=queues))
                 if head is None:
                     return None
                 jobs = await con.fetch(Q.workflow_jobs.sql, *Q.workflow_jobs.args(**args))
@@ -98,8 +98,8 @@ class WorkflowStore:
         args = dict(org=org, id=workflow_id, queues=queues, now=now)
 
         async def unit(con):
-            n = await con.fetchval(Q.workflow_cancel_jobs.sql, *Q.workflow_cancel_jobs.args(**args))
-            row = await con.fetchrow(Q.workflow_mark_cancelled.sql, *Q.workflow_mark_cancelled.args(**args))
+            n = await con.fetchval(*Q.workflow_cancel_jobs.bind(**args))
+            row = await con.fetchrow(*Q.workflow_mark_cancelled.bind(**args))
             return n, (from_row(Workflow, row) if row is not None else None)
         return await self._db.transaction(unit)
 
@@ -111,9 +111,9 @@ class WorkflowStore:
         args = dict(org=org, id=workflow_id, now=now)
 
         async def unit(con):
-            n = await con.fetchval(Q.workflow_retry_jobs.sql, *Q.workflow_retry_jobs.args(**args, queues=queues))
+            n = await con.fetchval(*Q.workflow_retry_jobs.bind(**args, queues=queues))
             if not n:
-                row = await con.fetchrow(Q.workflow_get.sql, *Q.workflow_get.args(org=org, id=workflow_id,
+                row = await con.fetchrow(*Q.workflow_get.bind(org=org, id=workflow_id,
                                                                                    queues=queues))
             else:
                 row = await con.fetchrow(Q.workflow_mark_retried.sql, *Q.workflow_mark_retried.args(**args))
@@ -125,10 +125,10 @@ class WorkflowStore:
         """The job's dependencies and dependents (those in `queues`); None when the organization has no such job
         (in `queues`)."""
         async def unit(con):
-            job = await con.fetchrow(Q.job_get.sql, *Q.job_get.args(org=org, id=job_id, queues=queues))
+            job = await con.fetchrow(*Q.job_get.bind(org=org, id=job_id, queues=queues))
             if job is None:
                 return None
-            refs = await con.fetch(Q.job_dependency_refs.sql, *Q.job_dependency_refs.args(id=job_id, queues=queues))
+            refs = await con.fetch(*Q.job_dependency_refs.bind(id=job_id, queues=queues))
             return _dependencies(job, refs)
         return await self._db.run(unit)
 
@@ -142,10 +142,8 @@ class WorkflowStore:
 
         async def unit(con):
             await con.execute(Q.dependency_lock_org.sql, *Q.dependency_lock_org.args(org=org))
-            found = await con.fetch(Q.dependency_lock_parents.sql,
-                                    *Q.dependency_lock_parents.args(ids=ids, org=org, queues=queues))
-            job = await con.fetchrow(Q.dependency_lock_job.sql,
-                                     *Q.dependency_lock_job.args(id=job_id, org=org, queues=queues))
+            found = await con.fetch(*Q.dependency_lock_parents.bind(ids=ids, org=org, queues=queues))
+            job = await con.fetchrow(*Q.dependency_lock_job.bind(id=job_id, org=org, queues=queues))
             refused = _refusal(job, ids, found)
             if refused is None:
                 cyclic = await con.fetch(Q.dependency_reaches.sql, *Q.dependency_reaches.args(id=job_id, ids=ids))
@@ -155,8 +153,8 @@ class WorkflowStore:
                 return refused
             added = await con.fetchval(Q.dependency_add.sql, *Q.dependency_add.args(id=job_id, ids=ids))
             await con.execute(Q.dependency_settle_job.sql, *Q.dependency_settle_job.args(id=job_id, mode=mode))
-            row = await con.fetchrow(Q.job_get.sql, *Q.job_get.args(org=org, id=job_id, queues=queues))
-            refs = await con.fetch(Q.job_dependency_refs.sql, *Q.job_dependency_refs.args(id=job_id, queues=queues))
+            row = await con.fetchrow(*Q.job_get.bind(org=org, id=job_id, queues=queues))
+            refs = await con.fetch(*Q.job_dependency_refs.bind(id=job_id, queues=queues))
             return added, _dependencies(row, refs)
         return await self._db.transaction(unit)
 

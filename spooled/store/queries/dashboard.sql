@@ -43,7 +43,7 @@ FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS av
             ORDER BY completed_at DESC LIMIT 1000) last) s
 
 -- name: dashboard_jobs_in_queues
--- dashboard_jobs for a caller restricted to some queues ($queues, never empty here). Counts of states are index
+-- dashboard_jobs for a caller restricted to some queues (never empty here). Counts of states are index
 -- range scans of those queues (jobs_org_queue_status_idx, jobs_ready_idx) stopping at $cap. The counts over a
 -- window and the averages have no index by queue and time: they look at the organization's latest $cap jobs of the
 -- window (the scans dashboard_jobs makes) and count those of the queues, so they are exact while the organization
@@ -94,12 +94,12 @@ FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS av
             WHERE queue_name = ANY ($queues::text[]) LIMIT 1000) last) s
 
 -- name: dashboard_queues
--- The organization's first $max_queues queues by name (of the caller's scope, $queues: empty, every queue) with
+-- The organization's first $max_queues queues by name (those of the caller's scope, domain/scope.py) with
 -- their ready jobs (capped per queue at $cap) and running jobs (one scan of the organization's processing jobs,
 -- bounded by its workers' concurrency; capped too).
 SELECT q.name, q.paused, p.n AS pending, coalesce(r.n, 0) AS processing
 FROM (SELECT name, paused FROM queues WHERE organization_id = $org
-        AND (cardinality($queues::text[]) = 0 OR name = ANY ($queues::text[]))
+        AND $scope(name = ANY ($queues::text[]))
       ORDER BY name LIMIT $max_queues) q
 CROSS JOIN LATERAL (SELECT count(*) AS n FROM (SELECT 1 FROM jobs j WHERE j.organization_id = $org
                     AND j.queue_name = q.name AND j.status = 'pending' AND j.dependencies_met LIMIT $cap) x) p
@@ -110,9 +110,9 @@ ORDER BY q.name
 
 -- name: dashboard_workers
 -- Registered workers heard from in the last day (long-silent ones drop out of the summary); of the caller's
--- scope: those all of whose queues are in $queues (empty: every worker).
+-- scope: those all of whose queues it may use.
 SELECT count(*) AS total, count(*) FILTER (WHERE status = 'healthy') AS healthy
 FROM workers
 WHERE organization_id = $org AND deregistered_at IS NULL
-  AND (cardinality($queues::text[]) = 0 OR queue_names <@ $queues::text[])
+  AND $scope(queue_names <@ $queues::text[])
   AND last_heartbeat > coalesce($now::timestamptz, now()) - interval '24 hours'

@@ -42,7 +42,7 @@ SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
 SELECT p.id FROM unnest($ids::uuid[]) AS p(id)
 WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id = $org
-                                        AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[])))
+                                        AND $scope(j.queue_name = ANY ($queues::text[])))
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
@@ -75,21 +75,23 @@ SELECT * FROM u ORDER BY priority DESC, run_at, id
 -- so a stale and a current completion of one job in one batch cannot both report success.
 -- A completed job keeps the lease that completed it (completed_lease_id, never shown) for replays; a replay
 -- without a lease matches the worker recorded in the job's 'completed' history event.
--- A job outside the caller's scope ($queues: domain/scope.py) is not in `s`, so it is NOT_FOUND, as another
+-- A job outside the caller's scope (domain/scope.py) is not in `s`, so it is NOT_FOUND, as another
 -- organization's.
 WITH c AS (
     SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $workers::text[], $results::text[])
                   WITH ORDINALITY AS c(id, lease, worker, result, ord)
 ), s AS MATERIALIZED (
     SELECT c.*, j.status AS prior_status, j.assigned_worker_id AS holder, j.completed_lease_id AS done_lease
-    FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+    FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org
+                               AND $scope(j.queue_name = ANY ($queues::text[]))
 ), u AS (
     UPDATE jobs j SET status = 'completed', result = s.result::json, completed_at = t.now,
                       completed_lease_id = j.lease_id, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, updated_at = t.now
     FROM s, (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = s.id AND j.organization_id = $org AND s.prior_status IS NOT NULL AND j.status = 'processing'
-      AND j.lease_expires_at > t.now AND (j.lease_id = s.lease OR (s.lease IS NULL AND j.assigned_worker_id = s.worker))
+      AND j.lease_expires_at > t.now
+      AND (j.lease_id = s.lease OR (s.lease IS NULL AND j.assigned_worker_id = s.worker))
     RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, s.holder AS worker_id, j.completed_at
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
@@ -120,7 +122,7 @@ d AS (
     FROM jobs j LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name, t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
-      AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+      AND $scope(j.queue_name = ANY ($queues::text[]))
 ), e AS (
     SELECT d.*, CASE WHEN d.will_retry THEN d.dmax / 2 + random() * d.dmax / 2 END AS delay FROM d
 ), u AS (
@@ -148,7 +150,7 @@ d AS (
 )
 SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status
 FROM (SELECT 1) one LEFT JOIN u ON true
-     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND (cardinality($queues::text[]) = 0 OR s.queue_name = ANY ($queues::text[]))
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND $scope(s.queue_name = ANY ($queues::text[]))
 
 -- name: job_heartbeat
 -- Extend the lease held by $lease (or, without one, by $worker).
@@ -157,17 +159,17 @@ WITH u AS (
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
-      AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+      AND $scope(j.queue_name = ANY ($queues::text[]))
     RETURNING j.id, j.lease_expires_at
 )
 SELECT (u.id IS NOT NULL) AS done, u.lease_expires_at, s.status AS prior_status
 FROM (SELECT 1) one LEFT JOIN u ON true
-     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND (cardinality($queues::text[]) = 0 OR s.queue_name = ANY ($queues::text[]))
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND $scope(s.queue_name = ANY ($queues::text[]))
 
 -- name: job_get
 -- Every statement that reads or moves jobs by id is scoped like this one: a job outside the caller's queues
--- ($queues, empty: every queue) is not there.
-SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+-- (a restricted key's; domain/scope.py, store/sql.py) is not there.
+SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
 
 -- name: job_retry
 -- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget. Not
@@ -181,7 +183,7 @@ WITH u AS (
                           OR (spooled_dependency_state(j.id, j.dependency_mode)).state = 'met',
                       updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(j.queue_name = ANY ($queues::text[]))
       AND j.status IN ('failed', 'deadletter', 'cancelled')
       AND (j.dependency_mode IS NULL OR (spooled_dependency_state(j.id, j.dependency_mode)).state <> 'failed')
     RETURNING j.*, s.status AS old_status
@@ -198,7 +200,7 @@ WITH u AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(j.queue_name = ANY ($queues::text[]))
       AND j.status IN ('pending', 'scheduled', 'processing')
     RETURNING j.id, j.organization_id, s.status AS old_status
 ), h AS (
@@ -211,32 +213,33 @@ SELECT id FROM u
 UPDATE jobs j SET priority = $priority, updated_at = now()
 FROM jobs s
 WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND j.status IN ('pending', 'scheduled', 'processing')
-  AND (cardinality($queues::text[]) = 0 OR j.queue_name = ANY ($queues::text[]))
+  AND $scope(j.queue_name = ANY ($queues::text[]))
 RETURNING s.priority AS old_priority, j.priority AS new_priority
 
 -- name: job_status_of
-SELECT status FROM jobs WHERE id = $id AND organization_id = $org AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+SELECT status FROM jobs WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
 
 -- name: job_statuses
 SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
-WHERE organization_id = $org AND id = ANY($ids::uuid[]) AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+WHERE organization_id = $org AND id = ANY($ids::uuid[]) AND $scope(queue_name = ANY ($queues::text[]))
 
 -- name: job_history
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
 FROM job_history WHERE job_id = $id AND organization_id = $org
-  AND (cardinality($queues::text[]) = 0 OR EXISTS (SELECT 1 FROM jobs j WHERE j.id = $id AND j.organization_id = $org
-                                                    AND j.queue_name = ANY ($queues::text[])))
+  AND $scope(EXISTS (SELECT 1 FROM jobs j WHERE j.id = $id AND j.organization_id = $org
+                                          AND j.queue_name = ANY ($queues::text[])))
 ORDER BY CASE WHEN $desc::bool THEN -id ELSE id END
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
-SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[])) GROUP BY status
+SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+GROUP BY status
 
 -- name: dlq_retry
 WITH pick AS (
     SELECT id FROM jobs
     WHERE organization_id = $org AND status = 'deadletter'
-      AND ($queue::text IS NULL OR queue_name = $queue) AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+      AND ($queue::text IS NULL OR queue_name = $queue) AND $scope(queue_name = ANY ($queues::text[]))
       AND ($ids::uuid[] IS NULL OR id = ANY($ids))
     ORDER BY completed_at, id LIMIT $limit
     FOR UPDATE SKIP LOCKED
@@ -259,7 +262,7 @@ SELECT id, (SELECT count(*) FROM n) AS notified FROM u
 WITH pick AS (
     SELECT id FROM jobs
     WHERE organization_id = $org AND status = 'deadletter'
-      AND ($queue::text IS NULL OR queue_name = $queue) AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+      AND ($queue::text IS NULL OR queue_name = $queue) AND $scope(queue_name = ANY ($queues::text[]))
       AND ($older_than::timestamptz IS NULL OR completed_at < $older_than)
     ORDER BY completed_at, id LIMIT $limit
     FOR UPDATE SKIP LOCKED

@@ -38,8 +38,8 @@ SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
 SELECT * FROM queues WHERE organization_id = $org AND name = $name
 
 -- name: queue_list
--- The queues of the caller's scope ($queues; empty: every queue).
-SELECT * FROM queues WHERE organization_id = $org AND (cardinality($queues::text[]) = 0 OR name = ANY ($queues::text[]))
+-- The queues of the caller's scope.
+SELECT * FROM queues WHERE organization_id = $org AND $scope(name = ANY ($queues::text[]))
 ORDER BY name
 
 -- name: queue_active_jobs

@@ -47,18 +47,18 @@ INSERT INTO job_dependencies (child_job_id, parent_job_id)
 SELECT * FROM unnest($children::uuid[], $parents::uuid[])
 
 -- name: workflow_get
--- A caller restricted to some queues ($queues; empty: every queue) reaches only the workflows all of whose jobs are
+-- A caller restricted to some queues reaches only the workflows all of whose jobs are
 -- in those queues (a workflow is one thing: cancel and retry act on all its jobs); any other is not there. Here
 -- and in the cancel and retry statements.
 SELECT * FROM workflows w WHERE id = $id AND organization_id = $org
-  AND (cardinality($queues::text[]) = 0 OR NOT EXISTS (
+  AND $scope(NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.workflow_id = w.id AND o.queue_name <> ALL ($queues::text[])))
 
 -- name: workflow_list
 -- Newest first; one more than the page to tell whether more exist.
 SELECT * FROM workflows w
 WHERE organization_id = $org AND ($status::text IS NULL OR status = $status)
-  AND (cardinality($queues::text[]) = 0 OR NOT EXISTS (
+  AND $scope(NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.workflow_id = w.id AND o.queue_name <> ALL ($queues::text[])))
 ORDER BY created_at DESC, id DESC
 LIMIT $limit OFFSET $offset
@@ -78,7 +78,7 @@ ORDER BY d.child_job_id, d.parent_job_id
 WITH pick AS (
     SELECT id, status FROM jobs
     WHERE workflow_id = $id AND organization_id = $org AND status IN ('pending', 'scheduled')
-      AND (cardinality($queues::text[]) = 0 OR NOT EXISTS (
+      AND $scope(NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
     ORDER BY id
     FOR UPDATE
@@ -98,7 +98,7 @@ SELECT count(*) FROM u
 UPDATE workflows SET status = 'cancelled', completed_at = coalesce(completed_at, coalesce($now::timestamptz, now())),
                      updated_at = coalesce($now::timestamptz, now())
 WHERE id = $id AND organization_id = $org AND status NOT IN ('completed', 'cancelled')
-  AND (cardinality($queues::text[]) = 0 OR NOT EXISTS (
+  AND $scope(NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
 RETURNING *
 
@@ -109,7 +109,7 @@ RETURNING *
 WITH pick AS (
     SELECT id, status FROM jobs
     WHERE workflow_id = $id AND organization_id = $org AND status IN ('failed', 'deadletter', 'cancelled')
-      AND (cardinality($queues::text[]) = 0 OR NOT EXISTS (
+      AND $scope(NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
     ORDER BY id
     FOR UPDATE
@@ -142,12 +142,14 @@ RETURNING *
 -- name: job_dependency_refs
 -- A job's dependencies (side 'dependency') and dependents (side 'dependent'). Edges only join jobs of one
 -- organization, and the job itself is looked up with its organization (and the caller's scope) first; related
--- jobs outside the scope ($queues) are left out.
+-- jobs outside the scope are left out.
 SELECT 'dependency' AS side, p.id AS job_id, p.status, p.queue_name
-FROM job_dependencies d JOIN jobs p ON p.id = d.parent_job_id WHERE d.child_job_id = $id AND (cardinality($queues::text[]) = 0 OR p.queue_name = ANY ($queues::text[]))
+FROM job_dependencies d JOIN jobs p ON p.id = d.parent_job_id
+WHERE d.child_job_id = $id AND $scope(p.queue_name = ANY ($queues::text[]))
 UNION ALL
 SELECT 'dependent', c.id, c.status, c.queue_name
-FROM job_dependencies d JOIN jobs c ON c.id = d.child_job_id WHERE d.parent_job_id = $id AND (cardinality($queues::text[]) = 0 OR c.queue_name = ANY ($queues::text[]))
+FROM job_dependencies d JOIN jobs c ON c.id = d.child_job_id
+WHERE d.parent_job_id = $id AND $scope(c.queue_name = ANY ($queues::text[]))
 ORDER BY 1, 2
 
 -- name: dependency_lock_org
@@ -159,12 +161,13 @@ SELECT pg_advisory_xact_lock(7431006, hashtext($org::uuid::text))
 -- The dependencies to add, locked (in id order) before they are read: a dependency completing meanwhile has
 -- either committed (and is read as completed) or waits for this transaction (and then sees the new edge).
 SELECT id, status, workflow_id FROM jobs
-WHERE id = ANY ($ids::uuid[]) AND organization_id = $org AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+WHERE id = ANY ($ids::uuid[]) AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
 ORDER BY id
 FOR UPDATE
 
 -- name: dependency_lock_job
-SELECT id, status, workflow_id FROM jobs WHERE id = $id AND organization_id = $org AND (cardinality($queues::text[]) = 0 OR queue_name = ANY ($queues::text[]))
+SELECT id, status, workflow_id FROM jobs
+WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
 FOR UPDATE
 
 -- name: dependency_reaches
