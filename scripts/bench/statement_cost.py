@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""PostgreSQL cost of the claim and complete statements for plain jobs (no dependencies), measured in the
-backend itself, side by side for one or more checkouts:
+"""PostgreSQL cost of the hot job statements (claim, complete, insert, heartbeat, fail) for plain jobs (no
+dependencies), measured in the backend itself, side by side for one or more checkouts:
 
     .venv/bin/python scripts/bench/statement_cost.py                              # this checkout
     .venv/bin/python scripts/bench/statement_cost.py --repo /work/main --repo .   # before / after (read only)
@@ -12,8 +12,11 @@ statistics have not seen (the claim-plan test's worst case), and EXPLAIN (ANALYZ
 and of the batch completion of those 100. Then --rounds rounds, alternating the checkouts (so drift on a shared
 machine hits them alike): per round and checkout, --cycles cycles of "claim 1, complete 1" and --cycles/10 of
 "claim 100, complete the 100 in one batch", through that checkout's own named statements (store/queries/*.sql),
-prepared, on one connection. Reported: the backend's CPU per job (from /proc/<pid>/schedstat), median and
-minimum over the rounds.
+prepared, on one connection; then --cycles/2 cycles of "insert 1, claim 1, heartbeat it, fail it" (job_insert,
+job_heartbeat, job_fail). A checkout whose statements are scoped (a key's queue restriction, store/sql.py) is
+also measured through the restricted texts: --cycles/2 cycles of "claim 1, heartbeat, complete" and "claim 1,
+fail" with `queues` = the job's queue. Reported: the backend's CPU per job (from /proc/<pid>/schedstat), median
+and minimum over the rounds.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ FILL = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, pri
         "run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, $2, 'pending', '{\"n\": 1}', (g % 5) - 2, 3, "
         "300, now() + g * interval '1 microsecond', now(), now() FROM generate_series(1, $3) g")
 SHAPES = (("claim1", 1), ("claim100", 100))
+SINGLES = ("insert", "heartbeat", "fail")                        # per statement, one job each
+RESTRICTED = ("heartbeat", "complete", "fail")                   # through the restricted texts
 
 
 def as_postgres(cmd: list[str]) -> list[str]:
@@ -91,6 +96,9 @@ class Subject:
         self.q = load(repo / "spooled" / "store" / "queries")
         self.plans: dict[str, list[str]] = {}
         self.cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in SHAPES}
+        self.single: dict[str, list[float]] = {name: [] for name in SINGLES}
+        self.restricted: dict[str, list[float]] = {name: [] for name in RESTRICTED}
+        self.scoped = self.q["job_complete"].scoped is not None
 
     @classmethod
     async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str, label: str) -> "Subject":
@@ -110,42 +118,92 @@ class Subject:
         await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
         return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
 
-    def claim_args(self, n: int) -> list:
-        return self.q["job_claim"].args(org=self.org, queue="big", worker_id="w", limit=n, lease_secs=30.0,
-                                        now=None)
+    def claim_args(self, n: int) -> tuple:
+        return self.bound("job_claim", org=self.org, queue="big", worker_id="w", limit=n, lease_secs=30.0, now=None)
 
-    def complete_args(self, rows) -> list:
-        return self.q["job_complete"].args(org=self.org, ids=[r["id"] for r in rows],
-                                           leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
-                                           results=['{"ok": true}'] * len(rows), now=None)
+    def bound(self, name: str, queues: list[str] | None = None, **values) -> tuple:
+        """(sql, *args) of a statement: a scoped one (this checkout has them) for an unrestricted caller, or with
+        `queues` for a restricted one."""
+        stmt = self.q[name]
+        if stmt.scoped is not None:
+            return stmt.bind(queues=queues or [], **values)
+        assert queues is None
+        return stmt.sql, *stmt.args(**values)
+
+    def complete_args(self, rows, queues: list[str] | None = None) -> tuple:
+        return self.bound("job_complete", queues, org=self.org, ids=[r["id"] for r in rows],
+                          leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
+                          results=['{"ok": true}'] * len(rows), now=None)
+
+    def insert_args(self) -> tuple:
+        return self.bound("job_insert", org=self.org, queue="big", now=None, ids=[uuid.uuid4()], payloads=['{"n": 1}'],
+                          priorities=[0], max_retries=[None], timeouts=[None], tags=[None], idempotency_keys=[None],
+                          webhooks=[None], webhook_secrets=[None], parents=[None], scheduled_ats=[None],
+                          expires_ats=[None])
+
+    def lease_args(self, name: str, row, queues: list[str] | None = None, **values) -> tuple:
+        return self.bound(name, queues, org=self.org, id=row["id"], lease=row["lease_id"], worker=None, now=None,
+                          **values)
 
     async def explain(self) -> None:
         """One claim of 100, then (the claim committed, as in the server) the completion of those 100, rolled
         back (EXPLAIN ANALYZE really runs it), then completed for real."""
-        con, sql = self.con, self.q
-        self.plans["claim100"] = [r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql["job_claim"].sql,
-                                                                *self.claim_args(100))]
+        con = self.con
+        text, *args = self.claim_args(100)
+        self.plans["claim100"] = [r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + text, *args)]
         rows = await con.fetch("SELECT id, lease_id FROM jobs WHERE queue_name = 'big' AND status = 'processing'")
         tr = con.transaction()
         await tr.start()
-        self.plans["complete100"] = [r[0] for r in await con.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS) " + sql["job_complete"].sql, *self.complete_args(rows))]
+        text, *args = self.complete_args(rows)
+        self.plans["complete100"] = [r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + text, *args)]
         await tr.rollback()
-        await con.fetch(sql["job_complete"].sql, *self.complete_args(rows))
+        await con.fetch(*self.complete_args(rows))
 
     async def round(self, label: str, n: int, cycles: int) -> None:
         claim_cpu = complete_cpu = 0.0
         done = 0
         for _ in range(cycles):
             c0 = cpu_secs(self.pid)
-            rows = await self.con.fetch(self.q["job_claim"].sql, *self.claim_args(n))
+            rows = await self.con.fetch(*self.claim_args(n))
             c1 = cpu_secs(self.pid)
-            await self.con.fetch(self.q["job_complete"].sql, *self.complete_args(rows))
+            await self.con.fetch(*self.complete_args(rows))
             c2 = cpu_secs(self.pid)
             claim_cpu += c1 - c0
             complete_cpu += c2 - c1
             done += len(rows)
         self.cpu[label].append((claim_cpu / done * 1e6, complete_cpu / done * 1e6))
+
+    async def timed(self, spent: dict[str, float], name: str, bound: tuple):
+        c0 = cpu_secs(self.pid)
+        rows = await self.con.fetch(*bound)
+        spent[name] = spent.get(name, 0.0) + cpu_secs(self.pid) - c0
+        return rows
+
+    async def singles(self, cycles: int) -> None:
+        """insert 1, claim 1, heartbeat it, fail it (dead-lettered: it leaves the backlog as a completion does)."""
+        spent: dict[str, float] = {}
+        for _ in range(cycles):
+            await self.timed(spent, "insert", self.insert_args())
+            (row,) = await self.con.fetch(*self.claim_args(1))
+            await self.timed(spent, "heartbeat", self.lease_args("job_heartbeat", row, lease_secs=30.0))
+            await self.timed(spent, "fail", self.lease_args("job_fail", row, error="x", retry=False))
+        for name in SINGLES:
+            self.single[name].append(spent[name] / cycles * 1e6)
+
+    async def restricted_round(self, cycles: int) -> None:
+        """The restricted texts (queues = the job's queue): claim 1, heartbeat, complete; claim 1, fail."""
+        spent: dict[str, float] = {}
+        mine = ["big"]
+        for _ in range(cycles):
+            (row,) = await self.con.fetch(*self.claim_args(1))
+            await self.timed(spent, "heartbeat", self.lease_args("job_heartbeat", row, mine, lease_secs=30.0))
+            done = await self.timed(spent, "complete", self.complete_args([row], mine))
+            assert done[0]["done"], "the restricted complete did not complete"
+            (row,) = await self.con.fetch(*self.claim_args(1))
+            failed = await self.timed(spent, "fail", self.lease_args("job_fail", row, mine, error="x", retry=False))
+            assert failed[0]["done"], "the restricted fail did not fail"
+        for name in RESTRICTED:
+            self.restricted[name].append(spent[name] / cycles * 1e6)
 
 
 def top_buffers(plan: list[str]) -> str:
@@ -178,6 +236,9 @@ async def main() -> None:
             for s in subjects if r % 2 == 0 else subjects[::-1]:
                 for label, n in SHAPES:
                     await s.round(label, n, a.cycles if n == 1 else max(1, a.cycles // 10))
+                await s.singles(max(1, a.cycles // 2))
+                if s.scoped:
+                    await s.restricted_round(max(1, a.cycles // 2))
     finally:
         for s in subjects:
             await s.con.close()
@@ -196,6 +257,13 @@ async def main() -> None:
             completes = [d for _, d in s.cpu[label]]
             print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
                   f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
+        for name in SINGLES:
+            v = s.single[name]
+            print(f"   {name:9s} (1 job)  PG CPU: {statistics.median(v):7.1f} us (min {min(v):7.1f})")
+        if s.scoped:
+            for name in RESTRICTED:
+                v = s.restricted[name]
+                print(f"   {name:9s} restricted key (1 job) PG CPU: {statistics.median(v):7.1f} us (min {min(v):7.1f})")
 
 
 if __name__ == "__main__":
