@@ -21,6 +21,7 @@ CREATE TABLE organizations (
     settings                    jsonb       NOT NULL DEFAULT '{}',
     stripe_customer_id          text,
     stripe_subscription_id      text,
+    webhook_token               text,       -- X-Webhook-Token of POST /webhooks/{org_id}/custom (made on first read)
     created_at                  timestamptz NOT NULL DEFAULT now(),
     updated_at                  timestamptz NOT NULL DEFAULT now(),
     -- limit overrides for this organization (domain/plans.py; null values mean unlimited)
@@ -174,6 +175,8 @@ CREATE TABLE jobs (
     completed_lease_id  uuid,           -- the lease that completed the job (idempotent replays), never returned
     -- cancelled by the dependency rules (a dependency ended without completing): revived if that one is retried
     cancelled_by_dependency boolean NOT NULL DEFAULT false,
+    traceparent         text,           -- W3C trace context given at enqueue, handed to the claiming worker
+    tracestate          text,
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
@@ -206,6 +209,8 @@ CREATE INDEX jobs_org_created_idx ON jobs (organization_id, created_at DESC, id 
 CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, status);
 CREATE INDEX jobs_worker_idx ON jobs (assigned_worker_id) WHERE status = 'processing';
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+-- The event trigger's "does a finished job of this statement have a completion webhook" probe (nearly always empty).
+CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;
 
 -- The ready jobs of one queue to lease (pending, dependencies met), in claim order, locked (SKIP LOCKED), or
 -- none while the queue is paused.
@@ -273,7 +278,7 @@ CREATE TABLE workers (
 CREATE INDEX workers_heartbeat_idx ON workers (last_heartbeat) WHERE status <> 'offline';
 
 -- Outgoing webhook subscriptions and their deliveries (the outbox: a delivery row is written in the same
--- transaction as the state change it reports).
+-- transaction as the state change it reports, by the event triggers below).
 CREATE TABLE webhooks (
     id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
     organization_id     uuid        NOT NULL,
@@ -282,33 +287,250 @@ CREATE TABLE webhooks (
     events              text[]      NOT NULL,
     enabled             boolean     NOT NULL DEFAULT true,
     secret              text,
-    failure_count       int         NOT NULL DEFAULT 0,
+    failure_count       int         NOT NULL DEFAULT 0,     -- consecutive failed deliveries (not attempts)
     last_triggered_at   timestamptz,
-    last_status         int,
+    last_status         text,                               -- success / failed / auto_disabled
+    format              text        NOT NULL DEFAULT 'json',
     created_at          timestamptz NOT NULL DEFAULT now(),
     updated_at          timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT webhooks_pk PRIMARY KEY (id),
-    CONSTRAINT webhooks_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE
+    CONSTRAINT webhooks_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
+    CONSTRAINT webhooks_last_status_check CHECK (last_status IN ('success', 'failed', 'auto_disabled')),
+    CONSTRAINT webhooks_format_check CHECK (format IN ('json', 'slack', 'discord', 'teams')),
+    CONSTRAINT webhooks_name_check CHECK (length(name) BETWEEN 1 AND 100)
 );
+CREATE INDEX webhooks_organization_idx ON webhooks (organization_id, created_at, id);
+CREATE INDEX webhooks_enabled_idx ON webhooks (organization_id) WHERE enabled;
 
+-- A delivery is for a subscription (webhook_id) or for one job's completion webhook (url and secret copied from
+-- the job). `locked_until` is the lease a dispatcher holds while it sends (never a row lock across a network
+-- call); the next attempt is due at next_attempt_at.
 CREATE TABLE webhook_deliveries (
     id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
-    webhook_id          uuid        NOT NULL,
+    webhook_id          uuid,
     organization_id     uuid        NOT NULL,
     event               text        NOT NULL,
     payload             json        NOT NULL,
     status              text        NOT NULL DEFAULT 'pending',
     attempts            int         NOT NULL DEFAULT 0,
     next_attempt_at     timestamptz NOT NULL DEFAULT now(),
+    locked_until        timestamptz,
     status_code         int,
+    response_body       text,
     error               text,
+    job_id              uuid,
+    url                 text,
+    secret              text,
     created_at          timestamptz NOT NULL DEFAULT now(),
     delivered_at        timestamptz,
     CONSTRAINT webhook_deliveries_pk PRIMARY KEY (id),
     CONSTRAINT webhook_deliveries_webhook_fk FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE,
-    CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'success', 'failed'))
+    CONSTRAINT webhook_deliveries_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
+        ON DELETE CASCADE,
+    CONSTRAINT webhook_deliveries_status_check CHECK (status IN ('pending', 'success', 'failed')),
+    CONSTRAINT webhook_deliveries_target_check CHECK (webhook_id IS NOT NULL OR url IS NOT NULL)
 );
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, created_at DESC, id DESC);
+CREATE INDEX webhook_deliveries_organization_idx ON webhook_deliveries (organization_id);
+
+-- The inbound webhook log (GET /webhooks/deliveries): accepted deliveries, never their payload or signature.
+CREATE TABLE inbound_webhooks (
+    id                  uuid        NOT NULL DEFAULT gen_random_uuid(),
+    organization_id     uuid        NOT NULL,
+    provider            text        NOT NULL,
+    event_type          text        NOT NULL,
+    matched_queue       text,
+    job_id              uuid,
+    status              text        NOT NULL,
+    created_at          timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT inbound_webhooks_pk PRIMARY KEY (id),
+    CONSTRAINT inbound_webhooks_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
+        ON DELETE CASCADE,
+    CONSTRAINT inbound_webhooks_status_check CHECK (status IN ('created', 'duplicate'))
+);
+CREATE INDEX inbound_webhooks_organization_idx ON inbound_webhooks (organization_id, created_at DESC, id DESC);
+
+-- Events (docs/architecture.md "Events"). Every job transition writes job history in the same statement; the
+-- statement-level trigger on job_history turns those rows into claim wakeups, realtime NOTIFYs (only for
+-- organizations some server instance has live subscribers for) and outbox rows for the webhooks that subscribe
+-- (and for jobs with a completion webhook). Queue pause/resume and worker (de)registration go through row
+-- triggers on their tables into the same `spooled_emit`.
+
+-- Server instances with live realtime subscribers, per organization (a row per instance and org, refreshed while
+-- subscribers stay; a crashed instance's rows simply expire). The triggers NOTIFY only for orgs listed here.
+CREATE TABLE event_listeners (
+    organization_id     uuid        NOT NULL,
+    instance_id         uuid        NOT NULL,
+    expires_at          timestamptz NOT NULL,
+    CONSTRAINT event_listeners_pk PRIMARY KEY (organization_id, instance_id)
+);
+
+-- The outgoing event name of a job history row (NULL: no webhook event, e.g. a scheduled job becoming due).
+CREATE FUNCTION spooled_job_event_name(p_event text, p_new job_status) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE
+        WHEN p_event = 'created' THEN 'job.created'
+        WHEN p_event = 'started' THEN 'job.started'
+        WHEN p_event = 'completed' THEN 'job.completed'
+        WHEN p_event IN ('failed', 'lease_expired') THEN 'job.failed'
+        WHEN p_event = 'deadletter' THEN 'job.deadlettered'
+        WHEN p_event IN ('cancelled', 'expired') THEN 'job.cancelled'
+        WHEN p_event = 'retried' THEN 'job.retried'
+        WHEN p_event IN ('ready', 'released') THEN NULL
+        -- a transition added later without a name of its own: named by where it led
+        WHEN p_new = 'processing' THEN 'job.started'
+        WHEN p_new = 'completed' THEN 'job.completed'
+        WHEN p_new = 'deadletter' THEN 'job.deadlettered'
+        WHEN p_new = 'failed' THEN 'job.failed'
+        WHEN p_new = 'cancelled' THEN 'job.cancelled'
+    END
+$fn$;
+
+-- One non-job event (queue.*, worker.*): outbox rows for the org's subscribed webhooks, a NOTIFY for realtime
+-- when some instance listens for the org.
+CREATE FUNCTION spooled_emit(p_org uuid, p_event text, p_data json) RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    ev text;
+BEGIN
+    INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload)
+    SELECT w.id, p_org, p_event, p_data FROM webhooks w
+    WHERE w.organization_id = p_org AND w.enabled AND p_event = ANY (w.events);
+    IF FOUND THEN
+        PERFORM pg_notify('spooled_webhooks', '');
+    END IF;
+    IF EXISTS (SELECT 1 FROM event_listeners l WHERE l.organization_id = p_org AND l.expires_at > now()) THEN
+        ev := json_build_array(json_build_object('org', p_org, 'event', p_event, 'data', p_data, 'at', now()))::text;
+        IF octet_length(ev) > 7900 THEN     -- (a worker of many queues): its names only, under the NOTIFY limit
+            ev := json_build_array(json_build_object('org', p_org, 'event', p_event, 'at', now(), 'data',
+                json_build_object('worker_id', p_data ->> 'worker_id', 'queue_name', p_data ->> 'queue_name',
+                                  'truncated', true)))::text;
+        END IF;
+        PERFORM pg_notify('spooled_events', ev);
+    END IF;
+END
+$fn$;
+
+-- The job events of one statement's history rows. The common case (nobody subscribed) is one query over the
+-- statement's rows: any claimable jobs, any listener or webhook for their orgs, any completion webhook among the
+-- finished jobs (a probe of a nearly empty partial index). Measured in docs/benchmarks.md "Events".
+CREATE FUNCTION spooled_job_history_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    claimable boolean;
+    listening boolean;
+    subscribed boolean;
+    completion boolean;
+    outbox int := 0;
+    n int := 0;
+BEGIN
+    SELECT bool_or(h.new_status = 'pending'),
+           EXISTS (SELECT 1 FROM new_rows r JOIN event_listeners l ON l.organization_id = r.organization_id
+                   WHERE l.expires_at > now()),
+           EXISTS (SELECT 1 FROM new_rows r JOIN webhooks w ON w.organization_id = r.organization_id AND w.enabled),
+           EXISTS (SELECT 1 FROM new_rows r JOIN jobs j ON j.id = r.job_id AND j.completion_webhook IS NOT NULL
+                   WHERE r.new_status IN ('completed', 'failed', 'deadletter', 'cancelled'))
+    INTO claimable, listening, subscribed, completion
+    FROM new_rows h;
+
+    IF claimable THEN
+        -- claim wakeups: "<org> <queue> <n>" per queue that got claimable jobs (a workflow job waiting for its
+        -- dependencies is pending but not claimable)
+        PERFORM pg_notify('spooled_jobs', j.organization_id::text || ' ' || j.queue_name || ' ' || count(*))
+        FROM new_rows h JOIN jobs j ON j.id = h.job_id
+        WHERE h.new_status = 'pending' AND j.dependencies_met
+        GROUP BY j.organization_id, j.queue_name;
+    END IF;
+
+    IF listening THEN
+        -- realtime: JSON arrays of events, each NOTIFY under PostgreSQL's 8000-byte payload limit (an event is
+        -- at most ~2.2 kB: ids, a queue name, a worker id of <= 128 characters, 300 characters of error)
+        PERFORM pg_notify('spooled_events', '[' || string_agg(e.ev, ',' ORDER BY e.id) || ']')
+        FROM (
+            SELECT x.id, x.ev, (sum(octet_length(x.ev)) OVER (ORDER BY x.id) - octet_length(x.ev)) / 5000 AS chunk
+            FROM (
+                SELECT h.id, json_strip_nulls(json_build_object(
+                    'org', h.organization_id, 'event', h.event_type, 'job_id', h.job_id,
+                    'queue_name', j.queue_name, 'old_status', h.old_status, 'new_status', h.new_status,
+                    'worker_id', h.worker_id, 'retry_count', j.retry_count,
+                    'error', left(h.details ->> 'error', 300), 'at', h.created_at))::text AS ev
+                FROM new_rows h JOIN jobs j ON j.id = h.job_id
+                WHERE h.organization_id IN (SELECT l.organization_id FROM event_listeners l
+                                            WHERE l.expires_at > now())
+            ) x
+        ) e
+        GROUP BY e.chunk;
+    END IF;
+
+    IF subscribed THEN
+        INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload)
+        SELECT w.id, h.organization_id, e.name,
+               json_build_object('job_id', h.job_id, 'queue_name', j.queue_name, 'status', h.new_status,
+                                 'old_status', h.old_status, 'retry_count', j.retry_count, 'result', j.result,
+                                 'last_error', j.last_error)
+        FROM new_rows h
+        CROSS JOIN LATERAL (SELECT spooled_job_event_name(h.event_type, h.new_status) AS name) e
+        JOIN webhooks w ON w.organization_id = h.organization_id AND w.enabled AND e.name = ANY (w.events)
+        JOIN jobs j ON j.id = h.job_id
+        ORDER BY h.id, w.id;
+        GET DIAGNOSTICS outbox = ROW_COUNT;
+    END IF;
+
+    IF completion THEN
+        -- per-job completion webhooks, once the job is finished
+        INSERT INTO webhook_deliveries (organization_id, event, payload, url, secret, job_id)
+        SELECT h.organization_id, spooled_job_event_name(h.event_type, h.new_status),
+               json_build_object('job_id', h.job_id, 'queue_name', j.queue_name, 'status', h.new_status,
+                                 'old_status', h.old_status, 'retry_count', j.retry_count, 'result', j.result,
+                                 'last_error', j.last_error),
+               j.completion_webhook, j.completion_webhook_secret, j.id
+        FROM new_rows h JOIN jobs j ON j.id = h.job_id AND j.completion_webhook IS NOT NULL
+        WHERE h.new_status IN ('completed', 'failed', 'deadletter', 'cancelled')
+        ORDER BY h.id;
+        GET DIAGNOSTICS n = ROW_COUNT;
+    END IF;
+
+    IF outbox + n > 0 THEN
+        PERFORM pg_notify('spooled_webhooks', '');
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER job_history_events AFTER INSERT ON job_history REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_job_history_events();
+
+-- queue.paused / queue.resumed (a resume also wakes every claimer of the queue).
+CREATE FUNCTION spooled_queue_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NEW.paused THEN
+        PERFORM spooled_emit(NEW.organization_id, 'queue.paused', json_build_object('queue_name', NEW.name));
+    ELSE
+        PERFORM pg_notify('spooled_jobs', NEW.organization_id::text || ' ' || NEW.name || ' all');
+        PERFORM spooled_emit(NEW.organization_id, 'queue.resumed', json_build_object('queue_name', NEW.name));
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER queues_events AFTER UPDATE OF paused ON queues
+    FOR EACH ROW WHEN (OLD.paused IS DISTINCT FROM NEW.paused) EXECUTE FUNCTION spooled_queue_events();
+
+-- worker.registered (a new worker, or one coming back from offline) / worker.deregistered (going offline).
+CREATE FUNCTION spooled_worker_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM spooled_emit(NEW.organization_id,
+                         CASE WHEN NEW.status = 'offline' THEN 'worker.deregistered' ELSE 'worker.registered' END,
+                         json_build_object('worker_id', NEW.id, 'queue_name', NEW.queue_names[1],
+                                           'queue_names', NEW.queue_names, 'hostname', NEW.hostname));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER workers_registered AFTER INSERT ON workers
+    FOR EACH ROW EXECUTE FUNCTION spooled_worker_events();
+CREATE TRIGGER workers_status_events AFTER UPDATE OF status ON workers
+    FOR EACH ROW WHEN ((OLD.status = 'offline') IS DISTINCT FROM (NEW.status = 'offline'))
+    EXECUTE FUNCTION spooled_worker_events();
 
 -- A cron schedule: each fire enqueues one job from the template (services/schedules.py). `next_run_at` is the
 -- next fire time to wait for (NULL while paused); the scheduler takes due rows FOR UPDATE SKIP LOCKED and
@@ -552,12 +774,9 @@ BEGIN
                    CASE action WHEN 'cancel' THEN json_build_object('error', last_error, 'dependency_job_id', culprit)
                                WHEN 'revive' THEN json_build_object('reason', 'its dependency was retried') END
             FROM u
-        ), n AS (
-            SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-            FROM u WHERE status = 'pending' AND dependencies_met
-            GROUP BY organization_id, queue_name
         )
-        SELECT count(*) + (SELECT count(*) FROM n) FROM u INTO v_changed;
+        -- (the claim wakeup for jobs made claimable here comes from the job_history trigger, migration 0003)
+        SELECT count(*) FROM u INTO v_changed;
     END LOOP;
 
     IF v_recount <> '{}' OR v_started <> '{}' THEN
@@ -657,8 +876,25 @@ CREATE TABLE server_instances (
     hostname            text        NOT NULL,
     started_at          timestamptz NOT NULL DEFAULT now(),
     heartbeat_at        timestamptz NOT NULL DEFAULT now(),
+    version             text,
+    loops               json,           -- the instance's loop health at its last heartbeat (`spooled status`)
     CONSTRAINT server_instances_pk PRIMARY KEY (id)
 );
 
+-- One row: the job counts by organization, queue and live state, recomputed by at most one instance per
+-- interval (services/metrics.py); every instance's /metrics serves the stored counts in between.
+CREATE TABLE metrics_snapshot (
+    id                  int         NOT NULL DEFAULT 1,
+    taken_at            timestamptz NOT NULL DEFAULT '-infinity',
+    counts              json        NOT NULL DEFAULT '[]',
+    workers             json        NOT NULL DEFAULT '[]',
+    CONSTRAINT metrics_snapshot_pk PRIMARY KEY (id),
+    CONSTRAINT metrics_snapshot_one_row CHECK (id = 1)
+);
+INSERT INTO metrics_snapshot (id) VALUES (1);
+
+-- The metrics snapshot counts dead letters per queue without reading the organizations' finished history.
+CREATE INDEX jobs_deadletter_idx ON jobs (organization_id, queue_name) WHERE status = 'deadletter';
+
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (4), (5), (6);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7);

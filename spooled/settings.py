@@ -57,7 +57,20 @@ class Settings:
     shutdown_grace_secs: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 16
+    # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
+    db_connect_timeout_secs: float = 5.0
+    db_statement_timeout_secs: float = 30.0
     log_level: str = "INFO"
+    # Events: realtime streams and outgoing webhooks
+    realtime_buffer: int = 256                # events buffered per subscriber; a subscriber that falls further behind is dropped
+    realtime_keepalive_secs: float = 15.0     # SSE keep-alive comment / WebSocket Ping when a stream is idle
+    queue_stats_interval_secs: float = 5.0    # QueueStats frames on /events/queues/{name}
+    webhook_allow_private: bool = False       # SSRF guard off: webhooks may target private/loopback addresses
+    webhook_dispatcher: bool = True           # run the dispatcher loop (tests drive `Dispatcher.run_once` instead)
+    webhook_concurrency: int = 16             # deliveries in flight per instance
+    webhook_timeout_secs: float = 10.0
+    webhook_max_attempts: int = 5
+    webhook_interval_secs: float = 1.0        # how often due retries are looked for (new deliveries wake it at once)
     # Plans, quotas, rate limits (domain/plans.py, services/quotas.py, services/ratelimit.py)
     default_plan: str = "free"
     plan_limits: dict | None = None             # {tier: {limit: value}} operator overrides
@@ -70,8 +83,17 @@ class Settings:
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None          # point the stripe library elsewhere (tests, proxies)
+    # Operations (docs/operations.md)
+    metrics_token: str | None = None            # /metrics needs `Authorization: Bearer <token>` when set
+    metrics_interval_secs: float = 15.0         # the job/worker count snapshot, cluster-wide
+    metrics_max_series: int = 1000              # (organization, queue) label sets per metric; the rest: _other
+    log_format: str = "text"                    # or "json": one JSON object per line
+    access_log: bool = False                    # one line per HTTP request and gRPC call (~20 us each)
+    otel_exporter: str | None = None            # otlp | console | file:PATH (needs the `otel` extra)
+    otel_service_name: str = "spooled"
 
 
+_DEFAULT = Settings()      # the defaults (a slotted class has no readable class attributes)
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 assert all(isinstance(logging.getLevelName(n), int) for n in LOG_LEVELS)
 
@@ -110,6 +132,19 @@ def jwt_secret_from(data_dir: Path, given: str | None) -> str:
         return secret
 
 
+def _positive_secs(env: dict[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        secs = float(value)
+    except ValueError:
+        secs = 0.0
+    if not 0 < secs <= 86400:
+        raise ConfigError(f"{name} must be a number of seconds above 0 (at most 86400), got {value!r}")
+    return secs
+
+
 def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
              need_secret: bool = True) -> Settings:
     """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
@@ -135,16 +170,54 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
     smtp_url = env.get("SPOOLED_SMTP_URL") or None
     if smtp_url:
         parse_smtp_url(smtp_url)
+    log_format = env.get("SPOOLED_LOG_FORMAT", "text").strip().lower()
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"SPOOLED_LOG_FORMAT must be text or json, got {log_format!r}")
+    otel = env.get("SPOOLED_OTEL_EXPORTER", "").strip() or None
+    if otel is not None and otel not in ("otlp", "console") and not (otel.startswith("file:") and otel[5:]):
+        raise ConfigError(f"SPOOLED_OTEL_EXPORTER must be otlp, console or file:PATH, got {otel!r}")
     return Settings(
         http_host=http_host, http_port=http_port, grpc_host=grpc_host, grpc_port=grpc_port,
         database_url=database_url, data_dir=data_dir, jwt_secret=secret,
         admin_key=admin_key, registration_open=registration == "open", log_level=log_level,
         default_plan=default_plan, plan_limits=plan_limits_from(env.get("SPOOLED_PLAN_LIMITS")),
-        smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or Settings.smtp_from,
+        smtp_url=smtp_url, smtp_from=env.get("SPOOLED_SMTP_FROM") or _DEFAULT.smtp_from,
         stripe_secret_key=env.get("SPOOLED_STRIPE_SECRET_KEY") or None,
         stripe_webhook_secret=env.get("SPOOLED_STRIPE_WEBHOOK_SECRET") or None,
         stripe_api_base=env.get("SPOOLED_STRIPE_API_BASE") or None,
+        metrics_token=env.get("SPOOLED_METRICS_TOKEN") or None,
+        metrics_interval_secs=_number(env, "SPOOLED_METRICS_INTERVAL_SECS", _DEFAULT.metrics_interval_secs, 1, 3600),
+        metrics_max_series=int(_number(env, "SPOOLED_METRICS_MAX_SERIES", _DEFAULT.metrics_max_series, 1, 100_000)),
+        log_format=log_format, access_log=_flag(env, "SPOOLED_ACCESS_LOG", _DEFAULT.access_log),
+        otel_exporter=otel, otel_service_name=env.get("SPOOLED_OTEL_SERVICE_NAME") or _DEFAULT.otel_service_name,
+        db_connect_timeout_secs=_positive_secs(env, "SPOOLED_DB_CONNECT_TIMEOUT_SECS", 5.0),
+        db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
+        webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE", False),
     )
+
+
+def _number(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name} must be a number from {lo:g} to {hi:g}, got {text!r}")
+    return value
+
+
+def _flag(env: dict[str, str], name: str, default: bool) -> bool:
+    text = env.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {text!r}")
 
 
 def plan_limits_from(text: str | None) -> dict | None:

@@ -3,10 +3,11 @@
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
        └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
-                        mailer
-          └─ edge nursery: hypercorn (REST), gRPC server (grpclib)
-Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, hypercorn stops accepting and drains
-under `shutdown_grace_secs`, then the core loops are cancelled and the pool closes.
+          │             metrics snapshot, realtime listener registration, mailer, webhook dispatcher
+          └─ edge nursery: hypercorn (REST, SSE, WebSocket), gRPC server (grpclib)
+Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, realtime streams close (WebSocket
+1001), hypercorn stops accepting and drains under `shutdown_grace_secs`, then the core loops are cancelled (a
+delivery cut off mid-send is sent again once its lease runs out) and the pool closes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import os
 import signal
 from functools import partial
+from typing import Callable
 
 import attrs
 import hypercorn.trio
@@ -24,6 +26,7 @@ import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
 from spooled.domain.errors import DomainError
+from spooled.loops import dispatcher as dispatcher_loop
 from spooled.loops import periodic
 from spooled.services.container import Services
 from spooled.settings import ConfigError, Settings
@@ -32,7 +35,7 @@ from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
 from spooled.transports.http.app import create_app
-from spooled.transports.http.edge import EdgeApp, json_protocol_errors
+from spooled.transports.http.edge import EdgeApp, http_observer, json_protocol_errors
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +63,9 @@ def _hypercorn_config(settings: Settings) -> HypercornConfig:
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
-    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size) as db:
+    async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
+                             connect_timeout=settings.db_connect_timeout_secs,
+                             statement_timeout=settings.db_statement_timeout_secs) as db:
         applied = await db.run(ensure_schema)
         if applied.fresh:
             log.info("applied schema.sql to an empty database")
@@ -69,40 +74,67 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
         svc = Services.build(settings, db)
         if shutdown is not None:
             svc.shutting_down = shutdown
-        async with trio.open_nursery() as core:
-            await core.start(listen.pump, dsn, svc.wakeups.handle, svc.wakeups.notify_all)
-            await core.start(partial(periodic.run, "lease reaper", svc.maintenance.run_once,
-                                     settings.reaper_interval_secs, limit=1000))
-            await core.start(partial(periodic.run, "heartbeat expirer", svc.workers.expire,
-                                     settings.heartbeat_check_interval_secs, limit=100))
-            await core.start(partial(periodic.run, "scheduler", svc.schedules.run_once,
-                                     settings.scheduler_interval_secs, limit=100))
-            await core.start(partial(periodic.run, "instance heartbeat", svc.admission.run_once,
-                                     settings.instance_heartbeat_secs, limit=1))
-            await core.start(partial(periodic.run, "quota sync", svc.quotas.run_once, settings.quota_sync_secs,
-                                     limit=10_000))
-            await core.start(svc.mailer.run)
-            async with trio.open_nursery() as edge:
-                json_protocol_errors()
-                app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes)
-                with _binding("REST (--http)", settings.http_host, settings.http_port):
-                    binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),
-                                                     shutdown_trigger=svc.shutting_down.wait))
-                with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
-                    grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                            settings.grpc_port, grace=settings.shutdown_grace_secs))
-                task_status.started(Running(binds[0], grpc_address, svc))
-                await svc.shutting_down.wait()
-                svc.wakeups.close()
-            await _leave(svc)
-            core.cancel_scope.cancel()
+        try:
+            await _serve(settings, dsn, svc, task_status)
+        finally:
+            await svc.sender.aclose()
+            with trio.CancelScope(shield=True), trio.move_on_after(5):
+                await trio.to_thread.run_sync(svc.tracing.shutdown, abandon_on_cancel=True)
     log.info("stopped")
 
 
+def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float, int]]:
+    """The periodic loops: (name, run_once, interval, limit). Their health is `svc.metrics.loops[name]`."""
+    return [
+        ("lease reaper", svc.maintenance.run_once, settings.reaper_interval_secs, 1000),
+        ("heartbeat expirer", svc.workers.expire, settings.heartbeat_check_interval_secs, 100),
+        ("scheduler", svc.schedules.run_once, settings.scheduler_interval_secs, 100),
+        ("instance heartbeat", svc.admission.run_once, settings.instance_heartbeat_secs, 1),
+        ("quota sync", svc.quotas.run_once, settings.quota_sync_secs, 10_000),
+        ("metrics snapshot", svc.metrics.run_once, settings.metrics_interval_secs, 1),
+        ("realtime listener registration", svc.broadcaster.refresh, svc.broadcaster.ttl_secs / 4, 0),
+    ]
+
+
+async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> None:
+    async with trio.open_nursery() as core:
+        state = svc.metrics.listen = listen.ListenState()
+        await core.start(partial(listen.pump, dsn, {
+            listen.JOBS: listen.Channel(svc.wakeups.handle, svc.wakeups.notify_all),
+            listen.EVENTS: listen.Channel(svc.broadcaster.handle, svc.broadcaster.resync),
+            listen.WEBHOOKS: listen.Channel(svc.dispatcher.wake, svc.dispatcher.wake),
+        }, timeout=settings.db_connect_timeout_secs, state=state))
+        for name, run_once, interval, limit in loops(settings, svc):
+            await core.start(partial(periodic.run, name, run_once, interval, limit=limit,
+                                     health=svc.metrics.loop(name, interval)))
+        await core.start(svc.mailer.run)
+        if settings.webhook_dispatcher:
+            await core.start(partial(dispatcher_loop.run, svc.dispatcher, concurrency=settings.webhook_concurrency,
+                                     interval=settings.webhook_interval_secs,
+                                     health=svc.metrics.loop("webhook dispatcher", settings.webhook_interval_secs)))
+        async with trio.open_nursery() as edge:
+            json_protocol_errors()
+            app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes,
+                          observe=http_observer(svc.metrics, access_log=settings.access_log))
+            with _binding("REST (--http)", settings.http_host, settings.http_port):
+                binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),
+                                                 shutdown_trigger=svc.shutting_down.wait))
+            with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
+                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
+                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
+            task_status.started(Running(binds[0], grpc_address, svc))
+            await svc.shutting_down.wait()
+            svc.wakeups.close()
+            svc.broadcaster.close()
+        await _leave(svc)
+        core.cancel_scope.cancel()
+
+
 async def _leave(svc: Services) -> None:
-    """Drained: count the last jobs created here and stop counting this instance (best effort, bounded)."""
+    """Drained: count the last jobs created here, stop counting this instance and drop its realtime listener rows
+    (best effort, bounded: the rows expire on their own)."""
     with trio.move_on_after(5):
-        for step in (svc.quotas.run_once, svc.admission.leave):
+        for step in (svc.quotas.run_once, svc.admission.leave, svc.broadcaster.unregister_all):
             try:
                 await step()
             except DomainError as exc:

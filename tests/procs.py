@@ -57,12 +57,14 @@ async def _drain(stream, into: bytearray) -> None:
 
 
 @contextlib.asynccontextmanager
-async def spooled_server(env: dict[str, str], *args: str) -> AsyncIterator[ServerProcess]:
+async def spooled_server(env: dict[str, str], *args: str, python: tuple[str, ...] = ("-m", "spooled")
+                         ) -> AsyncIterator[ServerProcess]:
     """Start `python -m spooled serve --http 127.0.0.1:0 --grpc 127.0.0.1:0 *args`, yield once it prints where it
     listens; SIGTERM (then SIGKILL) on the way out. Organizations it creates are on the enterprise plan unless
-    `env` says otherwise (these tests exercise faults, not the free plan's 5 requests/s)."""
+    `env` says otherwise (these tests exercise faults, not the free plan's 5 requests/s). `python`: what the
+    interpreter runs instead of `-m spooled` (e.g. `-c` and a launcher whose argv[1:] are the command)."""
     env = {"SPOOLED_DEFAULT_PLAN": "enterprise", **env}
-    cmd = [sys.executable, "-m", "spooled", "serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", *args]
+    cmd = [sys.executable, *python, "serve", "--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", *args]
     proc = await trio.lowlevel.open_process(cmd, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     server = ServerProcess(proc)

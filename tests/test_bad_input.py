@@ -253,7 +253,10 @@ async def test_no_route_redirects_with_or_without_a_trailing_slash_or_an_empty_s
         empty = re.sub(r"<[^>]+>", "", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             for url in {path, path.rstrip("/") + "/", empty}:
-                r = await api.request(method, url, json={} if method in ("POST", "PUT", "PATCH") else None)
+                # (an SSE route answers a stream that does not end: read its status and headers only)
+                async with api.stream(method, url, json={} if method in ("POST", "PUT", "PATCH") else None) as r:
+                    if not r.headers.get("content-type", "").startswith("text/event-stream"):
+                        await r.aread()
                 tried += 1
                 assert not 300 <= r.status_code < 400, (method, url, r.status_code, r.headers)
                 if r.status_code >= 400:

@@ -191,17 +191,13 @@ async def test_shutdown_ends_long_polls(aio_loop, tmp_path, dsn, client):
 async def test_listener_reconnects_after_its_connection_dies(api, server):
     """The LISTEN connection is killed: the pump notices (keep-alive ping), reconnects, wakes every waiter to
     re-read the tables, and later NOTIFYs wake long polls again."""
+    from tests.events_helpers import listener_pids
     db = server.services.db
 
-    async def listener_pids() -> set[int]:
-        rows = await db.run(lambda con: con.fetch(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'"))
-        return {r["pid"] for r in rows}
-
     with trio.fail_after(30):
-        (old,) = await listener_pids()
+        (old,) = await listener_pids(db)
         await db.run(lambda con: con.execute("SELECT pg_terminate_backend($1)", old))
-        while not (pids := await listener_pids()) or old in pids:
+        while not (pids := await listener_pids(db)) or old in pids:
             await trio.sleep(0.2)
         result = {}
 

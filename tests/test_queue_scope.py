@@ -10,10 +10,13 @@ import types
 from typing import Awaitable, Callable
 
 import httpx
+import pytest
+from trio_websocket import ConnectionRejected
 
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceBase, WorkerServiceBase
 from spooled.transports.http.app import create_app
 from tests.access import bearer, key_of, rpc_code, with_grpcio
+from tests.events_helpers import sse, ws
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 from tests.helpers import claim, enqueue
@@ -97,6 +100,7 @@ async def snapshot(api, w) -> dict:
 class Ctx:
     def __init__(self, k: httpx.AsyncClient, api: httpx.AsyncClient, other: httpx.AsyncClient, w):
         self.k, self.api, self.other, self.w = k, api, other, w
+        self.key = key_of(k)
 
     async def hidden(self, method: str, path: str, body: dict | None = None) -> None:
         """Another queue's thing answers as another organization's: 404 NOT_FOUND, the same body."""
@@ -378,6 +382,75 @@ def workflow_hidden(method: str, suffix: str) -> Case:
     return case
 
 
+async def stream_refused(c: Ctx, path: str) -> None:
+    """A realtime stream of another queue is refused before it starts (403, as a plain HTTP error)."""
+    await c.refused("GET", path)
+
+
+def events(path: str) -> Case:
+    async def case(c: Ctx):
+        await stream_refused(c, f"{path}?queue=other")
+        async with sse(c.k, f"{path}?queue=allowed"):
+            pass
+    return case
+
+
+async def events_queue(c: Ctx):
+    await stream_refused(c, "/api/v1/events/queues/other")
+    async with sse(c.k, "/api/v1/events/queues/allowed"):
+        pass
+
+
+async def events_job(c: Ctx):
+    await c.hidden("GET", f"/api/v1/events/jobs/{c.w.other_pending['id']}")
+    async with sse(c.k, f"/api/v1/events/jobs/{c.w.mine_pending[0]['id']}"):
+        pass
+
+
+def websocket(path: str) -> Case:
+    async def case(c: Ctx):
+        url = str(c.k.base_url).rstrip("/")
+        with pytest.raises(ConnectionRejected) as refused:
+            async with ws(url, f"{path}?token={c.key}&queue=other"):
+                pass
+        assert refused.value.status_code == 403
+        async with ws(url, f"{path}?token={c.key}&queue=allowed"):
+            pass
+    return case
+
+
+def whole_org_only(method: str, path: str, body: dict | None = None) -> Case:
+    """Webhooks see every queue's events: a queue-restricted key may not manage them (403); an unrestricted key
+    reaches the route (whatever it then answers)."""
+    async def case(c: Ctx):
+        await c.refused(method, path, body)
+        r = await c.api.request(method, path, json=body)
+        assert r.status_code != 403, (method, path, r.text)
+    return case
+
+
+NO_WEBHOOK = "00000000-0000-0000-0000-000000000000"
+HOOK = {"name": "h", "url": "https://example.com/hook", "events": ["job.completed"]}
+
+
+def webhook_routes() -> dict[tuple[str, str], Case]:
+    out: dict[tuple[str, str], Case] = {}
+    for base in ("/api/v1/webhooks", "/api/v1/outgoing-webhooks"):
+        one = f"{base}/{NO_WEBHOOK}"
+        out[("GET", base)] = whole_org_only("GET", base)
+        out[("POST", base)] = whole_org_only("POST", base, HOOK)
+        for method in ("GET", "PUT", "PATCH", "DELETE"):
+            out[(method, f"{base}/<webhook_id>")] = whole_org_only(method, one, {"name": "x"})
+        out[("GET", f"{base}/<webhook_id>/deliveries")] = whole_org_only("GET", f"{one}/deliveries")
+        out[("POST", f"{base}/<webhook_id>/test")] = whole_org_only("POST", f"{one}/test")
+        out[("POST", f"{base}/<webhook_id>/retry/<delivery_id>")] = whole_org_only("POST", f"{one}/retry/{NO_WEBHOOK}")
+    out[("GET", "/api/v1/webhooks/deliveries")] = whole_org_only("GET", "/api/v1/webhooks/deliveries")
+    for path in ("/api/v1/organizations/webhook-token", "/api/v1/organizations/<org_id>/webhook-token"):
+        out[("GET", path)] = whole_org_only("GET", path)
+        out[("POST", f"{path}/regenerate")] = whole_org_only("POST", f"{path}/regenerate")
+    return out
+
+
 # Order matters only for the controls that use up the key's own data (the DLQ purge comes last).
 REST: dict[tuple[str, str], Case] = {
     ("POST", "/api/v1/jobs"): job_create,
@@ -433,6 +506,13 @@ REST: dict[tuple[str, str], Case] = {
     ("GET", "/api/v1/workflows/<workflow_id>"): workflow_hidden("GET", ""),
     ("POST", "/api/v1/workflows/<workflow_id>/cancel"): workflow_hidden("POST", "/cancel"),
     ("POST", "/api/v1/workflows/<workflow_id>/retry"): workflow_hidden("POST", "/retry"),   # after the cancel
+    ("GET", "/api/v1/events"): events("/api/v1/events"),
+    ("GET", "/api/v1/events/sse"): events("/api/v1/events/sse"),
+    ("GET", "/api/v1/events/queues/<name>"): events_queue,
+    ("GET", "/api/v1/events/jobs/<job_id>"): events_job,
+    ("GET", "/api/v1/events/ws"): websocket("/api/v1/events/ws"),
+    ("GET", "/api/v1/ws"): websocket("/api/v1/ws"),
+    **webhook_routes(),
     ("POST", "/api/v1/jobs/dlq/purge"): dlq_purge,
 }
 
@@ -460,9 +540,12 @@ NOT_QUEUE_SCOPED = {
     ("PATCH", "/api/v1/organizations/<org_id>"), ("PUT", "/api/v1/organizations/<org_id>"),
     ("DELETE", "/api/v1/organizations/<org_id>"), ("GET", "/api/v1/organizations/<org_id>/members"),
     ("GET", "/api/v1/organizations/check-slug"), ("POST", "/api/v1/organizations/generate-slug"),
-    # no credential: health, the dashboard's static files
+    # no API key: health, the dashboard's static files, the operator's Prometheus metrics (SPOOLED_METRICS_TOKEN),
+    # the incoming webhook receivers (a signature or the organization's webhook token; tests/test_inbound.py)
     ("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/dashboard"),
-    ("GET", "/dashboard/<path:name>"), ("GET", "/static/<path:filename>"),
+    ("GET", "/dashboard/<path:name>"), ("GET", "/static/<path:filename>"), ("GET", "/metrics"),
+    ("POST", "/api/v1/webhooks/<org_id>/github"), ("POST", "/api/v1/webhooks/<org_id>/stripe"),
+    ("POST", "/api/v1/webhooks/<org_id>/custom"),
 }
 
 # -- gRPC: one case per method -------------------------------------------------------------------------------------

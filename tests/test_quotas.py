@@ -169,3 +169,16 @@ async def test_schedules(server, client):
         # a deleted schedule frees its place
         assert (await api.delete(f"/api/v1/schedules/{first.json()['id']}")).status_code == 204
         assert (await api.post("/api/v1/schedules", json={**spec, "name": "second"})).status_code == 201
+
+
+async def test_webhooks(server, client):
+    async with await tenant(client, max_webhooks=1) as api:
+        hook = {"name": "hook", "url": "https://example.com/hook", "events": ["job.completed"]}
+        first = await api.post("/api/v1/webhooks", json=hook)
+        assert first.status_code == 201, first.text
+        quota_refusal(await api.post("/api/v1/outgoing-webhooks", json={**hook, "name": "second"}), "webhooks", 1, 1)
+        assert [w["name"] for w in (await api.get("/api/v1/webhooks")).json()] == ["hook"]    # nothing stored
+        usage = (await api.get("/api/v1/organizations/usage")).json()
+        assert usage["usage"]["webhooks"]["current"] == 1 and usage["usage"]["webhooks"]["limit"] == 1
+        assert (await api.delete(f"/api/v1/webhooks/{first.json()['id']}")).status_code == 204
+        assert (await api.post("/api/v1/webhooks", json={**hook, "name": "second"})).status_code == 201

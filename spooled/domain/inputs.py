@@ -17,11 +17,13 @@ import attrs
 from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
 from spooled.domain.plans import check_overrides
+from spooled.domain.tracecontext import valid_traceparent, valid_tracestate
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
+HTTP_URL = re.compile(r"https?://[^\s/?#@]+(?:[/?#]\S*)?\Z", re.I)
 
 
 def between(lo: float, hi: float):
@@ -75,9 +77,27 @@ class JobSpec:
     expires_at: dt.datetime | None = None
     idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
     tags: typing.Any = attrs.field(default=None, validator=lambda _i, a, v: _tags(a, v))
-    completion_webhook: str | None = attrs.field(default=None, validator=length(1, 2048))
+    completion_webhook: str | None = attrs.field(default=None, validator=lambda _i, a, v: _webhook_url(a, v))
     completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
     parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
+    # W3C trace context (ext; the `traceparent`/`tracestate` headers set it for every job of a request)
+    traceparent: str | None = attrs.field(default=None, converter=_blank_none,
+                                          validator=lambda _i, a, v: _check(a, v, valid_traceparent,
+                                                                            "a W3C traceparent"))
+    tracestate: str | None = attrs.field(default=None, converter=_blank_none,
+                                         validator=lambda _i, a, v: _check(a, v, valid_tracestate,
+                                                                           "a W3C tracestate (printable ASCII, "
+                                                                           "at most 512 characters)"))
+
+
+def _check(attribute, value, ok, what: str) -> None:
+    if value is not None and not ok(value):
+        raise FieldError(attribute.name, f"must be {what}")
+
+
+def _webhook_url(attribute, value) -> None:
+    if value is not None and not (len(value) <= 2048 and HTTP_URL.match(value)):
+        raise FieldError(attribute.name, "must be an http:// or https:// URL of at most 2048 characters")
 
 
 def _tags(attribute, value) -> None:
@@ -336,6 +356,63 @@ class WorkerHeartbeat:
     current_jobs: int = attrs.field(default=0, validator=between(0, 1_000_000))
     status: str | None = attrs.field(default=None, validator=one_of(HEARTBEAT_STATUSES))
     metadata: JsonObject | None = None
+
+
+WEBHOOK_EVENTS = ("job.created", "job.started", "job.completed", "job.failed", "job.cancelled", "job.deadlettered",
+                  "job.retried", "queue.paused", "queue.resumed", "worker.registered", "worker.deregistered")
+WEBHOOK_FORMATS = ("json", "slack", "discord", "teams")
+
+
+def _webhook_events(_inst, attribute, value) -> None:
+    if value is None:
+        return
+    if not 1 <= len(value) <= len(WEBHOOK_EVENTS):
+        raise FieldError(attribute.name, "must list 1 or more events")
+    for name in value:
+        if name not in WEBHOOK_EVENTS:
+            raise FieldError(attribute.name, f"unknown event {name!r}; one of {', '.join(WEBHOOK_EVENTS)}")
+
+
+def _url(_inst, attribute, value) -> None:
+    if value is not None:
+        _webhook_url(attribute, value)
+
+
+@attrs.frozen
+class CreateWebhook:
+    """POST /webhooks and /outgoing-webhooks."""
+    name: str = attrs.field(validator=length(1, 100))
+    url: str = attrs.field(validator=_url)
+    events: list[str] = attrs.field(validator=_webhook_events)
+    enabled: bool = True
+    secret: str | None = attrs.field(default=None, validator=length(1, 255))
+    format: str | None = attrs.field(default=None, validator=one_of(WEBHOOK_FORMATS))
+
+
+@attrs.frozen
+class UpdateWebhook:
+    """PATCH /webhooks/{id}, PUT /outgoing-webhooks/{id}: partial (`secret: null` clears the secret)."""
+    name: str | None = attrs.field(default=None, validator=length(1, 100))
+    url: str | None = attrs.field(default=None, validator=_url)
+    events: list[str] | None = attrs.field(default=None, validator=_webhook_events)
+    enabled: bool | None = None
+    secret: str | None = attrs.field(default=None, validator=length(1, 255))
+    format: str | None = attrs.field(default=None, validator=one_of(WEBHOOK_FORMATS))
+
+
+@attrs.frozen
+class CustomWebhook:
+    """POST /webhooks/{org_id}/custom."""
+    queue_name: str = attrs.field(validator=queue_name_field)
+    payload: typing.Any = attrs.field(validator=lambda _i, a, v: _present(a, v))
+    event_type: str | None = attrs.field(default=None, validator=length(1, 200))
+    idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
+    priority: int | None = attrs.field(default=None, validator=between(-100, 100))
+
+
+def _present(attribute, value) -> None:
+    if value is None:
+        raise FieldError(attribute.name, "is required")
 
 
 # -- the job listing -----------------------------------------------------------------------------------------

@@ -103,6 +103,8 @@ class Job:
     workflow_id: uuid.UUID | None
     dependency_mode: str | None
     dependencies_met: bool
+    traceparent: str | None             # W3C trace context given at enqueue (docs/operations.md "Tracing")
+    tracestate: str | None
 
 
 @attrs.frozen(slots=True)
@@ -369,3 +371,77 @@ class PlatformStats:
     workers_total: int
     workers_healthy: int
     workers_degraded: int
+
+
+@attrs.frozen(slots=True)
+class Instance:
+    """A live server instance (`server_instances`), with its loop health at its last heartbeat."""
+    id: uuid.UUID
+    hostname: str
+    version: str | None
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+    loops: RawJson
+
+
+@attrs.frozen(slots=True)
+class Webhook:
+    """An outgoing webhook subscription (its secret never leaves the store except to sign)."""
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    name: str
+    url: str
+    events: list[str]
+    enabled: bool
+    format: str
+    failure_count: int                  # consecutive failed deliveries (not attempts); 20 disable it
+    last_triggered_at: dt.datetime | None
+    last_status: str | None             # success / failed / auto_disabled
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    secret: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(slots=True)
+class Delivery:
+    """One outbox row as listed (GET /outgoing-webhooks/{id}/deliveries)."""
+    id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    event: str
+    payload: RawJson                    # the event's `data`
+    status: str                         # pending / success / failed
+    attempts: int
+    status_code: int | None
+    response_body: str | None
+    error: str | None
+    created_at: dt.datetime
+    delivered_at: dt.datetime | None
+
+
+@attrs.frozen(slots=True)
+class LeasedDelivery:
+    """A delivery a dispatcher holds (until `locked_until`, the fencing token of its outcome) with its target."""
+    id: uuid.UUID
+    webhook_id: uuid.UUID | None
+    organization_id: uuid.UUID
+    event: str
+    payload: RawJson
+    attempts: int                       # including this one
+    locked_until: dt.datetime
+    created_at: dt.datetime
+    url: str
+    format: str
+    enabled: bool                       # False: its subscription was disabled meanwhile (not sent)
+    secret: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(slots=True)
+class InboundDelivery:
+    """One accepted incoming webhook (GET /webhooks/deliveries); never its payload or signature."""
+    id: uuid.UUID
+    provider: str
+    event_type: str
+    matched_queue: str | None
+    job_id: uuid.UUID | None
+    status: str                         # created / duplicate
+    created_at: dt.datetime

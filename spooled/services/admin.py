@@ -4,7 +4,7 @@ keys for any organization, usage resets and platform counts."""
 from __future__ import annotations
 
 from spooled.domain import errors, inputs
-from spooled.domain.ids import parse_id
+from spooled.domain.ids import parse_id, try_id
 from spooled.domain.models import ApiKey, Organization, PlatformStats
 from spooled.domain.plans import TIERS, Limits
 from spooled.services.auth import Authenticator
@@ -29,6 +29,13 @@ class Admin:
         found = await self._orgs.get(parse_id(org_id, "Organization"))
         if found is None:
             raise errors.NotFound("Organization not found")
+        return found
+
+    async def find(self, ref: str) -> Organization:
+        """An organization by its id or its slug (the operator's CLI takes either)."""
+        found = await (self._orgs.get(oid) if (oid := try_id(ref)) is not None else self._orgs.by_slug(ref))
+        if found is None:
+            raise errors.NotFound(f"Organization {ref} not found (`spooled orgs list` shows ids and slugs)")
         return found
 
     async def create(self, spec: inputs.CreateOrg) -> Created:

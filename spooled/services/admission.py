@@ -17,12 +17,15 @@ Forbidden (403 / PERMISSION_DENIED), Throttled (429 RATE_LIMIT_EXCEEDED + Retry-
 
 from __future__ import annotations
 
+import json
 import socket
 import uuid
+from typing import Callable
 
 import attrs
 
 from spooled.domain import errors
+from spooled.domain.models import Instance
 from spooled.services.auth import Authenticator, Principal
 from spooled.services.ratelimit import RateDecision, RateLimiter
 from spooled.store.usage import UsageStore
@@ -52,10 +55,13 @@ class HeartbeatResult:
 
 
 class Admission:
-    def __init__(self, auth: Authenticator, limiter: RateLimiter, usage: UsageStore):
+    def __init__(self, auth: Authenticator, limiter: RateLimiter, usage: UsageStore, *,
+                 report: Callable[[], dict] = dict, version: str | None = None):
         self.auth = auth
         self.limiter = limiter
         self._usage = usage
+        self._report = report           # this instance's loop health, heartbeated with it (`spooled status`)
+        self._version = version
         self.instance_id = uuid.uuid4()
         self._hostname = socket.gethostname()[:255]
 
@@ -69,10 +75,16 @@ class Admission:
 
     async def run_once(self, now=None, limit: int = 0) -> HeartbeatResult:
         n = await self._usage.heartbeat(self.instance_id, self._hostname, live_secs=LIVE_SECS,
-                                        forget_secs=FORGET_SECS)
+                                        forget_secs=FORGET_SECS, version=self._version,
+                                        loops=json.dumps(self._report(), separators=(",", ":")))
         self.limiter.instances = max(1, n)
         return HeartbeatResult(n, self.limiter.evict_full())
 
     async def leave(self) -> None:
         """Shutdown: stop counting this instance (others' buckets grow back at their next heartbeat)."""
         await self._usage.remove_instance(self.instance_id)
+
+    async def instances(self) -> list[Instance]:
+        """The instances heard from in the last FORGET_SECS (live: within LIVE_SECS), each with its loop health
+        at its last heartbeat."""
+        return await self._usage.instances(FORGET_SECS)

@@ -19,8 +19,11 @@ from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.scope import Scope
 from spooled.domain.states import RETRYABLE, JobStatus
+from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.services.grouping import CompletionGrouper
+from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
+from spooled.services.tracing import Tracing
 from spooled.services.wakeups import Wakeups
 from spooled.store.jobs import JobStore, NewJobs
 
@@ -73,20 +76,25 @@ Completion = tuple[str, "str | None", "str | None", Any]    # (job_id, lease_id,
 
 
 class Jobs:
-    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024,
+                 metrics: Metrics | None = None, tracing: Tracing | None = None):
         self._store = store
         self._quotas = quotas
         self._wakeups = wakeups
         self._max_payload = max_payload_bytes
         self._completions = CompletionGrouper(self.complete_many)
+        self._metrics = metrics if metrics is not None else Metrics(None)
+        self._tracing = tracing if tracing is not None else Tracing()
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def enqueue(self, scope: Scope, queue: str, specs: list[inputs.JobSpec], *,
                       default_priority: int | None = None, default_max_retries: int | None = None,
-                      default_timeout: int | None = None, now: Now = None) -> list[Enqueued]:
+                      default_timeout: int | None = None, trace: TraceContext | None = None, now: Now = None
+                      ) -> list[Enqueued]:
         """Insert jobs into one queue in one statement. A known idempotency key returns the original id with
         created=False and changes nothing (also when identical requests race). A payload over the limit or a
-        parent_job_id that is not a job of the organization (in scope) rejects the whole call, writing nothing."""
+        parent_job_id that is not a job of the organization (in scope) rejects the whole call, writing nothing.
+        Each job keeps its own trace context, else the request's `trace` (services/tracing.py)."""
         scope.require(queue)
         org = scope.org
         many = len(specs) > 1
@@ -109,20 +117,26 @@ class Jobs:
         await self._quotas.check_enqueue(org, queue, len(specs), largest)
         ids = [new_job_id() for _ in specs]
         keys = [s.idempotency_key for s in specs]
-        outcome = await self._store.insert(parse_id(org), queue, NewJobs(
-            ids=ids, payloads=payloads,
-            priorities=[s.priority if s.priority is not None else (default_priority or 0) for s in specs],
-            max_retries=[s.max_retries if s.max_retries is not None else default_max_retries for s in specs],
-            timeouts=[s.timeout_seconds if s.timeout_seconds is not None else default_timeout for s in specs],
-            tags=[dumps(s.tags) if s.tags is not None else None for s in specs], idempotency_keys=keys,
-            webhooks=[s.completion_webhook for s in specs],
-            webhook_secrets=[s.completion_webhook_secret for s in specs], parents=parents,
-            scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs]),
-            queues=scope.queues, now=now)
+        contexts = [from_carrier(s.traceparent, s.tracestate) or trace for s in specs]
+        with self._tracing.publishing(org, queue, contexts) as stored:
+            outcome = await self._store.insert(parse_id(org), queue, NewJobs(
+                ids=ids, payloads=payloads,
+                priorities=[s.priority if s.priority is not None else (default_priority or 0) for s in specs],
+                max_retries=[s.max_retries if s.max_retries is not None else default_max_retries for s in specs],
+                timeouts=[s.timeout_seconds if s.timeout_seconds is not None else default_timeout for s in specs],
+                tags=[dumps(s.tags) if s.tags is not None else None for s in specs], idempotency_keys=keys,
+                webhooks=[s.completion_webhook for s in specs],
+                webhook_secrets=[s.completion_webhook_secret for s in specs], parents=parents,
+                scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs],
+                traceparents=[c.traceparent if c else None for c in stored],
+                tracestates=[c.tracestate if c else None for c in stored]),
+                queues=scope.queues, now=now)
         if outcome.missing_parents:
             i = next(i for i, p in enumerate(parents) if p in outcome.missing_parents)
             raise _no_parent(where(i, "parent_job_id"))
         self._quotas.enqueued(org, len(outcome.inserted))
+        if outcome.inserted:
+            self._metrics.series(org, queue).enqueued.inc(len(outcome.inserted))
         out = []
         for job_id, key in zip(ids, keys):
             job = outcome.inserted.get(job_id)
@@ -143,8 +157,9 @@ class Jobs:
         so a cancellation either ends the wait with nothing leased or lands after the caller holds the jobs
         (which it must then deliver, or release)."""
         scope.require(c.queue_name)
+        started = trio.current_time()
         if deadline is None:
-            deadline = trio.current_time() + c.wait_secs
+            deadline = started + c.wait_secs
         org, org_id, queue = scope.org, parse_id(scope.org), c.queue_name
         while True:
             await trio.lowlevel.checkpoint_if_cancelled()
@@ -152,10 +167,12 @@ class Jobs:
                 return []
             with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
                 with trio.CancelScope(shield=True):
-                    jobs = await self._store.claim(org_id, queue, c.worker_id, c.limit,
-                                                   float(c.lease_duration_secs), now=now)
+                    claimed = await self._store.claim(org_id, queue, c.worker_id, c.limit,
+                                                      float(c.lease_duration_secs), now=now)
+                jobs = claimed.jobs
                 if not jobs:
                     if trio.current_time() >= deadline:
+                        self._metrics.claim_waited(trio.current_time() - started, False)
                         return []
                     try:
                         with trio.move_on_at(deadline):
@@ -168,7 +185,11 @@ class Jobs:
                 pass_on = w.woken or len(jobs) == c.limit
             if pass_on:   # woken while claiming, or a full batch: more may be there for the next waiter
                 self._wakeups.notify(org, queue)
-            return jobs
+            m = self._metrics   # no checkpoint from the claim to the return (see above)
+            m.claim_waited(trio.current_time() - started, True)
+            m.series(org, queue).claimed.inc(len(jobs))
+            m.queued(claimed.queued_secs)
+            return self._tracing.delivered(queue, jobs, claimed.queued_secs)
 
     # -- complete / fail / heartbeat -------------------------------------------------------------------
     async def complete_many(self, scope: Scope, items: list[Completion], *, now: Now = None
@@ -197,6 +218,8 @@ class Jobs:
                 ok = o.done or o.replay
                 err = None if ok else "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED"
                 results[i] = CompleteResult(str(items[i][0]), ok, err)
+                if o.done:
+                    self._metrics.series(scope.org, o.queue).completed.inc()
         return results  # type: ignore[return-value]
 
     async def complete(self, scope: Scope, job_id: str, lease_id: str | None, result: Any = None, *,
@@ -217,6 +240,8 @@ class Jobs:
                                    scope.queues, retry=f.retry is not False, now=now)
         if not o.done:
             raise _not_held(o.prior_status)
+        s = self._metrics.series(scope.org, o.queue)
+        (s.retried if o.will_retry else s.deadletter if o.status == "deadletter" else s.failed).inc()
         return FailResult(o.will_retry, int(round(o.delay)) if o.delay is not None else 0, o.status)
 
     async def heartbeat(self, scope: Scope, job_id: str, lease_id: str | None, lease_secs: int, *,
@@ -319,6 +344,11 @@ class Jobs:
             ids = [u for u in (try_id(i) for i in spec.job_ids) if u is not None]
         return [str(i) for i in await self._store.dlq_retry(parse_id(scope.org), spec.queue_name, ids, spec.limit,
                                                             scope.queues)]
+
+    async def dlq_count(self, scope: Scope, queue: str | None = None) -> int:
+        """How many dead letters the scope has (in `queue`, or in all its queues)."""
+        scope.require(queue)
+        return await self._store.dlq_count(parse_id(scope.org), queue, scope.queues)
 
     async def dlq_purge(self, scope: Scope, spec: inputs.DlqPurge) -> int:
         scope.require(spec.queue_name)

@@ -23,6 +23,7 @@ from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import DependencyEdge, Job, JobDependencies, Workflow
 from spooled.domain.scope import Scope
 from spooled.services.jobs import dumps, sized_json
+from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
 from spooled.store.workflows import NewWorkflowJobs, Refused, WorkflowStore
 
@@ -47,10 +48,12 @@ def _missing() -> errors.NotFound:
 
 
 class Workflows:
-    def __init__(self, store: WorkflowStore, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: WorkflowStore, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024,
+                 metrics: Metrics | None = None):
         self._store = store
         self._quotas = quotas
         self._max_payload = max_payload_bytes
+        self._metrics = metrics if metrics is not None else Metrics(None)
 
     async def create(self, scope: Scope, spec: inputs.CreateWorkflow, *, now: Now = None) -> Created:
         """All the jobs and their edges in one transaction, or nothing: a duplicate key, an unknown or own key in
@@ -85,6 +88,8 @@ class Workflows:
                             met=[not d for d in depends]),
             edges, now=now)
         self._quotas.enqueued(org, len(ids))
+        for j in spec.jobs:
+            self._metrics.series(org, j.queue_name).enqueued.inc()
         return Created(workflow, list(zip(keys, ids)))
 
     async def list(self, scope: Scope, *, status: str | None = None, limit: int = 20, offset: int = 0

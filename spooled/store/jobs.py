@@ -41,6 +41,8 @@ class NewJobs:
     parents: list[uuid.UUID | None]
     scheduled_ats: list[dt.datetime | None]
     expires_ats: list[dt.datetime | None]
+    traceparents: list[str | None]
+    tracestates: list[str | None]
 
 
 @attrs.frozen
@@ -51,10 +53,17 @@ class InsertOutcome:
 
 
 @attrs.frozen
+class Claimed:
+    jobs: list[Job]
+    queued_secs: list[float]    # per job: from when it became due (run_at) to its start
+
+
+@attrs.frozen
 class CompleteOutcome:
     done: bool                  # completed by this statement under the item's fence
     prior_status: str | None    # None: no such job in the organization
     replay: bool                # already completed under the same fence (an idempotent replay)
+    queue: str | None = None    # the job's queue, when done
 
 
 @attrs.frozen
@@ -64,6 +73,7 @@ class FailOutcome:
     status: str | None = None
     will_retry: bool = False
     delay: float | None = None
+    queue: str | None = None
 
 
 @attrs.frozen
@@ -107,11 +117,12 @@ class JobStore:
 
     # -- claim and settle ----------------------------------------------------------------------------------
     async def claim(self, org: uuid.UUID, queue: str, worker_id: str, limit: int, lease_secs: float, *,
-                    now: Now = None) -> list[Job]:
+                    now: Now = None) -> Claimed:
         """Lease up to `limit` pending jobs of the queue in claim order (one statement)."""
         rows = await self._db.fetch(Q.job_claim, org=org, queue=queue, worker_id=worker_id, limit=limit,
                                     lease_secs=lease_secs, now=now)
-        return [from_row(Job, r) for r in rows]
+        return Claimed([from_row(Job, r) for r in rows], [(r["started_at"] - r["run_at"]).total_seconds()
+                                                          for r in rows])
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,
@@ -120,7 +131,7 @@ class JobStore:
         outcomes in item order."""
         rows = await self._db.fetch(Q.job_complete, org=org, ids=ids, leases=leases, workers=workers,
                                     results=results, queues=queues, now=now)
-        return [CompleteOutcome(r["done"], r["prior_status"], r["replay"]) for r in rows]
+        return [CompleteOutcome(r["done"], r["prior_status"], r["replay"], r["queue_name"]) for r in rows]
 
     async def fail(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
                    error: str, queues: Sequence[str], *, retry: bool, now: Now = None) -> FailOutcome:
@@ -128,7 +139,8 @@ class JobStore:
                                       retry=retry, queues=queues, now=now)
         if not row["done"]:
             return FailOutcome(False, row["prior_status"])
-        return FailOutcome(True, row["prior_status"], row["status"], bool(row["will_retry"]), row["delay"])
+        return FailOutcome(True, row["prior_status"], row["status"], bool(row["will_retry"]), row["delay"],
+                           row["queue_name"])
 
     async def heartbeat(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
                         lease_secs: float, queues: Sequence[str], *, now: Now = None) -> HeartbeatOutcome:
@@ -184,6 +196,9 @@ class JobStore:
                         queues: Sequence[str]) -> list[uuid.UUID]:
         rows = await self._db.fetch(Q.dlq_retry, org=org, queue=queue, ids=ids, limit=limit, queues=queues)
         return [r["id"] for r in rows]
+
+    async def dlq_count(self, org: uuid.UUID, queue: str | None, queues: Sequence[str]) -> int:
+        return await self._db.fetchval(Q.dlq_count, org=org, queue=queue, queues=queues)
 
     async def dlq_purge(self, org: uuid.UUID, queue: str | None, older_than: dt.datetime | None, limit: int,
                         queues: Sequence[str]) -> int:

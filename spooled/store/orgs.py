@@ -91,6 +91,10 @@ class OrgStore:
         row = await self._db.fetchrow(Q.org_get, org=org)
         return from_row(Organization, row) if row is not None else None
 
+    async def by_slug(self, slug: str) -> Organization | None:
+        row = await self._db.fetchrow(Q.org_by_slug, slug=slug)
+        return from_row(Organization, row) if row is not None else None
+
     async def list(self, *, plan: str | None, limit: int, offset: int) -> tuple[list[Organization], int]:
         """One page (newest first) and the number of all matches."""
         rows = await self._db.fetch(Q.org_list, plan=plan, limit=limit, offset=offset)

@@ -21,6 +21,8 @@ import asyncpg
 import attrs
 
 LOCK_KEY = 7431001
+# A migration may rewrite a big table: neither the connection's statement_timeout nor its client-side wait apply.
+MIGRATION_TIMEOUT_SECS = 24 * 3600
 _NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql\Z")
 
 
@@ -82,7 +84,8 @@ async def ensure_schema(con: asyncpg.Connection) -> SchemaResult:
     """Bring the database to this server's schema; what was applied (falsy when it already was current)."""
     known = migrations()
     async with con.transaction():
-        await con.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
+        await con.execute("SET LOCAL statement_timeout = 0")
+        await con.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY, timeout=MIGRATION_TIMEOUT_SECS)
         have = await _recorded(con)
         if have is None:
             others = await con.fetch(
@@ -91,7 +94,7 @@ async def ensure_schema(con: asyncpg.Connection) -> SchemaResult:
                 names = ", ".join(r[0] for r in others)
                 raise SchemaMismatch(f"the database is not empty and has no Spooled schema (tables: {names}); "
                                      "point DATABASE_URL at an empty database")
-            await con.execute(schema_sql())
+            await con.execute(schema_sql(), timeout=MIGRATION_TIMEOUT_SECS)
             recorded = await _recorded(con) or set()
             if recorded != {m.version for m in known}:
                 raise RuntimeError(f"schema.sql records versions {sorted(recorded)}, the migrations are "
@@ -103,6 +106,6 @@ async def ensure_schema(con: asyncpg.Connection) -> SchemaResult:
                                  f"knows (up to {known[-1].version}): upgrade the server")
         todo = [m for m in known if m.version not in have]
         for m in todo:
-            await con.execute(m.sql)
+            await con.execute(m.sql, timeout=MIGRATION_TIMEOUT_SECS)
             await con.execute("INSERT INTO spooled_schema (version) VALUES ($1)", m.version)
         return SchemaResult(False, tuple(m.version for m in todo))

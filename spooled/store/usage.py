@@ -7,8 +7,8 @@ import uuid
 
 import attrs
 
-from spooled.convert import from_row
-from spooled.domain.models import Usage
+from spooled.convert import from_row, from_rows
+from spooled.domain.models import Instance, Usage
 from spooled.store.db import Database
 from spooled.store.sql import Q
 
@@ -53,10 +53,15 @@ class UsageStore:
         await self._db.execute(Q.usage_reset, org=org, day=day)
 
     # -- instances -----------------------------------------------------------------------------------------
-    async def heartbeat(self, instance: uuid.UUID, hostname: str, *, live_secs: float, forget_secs: float) -> int:
-        """Record this instance alive; how many instances are alive (itself included)."""
-        return await self._db.fetchval(Q.instance_heartbeat, id=instance, hostname=hostname,
-                                       live_secs=float(live_secs), forget_secs=float(forget_secs))
+    async def heartbeat(self, instance: uuid.UUID, hostname: str, *, live_secs: float, forget_secs: float,
+                        version: str | None = None, loops: str | None = None) -> int:
+        """Record this instance alive (`loops`: its loop health as JSON text); how many instances are alive
+        (itself included)."""
+        return await self._db.fetchval(Q.instance_heartbeat, id=instance, hostname=hostname, version=version,
+                                       loops=loops, live_secs=float(live_secs), forget_secs=float(forget_secs))
+
+    async def instances(self, live_secs: float) -> list[Instance]:
+        return from_rows(Instance, await self._db.fetch(Q.instance_list, live_secs=float(live_secs)))
 
     async def remove_instance(self, instance: uuid.UUID) -> None:
         await self._db.execute(Q.instance_remove, id=instance)

@@ -1,6 +1,7 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
+-- Events (wakeups, realtime, webhooks) come from the history rows, through the job_history trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -15,28 +16,26 @@ WITH q0 AS (
 ), ins AS (
     INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
                       tags, idempotency_key, completion_webhook, completion_webhook_secret, parent_job_id,
-                      scheduled_at, run_at, expires_at, created_at, updated_at)
+                      scheduled_at, run_at, expires_at, created_at, updated_at, traceparent, tracestate)
     SELECT i.id, $org, $queue,
            CASE WHEN i.scheduled_at > q.now THEN 'scheduled' ELSE 'pending' END::job_status,
            i.payload::json, i.priority, coalesce(i.max_retries, q.max_retries),
            coalesce(i.timeout_seconds, q.default_timeout), i.tags::json, i.idempotency_key, i.completion_webhook,
            i.webhook_secret, i.parent_job_id, i.scheduled_at, coalesce(i.scheduled_at, q.now), i.expires_at, q.now,
-           q.now
+           q.now, i.traceparent, i.tracestate
     FROM unnest($ids::uuid[], $payloads::text[], $priorities::int[], $max_retries::int[], $timeouts::int[],
                 $tags::text[], $idempotency_keys::text[], $webhooks::text[], $webhook_secrets::text[],
-                $parents::uuid[], $scheduled_ats::timestamptz[], $expires_ats::timestamptz[])
+                $parents::uuid[], $scheduled_ats::timestamptz[], $expires_ats::timestamptz[],
+                $traceparents::text[], $tracestates::text[])
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
-              webhook_secret, parent_job_id, scheduled_at, expires_at), q
+              webhook_secret, parent_job_id, scheduled_at, expires_at, traceparent, tracestate), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $queue || ' ' || x.c) AS sent
-    FROM (SELECT count(*) AS c FROM ins WHERE status = 'pending') x WHERE x.c > 0
 )
-SELECT ins.*, (SELECT count(*) FROM n) AS notified FROM ins
+SELECT * FROM ins
 
 -- name: job_missing_parents
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
@@ -92,7 +91,8 @@ WITH c AS (
     WHERE j.id = s.id AND j.organization_id = $org AND s.prior_status IS NOT NULL AND j.status = 'processing'
       AND j.lease_expires_at > t.now
       AND (j.lease_id = s.lease OR (s.lease IS NULL AND j.assigned_worker_id = s.worker))
-    RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, s.holder AS worker_id, j.completed_at
+    RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, s.holder AS worker_id, j.completed_at,
+              j.queue_name
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
     SELECT id, organization_id, 'completed', 'processing', 'completed', worker_id, completed_at FROM u
@@ -101,7 +101,7 @@ WITH c AS (
     FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
     WHERE wk.organization_id = $org AND wk.id = x.worker_id
 )
-SELECT s.ord, (u.id IS NOT NULL) AS done, s.prior_status,
+SELECT s.ord, (u.id IS NOT NULL) AS done, s.prior_status, u.queue_name,
        CASE WHEN u.id IS NOT NULL OR s.prior_status IS DISTINCT FROM 'completed' THEN false
             WHEN s.lease IS NOT NULL THEN coalesce(s.done_lease = s.lease, false)
             ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = s.id AND hh.event_type = 'completed'
@@ -137,7 +137,8 @@ d AS (
     FROM e, t
     WHERE j.id = e.id AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
-    RETURNING j.id, j.organization_id, j.status, j.retry_count, e.holder AS worker_id, e.will_retry, e.delay
+    RETURNING j.id, j.organization_id, j.status, j.retry_count, e.holder AS worker_id, e.will_retry, e.delay,
+              j.queue_name
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, details)
     SELECT id, organization_id, CASE WHEN will_retry THEN 'failed' ELSE status::text END, 'processing', status,
@@ -148,7 +149,7 @@ d AS (
     UPDATE workers wk SET jobs_failed = wk.jobs_failed + 1
     FROM u WHERE wk.organization_id = $org AND wk.id = u.worker_id
 )
-SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status
+SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status, u.queue_name
 FROM (SELECT 1) one LEFT JOIN u ON true
      LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND $scope(s.queue_name = ANY ($queues::text[]))
 
@@ -190,10 +191,8 @@ WITH u AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', old_status, 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' 1') FROM u
 )
-SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
+SELECT * FROM u
 
 -- name: job_cancel
 WITH u AS (
@@ -252,11 +251,14 @@ WITH pick AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'retried', 'deadletter', 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT id, (SELECT count(*) FROM n) AS notified FROM u
+SELECT id FROM u
+
+-- name: dlq_count
+-- Dead letters of an organization (one queue, or all), through jobs_deadletter_idx.
+SELECT count(*) FROM jobs
+WHERE organization_id = $org AND status = 'deadletter' AND ($queue::text IS NULL OR queue_name = $queue)
+  AND $scope(queue_name = ANY ($queues::text[]))
 
 -- name: dlq_purge
 WITH pick AS (
@@ -283,11 +285,8 @@ WITH c AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
     SELECT id, organization_id, 'released', 'processing', 'pending', '{"reason": "not delivered"}' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT count(*) AS released, (SELECT count(*) FROM n) AS notified FROM u
+SELECT count(*) AS released FROM u
 
 -- name: job_leases_held
 -- Which of these (job, lease) pairs still hold an unexpired lease.

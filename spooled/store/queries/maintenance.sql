@@ -44,14 +44,11 @@ WITH pick AS (
     SELECT id, organization_id, CASE WHEN status = 'pending' THEN 'lease_expired' ELSE status::text END,
            'processing', status, worker_id, json_build_object('error', $reason::text)
     FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u WHERE status = 'pending' GROUP BY organization_id, queue_name
 )
-SELECT count(*) AS released, (SELECT count(*) FROM n) AS notified FROM u
+SELECT count(*) AS released FROM u
 
 -- name: promote_scheduled
--- scheduled jobs that are due -> pending; wake the claimers of each queue touched.
+-- scheduled jobs that are due -> pending (the history trigger wakes the claimers of each queue touched).
 WITH pick AS (
     SELECT id FROM jobs
     WHERE status = 'scheduled' AND run_at <= coalesce($now::timestamptz, now())
@@ -64,8 +61,5 @@ WITH pick AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status)
     SELECT id, organization_id, 'ready', 'scheduled', 'pending' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u GROUP BY organization_id, queue_name
 )
-SELECT count(*) AS promoted, (SELECT count(*) FROM n) AS notified FROM u
+SELECT count(*) AS promoted FROM u

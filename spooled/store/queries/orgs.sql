@@ -16,6 +16,9 @@ SELECT o.*, k.id AS key_id, k.name AS key_name, k.created_at AS key_created_at F
 -- name: org_get
 SELECT * FROM organizations WHERE id = $org
 
+-- name: org_by_slug
+SELECT * FROM organizations WHERE slug = $slug
+
 -- name: org_list
 -- Admin listing, newest first, optionally one plan; `total` counts every match.
 SELECT o.*, count(*) OVER () AS total FROM organizations o

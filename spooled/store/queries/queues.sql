@@ -10,29 +10,24 @@ RETURNING *
 
 -- name: queue_update
 -- Partial update: a NULL parameter keeps the column (rate_limit and concurrency_limit can be set to NULL);
--- enabled false pauses, true resumes (waking claimers).
-WITH u AS (
-    UPDATE queues q SET
-        max_retries = coalesce($max_retries::int, q.max_retries),
-        default_timeout = coalesce($default_timeout::int, q.default_timeout),
-        rate_limit = CASE WHEN $set_rate_limit::bool THEN $rate_limit::int ELSE q.rate_limit END,
-        concurrency_limit = CASE WHEN $set_concurrency_limit::bool THEN $concurrency_limit::int
-                                 ELSE q.concurrency_limit END,
-        dead_letter = coalesce($dead_letter::bool, q.dead_letter),
-        backoff_base_secs = coalesce($backoff_base::float8, q.backoff_base_secs),
-        backoff_max_secs = coalesce($backoff_max::float8, q.backoff_max_secs),
-        settings = coalesce($settings::json, q.settings),
-        paused = coalesce(NOT $enabled::bool, q.paused),
-        paused_at = CASE WHEN $enabled::bool IS NULL THEN q.paused_at WHEN $enabled::bool THEN NULL
-                         ELSE coalesce(q.paused_at, now()) END,
-        pause_reason = CASE WHEN $enabled::bool THEN NULL ELSE q.pause_reason END,
-        updated_at = now()
-    WHERE q.organization_id = $org AND q.name = $name
-    RETURNING q.*
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u WHERE $enabled::bool
-)
-SELECT u.*, (SELECT count(*) FROM n) AS notified FROM u
+-- enabled false pauses, true resumes (the queues trigger wakes claimers and emits queue.paused/resumed).
+UPDATE queues q SET
+    max_retries = coalesce($max_retries::int, q.max_retries),
+    default_timeout = coalesce($default_timeout::int, q.default_timeout),
+    rate_limit = CASE WHEN $set_rate_limit::bool THEN $rate_limit::int ELSE q.rate_limit END,
+    concurrency_limit = CASE WHEN $set_concurrency_limit::bool THEN $concurrency_limit::int
+                             ELSE q.concurrency_limit END,
+    dead_letter = coalesce($dead_letter::bool, q.dead_letter),
+    backoff_base_secs = coalesce($backoff_base::float8, q.backoff_base_secs),
+    backoff_max_secs = coalesce($backoff_max::float8, q.backoff_max_secs),
+    settings = coalesce($settings::json, q.settings),
+    paused = coalesce(NOT $enabled::bool, q.paused),
+    paused_at = CASE WHEN $enabled::bool IS NULL THEN q.paused_at WHEN $enabled::bool THEN NULL
+                     ELSE coalesce(q.paused_at, now()) END,
+    pause_reason = CASE WHEN $enabled::bool THEN NULL ELSE q.pause_reason END,
+    updated_at = now()
+WHERE q.organization_id = $org AND q.name = $name
+RETURNING q.*
 
 -- name: queue_get
 SELECT * FROM queues WHERE organization_id = $org AND name = $name
@@ -58,16 +53,14 @@ WHERE organization_id = $org AND name = $name
 RETURNING name, paused, paused_at, pause_reason
 
 -- name: queue_resume
+-- (the queues trigger wakes the queue's claimers and emits queue.resumed)
 WITH u AS (
     UPDATE queues q SET paused = false, paused_at = NULL, pause_reason = NULL, updated_at = now()
     FROM queues s
     WHERE q.organization_id = $org AND q.name = $name AND s.id = q.id
     RETURNING q.name, s.paused_at
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || $name || ' all') FROM u
 )
-SELECT u.name, extract(epoch FROM now() - u.paused_at) AS paused_secs, (SELECT count(*) FROM n) AS notified
-FROM u
+SELECT u.name, extract(epoch FROM now() - u.paused_at) AS paused_secs FROM u
 
 -- name: queue_stats
 SELECT

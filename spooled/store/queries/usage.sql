@@ -63,10 +63,12 @@ SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active
 DELETE FROM org_usage_daily WHERE organization_id = $org AND day = $day
 
 -- name: instance_heartbeat
--- Record this instance as alive, forget instances silent for `forget_secs`, and count the live ones.
+-- Record this instance as alive (with its version and loop health), forget instances silent for
+-- `forget_secs`, and count the live ones.
 WITH beat AS (
-    INSERT INTO server_instances (id, hostname) VALUES ($id, $hostname)
-    ON CONFLICT ON CONSTRAINT server_instances_pk DO UPDATE SET heartbeat_at = now()
+    INSERT INTO server_instances (id, hostname, version, loops) VALUES ($id, $hostname, $version, $loops::json)
+    ON CONFLICT ON CONSTRAINT server_instances_pk DO UPDATE
+        SET heartbeat_at = now(), version = EXCLUDED.version, loops = EXCLUDED.loops
     RETURNING id
 ), gone AS (
     DELETE FROM server_instances WHERE heartbeat_at < now() - make_interval(secs => $forget_secs) AND id <> $id
@@ -76,3 +78,9 @@ WHERE id <> $id AND heartbeat_at >= now() - make_interval(secs => $live_secs)
 
 -- name: instance_remove
 DELETE FROM server_instances WHERE id = $id
+
+-- name: instance_list
+-- The instances heard from within `live_secs` (`spooled status`), oldest first.
+SELECT id, hostname, version, started_at, heartbeat_at, coalesce(loops::text, '{}') AS loops
+FROM server_instances WHERE heartbeat_at >= now() - make_interval(secs => $live_secs)
+ORDER BY started_at, id

@@ -36,11 +36,8 @@ WITH qn AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, organization_id, 'created', status, created_at FROM ins
-), n AS (
-    SELECT pg_notify('spooled_jobs', $org::text || ' ' || queue_name || ' ' || count(*))
-    FROM ins WHERE dependencies_met GROUP BY queue_name
 )
-SELECT count(*) AS inserted, (SELECT count(*) FROM n) AS notified FROM ins
+SELECT count(*) AS inserted FROM ins
 
 -- name: workflow_insert_edges
 INSERT INTO job_dependencies (child_job_id, parent_job_id)
@@ -126,9 +123,6 @@ WITH pick AS (
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
     SELECT id, organization_id, 'retried', old_status, 'pending', '{"reason": "workflow retried"}' FROM u
-), n AS (
-    SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-    FROM u WHERE dependencies_met GROUP BY organization_id, queue_name
 )
 SELECT count(*) FROM u
 

@@ -11,6 +11,7 @@ that Trio task.
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import trio
@@ -26,6 +27,7 @@ from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.grpc.delivery import LeaseTracker
 from spooled.transports.grpc.errors import grpc_error
+from spooled.transports.grpc.observe import note_org
 
 Queues = Callable[[Any], Iterable[str]]
 
@@ -54,6 +56,7 @@ class Rpc:
         if self.svc.shutting_down.is_set():
             raise errors.Unavailable("The server is shutting down")
         p, _ = await self.svc.admission.admit(api_key(metadata), safe=safe)
+        note_org(p.organization_id)
         for queue in queues:
             if queue:
                 require_queue(p, queue)
@@ -79,12 +82,15 @@ class Rpc:
             self._idle = trio.Event()
             await self._idle.wait()
 
-    async def unary(self, stream: Stream, fn: Callable[[Scope, Any], Awaitable[Any]], *, safe: bool = False,
-                    queues: Queues | None = None) -> None:
+    async def unary(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, safe: bool = False,
+                    queues: Queues | None = None, metadata: bool = False) -> None:
         """(asyncio) request -> admission -> `fn(scope, request)` in Trio -> response. `queues(request)` names
-        the queues the call uses (checked against the key's restriction); `safe` calls only read."""
+        the queues the call uses (checked against the key's restriction); `safe` calls only read; with
+        `metadata`, `fn(scope, request, metadata)`."""
         with self._counted():
             request = await stream.recv_message()
+            if metadata:
+                fn = partial(_with_metadata, fn, stream.metadata)
             try:
                 response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
             except GRPCError:
@@ -112,6 +118,10 @@ class Rpc:
                 await rate_limited(stream, exc)
             except Exception as exc:
                 raise grpc_error(exc) from None
+
+
+async def _with_metadata(fn, metadata, scope: Scope, request):
+    return await fn(scope, request, metadata)
 
 
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:

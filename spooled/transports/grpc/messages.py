@@ -21,6 +21,7 @@ from spooled.domain.errors import FieldError
 from spooled.domain.states import JobStatus
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
 from spooled.domain.models import Job, QueueStats
+from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 
 T = typing.TypeVar("T")
@@ -73,7 +74,8 @@ def job(j: Job) -> pb.Job:
         payload=to_struct(json.loads(j.payload)), retry_count=j.retry_count, max_retries=j.max_retries,
         last_error=j.last_error or "", priority=j.priority, timeout_seconds=j.timeout_seconds,
         assigned_worker_id=j.assigned_worker_id or "", idempotency_key=j.idempotency_key or "",
-        lease_id=str(j.lease_id) if j.lease_id else "")
+        lease_id=str(j.lease_id) if j.lease_id else "", traceparent=j.traceparent or "",
+        tracestate=j.tracestate or "")
     if j.result is not None:
         msg.result.CopyFrom(to_struct(json.loads(j.result)))
     for name in ("created_at", "scheduled_at", "started_at", "completed_at", "lease_expires_at"):
@@ -90,7 +92,15 @@ def job_spec(req: pb.EnqueueRequest, queue_name: str) -> inputs.CreateJob:
         priority=req.priority or None, max_retries=req.max_retries or None,
         timeout_seconds=req.timeout_seconds or None,
         scheduled_at=_time(req.scheduled_at) if req.HasField("scheduled_at") else None,
-        idempotency_key=req.idempotency_key or None, tags=dict(req.tags) or None)
+        idempotency_key=req.idempotency_key or None, tags=dict(req.tags) or None,
+        traceparent=req.traceparent or None, tracestate=req.tracestate or None)
+
+
+def trace(metadata) -> TraceContext | None:
+    """A call's W3C trace context from its `traceparent`/`tracestate` metadata (malformed: none)."""
+    if metadata is None:
+        return None
+    return from_carrier(metadata.get("traceparent"), metadata.get("tracestate"))
 
 
 def claim(queue_name: str, worker_id: str, lease_secs: int, batch_size: int = 1) -> inputs.Claim:

@@ -21,18 +21,18 @@ class QueueService(QueueServiceBase):
 
     # -- enqueue ---------------------------------------------------------------------------------------
     async def Enqueue(self, stream) -> None:
-        await self.rpc.unary(stream, self._enqueue, queues=lambda r: [r.queue_name])
+        await self.rpc.unary(stream, self._enqueue, queues=lambda r: [r.queue_name], metadata=True)
 
-    async def _enqueue(self, scope: Scope, req: pb.EnqueueRequest) -> pb.EnqueueResponse:
+    async def _enqueue(self, scope: Scope, req: pb.EnqueueRequest, metadata) -> pb.EnqueueResponse:
         spec = messages.job_spec(req, req.queue_name)
-        (res,) = await self.svc.jobs.enqueue(scope, spec.queue_name, [spec])
+        (res,) = await self.svc.jobs.enqueue(scope, spec.queue_name, [spec], trace=messages.trace(metadata))
         return pb.EnqueueResponse(job_id=res.job_id, created=res.created)
 
     async def EnqueueBulk(self, stream) -> None:
         await self.rpc.unary(stream, self._enqueue_bulk,
-                             queues=lambda r: [r.queue_name, *(j.queue_name for j in r.jobs)])
+                             queues=lambda r: [r.queue_name, *(j.queue_name for j in r.jobs)], metadata=True)
 
-    async def _enqueue_bulk(self, scope: Scope, req: pb.EnqueueBulkRequest) -> pb.EnqueueBulkResponse:
+    async def _enqueue_bulk(self, scope: Scope, req: pb.EnqueueBulkRequest, metadata) -> pb.EnqueueBulkResponse:
         if not 1 <= len(req.jobs) <= messages.MAX_BULK:
             raise errors.invalid("jobs", f"must hold 1 to {messages.MAX_BULK} jobs")
         queue = req.queue_name or req.jobs[0].queue_name
@@ -40,7 +40,7 @@ class QueueService(QueueServiceBase):
             if j.queue_name and j.queue_name != queue:
                 raise errors.invalid(f"jobs[{i}].queue_name", "must be empty or the request's queue_name")
         specs = [messages.job_spec(j, queue) for j in req.jobs]
-        results = await self.svc.jobs.enqueue(scope, queue, specs)
+        results = await self.svc.jobs.enqueue(scope, queue, specs, trace=messages.trace(metadata))
         return pb.EnqueueBulkResponse(results=[pb.EnqueueResponse(job_id=r.job_id, created=r.created)
                                                for r in results])
 

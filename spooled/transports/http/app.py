@@ -15,10 +15,11 @@ from werkzeug.exceptions import HTTPException
 
 from spooled.convert import parse_json, structure
 from spooled.domain import errors
-from spooled.services import admission
+from spooled.services import admission, logs
 from spooled.services.auth import Principal
 from spooled.domain.scope import Scope
 from spooled.services.container import Services
+from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ async def body() -> Any:
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")   # a client's X-Request-Id is kept only when it looks like one
 
 
 def _check_url_text() -> None:
@@ -106,6 +108,7 @@ def authed(fn: Callable[..., Awaitable[Response]]):
         except errors.RateLimited as exc:
             g.rate = getattr(exc, "decision", None)
             raise
+        logs.org.set(g.principal.organization_id)
         return await fn(*args, **kwargs)
     return wrapper
 
@@ -139,24 +142,33 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
 
-    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_health,
-                                         routes_jobs, routes_orgs, routes_queues, routes_schedules, routes_summary,
-                                         routes_workers, routes_workflows)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_events,
+                                         routes_health, routes_jobs, routes_metrics, routes_orgs, routes_queues,
+                                         routes_schedules, routes_summary, routes_webhooks, routes_workers,
+                                         routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
+    app.register_blueprint(routes_metrics.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
-                   routes_summary, routes_admin, routes_billing, routes_workflows):
+                   routes_summary, routes_admin, routes_billing, routes_workflows, routes_events, routes_webhooks):
         app.register_blueprint(module.bp, url_prefix="/api/v1")
 
     @app.before_request
     async def _request_id():
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+        given = request.headers.get("X-Request-Id")
+        g.request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        logs.request_id.set(g.request_id)
         _check_url_text()
 
     @app.after_request
     async def _stamp(response: Response) -> Response:
         headers = response.headers
-        headers["X-Request-Id"] = g.get("request_id") or uuid.uuid4().hex
+        rid = g.get("request_id") or uuid.uuid4().hex
+        headers["X-Request-Id"] = rid
+        principal_ = g.get("principal")
+        rule = request.url_rule
+        request.scope[SCOPE_KEY] = (rule.rule if rule is not None else "unmatched", rid,
+                                    principal_.organization_id if principal_ is not None else None)
         rate = g.get("rate")
         if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
             add = headers.add

@@ -11,34 +11,49 @@ it is never read (h11 stays paused), and once the client leaves it sits in CLOSE
   recycled and keeps serving; a body that does not finish in time gets the connection closed instead;
 - then runs shielded from cancellation (with its own bound), so the recycle or the close always completes.
 
+It also times every request and hands (scope, status, seconds, body bytes) to `observe` once the response has
+gone: `http_observer` counts it in /metrics by route template and writes the access log line. The app puts the
+route template, request id and organization into the scope (`app.py: _stamp`) so nothing here parses paths.
+
 `json_protocol_errors()` makes the answers hypercorn itself sends (h11 protocol errors: malformed requests,
 oversized headers) carry the API's JSON error body instead of an empty one.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from typing import Any, Callable
 
 import h11
 import orjson
 import trio
 from hypercorn.protocol.h11 import H11Protocol
 
+from spooled.services.metrics import Metrics
 from spooled.transports.http.errors import error_body
 
 DRAIN_SECS = 30.0       # how long an early answer waits for the rest of the request body
 SEND_BOUND_SECS = 10.0  # how long the shielded final send may take (the client is not reading)
 
 
+Observer = Callable[[dict, int, float, int], None]
+NO_RESPONSE = 499           # the status recorded when the client left before any response was sent
+SCOPE_KEY = "spooled"       # scope[SCOPE_KEY] = (route template, request id, organization id or None)
+
+
 class EdgeApp:
-    def __init__(self, app: Any, drain_bytes: int):
+    def __init__(self, app: Any, drain_bytes: int, observe: Observer | None = None):
         self.app = app
         self.drain_bytes = drain_bytes
+        self.observe = observe
 
     async def __call__(self, scope: dict, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        t0 = time.perf_counter()
+        status, sent, observed = NO_RESPONSE, 0, False
         # settled: the body has ended, the client left, or more arrived than is worth draining
         settled = trio.Event()
         declared = _content_length(scope)
@@ -57,16 +72,51 @@ class EdgeApp:
                 settled.set()
             return message
 
+        def done() -> None:
+            nonlocal observed
+            if not observed and self.observe is not None:
+                observed = True
+                self.observe(scope, status, time.perf_counter() - t0, sent)
+
         async def guarded_send(message: dict) -> None:
-            if message["type"] != "http.response.body" or message.get("more_body", False):
+            nonlocal status, sent
+            kind = message["type"]
+            if kind == "http.response.start":
+                status = message["status"]
+            elif kind == "http.response.body":
+                sent += len(message.get("body", b""))
+            if kind != "http.response.body" or message.get("more_body", False):
                 await send(message)
                 return
             with trio.move_on_after(DRAIN_SECS):
                 await settled.wait()
+            done()          # before the last send: the figures are in before the client has its answer
             with trio.CancelScope(shield=True, deadline=trio.current_time() + SEND_BOUND_SECS):
                 await send(message)
 
-        await self.app(scope, tracked_receive, guarded_send)
+        try:
+            await self.app(scope, tracked_receive, guarded_send)
+        finally:
+            done()
+
+
+def http_observer(metrics: Metrics, *, access_log: bool) -> Observer:
+    """Count each request in /metrics by method, route template and status; with `access_log`, log one line
+    (`spooled.access`, INFO) with the request id and organization. The path is logged without its query
+    string (which may carry a token)."""
+    access = logging.getLogger("spooled.access")
+
+    def observe(scope: dict, status: int, secs: float, sent: int) -> None:
+        route, rid, org = scope.get(SCOPE_KEY) or ("unmatched", None, None)
+        method = scope["method"]
+        metrics.http(method, route, status, secs)
+        if access_log and access.isEnabledFor(logging.INFO):
+            ms = round(secs * 1000, 2)
+            access.info("%s %s %d %.2fms", method, scope["path"], status, ms,
+                        extra={"request_id": rid, "org": org, "method": method, "route": route,
+                               "path": scope["path"], "status": status, "duration_ms": ms, "bytes": sent,
+                               "transport": "http"})
+    return observe
 
 
 def _content_length(scope: dict) -> int | None:

@@ -36,9 +36,9 @@ def time_arg(name: str):
         raise errors.invalid(name, str(exc)) from None
 
 
-def page_args() -> tuple[int, int, str | None]:
+def page_args(default: int = DEFAULT_LIMIT) -> tuple[int, int, str | None]:
     """(limit, offset, cursor): limit over the max is clamped, below 1 is 1; a negative offset is 422."""
-    limit = min(max(int_arg("limit", DEFAULT_LIMIT), 1), MAX_LIMIT)
+    limit = min(max(int_arg("limit", default), 1), MAX_LIMIT)
     offset = int_arg("offset", 0)
     if offset < 0:
         raise errors.invalid("offset", "must be 0 or more")

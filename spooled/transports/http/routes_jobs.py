@@ -8,6 +8,7 @@ from quart import Blueprint, request
 from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
+from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.transports.http import views
 from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
@@ -17,12 +18,17 @@ bp = Blueprint("jobs", __name__)
 STATUSES = {s.value for s in JobStatus}
 
 
+def trace() -> TraceContext | None:
+    """The request's W3C trace context (`traceparent`/`tracestate` headers; malformed ones are ignored)."""
+    return from_carrier(request.headers.get("traceparent"), request.headers.get("tracestate"))
+
+
 @bp.post("/jobs")
 @authed
 async def create_job():
     spec, _ = await body_as(inputs.CreateJob, queue="queue_name")
     require_queue(spec.queue_name)
-    (res,) = await services().jobs.enqueue(scope(), spec.queue_name, [spec])
+    (res,) = await services().jobs.enqueue(scope(), spec.queue_name, [spec], trace=trace())
     if not res.created:
         return json_response({"id": res.job_id, "created": False}, 200)
     return json_response({**views.job(res.job), "created": True}, 201)
@@ -52,7 +58,8 @@ async def bulk_jobs():
     if specs:
         results = await services().jobs.enqueue(
             scope(), head.queue_name, specs, default_priority=head.default_priority,
-            default_max_retries=head.default_max_retries, default_timeout=head.default_timeout_seconds)
+            default_max_retries=head.default_max_retries, default_timeout=head.default_timeout_seconds,
+            trace=trace())
         succeeded = [{"index": i, "job_id": r.job_id, "created": r.created} for i, r in zip(indexes, results)]
     return json_response({"succeeded": succeeded, "failed": failed, "total": len(jobs),
                           "success_count": len(succeeded), "failure_count": len(failed)})

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import orjson
 
-from spooled.domain.models import (ApiKey, DependencyEdge, HistoryEntry, Job, JobBrief, JobDependencies, ListedJob,
-                                   Organization, Queue, QueueStats, Schedule, ScheduleRun, Summary, ThroughputBucket,
-                                   Usage, Worker, Workflow)
+from spooled.domain.models import (ApiKey, Delivery, DependencyEdge, HistoryEntry, InboundDelivery, Job, JobBrief,
+                                   JobDependencies, ListedJob, Organization, Queue, QueueStats, Schedule, ScheduleRun,
+                                   Summary, ThroughputBucket, Usage, Webhook, Worker, Workflow)
 from spooled.domain.plans import RESOURCE_LIMIT, Limits
 from spooled.services.orgs import public_settings
 
@@ -33,7 +33,7 @@ def job(j: Job) -> dict:
         "assigned_worker_id": j.assigned_worker_id, "completion_webhook": j.completion_webhook,
         "created_at": j.created_at, "updated_at": j.updated_at, "parent_job_id": opt_str(j.parent_job_id),
         "workflow_id": opt_str(j.workflow_id), "dependency_mode": j.dependency_mode,
-        "dependencies_met": j.dependencies_met,
+        "dependencies_met": j.dependencies_met, "traceparent": j.traceparent, "tracestate": j.tracestate,
     }
     if isinstance(j, ListedJob):   # listings: the SDK's job summaries show payload.job_type
         out["job_type"] = j.job_type
@@ -165,6 +165,27 @@ def members(o: Organization) -> list[dict]:
     return [{"id": str(o.id), "user_id": str(o.id), "email": o.billing_email,
              "name": o.billing_email.partition("@")[0], "role": "owner", "joined_at": o.created_at,
              "invited_by": None}]
+
+
+def webhook(w: Webhook) -> dict:
+    """An outgoing webhook as the SDK's OutgoingWebhook (never the secret; `secret_set` tells whether one is)."""
+    return {"id": str(w.id), "organization_id": str(w.organization_id), "name": w.name, "url": w.url,
+            "events": list(w.events), "format": w.format, "enabled": w.enabled, "failure_count": w.failure_count,
+            "last_triggered_at": w.last_triggered_at, "last_status": w.last_status, "secret_set": bool(w.secret),
+            "created_at": w.created_at, "updated_at": w.updated_at}
+
+
+def delivery(d: Delivery, body: dict) -> dict:
+    """A delivery, with `payload` the body it is (or was) sent as."""
+    return {"id": str(d.id), "webhook_id": opt_str(d.webhook_id), "event": d.event, "payload": body,
+            "status": d.status, "attempts": d.attempts, "status_code": d.status_code,
+            "response_body": d.response_body, "error": d.error, "created_at": d.created_at,
+            "delivered_at": d.delivered_at}
+
+
+def inbound(d: InboundDelivery) -> dict:
+    return {"id": str(d.id), "provider": d.provider, "event_type": d.event_type, "matched_queue": d.matched_queue,
+            "job_id": opt_str(d.job_id), "status": d.status, "created_at": d.created_at}
 
 
 def schedule(s: Schedule) -> dict:

@@ -1,10 +1,10 @@
-"""`python -m spooled [serve] [--http HOST:PORT] [--grpc HOST:PORT]` and `python -m spooled create-org NAME`."""
+"""`python -m spooled [serve] [--http HOST:PORT] [--grpc HOST:PORT]`, `create-org NAME`, `migrate`, and the
+operator's commands (`status`, `orgs`, `jobs`, `queues`, `dlq`, `api-keys`: spooled/cli/admin.py)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 
@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
                                          "this at start)")
     mig.add_argument("--status", action="store_true", help="only list the migrations not applied yet")
     mig.add_argument("--json", action="store_true", help="print JSON")
+    from spooled.cli import admin
+    admin.add_commands(sub)
     return p
 
 
@@ -50,19 +52,21 @@ async def _create_org(settings, dsn: str, name: str, plan: str | None, slug: str
     given = {"name": name, "plan": plan, "slug": slug, "billing_email": email}
     spec = structure({k: v for k, v in given.items() if v is not None}, inputs.CreateOrg)
     async with trio_asyncio.open_loop():
-        async with open_database(dsn, min_size=1, max_size=1) as db:
+        async with open_database(dsn, min_size=1, max_size=1, connect_timeout=settings.db_connect_timeout_secs,
+                                 statement_timeout=settings.db_statement_timeout_secs) as db:
             await db.run(ensure_schema)
             return created_view(await Services.build(settings, db).orgs.create(spec))
 
 
-async def _migrate(dsn: str, status_only: bool) -> dict:
+async def _migrate(settings, dsn: str, status_only: bool) -> dict:
     import trio_asyncio
 
     from spooled.store.db import open_database
     from spooled.store.schema import ensure_schema, migrations, pending
 
     async with trio_asyncio.open_loop():
-        async with open_database(dsn, min_size=1, max_size=1) as db:
+        async with open_database(dsn, min_size=1, max_size=1, connect_timeout=settings.db_connect_timeout_secs,
+                                 statement_timeout=settings.db_statement_timeout_secs) as db:
             if status_only:
                 todo = await db.run(pending)
                 versions = [m.version for m in migrations()] if todo is None else [m.version for m in todo]
@@ -88,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = from_env(dict(os.environ), http=getattr(args, "http", None), grpc=getattr(args, "grpc", None),
-                            need_secret=args.command not in ("create-org", "migrate"))
+                            need_secret=args.command in (None, "serve"))
+        if args.command in (None, "serve"):
+            from spooled.services.tracing import check_available
+            check_available(settings.otel_exporter)
     except ConfigError as exc:
         print(f"spooled: {exc}", file=sys.stderr)
         return 2
@@ -101,8 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValidationFailed as exc:
             print(f"spooled: SPOOLED_PLAN_LIMITS: {exc.message}", file=sys.stderr)
             return 2
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    from spooled.services import logs
+    logs.configure(settings.log_level, settings.log_format)
     from spooled.domain.errors import DomainError
     from spooled.embedded_pg import database
     from spooled.store.schema import SchemaMismatch
@@ -121,7 +128,16 @@ def main(argv: list[str] | None = None) -> int:
                           f"API key (shown only this once): {key['key']}")
                 return 0
             if args.command == "migrate":
-                _print_migrate(trio.run(_migrate, dsn, args.status), args.json)
+                _print_migrate(trio.run(_migrate, settings, dsn, args.status), args.json)
+                return 0
+            if hasattr(args, "run"):
+                from spooled.cli import admin
+                out = trio.run(admin.run, settings, dsn, args.run, args)
+                if args.json:
+                    import orjson
+                    print(orjson.dumps(out.data, default=str).decode())
+                else:
+                    print(out.text)
                 return 0
             from spooled import supervisor
             trio.run(supervisor.run, settings, dsn)
