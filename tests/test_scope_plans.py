@@ -1,7 +1,8 @@
 """The queue restriction costs an unrestricted key nothing: a scoped statement's text for an unrestricted caller
 (store/sql.py: every `$scope(...)` is `true`) has exactly the generic plan of the statement written without the
-restriction at all, estimates and costs included; and a restricted caller's text lets the planner use the queue
-(an index condition, not a filter over the organization's rows)."""
+restriction at all, estimates and costs included. A restricted caller's text lets the planner use the queue where
+a statement scans (an index condition, not a filter over the organization's rows), and never where it reaches a
+job by id (the primary key drives, even for a queue the statistics have not seen)."""
 
 from __future__ import annotations
 
@@ -116,3 +117,44 @@ async def test_a_restricted_key_reads_its_queues_through_the_index(api, server):
         print(f"== {name}\n{plan}")
         assert re.search(r"Index Cond: .*queue_name = ANY", plan), name
         assert "Seq Scan on jobs" not in plan, name
+
+
+async def test_by_id_the_primary_key_drives_even_for_a_queue_the_statistics_have_not_seen(api, server):
+    """The claim-plan test's worst case for a restricted key: 100,000 jobs land in a queue the statistics have never
+    seen. Completing, failing, renewing or reading one of them by id reads that row through the primary key, not
+    the queue's 100,000 through a queue index (custom plans, which see the queue's name, and generic ones)."""
+    org = uuid.UUID(api.org_id)
+    fill_queue = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, "
+                  "timeout_seconds, run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, $2, 'pending', '{}', "
+                  "0, 3, 300, now(), now(), now() FROM generate_series(1, $3) g")
+
+    async def plans(con):
+        await con.execute(fill_queue, org, "other", 20_000)
+        await con.execute("ANALYZE jobs")
+        await con.execute(fill_queue, org, "big", 100_000)
+        (row,) = await con.fetch(*Q.job_claim.bind(org=org, queue="big", worker_id="w", limit=1, lease_secs=60.0,
+                                                   now=None))
+        lease = dict(org=org, id=row["id"], lease=row["lease_id"], worker=None, now=None, queues=["big"])
+        calls = {
+            "job_complete": Q.job_complete.bind(org=org, ids=[row["id"]], leases=[row["lease_id"]], workers=[None],
+                                                results=[None], now=None, queues=["big"]),
+            "job_fail": Q.job_fail.bind(error="x", retry=True, **lease),
+            "job_heartbeat": Q.job_heartbeat.bind(lease_secs=60.0, **lease),
+            "job_get": Q.job_get.bind(org=org, id=row["id"], queues=["big"]),
+            "job_history": Q.job_history.bind(org=org, id=row["id"], desc=False, limit=10, offset=0, queues=["big"]),
+        }
+        out = {}
+        for mode in ("auto", "force_generic_plan"):
+            for name, (text, *args) in calls.items():
+                tr = con.transaction()
+                await tr.start()
+                await con.execute(f"SET LOCAL plan_cache_mode = {mode}")
+                out[name, mode] = "\n".join(r[0] for r in await con.fetch("EXPLAIN (ANALYZE) " + text, *args))
+                await tr.rollback()
+        return out
+
+    out = await server.services.db.run(plans)
+    for (name, mode), plan in out.items():
+        assert "jobs_pk" in plan, (name, mode, plan)
+        assert "jobs_org_queue_status_idx" not in plan and "jobs_ready_idx" not in plan, (name, mode, plan)
+        assert not re.search(r"on jobs \w+ .*actual time=\S+ rows=\d{3,}", plan), (name, mode, plan)

@@ -136,10 +136,10 @@ class Subject:
                           results=['{"ok": true}'] * len(rows), now=None)
 
     def insert_args(self) -> tuple:
-        return self.bound("job_insert", org=self.org, queue="big", now=None, ids=[uuid.uuid4()], payloads=['{"n": 1}'],
-                          priorities=[0], max_retries=[None], timeouts=[None], tags=[None], idempotency_keys=[None],
-                          webhooks=[None], webhook_secrets=[None], parents=[None], scheduled_ats=[None],
-                          expires_ats=[None])
+        columns = {"priorities": [0], "payloads": ['{"n": 1}']}     # every other column: one NULL
+        return self.bound("job_insert", org=self.org, queue="big", now=None, ids=[uuid.uuid4()],
+                          **{p: columns.get(p, [None]) for p in self.q["job_insert"].params
+                             if p not in ("org", "queue", "now", "ids")})
 
     def lease_args(self, name: str, row, queues: list[str] | None = None, **values) -> tuple:
         return self.bound(name, queues, org=self.org, id=row["id"], lease=row["lease_id"], worker=None, now=None,

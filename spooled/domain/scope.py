@@ -5,10 +5,12 @@ A `Scope` is built once per request from the admitted principal and handed to ev
 queue outside the scope is treated exactly as another organization's: a 404 when addressed by id, left out of
 listings, statistics and counts. Naming such a queue in a request is a 403 (`require`).
 
-In SQL a scoped statement marks its restriction `$scope(<queue column> = ANY ($queues::text[]))` (workers:
-`queue_names <@ $queues`, every queue of the worker; workflows: no job outside `$queues`). store/sql.py compiles
-it twice: an unrestricted caller runs the statement without the restriction (so it keeps the plan it had before,
-tests/test_scope_plans.py), a restricted one runs it with the condition, which an index can serve.
+In SQL a scoped statement marks its restriction `$scope(...)`: `queue_name = ANY ($queues::text[])` where the
+statement scans (counts, the DLQ, listings: the queue indexes serve it), `ARRAY[queue_name] <@ $queues::text[]`
+where it reaches jobs by id (no index serves it, so the primary key drives), `queue_names <@ $queues` for workers
+(every queue of the worker), no job outside `$queues` for workflows. store/sql.py compiles each statement twice:
+an unrestricted caller runs it without the restriction (so it keeps the plan it had before), a restricted one
+with it (tests/test_scope_plans.py).
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ SELECT * FROM ins
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
 SELECT p.id FROM unnest($ids::uuid[]) AS p(id)
 WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id = $org
-                                        AND $scope(j.queue_name = ANY ($queues::text[])))
+                                        AND $scope(ARRAY[j.queue_name] <@ $queues::text[]))
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
@@ -82,7 +82,7 @@ WITH c AS (
 ), s AS MATERIALIZED (
     SELECT c.*, j.status AS prior_status, j.assigned_worker_id AS holder, j.completed_lease_id AS done_lease
     FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org
-                               AND $scope(j.queue_name = ANY ($queues::text[]))
+                               AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 ), u AS (
     UPDATE jobs j SET status = 'completed', result = s.result::json, completed_at = t.now,
                       completed_lease_id = j.lease_id, lease_id = NULL, lease_expires_at = NULL,
@@ -122,7 +122,7 @@ d AS (
     FROM jobs j LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name, t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
-      AND $scope(j.queue_name = ANY ($queues::text[]))
+      AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 ), e AS (
     SELECT d.*, CASE WHEN d.will_retry THEN d.dmax / 2 + random() * d.dmax / 2 END AS delay FROM d
 ), u AS (
@@ -151,7 +151,8 @@ d AS (
 )
 SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status, u.queue_name
 FROM (SELECT 1) one LEFT JOIN u ON true
-     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND $scope(s.queue_name = ANY ($queues::text[]))
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+                     AND $scope(ARRAY[s.queue_name] <@ $queues::text[])
 
 -- name: job_heartbeat
 -- Extend the lease held by $lease (or, without one, by $worker).
@@ -160,17 +161,21 @@ WITH u AS (
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
-      AND $scope(j.queue_name = ANY ($queues::text[]))
+      AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
     RETURNING j.id, j.lease_expires_at
 )
 SELECT (u.id IS NOT NULL) AS done, u.lease_expires_at, s.status AS prior_status
 FROM (SELECT 1) one LEFT JOIN u ON true
-     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org AND $scope(s.queue_name = ANY ($queues::text[]))
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+                     AND $scope(ARRAY[s.queue_name] <@ $queues::text[])
 
 -- name: job_get
 -- Every statement that reads or moves jobs by id is scoped like this one: a job outside the caller's queues
--- (a restricted key's; domain/scope.py, store/sql.py) is not there.
-SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+-- (a restricted key's; domain/scope.py, store/sql.py) is not there. By id the scope is `ARRAY[queue_name] <@`,
+-- which no index serves, so the primary key drives the lookup (as `queue_name = ANY`, a queue the statistics
+-- have not seen yet made the planner read the whole queue through jobs_org_queue_status_idx instead); the
+-- statements that scan (counts, the DLQ) use `queue_name = ANY`, which the queue indexes serve.
+SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_retry
 -- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget. Not
@@ -184,7 +189,7 @@ WITH u AS (
                           OR (spooled_dependency_state(j.id, j.dependency_mode)).state = 'met',
                       updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(j.queue_name = ANY ($queues::text[]))
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
       AND j.status IN ('failed', 'deadletter', 'cancelled')
       AND (j.dependency_mode IS NULL OR (spooled_dependency_state(j.id, j.dependency_mode)).state <> 'failed')
     RETURNING j.*, s.status AS old_status
@@ -199,7 +204,7 @@ WITH u AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(j.queue_name = ANY ($queues::text[]))
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
       AND j.status IN ('pending', 'scheduled', 'processing')
     RETURNING j.id, j.organization_id, s.status AS old_status
 ), h AS (
@@ -212,21 +217,21 @@ SELECT id FROM u
 UPDATE jobs j SET priority = $priority, updated_at = now()
 FROM jobs s
 WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND j.status IN ('pending', 'scheduled', 'processing')
-  AND $scope(j.queue_name = ANY ($queues::text[]))
+  AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 RETURNING s.priority AS old_priority, j.priority AS new_priority
 
 -- name: job_status_of
-SELECT status FROM jobs WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+SELECT status FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_statuses
 SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
-WHERE organization_id = $org AND id = ANY($ids::uuid[]) AND $scope(queue_name = ANY ($queues::text[]))
+WHERE organization_id = $org AND id = ANY($ids::uuid[]) AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_history
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
 FROM job_history WHERE job_id = $id AND organization_id = $org
   AND $scope(EXISTS (SELECT 1 FROM jobs j WHERE j.id = $id AND j.organization_id = $org
-                                          AND j.queue_name = ANY ($queues::text[])))
+                                          AND ARRAY[j.queue_name] <@ $queues::text[]))
 ORDER BY CASE WHEN $desc::bool THEN -id ELSE id END
 LIMIT $limit OFFSET $offset
 

@@ -10,10 +10,10 @@ RETURNING *
 -- name: schedule_get
 -- A schedule of a queue outside the caller's scope (domain/scope.py) is not there, here and in every
 -- statement a request reaches a schedule through.
-SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: schedule_lock
-SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 FOR UPDATE
 
 -- name: schedule_update
@@ -36,7 +36,7 @@ ORDER BY created_at, id
 LIMIT $limit OFFSET $offset
 
 -- name: schedule_delete
-DELETE FROM schedules WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+DELETE FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 RETURNING id
 
 -- name: schedule_lock_due
@@ -84,7 +84,7 @@ RETURNING id
 WITH s AS (
     UPDATE schedules SET run_count = run_count + 1, last_run_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+    WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
     RETURNING schedules.*, t.now AS fired_at
 ), r AS (
     INSERT INTO schedule_runs (id, schedule_id, organization_id, fire_time, manual, enqueue_after, started_at)
@@ -144,9 +144,9 @@ SELECT r.id, r.schedule_id, r.job_id, r.fire_time, r.manual, r.started_at,
            AS error_message,
        coalesce(r.completed_at, j.completed_at) AS completed_at
 FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.organization_id = r.organization_id
-                                        AND $scope(j.queue_name = ANY ($queues::text[]))
+                                        AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 WHERE r.schedule_id = $id AND r.organization_id = $org
   AND $scope(EXISTS (SELECT 1 FROM schedules s WHERE s.id = $id AND s.organization_id = $org
-                                                    AND s.queue_name = ANY ($queues::text[])))
+                                                    AND ARRAY[s.queue_name] <@ $queues::text[]))
 ORDER BY r.started_at DESC, r.fire_time DESC, r.id DESC
 LIMIT $limit OFFSET $offset

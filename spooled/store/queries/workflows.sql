@@ -139,11 +139,11 @@ RETURNING *
 -- jobs outside the scope are left out.
 SELECT 'dependency' AS side, p.id AS job_id, p.status, p.queue_name
 FROM job_dependencies d JOIN jobs p ON p.id = d.parent_job_id
-WHERE d.child_job_id = $id AND $scope(p.queue_name = ANY ($queues::text[]))
+WHERE d.child_job_id = $id AND $scope(ARRAY[p.queue_name] <@ $queues::text[])
 UNION ALL
 SELECT 'dependent', c.id, c.status, c.queue_name
 FROM job_dependencies d JOIN jobs c ON c.id = d.child_job_id
-WHERE d.parent_job_id = $id AND $scope(c.queue_name = ANY ($queues::text[]))
+WHERE d.parent_job_id = $id AND $scope(ARRAY[c.queue_name] <@ $queues::text[])
 ORDER BY 1, 2
 
 -- name: dependency_lock_org
@@ -155,13 +155,13 @@ SELECT pg_advisory_xact_lock(7431006, hashtext($org::uuid::text))
 -- The dependencies to add, locked (in id order) before they are read: a dependency completing meanwhile has
 -- either committed (and is read as completed) or waits for this transaction (and then sees the new edge).
 SELECT id, status, workflow_id FROM jobs
-WHERE id = ANY ($ids::uuid[]) AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+WHERE id = ANY ($ids::uuid[]) AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 ORDER BY id
 FOR UPDATE
 
 -- name: dependency_lock_job
 SELECT id, status, workflow_id FROM jobs
-WHERE id = $id AND organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 FOR UPDATE
 
 -- name: dependency_reaches
