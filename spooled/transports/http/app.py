@@ -1,53 +1,25 @@
-"""The quart-trio application: JSON in/out, auth, request ids, and the error table applied once."""
+"""The quart-trio application: its routes, request ids, URL checks, and the error table applied once.
+
+The helpers handlers share (JSON in/out, admission) are in `handlers.py`, so the routes never import this module."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import uuid
-from typing import Any, Awaitable, Callable
 
-import orjson
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from spooled.convert import parse_json, structure
 from spooled.domain import errors
-from spooled.services import admission, logs
-from spooled.services.auth import Principal
-from spooled.domain.scope import Scope
+from spooled.services import logs
 from spooled.services.container import Services
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
+from spooled.transports.http.handlers import json_response, no_content
 
 log = logging.getLogger(__name__)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(obj, default=_default), status=status, headers=headers,
-                    content_type="application/json")
-
-
-def no_content(headers: dict | None = None) -> Response:
-    response = Response(b"", status=204, headers=headers)
-    del response.headers["Content-Type"]
-    return response
-
-
-async def body() -> Any:
-    """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
-    data = await request.get_data(cache=True)
-    if not data.strip():
-        return {}
-    return parse_json(data)
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -61,61 +33,6 @@ def _check_url_text() -> None:
     for key, value in request.args.items(multi=True):
         if _BAD_TEXT.search(key) or _BAD_TEXT.search(value):
             raise errors.invalid(key if not _BAD_TEXT.search(key) else "query", "must not contain NUL characters")
-
-
-async def body_as(cls: type, **aliases: str):
-    """Body structured as `cls`; `aliases` maps accepted alternative keys to the canonical one."""
-    data = await body()
-    if isinstance(data, dict):
-        for alt, canonical in aliases.items():
-            if alt in data and canonical not in data:
-                data = {**data, canonical: data[alt]}
-    return structure(data, cls), data
-
-
-def services() -> Services:
-    from quart import current_app
-    return current_app.config["SPOOLED"]
-
-
-def principal() -> Principal:
-    return g.principal
-
-
-def scope() -> Scope:
-    """What the caller may reach (its organization, or only some queues of it): what every queue-scoped service
-    method takes (domain/scope.py)."""
-    return g.principal.scope
-
-
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-SAFE_METHODS = frozenset(("GET", "HEAD"))
-
-
-def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
-    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):
-        try:
-            g.principal, g.rate = await services().admission.admit(bearer_token(),
-                                                                   safe=request.method in SAFE_METHODS)
-        except errors.RateLimited as exc:
-            g.rate = getattr(exc, "decision", None)
-            raise
-        logs.org.set(g.principal.organization_id)
-        return await fn(*args, **kwargs)
-    return wrapper
-
-
-def require_queue(queue: str | None) -> None:
-    """403 unless the caller's key may use `queue` (keys restricted to some queues)."""
-    admission.require_queue(g.principal, queue)
 
 
 class _App(QuartTrio):

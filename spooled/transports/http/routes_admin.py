@@ -13,7 +13,7 @@ import spooled
 
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import body, body_as, json_response, no_content, services
+from spooled.transports.http.handlers import body, body_as, json_response, no_content, services
 from spooled.transports.http.pagination import int_arg
 from spooled.transports.http.routes_orgs import admin_key_ok, created_view
 

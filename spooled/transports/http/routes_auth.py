@@ -11,7 +11,8 @@ from quart import Blueprint, request
 from spooled.domain import errors, inputs
 from spooled.services.auth import ACCESS_TTL_SECS
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.handlers import (authed, authed_own_session, body_as, json_response, no_content,
+                                              principal, services)
 
 bp = Blueprint("auth", __name__)
 
@@ -94,7 +95,7 @@ async def validate():
 
 
 @bp.post("/auth/logout")
-@authed
+@authed_own_session
 async def logout():
     spec, _ = await body_as(_Logout)
     await services().auth.logout(principal(), spec.refresh_token)

@@ -22,7 +22,7 @@ from spooled.services.auth import Principal
 from spooled.services.events import RESYNC, Filter, Subscription
 from spooled.transports.http import realtime as rt
 from spooled.transports.http import views
-from spooled.transports.http.app import json_response, services
+from spooled.transports.http.handlers import json_response, services
 from spooled.transports.http.errors import for_exception
 
 log = logging.getLogger(__name__)

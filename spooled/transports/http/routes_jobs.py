@@ -10,7 +10,7 @@ from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
 from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.transports.http import views
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, require_queue, scope,
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 

@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import (authed, body_as, json_response, no_content, principal, require_queue, scope,
+from spooled.transports.http.handlers import (authed, body_as, json_response, no_content, principal, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import int_arg
 

@@ -10,7 +10,7 @@ from quart import Blueprint
 
 import spooled
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, json_response, scope, services
+from spooled.transports.http.handlers import authed, json_response, scope, services
 
 bp = Blueprint("summary", __name__)
 

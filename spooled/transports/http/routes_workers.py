@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker, WorkerHeartbeat
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, require_queue, scope,
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
 from spooled.transports.http.views import worker as worker_view
 

@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body, body_as, json_response, require_queue, scope, services
+from spooled.transports.http.handlers import authed, body, body_as, json_response, require_queue, scope, services
 from spooled.transports.http.pagination import page_args
 
 bp = Blueprint("workflows", __name__)
