@@ -15,8 +15,11 @@ machine hits them alike): per round and checkout, --cycles cycles of "claim 1, c
 prepared, on one connection; then --cycles/2 cycles of "insert 1, claim 1, heartbeat it, fail it" (job_insert,
 job_heartbeat, job_fail). A checkout whose statements are scoped (a key's queue restriction, store/sql.py) is
 also measured through the restricted texts: --cycles/2 cycles of "claim 1, heartbeat, complete" and "claim 1,
-fail" with `queues` = the job's queue. Reported: the backend's CPU per job (from /proc/<pid>/schedstat), median
-and minimum over the rounds.
+fail" with `queues` = the job's queue, and the same cycles with no restriction. Last, per checkout, a new
+connection that only ever completes one job at a time (--cycles cycles of "claim 1, complete 1"): whether
+PostgreSQL plans job_complete once or on every call depends on the first five calls of a connection, and the
+plan counts of pg_prepared_statements are printed with the figures. Reported: the backend's CPU per job (from
+/proc/<pid>/schedstat), median and minimum over the rounds.
 """
 
 from __future__ import annotations
@@ -93,11 +96,13 @@ class Subject:
 
     def __init__(self, repo: Path, con: asyncpg.Connection, org: uuid.UUID, pid: int, label: str):
         self.repo, self.con, self.org, self.pid, self.label = repo, con, org, pid, label
+        self.dsn = ""                         # the database's, for `fresh_single_completes`
+        self.fresh: tuple[float, str] | None = None
         self.q = load(repo / "spooled" / "store" / "queries")
         self.plans: dict[str, list[str]] = {}
         self.cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in SHAPES}
         self.single: dict[str, list[float]] = {name: [] for name in SINGLES}
-        self.restricted: dict[str, list[float]] = {name: [] for name in RESTRICTED}
+        self.restricted: dict[tuple[bool, str], list[float]] = {(r, n): [] for r in (False, True) for n in RESTRICTED}
         self.scoped = self.q["job_complete"].scoped is not None
 
     @classmethod
@@ -116,7 +121,9 @@ class Subject:
         await con.execute(FILL, org, "other", 20_000)
         await con.execute("ANALYZE jobs")
         await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
-        return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
+        subject = cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
+        subject.dsn = dsn_for(admin_dsn, name)
+        return subject
 
     def claim_args(self, n: int) -> tuple:
         return self.bound("job_claim", org=self.org, queue="big", worker_id="w", limit=n, lease_secs=30.0, now=None)
@@ -190,10 +197,14 @@ class Subject:
         for name in SINGLES:
             self.single[name].append(spent[name] / cycles * 1e6)
 
-    async def restricted_round(self, cycles: int) -> None:
-        """The restricted texts (queues = the job's queue): claim 1, heartbeat, complete; claim 1, fail."""
+    async def restricted_round(self, cycles: int, restricted: bool) -> None:
+        """Claim 1, heartbeat, complete; claim 1, fail: through the restricted texts (queues = the job's queue),
+        or the unrestricted ones. (PostgreSQL keeps planning a prepared statement on every call when its first
+        five custom plans were all cheaper than its generic plan, as 1-id completions are: the generic plan assumes
+        10 ids for the unnest. The unrestricted job_complete first ran with 100 ids (`explain`), the restricted one
+        with 1: `plan_counts` shows which of them went generic.)"""
         spent: dict[str, float] = {}
-        mine = ["big"]
+        mine = ["big"] if restricted else None
         for _ in range(cycles):
             (row,) = await self.con.fetch(*self.claim_args(1))
             await self.timed(spent, "heartbeat", self.lease_args("job_heartbeat", row, mine, lease_secs=30.0))
@@ -203,7 +214,30 @@ class Subject:
             failed = await self.timed(spent, "fail", self.lease_args("job_fail", row, mine, error="x", retry=False))
             assert failed[0]["done"], "the restricted fail did not fail"
         for name in RESTRICTED:
-            self.restricted[name].append(spent[name] / cycles * 1e6)
+            self.restricted[restricted, name].append(spent[name] / cycles * 1e6)
+
+
+async def plan_counts(s: Subject, name: str) -> str:
+    """How often the connection ran each text of statement `name` with a generic and with a custom plan."""
+    stmt = s.q[name]
+    rows = {r["statement"]: r for r in await s.con.fetch(
+        "SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")}
+    out = []
+    for label, text in (("unrestricted", stmt.sql), ("restricted", stmt.scoped.sql if stmt.scoped else None)):
+        if text in rows:
+            out.append(f"{label} {rows[text]['generic_plans']} generic / {rows[text]['custom_plans']} custom")
+    return ", ".join(out)
+
+
+async def fresh_single_completes(s: Subject, cycles: int) -> None:
+    """On a new connection: claim 1, complete 1, `cycles` times (no batch ever): the completion's CPU per job."""
+    con = await asyncpg.connect(s.dsn)
+    try:
+        fresh = Subject(s.repo, con, s.org, await con.fetchval("SELECT pg_backend_pid()"), s.label)
+        await fresh.round("claim1", 1, cycles)
+        s.fresh = fresh.cpu["claim1"][0][1], await plan_counts(fresh, "job_complete")
+    finally:
+        await con.close()
 
 
 def top_buffers(plan: list[str]) -> str:
@@ -238,7 +272,12 @@ async def main() -> None:
                     await s.round(label, n, a.cycles if n == 1 else max(1, a.cycles // 10))
                 await s.singles(max(1, a.cycles // 2))
                 if s.scoped:
-                    await s.restricted_round(max(1, a.cycles // 2))
+                    for restricted in ((False, True) if r % 2 == 0 else (True, False)):
+                        await s.restricted_round(max(1, a.cycles // 2), restricted)
+        for s in subjects:
+            await fresh_single_completes(s, a.cycles)
+        counts = {s.label: {n: await plan_counts(s, n) for n in ("job_complete", "job_heartbeat", "job_fail")}
+                  for s in subjects}
     finally:
         for s in subjects:
             await s.con.close()
@@ -261,9 +300,14 @@ async def main() -> None:
             v = s.single[name]
             print(f"   {name:9s} (1 job)  PG CPU: {statistics.median(v):7.1f} us (min {min(v):7.1f})")
         if s.scoped:
+            print("   claim 1, heartbeat, complete; claim 1, fail: PG CPU per statement, unrestricted -> restricted key")
             for name in RESTRICTED:
-                v = s.restricted[name]
-                print(f"   {name:9s} restricted key (1 job) PG CPU: {statistics.median(v):7.1f} us (min {min(v):7.1f})")
+                u, v = s.restricted[False, name], s.restricted[True, name]
+                print(f"   {name:9s} {statistics.median(u):7.1f} us (min {min(u):7.1f}) -> "
+                      f"{statistics.median(v):7.1f} us (min {min(v):7.1f})")
+        for name, text in counts[s.label].items():
+            print(f"   plans of {name}: {text}")
+        print(f"   new connection, 1-job completions only: complete {s.fresh[0]:7.1f} us; plans: {s.fresh[1]}")
 
 
 if __name__ == "__main__":
