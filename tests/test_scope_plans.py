@@ -158,3 +158,31 @@ async def test_by_id_the_primary_key_drives_even_for_a_queue_the_statistics_have
         assert "jobs_pk" in plan, (name, mode, plan)
         assert "jobs_org_queue_status_idx" not in plan and "jobs_ready_idx" not in plan, (name, mode, plan)
         assert not re.search(r"on jobs \w+ .*actual time=\S+ rows=\d{3,}", plan), (name, mode, plan)
+
+
+async def test_single_completions_get_the_generic_plan(api, server):
+    """A connection whose completions come one at a time plans job_complete five times, then keeps the generic
+    plan (both texts): were the arrays' length visible to a custom plan, each 1-id plan would look cheaper than
+    the generic one and PostgreSQL would plan the statement again on every call."""
+    org = uuid.UUID(api.org_id)
+    fill_queue = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, "
+                  "timeout_seconds, run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, 'solo', 'pending', "
+                  "'{}', 0, 3, 300, now(), now(), now() FROM generate_series(1, 16) g")
+
+    async def counts(con):
+        await con.execute(fill_queue, org)
+        for queues in ([], ["solo"]):
+            for _ in range(8):
+                (row,) = await con.fetch(*Q.job_claim.bind(org=org, queue="solo", worker_id="w", limit=1,
+                                                           lease_secs=60.0, now=None))
+                (done,) = await con.fetch(*Q.job_complete.bind(org=org, ids=[row["id"]], leases=[row["lease_id"]],
+                                                               workers=[None], results=[None], now=None,
+                                                               queues=queues))
+                assert done["done"]
+        rows = await con.fetch("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+        return {r["statement"]: (r["generic_plans"], r["custom_plans"]) for r in rows}
+
+    out = await server.services.db.run(counts)
+    for text in (Q.job_complete.sql, Q.job_complete.scoped.sql):
+        generic, custom = out[text]
+        assert generic >= 3 and custom <= 5, (generic, custom)

@@ -76,9 +76,14 @@ SELECT * FROM u ORDER BY priority DESC, run_at, id
 -- without a lease matches the worker recorded in the job's 'completed' history event.
 -- A job outside the caller's scope (domain/scope.py) is not in `s`, so it is NOT_FOUND, as another
 -- organization's.
-WITH c AS (
-    SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $workers::text[], $results::text[])
-                  WITH ORDINALITY AS c(id, lease, worker, result, ord)
+-- The arrays reach unnest through `a` so that no plan sees their length: a plan for one id (a custom plan,
+-- which sees the values) would look cheaper than the generic plan (which assumes 10), and a connection whose
+-- first five completions were single ones would then plan this statement again on every call (~0.4 ms of
+-- PostgreSQL CPU, more than it takes to run; scripts/bench/statement_cost.py prints the plan counts).
+WITH a AS MATERIALIZED (
+    SELECT $ids::uuid[] AS ids, $leases::uuid[] AS leases, $workers::text[] AS workers, $results::text[] AS results
+), c AS (
+    SELECT c.* FROM a, unnest(a.ids, a.leases, a.workers, a.results) WITH ORDINALITY AS c(id, lease, worker, result, ord)
 ), s AS MATERIALIZED (
     SELECT c.*, j.status AS prior_status, j.assigned_worker_id AS holder, j.completed_lease_id AS done_lease
     FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org
