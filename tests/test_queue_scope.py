@@ -13,6 +13,7 @@ import httpx
 import pytest
 from trio_websocket import ConnectionRejected
 
+from spooled.settings import Settings
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceBase, WorkerServiceBase
 from spooled.transports.http.app import create_app
 from tests.access import bearer, key_of, rpc_code, with_grpcio
@@ -543,7 +544,7 @@ NOT_QUEUE_SCOPED = {
     # no API key: health, the dashboard's static files, the operator's Prometheus metrics (SPOOLED_METRICS_TOKEN),
     # the incoming webhook receivers (a signature or the organization's webhook token; tests/test_inbound.py)
     ("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/dashboard"),
-    ("GET", "/dashboard/<path:name>"), ("GET", "/static/<path:filename>"), ("GET", "/metrics"),
+    ("GET", "/dashboard/<path:name>"), ("GET", "/metrics"),
     ("POST", "/api/v1/webhooks/<org_id>/github"), ("POST", "/api/v1/webhooks/<org_id>/stripe"),
     ("POST", "/api/v1/webhooks/<org_id>/custom"),
 }
@@ -554,7 +555,7 @@ GRPC_CASES = {"Enqueue", "EnqueueBulk", "Dequeue", "StreamJobs", "GetQueueStats"
 
 
 def routes() -> set[tuple[str, str]]:
-    app = create_app(types.SimpleNamespace(settings=types.SimpleNamespace(max_request_bytes=1)))
+    app = create_app(types.SimpleNamespace(settings=Settings(data_dir="/nonexistent")))
     return {(m, r.rule) for r in app.url_map.iter_rules() for m in r.methods - {"HEAD", "OPTIONS"}}
 
 

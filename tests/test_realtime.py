@@ -215,6 +215,11 @@ async def test_worker_events_reach_streams(api, server):
             f = await ws_frame(conn)
             assert f["type"] == "WorkerRegistered" and f["data"]["worker_id"] == "rt-worker"
             assert f["data"]["queue_name"] == "wq"
+            r = await api.post("/api/v1/workers/rt-worker/heartbeat", json={"current_jobs": 3})
+            assert r.status_code == 200, r.text
+            f = await ws_frame(conn)
+            assert f["type"] == "WorkerHeartbeat" and f["data"]["worker_id"] == "rt-worker"
+            assert (f["data"]["queue_name"], f["data"]["current_jobs"], f["data"]["status"]) == ("wq", 3, "healthy")
             assert (await api.delete("/api/v1/workers/rt-worker")).status_code == 204
             f = await ws_frame(conn)
             assert f["type"] == "WorkerDeregistered" and f["data"]["worker_id"] == "rt-worker"

@@ -47,23 +47,12 @@ WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id =
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
 
 -- name: job_claim
--- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
--- (spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its expires_at is left for
--- the reaper to cancel.
-WITH c AS (
-    SELECT id FROM spooled_ready_jobs($org, $queue, $limit, coalesce($now::timestamptz, now())) AS id
-), u AS (
-    UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
-                      lease_expires_at = t.now + make_interval(secs => $lease_secs::float8),
-                      assigned_worker_id = $worker_id, started_at = t.now, updated_at = t.now
-    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = c.id
-    RETURNING j.*
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'started', 'pending', 'processing', assigned_worker_id, started_at FROM u
-)
-SELECT * FROM u ORDER BY priority DESC, run_at, id
+-- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold, and record
+-- their history (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job
+-- past its expires_at is left for the reaper to cancel.
+SELECT * FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
+                                 $lease_secs::float8)
+ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
 -- Complete each item in one statement, each fenced by its own lease (api.md "Lease fencing"): a given lease

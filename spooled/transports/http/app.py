@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from spooled.domain import errors
 from spooled.services import logs
 from spooled.services.container import Services
+from spooled.transports.http import cors
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
 from spooled.transports.http.handlers import json_response, no_content
@@ -51,10 +52,11 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = _App("spooled")
+    app = _App("spooled", static_folder=None)   # no `/static/<path>` route: the dashboard serves its own files
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
-    app.config["BODY_TIMEOUT"] = 60
+    app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
+    app.config["RESPONSE_TIMEOUT"] = None     # long polls and streams end themselves (quart's default cuts at 60 s)
     # `/jobs/` matches `/jobs`, `/jobs//complete` is no route (404): never a 308 redirect
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
@@ -95,6 +97,8 @@ def create_app(svc: Services) -> QuartTrio:
             add("X-RateLimit-Scope", rate.scope)
         return response
 
+    cors.install(app, svc.settings.cors_origins)
+
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
         status, payload, headers = for_exception(exc)
@@ -114,6 +118,9 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
+        if status == 408:   # the body did not arrive within the body timeout
+            return json_response(error_body(408, "The request body was not received in time"), 408,
+                                 {"Connection": "close"})
         log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)
 
