@@ -55,6 +55,8 @@ class Settings:
     scheduler_interval_secs: float = 1.0
     worker_heartbeat_interval_secs: int = 10
     shutdown_grace_secs: float = 5.0
+    processes: int = 1                        # server processes sharing the ports (--processes, SPOOLED_PROCESSES)
+    listen_fds: tuple[int, int] | None = None  # (REST, gRPC) listening sockets inherited from `--processes`
     pool_min_size: int = 2
     pool_max_size: int = 16
     # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
@@ -159,8 +161,8 @@ def _positive_secs(env: dict[str, str], name: str, default: float) -> float:
 
 
 def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
-             need_secret: bool = True) -> Settings:
-    """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
+             processes: int | None = None, need_secret: bool = True) -> Settings:
+    """Settings from the environment, with command-line flags (`http`, `grpc`, `processes`) taking precedence."""
     http_host, http_port = parse_bind(http or env.get("SPOOLED_HTTP_BIND", "127.0.0.1:8080"), "--http")
     grpc_host, grpc_port = parse_bind(grpc or env.get("SPOOLED_GRPC_BIND", "127.0.0.1:50051"), "--grpc")
     data_dir = Path(env["SPOOLED_DATA_DIR"]).expanduser() if env.get("SPOOLED_DATA_DIR") else default_data_dir()
@@ -192,6 +194,9 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         max_streams_per_org=_whole(env, "SPOOLED_MAX_STREAMS_PER_ORG", _DEFAULT.max_streams_per_org),
         retention_deadletter_days=_whole(env, "SPOOLED_RETENTION_DEADLETTER_DAYS", _DEFAULT.retention_deadletter_days),
         cors_origins=cors_origins_from(env.get("SPOOLED_CORS_ORIGINS")),
+        processes=int(_number(env, "SPOOLED_PROCESSES", _DEFAULT.processes, 1, 64)) if processes is None
+        else _processes(processes),
+        listen_fds=_listen_fds(env.get("SPOOLED_LISTEN_FDS")),
     )
     log_format = env.get("SPOOLED_LOG_FORMAT", "text").strip().lower()
     if log_format not in ("text", "json"):
@@ -217,6 +222,23 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
         webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE", False), **limits,
     )
+
+
+def _processes(n: int) -> int:
+    if not 1 <= n <= 64:
+        raise ConfigError(f"--processes must be from 1 to 64, got {n}")
+    return n
+
+
+def _listen_fds(text: str | None) -> tuple[int, int] | None:
+    """SPOOLED_LISTEN_FDS="REST,gRPC": set by `--processes` for the processes it starts (not an operator setting)."""
+    if not text:
+        return None
+    try:
+        http_fd, grpc_fd = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"SPOOLED_LISTEN_FDS must be two descriptors 'REST,gRPC', got {text!r}") from None
+    return http_fd, grpc_fd
 
 
 def _number(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:

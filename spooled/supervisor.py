@@ -54,7 +54,7 @@ class Running:
 def _hypercorn_config(settings: Settings, conns: Connections) -> HypercornConfig:
     config = GuardedConfig()
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-    config.bind = [f"{host}:{settings.http_port}"]
+    config.bind = [f"{host}:{settings.http_port}"] if settings.listen_fds is None else [f"fd://{settings.listen_fds[0]}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = settings.shutdown_grace_secs
@@ -114,7 +114,13 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
             await svc.sender.aclose()
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await trio.to_thread.run_sync(svc.tracing.shutdown, abandon_on_cancel=True)
-    log.info("stopped")
+    log.info("stopped (peak RSS %.0f MiB)", peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB); logged at exit for the benchmarks."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float, int]]:
@@ -154,12 +160,13 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
             app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes,
                           observe=http_observer(svc.metrics, access_log=settings.access_log),
                           drain_secs=settings.body_timeout_secs, connections=conns)
-            with _binding("REST (--http)", settings.http_host, settings.http_port):
+            with binding("REST (--http)", settings.http_host, settings.http_port):
                 binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings, conns),
                                                  shutdown_trigger=svc.shutting_down.wait))
-            with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
-                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
+            with binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
+                grpc_address = await edge.start(partial(
+                    grpc_server.serve, svc, settings.grpc_host, settings.grpc_port, grace=settings.shutdown_grace_secs,
+                    fd=settings.listen_fds[1] if settings.listen_fds is not None else None))
             task_status.started(Running(binds[0], grpc_address, svc, conns))
             await svc.shutting_down.wait()
             svc.wakeups.close()
@@ -180,7 +187,7 @@ async def _leave(svc: Services) -> None:
 
 
 @contextlib.contextmanager
-def _binding(what: str, host: str, port: int):
+def binding(what: str, host: str, port: int):
     """A failure to listen (found inside Trio's exception groups) as one sentence naming the address."""
     try:
         yield

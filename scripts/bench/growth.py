@@ -18,6 +18,8 @@ statement (from /proc/<backend>/schedstat, robust to other load on the machine) 
 touches (EXPLAIN (ANALYZE, BUFFERS), median of 21), and of those the buffers of picking the job
 (spooled_ready_jobs: the search; the rest is the update, its index entries and the history row). Prints JSON
 lines; the last one is the summary.
+
+`--mode backlog` instead measures the claim with 10,000 and with `--backlog` (1,000,000) pending jobs in a queue.
 """
 
 from __future__ import annotations
@@ -81,9 +83,11 @@ async def sizes(db) -> dict:
     return row
 
 
-async def claim_cost(svc: Services, org: str, probe: int, tag: str) -> dict:
-    """Claim one job at a time from a queue holding `probe` pending jobs: backend CPU per claim statement, and
-    the buffers of one claim (EXPLAIN ANALYZE in a rolled-back transaction)."""
+async def claim_cost(svc: Services, org: str, probe: int, tag: str, *, claims: int | None = None,
+                     settle: bool = True) -> dict:
+    """Claim one job at a time from a queue holding `probe` pending jobs: backend CPU per claim statement (over
+    `claims` claims, default half the queue), and the buffers of one claim (EXPLAIN ANALYZE in a rolled-back
+    transaction). `settle`: then finish every job of the queue."""
     queue = f"probe-{tag}"
     for i in range(0, probe, BATCH):
         await svc.jobs.enqueue(org, queue, [inputs.JobSpec(payload={"p": j}) for j in range(min(BATCH, probe - i))])
@@ -109,7 +113,7 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str) -> dict:
                 "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT * FROM spooled_ready_jobs($1, $2, 1, now())",
                 org_id, queue)))
             await tx.rollback()
-        n = probe // 2
+        n = claims or probe // 2
         start = on_cpu_ns(pid)
         for _ in range(n):
             rows = await con.fetch(Q.job_claim.sql, *args)
@@ -118,6 +122,8 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str) -> dict:
         return {"claim_cpu_us": round(cpu, 1), "claim_buffers": statistics.median(buffers),
                 "claim_buffers_range": [min(buffers), max(buffers)], "pick_buffers": statistics.median(picks)}
     result = await svc.db.run(unit)
+    if not settle:
+        return result
     # settle the probe: complete what was claimed, claim and complete the rest
     while True:
         jobs = await svc.jobs.claim(org, inputs.Claim(queue_name=queue, worker_id="probe", limit=100))
@@ -215,6 +221,24 @@ async def run_mode(mode: str, dsn: str, args) -> dict:
                 "samples": samples}
 
 
+async def backlog_mode(dsn: str, args) -> dict:
+    """Claim cost with a 10,000-job backlog and with a `--backlog` one (default 1,000,000), in one queue each of a
+    fresh database: the same 5,000 single claims measured on each (the rest stays pending)."""
+    settings = Settings(data_dir=Path(tempfile.gettempdir()), jwt_secret="b" * 48, default_plan="enterprise")
+    async with open_database(dsn, min_size=2, max_size=8) as db:
+        await db.run(ensure_schema)
+        svc = Services.build(settings, db)
+        org = str((await svc.orgs.create(inputs.CreateOrg(name="growth backlog"))).org.id)
+        small = await claim_cost(svc, org, 10_000, "10k", claims=5000, settle=False)
+        emit({"mode": "backlog", "pending": 10_000, **small, **await sizes(db)})
+        t0 = time.monotonic()
+        big = await claim_cost(svc, org, args.backlog, "big", claims=5000, settle=False)
+        emit({"mode": "backlog", "pending": args.backlog, "fill_and_probe_s": round(time.monotonic() - t0, 1),
+              **big, **await sizes(db)})
+        return {"mode": "backlog", "pending_10k": small, f"pending_{args.backlog}": big,
+                "ratio_cpu": round(big["claim_cpu_us"] / small["claim_cpu_us"], 3)}
+
+
 async def main(args) -> dict:
     base = tempfile.mkdtemp(prefix="spooled-growth-", dir="/tmp")
     os.chmod(base, 0o755)
@@ -228,7 +252,9 @@ async def main(args) -> dict:
                 name = f"growth_{mode}"
                 async with open_database(dsn, min_size=1, max_size=1) as admin:
                     await admin.run(lambda con: con.execute(f'CREATE DATABASE "{name}"'))
-                out["modes"].append(await run_mode(mode, dsn.replace("/spooled?", f"/{name}?"), args))
+                db_dsn = dsn.replace("/spooled?", f"/{name}?")
+                out["modes"].append(await backlog_mode(db_dsn, args) if mode == "backlog"
+                                    else await run_mode(mode, db_dsn, args))
         emit({"summary": out})
         return out
     finally:
@@ -239,7 +265,8 @@ async def main(args) -> dict:
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=1_000_000)
-    p.add_argument("--mode", choices=["both", "retention", "keep"], default="both")
+    p.add_argument("--mode", choices=["both", "retention", "keep", "backlog"], default="both")
+    p.add_argument("--backlog", type=int, default=1_000_000, help="--mode backlog: the big backlog's size")
     p.add_argument("--probe", type=int, default=2000)
     p.add_argument("--autovacuum-wait", type=float, default=180.0)
     trio.run(main, p.parse_args())
