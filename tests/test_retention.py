@@ -38,6 +38,11 @@ async def history_rows(svc, ids) -> int:
     return (await sql(svc, "SELECT count(*) AS n FROM job_history WHERE job_id = ANY($1::uuid[])", list(ids)))[0]["n"]
 
 
+async def events(svc, ids) -> int:
+    """The jobs' events as GET /jobs/{id}/history reads them (history rows and what the job rows record)."""
+    return (await sql(svc, "SELECT count(*) AS n FROM job_events WHERE job_id = ANY($1::uuid[])", list(ids)))[0]["n"]
+
+
 @pytest.fixture
 async def tenant(client):
     """A free-plan organization (jobs 3 days, history 1 day) as an httpx client."""
@@ -80,6 +85,8 @@ async def test_finished_jobs_go_after_the_plans_retention_dead_letters_later_act
     finished = {ids[s] for s in ("completed", "failed", "cancelled")}
     active = {ids[s] for s in ("pending", "scheduled", "processing")}
     assert await history_rows(svc, finished) > 0
+    # completed and failed: created, started, completed / failed; cancelled: created, cancelled
+    assert await events(svc, finished) == 3 + 3 + 2
 
     r = await svc.retention.run_once(now=utc(days=2))
     assert r.deleted["jobs"] == 0 and await present(svc, ids.values()) == set(ids.values())
@@ -87,6 +94,7 @@ async def test_finished_jobs_go_after_the_plans_retention_dead_letters_later_act
     assert r.deleted["jobs"] == 3 and r.total >= 3
     assert await present(svc, ids.values()) == active | {ids["deadletter"]}
     assert await history_rows(svc, finished) == 0        # their history went with them
+    assert await events(svc, finished) == 0
     assert (await tenant.get(f"/api/v1/jobs/{ids['completed']}")).status_code == 404
     assert await present(svc, theirs.values()) == set(theirs.values())
     await svc.retention.run_once(now=utc(days=31))       # dead letters: 30 days by default
@@ -178,6 +186,7 @@ async def test_workflows_go_whole_once_finished_and_their_jobs_never_alone(serve
     assert r.deleted["workflows"] == 1 and r.deleted["jobs"] == 0
     assert (await api.get(f"/api/v1/workflows/{done}")).status_code == 404
     assert await present(svc, done_jobs) == set() and await history_rows(svc, done_jobs) == 0
+    assert await events(svc, done_jobs) == 0
     assert await present(svc, running_jobs + stopped_jobs) == set(running_jobs + stopped_jobs)
     # the cancelled workflow goes once its running job has finished
     await api.post(f"/api/v1/jobs/{held['id']}/complete", json={"lease_id": held["lease_id"]})
@@ -346,6 +355,10 @@ async def test_retention_plans_never_scan_a_grown_jobs_table(server, api):
             async with con.transaction():
                 deleted = await pinned(con, stmt, now=utc(days=1000), limit=10, **values)
                 row = await con.fetchrow("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+                # and the jobs_deleted trigger took their history by its index
+                hist = await con.fetchval(
+                    "SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'job_history'")
+                assert hist in (None, 0), (stmt.name, hist)
                 out.append((stmt.name, deleted, row["seq_scan"]))
                 # and without JIT (a plan costed by disabled scans compiled itself for a second each time)
                 assert await con.fetchval("SELECT current_setting('jit')") == "off"

@@ -160,7 +160,9 @@ def test_registry_statements_use_only_named_parameters():
         for i in range(1, len(stmt.params) + 1):
             assert f"${i}" in stmt.sql, (stmt.name, i)
     with pytest.raises(TypeError):
-        Q.job_get.args(org=1, id=2, injected="x")
+        Q.job_get.bind(org=1, id=2, queues=[], injected="x")
+    with pytest.raises(TypeError):
+        Q.job_get.bind(org=1, id=2, queues=["q"], injected="x")
 
 
 # -- the listing ---------------------------------------------------------------------------------------------

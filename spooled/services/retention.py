@@ -7,8 +7,8 @@ prune disjoint rows):
 - schedule runs older than the organization's `history_retention_days` (never a fired run still waiting for
   its job, nor one whose job is active) — first, so their jobs become prunable in the same pass;
 - finished jobs (completed, failed, cancelled) older than the plan's `job_retention_days`, dead letters older
-  than the greater of that and `deadletter_days` (30 by default), each with its history (cascade); never an
-  active job, a job a schedule run points at, or a workflow's job;
+  than the greater of that and `deadletter_days` (30 by default), each with its history (the jobs_deleted
+  trigger); never an active job, a job a schedule run points at, or a workflow's job;
 - finished workflows after the same windows (a failed one: the dead-letter window), with their jobs, once none
   of their jobs is active;
 - webhook deliveries that are done (delivered, or failed for good) and the incoming webhook log, after the

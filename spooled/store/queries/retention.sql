@@ -33,7 +33,7 @@ SELECT count(*) FROM gone
 -- name: retention_jobs
 -- Finished jobs (completed, failed, cancelled) finished longer ago than their organization's job retention,
 -- dead letters longer ago than the greater of that and `$deadletter_days`; their history goes with them
--- (ON DELETE CASCADE). Never a pending, scheduled or processing job, a job a schedule run points at, or a job
+-- (the jobs_deleted trigger). Never a pending, scheduled or processing job, a job a schedule run points at, or a job
 -- of a workflow (those go with their workflow: retention_workflows). One probe of jobs_org_finished_idx per
 -- organization and state, each stopping at `$limit`.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now),
