@@ -27,13 +27,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -41,55 +36,13 @@ import asyncpg
 
 HERE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from spooled.embedded_pg import find_bindir  # noqa: E402
 from spooled.store.sql import load  # noqa: E402
+from statement_cost import FILL, SHAPES, Cluster, cpu_secs, dsn_for, top_buffers  # noqa: E402  (the shared rig)
 
-FILL = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds, "
-        "run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, $2, 'pending', '{\"n\": 1}', (g % 5) - 2, 3, "
-        "300, now() + g * interval '1 microsecond', now(), now() FROM generate_series(1, $3) g")
-SHAPES = (("claim1", 1), ("claim100", 100))
 SINGLES = ("insert", "heartbeat", "fail")                        # per statement, one job each
 RESTRICTED = ("heartbeat", "complete", "fail")                   # through the restricted texts
-
-
-def as_postgres(cmd: list[str]) -> list[str]:
-    return ["runuser", "-u", "postgres", "--", *cmd] if os.geteuid() == 0 else cmd
-
-
-class Cluster:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="spooled-cost-pg-")
-        os.chmod(self.dir, 0o755)
-        bindir = find_bindir()
-        if bindir is None:
-            raise SystemExit("no PostgreSQL server binaries found (or pass --dsn)")
-        self.bindir = bindir
-        if os.geteuid() == 0:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.pgdata = os.path.join(self.dir, "data")
-        subprocess.run(as_postgres([str(bindir / "initdb"), "-D", self.pgdata, "-U", "postgres", "--auth=trust",
-                                    "-E", "UTF8", "--no-instructions"]), check=True, capture_output=True)
-        opts = f"-k {self.dir} -c listen_addresses='' -p 5432 -c shared_buffers=256MB -c fsync=off"
-        subprocess.run(as_postgres([str(bindir / "pg_ctl"), "start", "-D", self.pgdata, "-w", "-l",
-                                    os.path.join(self.dir, "log"), "-o", opts]), check=True, capture_output=True)
-        self.dsn = f"postgresql://postgres@/postgres?host={self.dir}&port=5432"
-
-    def stop(self) -> None:
-        subprocess.run(as_postgres([str(self.bindir / "pg_ctl"), "stop", "-D", self.pgdata, "-m", "fast"]),
-                       capture_output=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-def cpu_secs(pid: int) -> float:
-    """CPU time the backend has run, in seconds (schedstat: nanoseconds on a CPU; /proc/stat ticks are 10 ms)."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
-
-
-def dsn_for(admin_dsn: str, name: str) -> str:
-    if "?" in admin_dsn:
-        return re.sub(r"/postgres\?", f"/{name}?", admin_dsn)
-    return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
 
 class Subject:
@@ -239,11 +192,6 @@ async def fresh_single_completes(s: Subject, cycles: int) -> None:
         s.fresh = fresh.cpu["claim1"][0][1], await plan_counts(fresh, "job_complete")
     finally:
         await con.close()
-
-
-def top_buffers(plan: list[str]) -> str:
-    """The statement's own buffer line (the first `Buffers:` of the plan, under its top node)."""
-    return next((line.strip() for line in plan if line.strip().startswith("Buffers:")), "?")
 
 
 async def main() -> None:
