@@ -38,6 +38,7 @@ from spooled.transports.http import connections
 from spooled.transports.http.app import create_app
 from spooled.transports.http.connections import ConnectionLimits, Connections, GuardedConfig
 from spooled.transports.http.edge import EdgeApp, http_observer, json_protocol_errors
+from spooled.transports.http.lane import HotLane
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +158,7 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
             json_protocol_errors()
             connections.install()
             conns = _connection_limits(settings)
-            app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes,
+            app = EdgeApp(HotLane.around(create_app(svc), svc), drain_bytes=2 * settings.max_request_bytes,
                           observe=http_observer(svc.metrics, access_log=settings.access_log),
                           drain_secs=settings.body_timeout_secs, connections=conns)
             with binding("REST (--http)", settings.http_host, settings.http_port):

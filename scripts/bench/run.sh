@@ -12,10 +12,13 @@ RIG="${BENCH_RIG:-$ROOT/../shared/bench}"
 cd "$ROOT"
 . scripts/_venv.sh
 export SPOOLED_PYTHON="$ROOT/.venv/bin/python" SPOOLED_ROOT="$ROOT"
+# the official SDK's venv (tests/sdk/runner.py builds it once) for the SDK worker contestants
+SPOOLED_SDK_PYTHON="$("$SPOOLED_PYTHON" -c 'from tests.sdk.runner import sdk_python; print(sdk_python())')"
+export SPOOLED_SDK_PYTHON
 if [ ! -x /tmp/benchdeps/venv/bin/python ]; then "$RIG/install.sh"; fi
-ONLY="raw-asyncpg-batch,graphile-worker-batched,mock-spooled-rest-claim1,spooled-rest-claim1,spooled-rest-claim100"
+ONLY="raw-asyncpg-batch,pgbench-batch,graphile-worker-batched,mock-spooled-rest-claim1,mock-spooled-grpc-dequeue1,spooled-rest-claim1,spooled-rest-claim100"
 ONLY="$ONLY,spooled-rest-claim100-batchcomplete,spooled-grpc-dequeue1,spooled-grpc-process,spooled-grpc-process-hold"
-ONLY="$ONLY,spooled-grpc-stream"
+ONLY="$ONLY,spooled-grpc-stream,spooled-sdk-worker,spooled-sdk-worker-defaults"
 if [[ " $* " != *" --only "* ]]; then set -- --only "$ONLY" "$@"; fi
 if [[ " $* " != *" --reps "* ]]; then set -- --reps 1 "$@"; fi
 exec "$RIG/run.sh" --extra "$ROOT/scripts/bench/contestants.json" "$@"

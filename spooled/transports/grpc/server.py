@@ -7,6 +7,7 @@ progress get up to `grace` seconds; then the server closes (cancelling whatever 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
@@ -14,6 +15,7 @@ import trio
 import trio_asyncio
 from grpclib.health.check import ServiceStatus
 from grpclib.health.service import Health
+from grpclib.protocol import H2Protocol
 from grpclib.server import Server
 
 from spooled.services.container import Services
@@ -25,6 +27,55 @@ from spooled.transports.grpc.worker_service import WorkerService
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_SECS = 10.0
+
+
+class _CoalescedWrites:
+    """An asyncio transport whose writes within one loop iteration leave as one `send`.
+
+    grpclib writes each HTTP/2 step of a call as it happens: a unary answer is three writes (headers, data,
+    trailers), each a syscall that on loopback also runs the peer's receive path. Gathered until the loop's next
+    turn they are one; the order and the bytes are unchanged, and flow control (the real transport's buffer,
+    pause/resume) is untouched. `close` sends what is gathered first; everything else is the real transport's."""
+
+    def __init__(self, transport, loop):
+        self._transport = transport
+        self._loop = loop
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if data:
+            if not self._pending:
+                self._loop.call_soon(self._flush)
+            self._pending.append(data)
+
+    def writelines(self, chunks) -> None:
+        for data in chunks:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str):
+        return getattr(self._transport, name)
+
+
+class _Protocol(H2Protocol):
+    def connection_made(self, transport) -> None:
+        super().connection_made(_CoalescedWrites(transport, asyncio.get_running_loop()))
+
+
+class _Server(Server):
+    def _protocol_factory(self) -> H2Protocol:
+        plain = super()._protocol_factory()
+        return _Protocol(plain.handler, plain.config, plain.h2_config)
 
 
 def bind(host: str, port: int, backlog: int = 128) -> socket.socket:
@@ -65,7 +116,7 @@ async def serve(svc: Services, host: str, port: int, *, grace: float, fd: int | 
         serving = ServiceStatus()
         serving.set(True)
         queues, workers = QueueService(rpc), WorkerService(rpc)
-        server = Server([queues, workers, Health({queues: [serving], workers: [serving]})])
+        server = _Server([queues, workers, Health({queues: [serving], workers: [serving]})])
         instrument(server, svc.metrics, access_log=svc.settings.access_log)
         await server.start(sock=sock)
         return server, serving

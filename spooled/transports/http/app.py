@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from spooled.domain import errors
 from spooled.services import logs
 from spooled.services.container import Services
-from spooled.transports.http import cors
+from spooled.transports.http import cors, hot
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
 from spooled.transports.http.handlers import json_response, no_content
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")   # a client's X-Request-Id is kept only when it looks like one
 
 
 def _check_url_text() -> None:
@@ -74,8 +73,7 @@ def create_app(svc: Services) -> QuartTrio:
 
     @app.before_request
     async def _request_id():
-        given = request.headers.get("X-Request-Id")
-        g.request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = hot.request_id(request.headers.get("X-Request-Id"))
         logs.request_id.set(g.request_id)
         _check_url_text()
 
@@ -90,11 +88,8 @@ def create_app(svc: Services) -> QuartTrio:
                                     principal_.organization_id if principal_ is not None else None)
         rate = g.get("rate")
         if rate is not None:   # `add`, not `[]=`: nothing else sets these, and it skips a scan per header
-            add = headers.add
-            add("X-RateLimit-Limit", str(rate.limit))
-            add("X-RateLimit-Remaining", str(rate.remaining))
-            add("X-RateLimit-Reset", str(rate.reset))
-            add("X-RateLimit-Scope", rate.scope)
+            for name, value in hot.rate_headers(rate):
+                headers.add(name, value)
         return response
 
     cors.install(app, svc.settings.cors_origins)
@@ -109,7 +104,7 @@ def create_app(svc: Services) -> QuartTrio:
         status = exc.code or 500
         method, path = _where()
         if status == 413:   # the rest of the body is drained by the edge (edge.py) before the connection recycles
-            return json_response(error_body(413, "The request body is over the size limit"), 413)
+            return json_response(error_body(413, hot.TOO_LARGE), 413)
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
         if status == 405:
@@ -119,7 +114,7 @@ def create_app(svc: Services) -> QuartTrio:
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
         if status == 408:   # the body did not arrive within the body timeout
-            return json_response(error_body(408, "The request body was not received in time"), 408,
+            return json_response(error_body(408, hot.BODY_LATE), 408,
                                  {"Connection": "close"})
         log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)

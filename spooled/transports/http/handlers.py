@@ -6,10 +6,8 @@ Routes import these from here; `app.py` builds the application and imports the r
 from __future__ import annotations
 
 import functools
-import uuid
 from typing import Any, Awaitable, Callable
 
-import orjson
 from quart import Response, g, request
 
 from spooled.convert import parse_json, structure
@@ -18,17 +16,11 @@ from spooled.services import admission, logs
 from spooled.domain.scope import Scope
 from spooled.services.auth import Principal
 from spooled.services.container import Services
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
+from spooled.transports.http import hot
 
 
 def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(obj, default=_default), status=status, headers=headers,
-                    content_type="application/json")
+    return Response(hot.dumps(obj), status=status, headers=headers, content_type="application/json")
 
 
 def no_content(headers: dict | None = None) -> Response:
@@ -47,12 +39,15 @@ async def body() -> Any:
 
 async def body_as(cls: type, **aliases: str):
     """Body structured as `cls`; `aliases` maps accepted alternative keys to the canonical one."""
-    data = await body()
-    if isinstance(data, dict):
-        for alt, canonical in aliases.items():
-            if alt in data and canonical not in data:
-                data = {**data, canonical: data[alt]}
+    data = hot.aliased(await body(), **aliases)
     return structure(data, cls), data
+
+
+async def hot_route(run: hot.Route, job_id: str | None = None) -> Response:
+    """A hot route (hot.py: the same function the fast lane runs) served by the app."""
+    status, obj = await run(services(), principal(), await body(), hot.HotRequest(
+        job_id, request.headers.get("traceparent"), request.headers.get("tracestate")))
+    return json_response(obj, status)
 
 
 def services() -> Services:
@@ -71,9 +66,7 @@ def scope() -> Scope:
 
 
 def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    return hot.bearer(request.headers.get("Authorization"))
 
 
 SAFE_METHODS = frozenset(("GET", "HEAD"))

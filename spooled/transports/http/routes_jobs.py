@@ -2,123 +2,61 @@
 
 from __future__ import annotations
 
-import attrs
 from quart import Blueprint, request
 
-from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
-from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.transports.http import views
-from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, require_queue, scope,
-                                         services)
+from spooled.transports.http import hot
+from spooled.transports.http.handlers import (authed, body, body_as, hot_route, json_response, no_content, require_queue,
+                                              scope, services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
 STATUSES = {s.value for s in JobStatus}
 
 
-def trace() -> TraceContext | None:
-    """The request's W3C trace context (`traceparent`/`tracestate` headers; malformed ones are ignored)."""
-    return from_carrier(request.headers.get("traceparent"), request.headers.get("tracestate"))
-
-
+# The hot routes: the same functions the fast lane runs (hot.py)
 @bp.post("/jobs")
 @authed
 async def create_job():
-    spec, _ = await body_as(inputs.CreateJob, queue="queue_name")
-    require_queue(spec.queue_name)
-    (res,) = await services().jobs.enqueue(scope(), spec.queue_name, [spec], trace=trace())
-    if not res.created:
-        return json_response({"id": res.job_id, "created": False}, 200)
-    return json_response({**views.job(res.job), "created": True}, 201)
+    return await hot_route(hot.create_job)
 
 
 @bp.post("/jobs/bulk")
 @authed
 async def bulk_jobs():
-    data = await body()
-    if isinstance(data, dict) and "queue" in data and "queue_name" not in data:
-        data = {**data, "queue_name": data["queue"]}
-    if not isinstance(data, dict):
-        raise errors.ValidationFailed("The request body must be a JSON object", {"body": "must be a JSON object"})
-    jobs = data.get("jobs")
-    if not isinstance(jobs, list) or not 1 <= len(jobs) <= 100:
-        raise errors.invalid("jobs", "must be a list of 1 to 100 jobs")
-    head = structure({**data, "jobs": []}, _BulkHead)
-    require_queue(head.queue_name)
-    specs, indexes, failed = [], [], []
-    for i, item in enumerate(jobs):
-        try:
-            specs.append(structure(item, inputs.JobSpec))
-            indexes.append(i)
-        except errors.ValidationFailed as exc:
-            failed.append({"index": i, "error": exc.message, "details": exc.details})
-    succeeded = []
-    if specs:
-        results = await services().jobs.enqueue(
-            scope(), head.queue_name, specs, default_priority=head.default_priority,
-            default_max_retries=head.default_max_retries, default_timeout=head.default_timeout_seconds,
-            trace=trace())
-        succeeded = [{"index": i, "job_id": r.job_id, "created": r.created} for i, r in zip(indexes, results)]
-    return json_response({"succeeded": succeeded, "failed": failed, "total": len(jobs),
-                          "success_count": len(succeeded), "failure_count": len(failed)})
-
-
-@attrs.frozen
-class _BulkHead:
-    queue_name: str = attrs.field(validator=inputs.queue_name_field)
-    default_priority: int | None = attrs.field(default=None, validator=inputs.between(-100, 100))
-    default_max_retries: int | None = attrs.field(default=None, validator=inputs.between(0, 100))
-    default_timeout_seconds: int | None = attrs.field(default=None, validator=inputs.between(1, 86400))
+    return await hot_route(hot.bulk_jobs)
 
 
 @bp.post("/jobs/claim")
 @authed
 async def claim():
-    spec, _ = await body_as(inputs.Claim, queue="queue_name")
-    require_queue(spec.queue_name)
-    jobs = await services().jobs.claim(scope(), spec)
-    return json_response({"jobs": [views.job(j) for j in jobs]})
+    return await hot_route(hot.claim)
 
 
 @bp.post("/jobs/complete")
 @authed
 async def complete_batch():
-    spec, _ = await body_as(inputs.CompleteBatch)
-    results = await services().jobs.complete_many(scope(), spec.items())
-    return json_response({
-        "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
-        "succeeded": [r.job_id for r in results if r.success],
-        "failed": [{"job_id": r.job_id, "error": r.error} for r in results if not r.success],
-    })
+    return await hot_route(hot.complete_batch)
 
 
 @bp.post("/jobs/<job_id>/complete")
 @authed
 async def complete(job_id: str):
-    spec, _ = await body_as(inputs.Complete)
-    await services().jobs.complete(scope(), job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
-    return json_response({"success": True})
+    return await hot_route(hot.complete, job_id)
 
 
 @bp.post("/jobs/<job_id>/fail")
 @authed
 async def fail(job_id: str):
-    spec, _ = await body_as(inputs.Fail)
-    r = await services().jobs.fail(scope(), job_id, spec)
-    return json_response({"success": True, "will_retry": r.will_retry,
-                          "next_retry_delay_secs": r.next_retry_delay_secs if r.will_retry else None,
-                          "status": r.status})
+    return await hot_route(hot.fail, job_id)
 
 
 @bp.post("/jobs/<job_id>/heartbeat")
 @authed
 async def heartbeat(job_id: str):
-    spec, _ = await body_as(inputs.Heartbeat)
-    expires = await services().jobs.heartbeat(scope(), job_id, spec.lease_id, spec.lease_duration_secs,
-                                              worker_id=spec.worker_id)
-    return json_response({"success": True, "lease_expires_at": expires})
+    return await hot_route(hot.heartbeat, job_id)
 
 
 @bp.post("/jobs/<job_id>/retry")
