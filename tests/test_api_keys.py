@@ -1,6 +1,6 @@
 """API-key rules: the SDK's ApiKey fields, sk_live_ keys (old sp_ keys keep working), deactivation and expiry
 (refused at once here, within the cache period on other instances), read-only keys, and the queue restriction
-on every route and RPC that names a queue."""
+on every route and RPC that names a queue (tests/test_queue_scope.py: on every route and RPC)."""
 
 from __future__ import annotations
 
@@ -177,8 +177,7 @@ async def test_queue_restriction_everywhere_the_queue_is_named(server, client, a
                    ("POST", "/api/v1/workers/register", {"queue_names": ["allowed", "other"], "hostname": "h"}),
                    ("GET", "/api/v1/workers?queue_name=other", None),
                    ("POST", "/api/v1/jobs/dlq/retry", {"queue_name": "other"}),
-                   ("POST", "/api/v1/jobs/dlq/retry", {}),
-                   ("POST", "/api/v1/jobs/dlq/purge", {"confirm": True}),
+                   ("POST", "/api/v1/jobs/dlq/purge", {"queue_name": "other", "confirm": True}),
                    ("POST", "/api/v1/schedules", {"name": "s", "cron_expression": "0 3 * * *",
                                                   "queue_name": "other", "payload_template": {}}),
                    ("GET", "/api/v1/schedules?queue_name=other", None)]

@@ -10,6 +10,7 @@ import httpx
 import trio
 
 from spooled.domain import inputs
+from spooled.domain.scope import Scope
 from spooled.supervisor import serve
 from tests.conftest import make_settings
 from tests.helpers import claim, enqueue
@@ -45,7 +46,7 @@ async def test_many_concurrent_claimers_never_share_a_job(api, server):
     async def service_claimer(i: int):
         spec = inputs.Claim(queue_name="c", worker_id=f"s{i}", limit=7)
         while True:
-            rows = await server.services.jobs.claim(api.org_id, spec)
+            rows = await server.services.jobs.claim(Scope(api.org_id), spec)
             if not rows:
                 return
             got.extend((str(j.id), str(j.lease_id)) for j in rows)

@@ -13,11 +13,13 @@ import uuid
 import trio
 
 from spooled.domain import inputs
+from spooled.domain.scope import Scope
 from spooled.store.dashboard import COUNT_CAP, MAX_QUEUES, PLAN_SETTINGS, QUEUE_COUNT_CAP
 from spooled.store.sql import Q
 from tests.helpers import claim, enqueue
 
 PLAN_ROWS = int(os.environ.get("SPOOLED_PLAN_ROWS", "100000"))
+SOME = ["q1", "q7"]          # the queues of a restricted key
 
 
 async def test_summary_end_to_end(api, other_api):
@@ -59,17 +61,17 @@ async def test_many_pollers_cost_one_query_set_per_ttl(api, server):
     got = []
 
     async def poll():
-        got.append(await dash.summary(api.org_id, now=1000.0))
+        got.append(await dash.summary(Scope(api.org_id), now=1000.0))
 
     before = dash.computed
     async with trio.open_nursery() as n:
         for _ in range(25):
             n.start_soon(poll)
     assert dash.computed == before + 1 and len(got) == 25 and all(g is got[0] for g in got)
-    await jobs.enqueue(api.org_id, "p", [inputs.JobSpec(payload={})])
-    assert (await dash.summary(api.org_id, now=1000.9)).jobs.pending == 1        # cached within the ttl
+    await jobs.enqueue(Scope(api.org_id), "p", [inputs.JobSpec(payload={})])
+    assert (await dash.summary(Scope(api.org_id), now=1000.9)).jobs.pending == 1        # cached within the ttl
     assert dash.computed == before + 1
-    fresh = await dash.summary(api.org_id, now=1001.0)                            # expired: read again
+    fresh = await dash.summary(Scope(api.org_id), now=1001.0)                            # expired: read again
     assert fresh.jobs.pending == 2 and dash.computed == before + 2
 
 
@@ -93,7 +95,8 @@ FROM generate_series(1, $2) g,
 
 async def test_plan_on_a_large_jobs_table(api, other_api, server):
     """5% pending, 3% dead-lettered, 87% completed over the last two days, in 20 queues; another organization
-    with a few rows. Every count must walk an index and stop at its cap."""
+    with a few rows. Every count must walk an index and stop at its cap, for the organization and for a key
+    restricted to two of its queues."""
     org = uuid.UUID(api.org_id)
 
     async def plans(con):
@@ -103,14 +106,17 @@ async def test_plan_on_a_large_jobs_table(api, other_api, server):
         await con.execute(FILL, uuid.UUID(other_api.org_id), 1000)
         await con.execute("VACUUM ANALYZE jobs")
         out = {}
-        for name, args in (("dashboard_jobs", dict(org=org, now=None, cap=COUNT_CAP)),
-                           ("dashboard_queues", dict(org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP,
-                                                     queues=MAX_QUEUES))):
-            st = getattr(Q, name)
+        for name, key, args in (
+                ("dashboard_jobs", "jobs", dict(org=org, now=None, cap=COUNT_CAP)),
+                ("dashboard_jobs_in_queues", "jobs in queues", dict(org=org, now=None, cap=COUNT_CAP, queues=SOME)),
+                ("dashboard_queues", "queues", dict(org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP,
+                                                    max_queues=MAX_QUEUES, queues=[])),
+                ("dashboard_queues", "queues in queues", dict(org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP,
+                                                              max_queues=MAX_QUEUES, queues=SOME))):
+            sql, *values = getattr(Q, name).bind(**args)
             async with con.transaction():
                 await con.execute("; ".join(PLAN_SETTINGS))      # as the store runs them
-                out[name] = "\n".join(r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + st.sql,
-                                                                     *st.args(**args)))
+                out[key] = "\n".join(r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *values))
         return out
 
     out = await server.services.db.run(plans)
@@ -121,12 +127,21 @@ async def test_plan_on_a_large_jobs_table(api, other_api, server):
         assert scans, plan
         for index, rows, loops in scans:
             assert int(rows) <= COUNT_CAP, (index, rows)
-    jobs_plan = out["dashboard_jobs"]
+    jobs_plan = out["jobs"]
     assert jobs_plan.count("jobs_org_finished_idx") >= 5 and "jobs_org_created_idx" in jobs_plan
-    summary = await server.services.dashboard.summary(api.org_id)
+    # restricted: the states counted in the queues' own index ranges, the windows as the organization's
+    restricted = out["jobs in queues"]
+    assert len(re.findall(r"Index Cond: .*queue_name = ANY", restricted)) >= 3      # total, pending, deadletter
+    assert restricted.count("jobs_org_finished_idx") >= 5 and "jobs_org_created_idx" in restricted
+    summary = await server.services.dashboard.summary(Scope(api.org_id))
     capped = min(COUNT_CAP, PLAN_ROWS * 5 // 100)
     assert summary.jobs.total == min(COUNT_CAP, PLAN_ROWS) and summary.jobs.pending == capped
     # pending rows (g % 100 < 5) fall in queues q0..q4 only
     per_queue = {q.name: q.pending for q in summary.queues}
     assert len(per_queue) == 20 and sum(per_queue.values()) == 5 * min(QUEUE_COUNT_CAP, PLAN_ROWS // 100)
     assert all(per_queue[f"q{i}"] == 0 for i in range(5, 20))
+    some = await server.services.dashboard.summary(Scope(api.org_id, tuple(SOME)))
+    # 2 of 20 queues: 10,000 of the 100,000 (at the cap); pending only in q1 (g % 100 == 1)
+    assert some.jobs.total == min(COUNT_CAP, PLAN_ROWS // 10) and some.jobs.pending == PLAN_ROWS // 100
+    assert [q.name for q in some.queues] == SOME and some.queues[0].pending == min(QUEUE_COUNT_CAP, PLAN_ROWS // 100)
+    assert 0 < some.jobs.completed_24h < summary.jobs.completed_24h

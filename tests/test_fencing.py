@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from spooled.domain import errors
+from spooled.domain.scope import Scope
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
 from tests.helpers import claim, enqueue, job, utc
@@ -71,7 +72,7 @@ async def test_grouped_single_completions_stale_and_current(api, server):
 
         async def complete(name, job_id, lease, result):
             try:
-                await jobs.complete(api.org_id, job_id, lease, result)
+                await jobs.complete(Scope(api.org_id), job_id, lease, result)
                 outcome[name] = "ok"
             except errors.DomainError as exc:
                 outcome[name] = type(exc).__name__

@@ -163,7 +163,7 @@ def test_every_named_statement_prepares(dsn):
     async def prepare_all():
         con = await asyncpg.connect(dsn)
         try:
-            for stmt in Q.all():
+            for stmt in Q.all() + [s.scoped for s in Q.all() if s.scoped]:    # both texts of scoped ones
                 try:
                     await con.prepare(stmt.sql)
                 except asyncpg.PostgresError as exc:

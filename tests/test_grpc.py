@@ -21,6 +21,7 @@ from grpclib.health.v1.health_grpc import HealthStub
 from trio_asyncio import aio_as_trio
 
 from spooled.domain.inputs import Claim, JobSpec
+from spooled.domain.scope import Scope
 from spooled.transports.grpc.delivery import send_or_release
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub, WorkerServiceStub
 from tests.grpcio_gen import spooled_pb2 as pb
@@ -505,7 +506,7 @@ async def test_shutdown_ends_open_streams_without_stranding_leases(api, server, 
 
             server.services.shutting_down.set()
             # enqueued after shutdown began: neither stream may lease it
-            (late,) = await server.services.jobs.enqueue(api.org_id, "sd", [JobSpec(payload={"late": True})])
+            (late,) = await server.services.jobs.enqueue(Scope(api.org_id), "sd", [JobSpec(payload={"late": True})])
             assert await aio_as_trio(stream.recv_message)() is None      # the streams end, no hang,
             await aio_as_trio(stream.recv_trailing_metadata)()          # with status OK (raises otherwise)
             assert await aio_as_trio(process.recv_message)() is None
@@ -525,7 +526,7 @@ async def test_leased_jobs_that_cannot_be_sent_go_back_to_pending(api, server):
     with trio.fail_after(30):
         svc = server.services
         ids = {(await enqueue(api, "rel", {"i": i}))["id"] for i in range(2)}
-        leased = await svc.jobs.claim(api.org_id, Claim(queue_name="rel", worker_id="w", limit=2))
+        leased = await svc.jobs.claim(Scope(api.org_id), Claim(queue_name="rel", worker_id="w", limit=2))
         assert {str(j.id) for j in leased} == ids
         sent = [0]
 
@@ -533,14 +534,14 @@ async def test_leased_jobs_that_cannot_be_sent_go_back_to_pending(api, server):
             sent[0] = 1                      # the first went out, then the peer stopped reading
             await trio.sleep_forever()
         with trio.move_on_after(0.2):
-            await send_or_release(svc.jobs, api.org_id, leased, stuck_after_one, sent)
+            await send_or_release(svc.jobs, Scope(api.org_id), leased, stuck_after_one, sent)
         first, second = (await job(api, str(leased[0].id))), (await job(api, str(leased[1].id)))
         assert first["status"] == "processing" and first["lease_id"] == str(leased[0].lease_id)
         assert (second["status"], second["retry_count"], second["lease_id"]) == ("pending", 0, None)
         history = (await api.get(f"/api/v1/jobs/{second['id']}/history")).json()
         assert history[-1]["event_type"] == "released"
         # fenced by the lease: releasing the delivered job with a stale lease changes nothing
-        assert await svc.jobs.release_unsent(api.org_id, [(first["id"], str(leased[1].lease_id))]) == 0
+        assert await svc.jobs.release_unsent(Scope(api.org_id), [(first["id"], str(leased[1].lease_id))]) == 0
         assert (await job(api, first["id"]))["status"] == "processing"
 
 
@@ -548,7 +549,7 @@ async def test_a_cancelled_wait_leases_nothing(api, server):
     with trio.fail_after(30):
         svc = server.services
         with trio.move_on_after(0.2):
-            await svc.jobs.claim(api.org_id, Claim(queue_name="cw", worker_id="w"), deadline=math.inf)
+            await svc.jobs.claim(Scope(api.org_id), Claim(queue_name="cw", worker_id="w"), deadline=math.inf)
             raise AssertionError("nothing to claim: the wait should have been cancelled")
         assert svc.wakeups.waiter_count(api.org_id, "cw") == 0
         created = await enqueue(api, "cw")

@@ -10,6 +10,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
+from spooled.domain.scope import Scope
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.grpcio_gen import spooled_pb2_grpc
@@ -60,7 +61,7 @@ async def test_every_way_out_of_processing_clears_the_lease(api, server):
         assert lease_fields(await job(api, dead["id"])) == RELEASED
         # lease expiry (the reaper)
         c = await leased(api, "lf-exp")
-        await svc.jobs.heartbeat(api.org_id, c["id"], c["lease_id"], 5)
+        await svc.jobs.heartbeat(Scope(api.org_id), c["id"], c["lease_id"], 5)
         assert (await svc.maintenance.run_once(now=utc(seconds=6))).released == 1
         j = await job(api, c["id"])
         assert j["status"] == "pending" and j["last_error"] == "lease expired" and lease_fields(j) == RELEASED
@@ -84,7 +85,7 @@ async def test_every_way_out_of_processing_clears_the_lease(api, server):
         assert r.status_code == 200 and r.json()["status"] == "pending" and lease_fields(r.json()) == RELEASED
         # release of a leased job that could not be sent
         c = await leased(api, "lf-rel")
-        assert await svc.jobs.release_unsent(api.org_id, [(c["id"], c["lease_id"])]) == 1
+        assert await svc.jobs.release_unsent(Scope(api.org_id), [(c["id"], c["lease_id"])]) == 1
         assert lease_fields(await job(api, c["id"])) == RELEASED
         # the database refuses any leftover
         with pytest.raises(errors.Conflict) as refused:
@@ -149,7 +150,7 @@ async def test_a_stale_worker_never_finishes_a_released_job(api, server):
     with one, the lease does (a stale lease of the same worker fails)."""
     with trio.fail_after(30):
         c1 = await leased(api, "st", worker="w1")
-        await server.services.jobs.heartbeat(api.org_id, c1["id"], c1["lease_id"], 5)
+        await server.services.jobs.heartbeat(Scope(api.org_id), c1["id"], c1["lease_id"], 5)
         await server.services.maintenance.run_once(now=utc(seconds=6))
         (c2,) = await claim(api, "st", worker="w2")
         assert c2["id"] == c1["id"]
@@ -159,7 +160,7 @@ async def test_a_stale_worker_never_finishes_a_released_job(api, server):
                 r = await api.post(f"/api/v1/jobs/{c1['id']}/{path}", json={**body, **extra})
                 assert r.status_code == 409 and r.json()["code"] == "LEASE_EXPIRED", (body, path)
         # re-leased to the same worker id: its old lease is still refused, the worker alone is the holder
-        await server.services.jobs.heartbeat(api.org_id, c2["id"], c2["lease_id"], 5)
+        await server.services.jobs.heartbeat(Scope(api.org_id), c2["id"], c2["lease_id"], 5)
         await server.services.maintenance.run_once(now=utc(seconds=6))
         (c3,) = await claim(api, "st", worker="w1")
         assert c3["id"] == c1["id"] and c3["lease_id"] not in (c1["lease_id"], c2["lease_id"])

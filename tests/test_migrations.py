@@ -148,8 +148,9 @@ async def test_a_migration_that_landed_late_applies_after_the_higher_ones(aio_lo
         # one job completes, the other fails: each keeps exactly one `started` (its history row), by old-worker
         from spooled.store.sql import Q
         first, second = held
-        done = await trio_asyncio.aio_as_trio(a.fetch)(Q.job_complete.sql, *Q.job_complete.args(
-            org=org, ids=[first["id"]], leases=[first["lease_id"]], workers=[None], results=[None], now=None))
+        done = await trio_asyncio.aio_as_trio(a.fetch)(*Q.job_complete.bind(
+            org=org, ids=[first["id"]], leases=[first["lease_id"]], workers=[None], results=[None], now=None,
+            queues=[]))
         assert [r["done"] for r in done] == [True]
         await run(a, "UPDATE jobs SET status = 'failed', lease_id = NULL, lease_expires_at = NULL, "
                      "assigned_worker_id = NULL, completed_at = now() WHERE id = $1", second["id"])

@@ -155,3 +155,30 @@ async def test_a_plan_without_limits_costs_no_statement(server, api):
     usage = (await api.get("/api/v1/organizations/usage")).json()
     assert usage["usage"]["jobs_today"] == {"current": 7, "limit": None, "percentage": None, "is_disabled": False}
     assert usage["usage"]["active_jobs"]["current"] == 7 and usage["warnings"] == []
+
+
+async def test_schedules(server, client):
+    async with await tenant(client, max_schedules=1) as api:
+        spec = {"name": "nightly", "cron_expression": "0 3 * * *", "queue_name": "q", "payload_template": {}}
+        first = await api.post("/api/v1/schedules", json=spec)
+        assert first.status_code == 201, first.text
+        quota_refusal(await api.post("/api/v1/schedules", json={**spec, "name": "second"}), "schedules", 1, 1)
+        assert [s["name"] for s in (await api.get("/api/v1/schedules")).json()] == ["nightly"]   # nothing stored
+        usage = (await api.get("/api/v1/organizations/usage")).json()
+        assert usage["usage"]["schedules"]["current"] == 1 and usage["usage"]["schedules"]["limit"] == 1
+        # a deleted schedule frees its place
+        assert (await api.delete(f"/api/v1/schedules/{first.json()['id']}")).status_code == 204
+        assert (await api.post("/api/v1/schedules", json={**spec, "name": "second"})).status_code == 201
+
+
+async def test_webhooks(server, client):
+    async with await tenant(client, max_webhooks=1) as api:
+        hook = {"name": "hook", "url": "https://example.com/hook", "events": ["job.completed"]}
+        first = await api.post("/api/v1/webhooks", json=hook)
+        assert first.status_code == 201, first.text
+        quota_refusal(await api.post("/api/v1/outgoing-webhooks", json={**hook, "name": "second"}), "webhooks", 1, 1)
+        assert [w["name"] for w in (await api.get("/api/v1/webhooks")).json()] == ["hook"]    # nothing stored
+        usage = (await api.get("/api/v1/organizations/usage")).json()
+        assert usage["usage"]["webhooks"]["current"] == 1 and usage["usage"]["webhooks"]["limit"] == 1
+        assert (await api.delete(f"/api/v1/webhooks/{first.json()['id']}")).status_code == 204
+        assert (await api.post("/api/v1/webhooks", json={**hook, "name": "second"})).status_code == 201

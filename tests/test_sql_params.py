@@ -50,6 +50,10 @@ class Module:
                 for target in node.targets:
                     if isinstance(target, ast.Name):
                         self.bound.setdefault(target.id, []).append(node.value)
+                    elif isinstance(target, ast.Tuple) and isinstance(node.value, ast.Call) and \
+                            isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "bind" and \
+                            target.elts and isinstance(target.elts[0], ast.Name):   # sql, *args = Q.x.bind(...)
+                        self.bound.setdefault(target.elts[0].id, []).append(node.value)
                     elif isinstance(target, ast.Tuple):       # a, b = x, y (else: unknown, so not static)
                         values = node.value.elts if isinstance(node.value, ast.Tuple) and \
                             len(node.value.elts) == len(target.elts) else [None] * len(target.elts)
@@ -60,7 +64,16 @@ class Module:
                     ast.unparse(node.annotation) == "Statement":
                 self.statements.add(node.arg)
 
+    def bind_call(self, e: ast.AST) -> bool:
+        """`<statement>.bind(...)`: (the registry's text, *values), the text chosen by the caller's scope
+        (store/sql.py)."""
+        return isinstance(e, ast.Call) and isinstance(e.func, ast.Attribute) and e.func.attr == "bind" and \
+            (ast.unparse(e.func.value).startswith("Q.") or
+             isinstance(e.func.value, ast.Name) and e.func.value.id in self.statements)
+
     def static(self, e: ast.AST, seen: frozenset = frozenset()) -> bool:
+        if isinstance(e, ast.Starred):                      # f(*Q.x.bind(...)) or f(*name): the text comes first
+            return self.static(e.value, seen)
         if isinstance(e, ast.Constant):
             return isinstance(e.value, str)
         text = ast.unparse(e)
@@ -73,6 +86,8 @@ class Module:
                 return False
             return all(self.static(v, seen | {e.id}) for v in self.bound[e.id])
         if isinstance(e, ast.Call):
+            if self.bind_call(e):
+                return True
             if ast.unparse(e.func) == "getattr" and e.args and ast.unparse(e.args[0]) == "Q":
                 return True                                 # a statement of the registry, chosen by name
             if isinstance(e.func, ast.Attribute) and e.func.attr == "join" and isinstance(e.func.value,
@@ -145,7 +160,9 @@ def test_registry_statements_use_only_named_parameters():
         for i in range(1, len(stmt.params) + 1):
             assert f"${i}" in stmt.sql, (stmt.name, i)
     with pytest.raises(TypeError):
-        Q.job_get.args(org=1, id=2, injected="x")
+        Q.job_get.bind(org=1, id=2, queues=[], injected="x")
+    with pytest.raises(TypeError):
+        Q.job_get.bind(org=1, id=2, queues=["q"], injected="x")
 
 
 # -- the listing ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import trio
 
 from spooled.domain.inputs import WorkerHeartbeat
+from spooled.domain.scope import Scope
 from tests.helpers import claim, enqueue, job
 
 LIST_FIELDS = {"id", "queue_name", "hostname", "status", "current_jobs", "max_concurrency", "last_heartbeat",
@@ -148,7 +149,7 @@ async def test_expirer_with_an_explicit_clock(api, server):
         assert [c["id"] for c in await claim(api, "q", worker="old")] == [j["id"]]
         fj = await enqueue(api, "q")
         assert [c["id"] for c in await claim(api, "q", worker="fresh")] == [fj["id"]]
-        await workers.heartbeat(api.org_id, "fresh", WorkerHeartbeat(current_jobs=1), now=t0 + dt.timedelta(seconds=25))
+        await workers.heartbeat(Scope(api.org_id), "fresh", WorkerHeartbeat(current_jobs=1), now=t0 + dt.timedelta(seconds=25))
 
         # less than 3 intervals (3 x 10 s) of silence: nobody expires
         assert (await workers.expire(now=t0 + dt.timedelta(seconds=29))).workers == 0

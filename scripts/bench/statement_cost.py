@@ -86,6 +86,14 @@ def dsn_for(admin_dsn: str, name: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
 
+def unrestricted_args(stmt, **values) -> list:
+    """The arguments of `stmt` for a caller without a queue restriction; a checkout whose statements are scoped
+    (store/sql.py) runs the same text (`stmt.sql`) then (scripts/bench/scope_cost.py measures both texts)."""
+    if getattr(stmt, "scoped", None) is not None:
+        return list(stmt.bind(queues=[], **values)[1:])
+    return stmt.args(**values)
+
+
 class Subject:
     """One checkout's database, statements and connection."""
 
@@ -121,9 +129,9 @@ class Subject:
                                         now=None)
 
     def complete_args(self, rows) -> list:
-        return self.q["job_complete"].args(org=self.org, ids=[r["id"] for r in rows],
-                                           leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
-                                           results=['{"ok": true}'] * len(rows), now=None)
+        return unrestricted_args(self.q["job_complete"], org=self.org, ids=[r["id"] for r in rows],
+                                 leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
+                                 results=['{"ok": true}'] * len(rows), now=None)
 
     def insert_args(self, n: int) -> list:
         """job_insert of n plain jobs into the lifecycle queue (whatever parameters this checkout's statement has)."""

@@ -25,6 +25,7 @@ import attrs
 
 from spooled.convert import structure
 from spooled.domain import inputs
+from spooled.domain.scope import Scope
 from spooled.domain.states import JobStatus
 
 MAX_DLQ_BATCH = 1000            # one statement per batch (the REST route's own limit)
@@ -135,6 +136,11 @@ async def _org(svc, args) -> str:
     return str((await svc.admin.find(args.org)).id)
 
 
+async def _whole(svc, args) -> Scope:
+    """All of that organization (the operator is not restricted to some queues)."""
+    return Scope(await _org(svc, args))
+
+
 # -- status ---------------------------------------------------------------------------------------------------
 async def status(svc, args) -> Output:
     org = await _org(svc, args) if args.org else None
@@ -158,7 +164,7 @@ async def status(svc, args) -> Output:
     if org is None:
         data["workers"] = dict(snap.workers)
     else:
-        data["workers"] = [_views().worker(w) for w in await svc.workers.list(org)]
+        data["workers"] = [_views().worker(w) for w in await svc.workers.list(Scope(org))]
     parts = [f"Queues ({'live jobs' if queues else 'no live jobs'}, counted {data['counted_at']}):"]
     if queues:
         parts.append(table(["ORG", "QUEUE", *(s.upper() for s in states)],
@@ -201,7 +207,7 @@ async def orgs_list(svc, args) -> Output:
 
 # -- jobs -----------------------------------------------------------------------------------------------------
 async def jobs_list(svc, args) -> Output:
-    org = await _org(svc, args)
+    org = await _whole(svc, args)
     statuses = [s.strip() for s in args.status.split(",") if s.strip()] if args.status else None
     known = {s.value for s in JobStatus}
     bad = [s for s in statuses or () if s not in known]
@@ -233,7 +239,7 @@ def _job_text(j, history=None) -> str:
 
 
 async def jobs_get(svc, args) -> Output:
-    org = await _org(svc, args)
+    org = await _whole(svc, args)
     j = await svc.jobs.get(org, args.job_id)
     history = await svc.jobs.history(org, args.job_id, limit=100)
     views = _views()
@@ -241,12 +247,12 @@ async def jobs_get(svc, args) -> Output:
 
 
 async def jobs_retry(svc, args) -> Output:
-    j = await svc.jobs.retry(await _org(svc, args), args.job_id)
+    j = await svc.jobs.retry(await _whole(svc, args), args.job_id)
     return Output(_views().job(j), f"job {j.id} is {j.status} again")
 
 
 async def jobs_cancel(svc, args) -> Output:
-    await svc.jobs.cancel(await _org(svc, args), args.job_id)
+    await svc.jobs.cancel(await _whole(svc, args), args.job_id)
     return Output({"id": args.job_id, "status": "cancelled"}, f"job {args.job_id} cancelled")
 
 
@@ -267,7 +273,7 @@ async def queues_resume(svc, args) -> Output:
 async def dlq_retry(svc, args, *, progress=None) -> Output:
     """Retry up to --limit dead letters (default: as many as there are when it starts, so jobs that die again
     meanwhile are not retried in a loop), --batch per statement, with a progress line on stderr per batch."""
-    org = await _org(svc, args)
+    org = await _whole(svc, args)
     batch = args.batch
     if not 1 <= batch <= MAX_DLQ_BATCH:
         from spooled.domain import errors

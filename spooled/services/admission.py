@@ -3,8 +3,9 @@
     credential -> principal (org, key, queue restriction, read-only, plan limits)     services/auth.py
                -> key rules (read-only keys: safe methods only)
                -> rate limit (per organization, and per key with its own limit)        services/ratelimit.py
-               -> handler (which checks `require_queue` where the request names a queue; quotas are
-                  checked by the services that create things, services/quotas.py)
+               -> handler (which checks `require_queue` where the request names a queue, and hands the
+                  principal's `scope` to the services, which keep other queues' data out of sight,
+                  domain/scope.py; quotas are checked by the services that create things, services/quotas.py)
 
 Errors are domain errors, mapped by each transport's one table: Unauthorized (401 / UNAUTHENTICATED),
 Forbidden (403 / PERMISSION_DENIED), Throttled (429 RATE_LIMIT_EXCEEDED + Retry-After / RESOURCE_EXHAUSTED +
@@ -37,13 +38,7 @@ FORGET_SECS = 300.0        # ... and is deleted after this long
 def require_queue(principal: Principal, queue: str | None) -> None:
     """`Forbidden` unless the caller's key may use `queue` (a key restricted to some queues)."""
     if queue is not None and not principal.allows(queue):
-        raise errors.Forbidden(f"This API key may not use queue {queue}")
-
-
-def require_unrestricted(principal: Principal, what: str) -> None:
-    """`Forbidden` for a queue-restricted key on an operation that would span every queue."""
-    if principal.queues:
-        raise errors.Forbidden(f"This API key is restricted to some queues: name one in {what}")
+        principal.scope.require(queue)
 
 
 @attrs.frozen

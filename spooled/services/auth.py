@@ -26,6 +26,7 @@ from spooled.domain import errors
 from spooled.domain.ids import try_id
 from spooled.domain.models import KeyGrant
 from spooled.domain.plans import Limits
+from spooled.domain.scope import Scope
 from spooled.services.quotas import Quotas
 from spooled.store.keys import KeyStore
 
@@ -80,6 +81,11 @@ class Principal:
     def allows(self, queue: str) -> bool:
         """Whether this key may use `queue` (an unrestricted key may use any)."""
         return not self.queues or queue in self.queues
+
+    @property
+    def scope(self) -> Scope:
+        """What the key may reach: the organization, or only its `queues` (domain/scope.py)."""
+        return Scope(self.organization_id, self.queues)
 
 
 class Authenticator:

@@ -117,7 +117,7 @@ class Services:
             maintenance=Maintenance(MaintenanceStore(db)),
             workers=Workers(WorkerStore(db), quotas=quotas,
                             heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
-            schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
+            schedules=Schedules(ScheduleStore(db), jobs, quotas=quotas, max_payload_bytes=settings.max_payload_bytes),
             dashboard=Dashboard(DashboardStore(db)), streams=streams,
             retention=Retention(RetentionStore(db), operator=settings.plan_limits,
                                 deadletter_days=settings.retention_deadletter_days),

@@ -2,7 +2,7 @@
 
 Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`) would each pay a
 crossing into asyncio and a commit. Here the first caller becomes the flusher: it takes what is queued (its own
-item and others'), runs one `job_complete` statement per organization for up to `max_batch` items, hands each
+item and others'), runs one `job_complete` statement per scope (organization and queue restriction) for up to `max_batch` items, hands each
 waiter its result, and repeats until its own item is done; then, if items remain, it hands the flushing over to
 the oldest waiter. Nothing waits for a timer: an idle server flushes a lone completion at once.
 """
@@ -10,7 +10,7 @@ the oldest waiter. Nothing waits for a timer: an idle server flushes a lone comp
 from __future__ import annotations
 
 import collections
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Hashable
 
 import trio
 
@@ -18,10 +18,10 @@ Item = tuple[str, Any, Any, Any]     # (job_id, lease_id, worker_id, result)
 
 
 class _Entry:
-    __slots__ = ("org", "item", "woken", "finished", "lead", "result", "error")
+    __slots__ = ("scope", "item", "woken", "finished", "lead", "result", "error")
 
-    def __init__(self, org: str, item: Item) -> None:
-        self.org, self.item = org, item
+    def __init__(self, scope: Hashable, item: Item) -> None:
+        self.scope, self.item = scope, item
         self.woken = trio.Event()      # finished, or asked to flush next
         self.finished = False
         self.lead = False
@@ -34,15 +34,15 @@ class _Entry:
 
 
 class CompletionGrouper:
-    def __init__(self, flush: Callable[[str, list[Item]], Awaitable[list[Any]]], *, max_batch: int = 100):
+    def __init__(self, flush: Callable[[Any, list[Item]], Awaitable[list[Any]]], *, max_batch: int = 100):
         self._flush = flush
         self._max = max_batch
         self._queue: collections.deque[_Entry] = collections.deque()
         self._flushing = False
 
-    async def complete(self, org: str, item: Item) -> Any:
+    async def complete(self, scope: Hashable, item: Item) -> Any:
         """The result `flush` gave for this item (its error is raised here)."""
-        entry = _Entry(org, item)
+        entry = _Entry(scope, item)
         self._queue.append(entry)
         if self._flushing:
             try:
@@ -66,13 +66,13 @@ class CompletionGrouper:
         try:
             while not own.finished:
                 batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
-                by_org: dict[str, list[_Entry]] = {}
+                by_scope: dict[Hashable, list[_Entry]] = {}
                 for e in batch:
-                    by_org.setdefault(e.org, []).append(e)
-                for org, entries in by_org.items():
+                    by_scope.setdefault(e.scope, []).append(e)
+                for scope, entries in by_scope.items():
                     try:
                         with trio.CancelScope(shield=True):   # a flush, once started, reports to everyone
-                            results = await self._flush(org, [e.item for e in entries])
+                            results = await self._flush(scope, [e.item for e in entries])
                     except Exception as exc:
                         for e in entries:
                             e.finish(error=exc)

@@ -23,6 +23,7 @@ from spooled.convert import structure
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id, try_id
 from spooled.domain.models import InboundDelivery
+from spooled.domain.scope import Scope
 from spooled.services.jobs import Jobs
 from spooled.store.webhooks import InboundSettings, WebhookStore
 
@@ -64,7 +65,7 @@ class Inbound:
     async def _enqueue(self, org: uuid.UUID, provider: str, event_type: str, queue: str, payload,
                        key: str | None, priority: int | None = None) -> Received:
         spec = inputs.JobSpec(payload=payload, idempotency_key=key, priority=priority)
-        (res,) = await self._jobs.enqueue(str(org), queue, [spec])
+        (res,) = await self._jobs.enqueue(Scope(str(org)), queue, [spec])    # a receiver is the organization's
         status = "created" if res.created else "duplicate"
         await self._store.record_inbound(org, provider, event_type, queue, uuid.UUID(res.job_id), status)
         return Received(res.job_id, queue, status)

@@ -1,4 +1,7 @@
-"""Jobs: the only writer of job state transitions (each one SQL statement guarded by the current state)."""
+"""Jobs: the only writer of job state transitions (each one SQL statement guarded by the current state).
+
+Every method takes the caller's `Scope` (domain/scope.py): a job of a queue outside it is not found and not
+counted, exactly as another organization's job."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from spooled.convert import nul_path
 from spooled.domain import errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
+from spooled.domain.scope import Scope
 from spooled.domain.states import RETRYABLE, JobStatus
 from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.services.grouping import CompletionGrouper
@@ -85,13 +89,16 @@ class Jobs:
         self._tracing = tracing if tracing is not None else Tracing()
 
     # -- enqueue ---------------------------------------------------------------------------------------
-    async def enqueue(self, org: str, queue: str, specs: list[inputs.JobSpec], *, default_priority: int | None = None,
-                      default_max_retries: int | None = None, default_timeout: int | None = None,
-                      trace: TraceContext | None = None, now: Now = None) -> list[Enqueued]:
+    async def enqueue(self, scope: Scope, queue: str, specs: list[inputs.JobSpec], *,
+                      default_priority: int | None = None, default_max_retries: int | None = None,
+                      default_timeout: int | None = None, trace: TraceContext | None = None, now: Now = None
+                      ) -> list[Enqueued]:
         """Insert jobs into one queue in one statement. A known idempotency key returns the original id with
         created=False and changes nothing (also when identical requests race). A payload over the limit or a
-        parent_job_id that is not a job of the organization rejects the whole call, writing nothing. Each job
-        keeps its own trace context, else the request's `trace` (services/tracing.py)."""
+        parent_job_id that is not a job of the organization (in scope) rejects the whole call, writing nothing.
+        Each job keeps its own trace context, else the request's `trace` (services/tracing.py)."""
+        scope.require(queue)
+        org = scope.org
         many = len(specs) > 1
 
         def where(i: int, field: str) -> str:
@@ -124,7 +131,8 @@ class Jobs:
                 webhook_secrets=[s.completion_webhook_secret for s in specs], parents=parents,
                 scheduled_ats=[s.scheduled_at for s in specs], expires_ats=[s.expires_at for s in specs],
                 traceparents=[c.traceparent if c else None for c in stored],
-                tracestates=[c.tracestate if c else None for c in stored]), now=now)
+                tracestates=[c.tracestate if c else None for c in stored]),
+                queues=scope.queues, now=now)
         if outcome.missing_parents:
             i = next(i for i, p in enumerate(parents) if p in outcome.missing_parents)
             raise _no_parent(where(i, "parent_job_id"))
@@ -141,7 +149,7 @@ class Jobs:
         return out
 
     # -- claim -----------------------------------------------------------------------------------------
-    async def claim(self, org: str, c: inputs.Claim, *, deadline: float | None = None, now: Now = None,
+    async def claim(self, scope: Scope, c: inputs.Claim, *, deadline: float | None = None, now: Now = None,
                     long_poll: bool = True) -> list[Job]:
         """Lease up to `c.limit` jobs, waiting (woken by LISTEN/NOTIFY through the wakeups, never polling) until
         at least one is available, `deadline` passes (Trio clock; default: now + `c.wait_secs`) or the server
@@ -154,16 +162,17 @@ class Jobs:
         Cancel-safe: the claim statement runs shielded and its jobs are returned with no checkpoint after it,
         so a cancellation either ends the wait with nothing leased or lands after the caller holds the jobs
         (which it must then deliver, or release)."""
+        scope.require(c.queue_name)
         started = trio.current_time()
         if deadline is None:
             deadline = started + c.wait_secs
         slot = None
         if long_poll and deadline > trio.current_time():
-            slot = self._streams.try_open(org, POLL)
+            slot = self._streams.try_open(scope.org, POLL)
             if slot is None:
                 deadline = trio.current_time()      # at the cap: claim once, do not wait
         try:
-            return await self._claim(org, c, deadline, now, started)
+            return await self._claim(scope.org, c, deadline, now, started)
         finally:
             if slot is not None:
                 slot.release()
@@ -201,7 +210,8 @@ class Jobs:
             return self._tracing.delivered(queue, jobs, claimed.queued_secs)
 
     # -- complete / fail / heartbeat -------------------------------------------------------------------
-    async def complete_many(self, org: str, items: list[Completion], *, now: Now = None) -> list[CompleteResult]:
+    async def complete_many(self, scope: Scope, items: list[Completion], *, now: Now = None
+                            ) -> list[CompleteResult]:
         """Complete (job_id, lease_id, worker_id, result) items in one statement, each fenced by its own lease,
         or by its worker when it has no lease (api.md "Lease fencing"). Replaying a completion under the same
         fence succeeds again without changing anything."""
@@ -220,86 +230,89 @@ class Jobs:
                 res.append(dumps(result) if result is not None else None)
                 slots.append(i)
         if ids:
-            outcomes = await self._store.complete(parse_id(org), ids, leases, workers, res, now=now)
+            outcomes = await self._store.complete(parse_id(scope.org), ids, leases, workers, res, scope.queues,
+                                                  now=now)
             for i, o in zip(slots, outcomes, strict=True):
                 ok = o.done or o.replay
                 err = None if ok else "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED"
                 results[i] = CompleteResult(str(items[i][0]), ok, err)
                 if o.done:
-                    self._metrics.series(org, o.queue).completed.inc()
+                    self._metrics.series(scope.org, o.queue).completed.inc()
         return results  # type: ignore[return-value]
 
-    async def complete(self, org: str, job_id: str, lease_id: str | None, result: Any = None, *,
+    async def complete(self, scope: Scope, job_id: str, lease_id: str | None, result: Any = None, *,
                        worker_id: str | None = None) -> None:
-        """Complete one job held by `lease_id` (or by `worker_id`). Concurrent calls share one statement
-        (`CompletionGrouper`)."""
+        """Complete one job held by `lease_id` (or by `worker_id`). Concurrent calls of one scope share one
+        statement (`CompletionGrouper`)."""
         parse_id(job_id)
-        r = await self._completions.complete(org, (job_id, lease_id, worker_id, result))
+        r = await self._completions.complete(scope, (job_id, lease_id, worker_id, result))
         if r.error == "NOT_FOUND":
             raise errors.NotFound("Job not found")
         if r.error:
             raise errors.LeaseExpired()
 
-    async def fail(self, org: str, job_id: str, f: inputs.Fail, *, now: Now = None) -> FailResult:
+    async def fail(self, scope: Scope, job_id: str, f: inputs.Fail, *, now: Now = None) -> FailResult:
         jid = parse_id(job_id)
         lease = _fence(f.lease_id, f.worker_id)
-        o = await self._store.fail(parse_id(org), jid, lease, f.worker_id if lease is None else None, f.error,
-                                   retry=f.retry is not False, now=now)
+        o = await self._store.fail(parse_id(scope.org), jid, lease, f.worker_id if lease is None else None, f.error,
+                                   scope.queues, retry=f.retry is not False, now=now)
         if not o.done:
             raise _not_held(o.prior_status)
-        s = self._metrics.series(org, o.queue)
+        s = self._metrics.series(scope.org, o.queue)
         (s.retried if o.will_retry else s.deadletter if o.status == "deadletter" else s.failed).inc()
         return FailResult(o.will_retry, int(round(o.delay)) if o.delay is not None else 0, o.status)
 
-    async def heartbeat(self, org: str, job_id: str, lease_id: str | None, lease_secs: int, *,
+    async def heartbeat(self, scope: Scope, job_id: str, lease_id: str | None, lease_secs: int, *,
                         worker_id: str | None = None, now: Now = None) -> dt.datetime:
         """Extend a lease (given, or the one `worker_id` holds) to expire `lease_secs` from now; the new expiry."""
         jid = parse_id(job_id)
         lease = _fence(lease_id, worker_id)
-        o = await self._store.heartbeat(parse_id(org), jid, lease, worker_id if lease is None else None,
-                                        float(lease_secs), now=now)
+        o = await self._store.heartbeat(parse_id(scope.org), jid, lease, worker_id if lease is None else None,
+                                        float(lease_secs), scope.queues, now=now)
         if not o.done:
             raise _not_held(o.prior_status)
         return o.lease_expires_at  # type: ignore[return-value]
 
     # -- streaming delivery ----------------------------------------------------------------------------
-    async def release_unsent(self, org: str, leased: list[tuple[str, str]], *, now: Now = None) -> int:
+    async def release_unsent(self, scope: Scope, leased: list[tuple[str, str]], *, now: Now = None) -> int:
         """Return jobs that were leased for a stream but could not be sent to pending, as if never claimed
-        (no retry counted); `leased` holds (job_id, lease_id). Each is fenced by its lease. How many."""
+        (no retry counted); `leased` holds (job_id, lease_id) of the caller's own claim (so in its scope). Each
+        is fenced by its lease. How many."""
         pairs = _pairs(leased)
         if not pairs:
             return 0
-        return await self._store.release_unsent(parse_id(org), [p[0] for p in pairs], [p[1] for p in pairs],
+        return await self._store.release_unsent(parse_id(scope.org), [p[0] for p in pairs], [p[1] for p in pairs],
                                                 now=now)
 
-    async def leases_held(self, org: str, leased: list[tuple[str, str]]) -> set[str]:
-        """The job ids among (job_id, lease_id) pairs whose lease is still current and unexpired."""
+    async def leases_held(self, scope: Scope, leased: list[tuple[str, str]]) -> set[str]:
+        """The job ids among (job_id, lease_id) pairs whose lease is still current and unexpired (the caller's
+        own leases: a lease id is a secret only its claim returned)."""
         pairs = _pairs(leased)
         if not pairs:
             return set()
-        held = await self._store.leases_held(parse_id(org), [p[0] for p in pairs], [p[1] for p in pairs])
+        held = await self._store.leases_held(parse_id(scope.org), [p[0] for p in pairs], [p[1] for p in pairs])
         return {str(i) for i in held}
 
     # -- reads and manual transitions ------------------------------------------------------------------
-    async def get(self, org: str, job_id: str) -> Job:
-        job = await self._store.get(parse_id(org), parse_id(job_id))
+    async def get(self, scope: Scope, job_id: str) -> Job:
+        job = await self._store.get(parse_id(scope.org), parse_id(job_id), scope.queues)
         if job is None:
             raise errors.NotFound("Job not found")
         return job
 
-    async def _conflict_or_missing(self, org: str, jid: uuid.UUID, what: str) -> errors.DomainError:
-        status = await self._store.status_of(parse_id(org), jid)
+    async def _conflict_or_missing(self, scope: Scope, jid: uuid.UUID, what: str) -> errors.DomainError:
+        status = await self._store.status_of(parse_id(scope.org), jid, scope.queues)
         if status is None:
             return errors.NotFound("Job not found")
         return errors.Conflict(f"Cannot {what} a job that is {status}")
 
-    async def retry(self, org: str, job_id: str, *, now: Now = None) -> Job:
+    async def retry(self, scope: Scope, job_id: str, *, now: Now = None) -> Job:
         """failed/deadletter/cancelled -> pending with a fresh retry budget; Conflict for a job whose dependencies
         can never be met any more (docs/api-notes.md "Workflows and job dependencies")."""
-        jid = parse_id(job_id)
-        job = await self._store.retry(parse_id(org), jid, now=now)
+        jid, org_id = parse_id(job_id), parse_id(scope.org)
+        job = await self._store.retry(org_id, jid, scope.queues, now=now)
         if job is None:
-            status = await self._store.status_of(parse_id(org), jid)
+            status = await self._store.status_of(org_id, jid, scope.queues)
             if status is None:
                 raise errors.NotFound("Job not found")
             if JobStatus(status) in RETRYABLE:      # refused by its dependencies
@@ -309,57 +322,65 @@ class Jobs:
             raise errors.Conflict(f"Cannot retry a job that is {status}")
         return job
 
-    async def cancel(self, org: str, job_id: str, *, now: Now = None) -> None:
+    async def cancel(self, scope: Scope, job_id: str, *, now: Now = None) -> None:
         jid = parse_id(job_id)
-        if not await self._store.cancel(parse_id(org), jid, now=now):
-            raise await self._conflict_or_missing(org, jid, "cancel")
+        if not await self._store.cancel(parse_id(scope.org), jid, scope.queues, now=now):
+            raise await self._conflict_or_missing(scope, jid, "cancel")
 
-    async def set_priority(self, org: str, job_id: str, priority: int) -> tuple[int, int]:
+    async def set_priority(self, scope: Scope, job_id: str, priority: int) -> tuple[int, int]:
         jid = parse_id(job_id)
-        changed = await self._store.set_priority(parse_id(org), jid, priority)
+        changed = await self._store.set_priority(parse_id(scope.org), jid, priority, scope.queues)
         if changed is None:
-            raise await self._conflict_or_missing(org, jid, "change the priority of")
+            raise await self._conflict_or_missing(scope, jid, "change the priority of")
         return changed
 
-    async def statuses(self, org: str, ids: list[str]) -> list[JobBrief]:
+    async def statuses(self, scope: Scope, ids: list[str]) -> list[JobBrief]:
         valid = [u for u in (try_id(i) for i in ids) if u is not None]
-        return await self._store.statuses(parse_id(org), valid) if valid else []
+        return await self._store.statuses(parse_id(scope.org), valid, scope.queues) if valid else []
 
-    async def history(self, org: str, job_id: str, *, desc: bool = False, limit: int = 1000, offset: int = 0
+    async def history(self, scope: Scope, job_id: str, *, desc: bool = False, limit: int = 1000, offset: int = 0
                       ) -> list[HistoryEntry]:
         """The job's recorded transitions, oldest first (or newest first with `desc`)."""
-        jid, org_id = parse_id(job_id), parse_id(org)
-        entries = await self._store.history(org_id, jid, desc=desc, limit=limit, offset=offset)
-        if not entries and await self._store.status_of(org_id, jid) is None:
+        jid, org_id = parse_id(job_id), parse_id(scope.org)
+        entries = await self._store.history(org_id, jid, scope.queues, desc=desc, limit=limit, offset=offset)
+        if not entries and await self._store.status_of(org_id, jid, scope.queues) is None:
             raise errors.NotFound("Job not found")
         return entries
 
-    async def counts(self, org: str) -> dict[str, int]:
+    async def counts(self, scope: Scope) -> dict[str, int]:
         counts = {s.value: 0 for s in JobStatus}
-        counts.update(await self._store.counts(parse_id(org)))
+        counts.update(await self._store.counts(parse_id(scope.org), scope.queues))
         counts["total"] = sum(counts.values())
         return counts
 
-    async def dlq_retry(self, org: str, spec: inputs.DlqRetry) -> list[str]:
+    async def dlq_retry(self, scope: Scope, spec: inputs.DlqRetry) -> list[str]:
+        """Dead-lettered jobs back to pending: those named (`job_ids`), or the oldest of `queue_name` (or of every
+        queue in scope)."""
+        scope.require(spec.queue_name)
         ids = None
         if spec.job_ids is not None:
             ids = [u for u in (try_id(i) for i in spec.job_ids) if u is not None]
-        return [str(i) for i in await self._store.dlq_retry(parse_id(org), spec.queue_name, ids, spec.limit)]
+        return [str(i) for i in await self._store.dlq_retry(parse_id(scope.org), spec.queue_name, ids, spec.limit,
+                                                            scope.queues)]
 
-    async def dlq_count(self, org: str, queue: str | None = None) -> int:
-        """How many dead letters the organization has (in `queue`, or in all its queues)."""
-        return await self._store.dlq_count(parse_id(org), queue)
+    async def dlq_count(self, scope: Scope, queue: str | None = None) -> int:
+        """How many dead letters the scope has (in `queue`, or in all its queues)."""
+        scope.require(queue)
+        return await self._store.dlq_count(parse_id(scope.org), queue, scope.queues)
 
-    async def dlq_purge(self, org: str, spec: inputs.DlqPurge) -> int:
-        return await self._store.dlq_purge(parse_id(org), spec.queue_name, spec.older_than, spec.limit)
+    async def dlq_purge(self, scope: Scope, spec: inputs.DlqPurge) -> int:
+        scope.require(spec.queue_name)
+        return await self._store.dlq_purge(parse_id(scope.org), spec.queue_name, spec.older_than, spec.limit,
+                                           scope.queues)
 
-    async def list(self, org: str, f: inputs.JobFilter, *, order_by: str = "created_at", desc: bool = True,
+    async def list(self, scope: Scope, f: inputs.JobFilter, *, order_by: str = "created_at", desc: bool = True,
                    cursor: str | None = None, offset: int = 0, limit: int = 20) -> tuple[list[ListedJob], str | None]:
-        """One page of jobs and the cursor of the next page (None on the last page)."""
+        """One page of jobs (of the scope's queues) and the cursor of the next page (None on the last page)."""
         if order_by not in inputs.JOB_ORDER_COLUMNS:
             raise errors.invalid("order_by", f"must be one of {', '.join(inputs.JOB_ORDER_COLUMNS)}")
-        return await self._store.list(parse_id(org), f, order_by=order_by, desc=desc, cursor=cursor,
-                                      offset=offset, limit=limit)
+        scope.require(f.queue_name)
+        return await self._store.list(parse_id(scope.org), f, scope.queues, order_by=order_by, desc=desc,
+                                      cursor=cursor, offset=offset, limit=limit)
 
 
 def _no_parent(field: str) -> errors.ValidationFailed:

@@ -9,6 +9,7 @@ import math
 from spooled.domain import errors, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import Paused, Queue, QueueStats, ThroughputBucket
+from spooled.domain.scope import Scope
 from spooled.services.quotas import Quotas
 from spooled.store.queues import QueueStore, QueueValues
 
@@ -60,8 +61,9 @@ class Queues:
             raise _missing(name)
         return queue
 
-    async def list(self, org: str) -> list[Queue]:
-        return await self._store.list(parse_id(org))
+    async def list(self, scope: Scope) -> list[Queue]:
+        """The queues of the scope (a restricted key: only its queues), by name."""
+        return await self._store.list(parse_id(scope.org), scope.queues)
 
     async def delete(self, org: str, name: str, *, delete_jobs: bool) -> None:
         """Delete a queue; Conflict while it has active jobs unless `delete_jobs` (which deletes all its jobs)."""

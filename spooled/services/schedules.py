@@ -8,6 +8,9 @@ scheduler"):
 3. the run records its job id.
 A crash after 1 leaves a run without a job, which any instance retries after `RETRY_SECS` (store/schedules.py);
 the key makes a retry after a crash between 2 and 3 return the job already enqueued instead of a second one.
+
+Requests reach schedules through the caller's `Scope` (domain/scope.py): a schedule of a queue outside it is not
+found, as another organization's. The scheduler itself fires every schedule.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from spooled.domain import cron as cron_mod
 from spooled.domain import errors, firing, inputs
 from spooled.domain.ids import parse_id
 from spooled.domain.models import RunToEnqueue, Schedule, ScheduleRun
+from spooled.domain.scope import Scope
 from spooled.services.jobs import Jobs, dumps, sized_json
+from spooled.services.quotas import Quotas
 from spooled.store.schedules import Due, ScheduleStore, ScheduleValues
 
 log = logging.getLogger(__name__)
@@ -66,41 +71,48 @@ def idempotency_key(run: RunToEnqueue) -> str:
 
 
 class Schedules:
-    def __init__(self, store: ScheduleStore, jobs: Jobs, *, max_payload_bytes: int = 1024 * 1024):
+    def __init__(self, store: ScheduleStore, jobs: Jobs, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024):
         self._store = store
         self._jobs = jobs
+        self._quotas = quotas
         self._max_payload = max_payload_bytes
 
     def _template(self, value: object) -> str:
         return sized_json(value, self._max_payload, "payload_template")[0]
 
     # -- CRUD --------------------------------------------------------------------------------------------
-    async def create(self, org: str, c: inputs.CreateSchedule, *, now: dt.datetime | None = None) -> Schedule:
-        """A new active schedule; ValidationFailed (nothing stored) for a bad cron expression or zone."""
+    async def create(self, scope: Scope, c: inputs.CreateSchedule, *, now: dt.datetime | None = None) -> Schedule:
+        """A new active schedule; ValidationFailed (nothing stored) for a bad cron expression or zone,
+        QuotaExceeded when the plan's schedules are all taken."""
+        scope.require(c.queue_name)
         cron = _cron(c.cron_expression, c.timezone)
+        template = self._template(c.payload_template)
+        await self._quotas.check(scope.org, "schedules", 1)
         v = ScheduleValues(
             name=c.name, description=c.description, cron_expression=cron.expression, timezone=c.timezone,
-            queue_name=c.queue_name, payload_template=self._template(c.payload_template), priority=c.priority,
+            queue_name=c.queue_name, payload_template=template, priority=c.priority,
             max_retries=c.max_retries, timeout_seconds=c.timeout_seconds,
             tags=dumps(c.tags) if c.tags is not None else None,
             metadata=dumps(c.metadata) if c.metadata is not None else None, catch_up=c.catch_up,
             overlap=c.overlap, is_active=True, next_run_at=cron.next_after(_now(now)))
-        return await self._store.create(parse_id(org), v, now)
+        return await self._store.create(parse_id(scope.org), v, now)
 
-    async def get(self, org: str, schedule_id: str) -> Schedule:
-        s = await self._store.get(parse_id(org), parse_id(schedule_id, "Schedule"))
+    async def get(self, scope: Scope, schedule_id: str) -> Schedule:
+        s = await self._store.get(parse_id(scope.org), parse_id(schedule_id, "Schedule"), scope.queues)
         if s is None:
             raise _missing()
         return s
 
-    async def list(self, org: str, *, queue_name: str | None = None, is_active: bool | None = None,
+    async def list(self, scope: Scope, *, queue_name: str | None = None, is_active: bool | None = None,
                    limit: int = 50, offset: int = 0) -> list[Schedule]:
-        return await self._store.list(parse_id(org), queue_name=queue_name, is_active=is_active, limit=limit,
-                                      offset=offset)
+        scope.require(queue_name)
+        return await self._store.list(parse_id(scope.org), scope.queues, queue_name=queue_name,
+                                      is_active=is_active, limit=limit, offset=offset)
 
-    async def update(self, org: str, schedule_id: str, u: inputs.UpdateSchedule, *,
+    async def update(self, scope: Scope, schedule_id: str, u: inputs.UpdateSchedule, *,
                      now: dt.datetime | None = None) -> Schedule:
         """Partial update; a new cron expression or zone recomputes next_run_at (from now)."""
+        scope.require(u.queue_name)
         template = self._template(u.payload_template) if u.payload_template is not None else None
         # Validate what was sent before taking the lock (the merge below then cannot fail).
         if u.cron_expression is not None:
@@ -127,24 +139,25 @@ class Schedules:
                 metadata=dumps(u.metadata) if u.metadata is not None else s.metadata,
                 catch_up=_pick(u.catch_up, s.catch_up), overlap=_pick(u.overlap, s.overlap), is_active=s.is_active,
                 next_run_at=next_run_at)
-        return await self._change(org, schedule_id, merge, now)
+        return await self._change(scope, schedule_id, merge, now)
 
-    async def _change(self, org, schedule_id, merge, now) -> Schedule:
-        s = await self._store.update(parse_id(org), parse_id(schedule_id, "Schedule"), merge, now)
+    async def _change(self, scope: Scope, schedule_id, merge, now) -> Schedule:
+        s = await self._store.update(parse_id(scope.org), parse_id(schedule_id, "Schedule"), scope.queues, merge,
+                                     now)
         if s is None:
             raise _missing()
         return s
 
-    async def delete(self, org: str, schedule_id: str) -> None:
-        if not await self._store.delete(parse_id(org), parse_id(schedule_id, "Schedule")):
+    async def delete(self, scope: Scope, schedule_id: str) -> None:
+        if not await self._store.delete(parse_id(scope.org), parse_id(schedule_id, "Schedule"), scope.queues):
             raise _missing()
 
-    async def pause(self, org: str, schedule_id: str, *, now: dt.datetime | None = None) -> Schedule:
+    async def pause(self, scope: Scope, schedule_id: str, *, now: dt.datetime | None = None) -> Schedule:
         """Stop firing (next_run_at becomes null); manual triggers still work."""
-        return await self._change(org, schedule_id,
+        return await self._change(scope, schedule_id,
                                   lambda s: attrs.evolve(_values(s), is_active=False, next_run_at=None), now)
 
-    async def resume(self, org: str, schedule_id: str, *, now: dt.datetime | None = None) -> Schedule:
+    async def resume(self, scope: Scope, schedule_id: str, *, now: dt.datetime | None = None) -> Schedule:
         """Fire again from the next fire time after now (fires missed while paused are not caught up)."""
         at = _now(now)
 
@@ -153,21 +166,22 @@ class Schedules:
                 return _values(s)
             return attrs.evolve(_values(s), is_active=True,
                                 next_run_at=_cron(s.cron_expression, s.timezone).next_after(at))
-        return await self._change(org, schedule_id, merge, now)
+        return await self._change(scope, schedule_id, merge, now)
 
-    async def history(self, org: str, schedule_id: str, *, limit: int = 20, offset: int = 0) -> list[ScheduleRun]:
+    async def history(self, scope: Scope, schedule_id: str, *, limit: int = 20, offset: int = 0
+                      ) -> list[ScheduleRun]:
         """The schedule's runs, newest first; each fired run's status is its job's."""
-        org_id, sid = parse_id(org), parse_id(schedule_id, "Schedule")
-        runs = await self._store.history(org_id, sid, limit, offset)
-        if not runs and await self._store.get(org_id, sid) is None:
+        org_id, sid = parse_id(scope.org), parse_id(schedule_id, "Schedule")
+        runs = await self._store.history(org_id, sid, scope.queues, limit, offset)
+        if not runs and await self._store.get(org_id, sid, scope.queues) is None:
             raise _missing()
         return runs
 
     # -- firing ------------------------------------------------------------------------------------------
-    async def trigger(self, org: str, schedule_id: str, *, now: dt.datetime | None = None
+    async def trigger(self, scope: Scope, schedule_id: str, *, now: dt.datetime | None = None
                       ) -> tuple[str, dt.datetime]:
         """Enqueue the template now (also while paused; run_count + 1): (job id, trigger time)."""
-        run = await self._store.trigger(parse_id(org), parse_id(schedule_id, "Schedule"), now)
+        run = await self._store.trigger(parse_id(scope.org), parse_id(schedule_id, "Schedule"), scope.queues, now)
         if run is None:
             raise _missing()
         job_id = await self._enqueue(run, now)
@@ -204,7 +218,7 @@ class Schedules:
             timeout_seconds=run.timeout_seconds, tags=json.loads(run.tags) if run.tags is not None else None,
             idempotency_key=idempotency_key(run))
         try:
-            (res,) = await self._jobs.enqueue(str(run.organization_id), run.queue_name, [spec], now=now)
+            (res,) = await self._jobs.enqueue(Scope(str(run.organization_id)), run.queue_name, [spec], now=now)
         except errors.Unavailable:
             raise
         except errors.DomainError as exc:

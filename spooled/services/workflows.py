@@ -4,6 +4,11 @@ The rules that run as jobs move live in the database, in the transaction of each
 "Job dependencies"): a job becomes claimable when its last needed dependency completes, dependents of a
 dependency that ended failed/dead-lettered/cancelled are cancelled (`all`; `any`: once none can complete), and
 a workflow's counts and status follow its jobs. This service validates and shapes what clients ask for.
+
+A caller restricted to some queues (`Scope`, domain/scope.py) creates workflows only in its queues and reaches
+only the workflows all of whose jobs are in them (cancel and retry act on every job of a workflow, so a workflow
+is never shown in part); any other is not found. A job's dependencies and dependents outside the scope are left
+out of its dependency listing, and cannot be added as dependencies (as another organization's jobs).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import attrs
 from spooled.domain import dag, errors, inputs
 from spooled.domain.ids import new_job_id, parse_id, try_id
 from spooled.domain.models import DependencyEdge, Job, JobDependencies, Workflow
+from spooled.domain.scope import Scope
 from spooled.services.jobs import dumps, sized_json
 from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
@@ -49,10 +55,13 @@ class Workflows:
         self._max_payload = max_payload_bytes
         self._metrics = metrics if metrics is not None else Metrics(None)
 
-    async def create(self, org: str, spec: inputs.CreateWorkflow, *, now: Now = None) -> Created:
+    async def create(self, scope: Scope, spec: inputs.CreateWorkflow, *, now: Now = None) -> Created:
         """All the jobs and their edges in one transaction, or nothing: a duplicate key, an unknown or own key in
         `depends_on`, a cycle, a payload over the limit or the plan's workflow, job or queue quotas passed is
         refused before anything is written."""
+        for j in spec.jobs:
+            scope.require(j.queue_name)
+        org = scope.org
         keys = [j.key for j in spec.jobs]
         depends = [list(dict.fromkeys(j.depends_on or ())) for j in spec.jobs]
         dag.check(keys, depends)
@@ -83,58 +92,59 @@ class Workflows:
             self._metrics.series(org, j.queue_name).enqueued.inc()
         return Created(workflow, list(zip(keys, ids)))
 
-    async def list(self, org: str, *, status: str | None = None, limit: int = 20, offset: int = 0
+    async def list(self, scope: Scope, *, status: str | None = None, limit: int = 20, offset: int = 0
                    ) -> tuple[list[Workflow], bool]:
         """One page, newest first, and whether more exist."""
         if status is not None and status not in inputs.WORKFLOW_STATUSES:
             raise errors.invalid("status", f"must be one of {', '.join(inputs.WORKFLOW_STATUSES)}")
-        rows = await self._store.list(parse_id(org), status=status, limit=limit + 1, offset=offset)
+        rows = await self._store.list(parse_id(scope.org), scope.queues, status=status, limit=limit + 1,
+                                      offset=offset)
         return rows[:limit], len(rows) > limit
 
-    async def get(self, org: str, workflow_id: str) -> Workflow:
-        workflow = await self._store.get(parse_id(org), parse_id(workflow_id, "Workflow"))
+    async def get(self, scope: Scope, workflow_id: str) -> Workflow:
+        workflow = await self._store.get(parse_id(scope.org), parse_id(workflow_id, "Workflow"), scope.queues)
         if workflow is None:
             raise _missing()
         return workflow
 
-    async def detail(self, org: str, workflow_id: str) -> Detail:
+    async def detail(self, scope: Scope, workflow_id: str) -> Detail:
         """The workflow with its jobs and edges (one snapshot)."""
-        found = await self._store.detail(parse_id(org), parse_id(workflow_id, "Workflow"))
+        found = await self._store.detail(parse_id(scope.org), parse_id(workflow_id, "Workflow"), scope.queues)
         if found is None:
             raise _missing()
         return Detail(*found)
 
-    async def cancel(self, org: str, workflow_id: str, *, now: Now = None) -> Workflow:
+    async def cancel(self, scope: Scope, workflow_id: str, *, now: Now = None) -> Workflow:
         """Cancel its pending and scheduled jobs (running ones finish as they would) and mark it cancelled;
         Conflict when it is completed or cancelled already."""
-        org_id, wid = parse_id(org), parse_id(workflow_id, "Workflow")
-        _, workflow = await self._store.cancel(org_id, wid, now=now)
+        org_id, wid = parse_id(scope.org), parse_id(workflow_id, "Workflow")
+        _, workflow = await self._store.cancel(org_id, wid, scope.queues, now=now)
         if workflow is None:
-            current = await self.get(org, workflow_id)
+            current = await self.get(scope, workflow_id)
             raise errors.Conflict(f"Cannot cancel a workflow that is {current.status}")
-        return await self.get(org, workflow_id)        # as the dependency triggers left it at commit
+        return await self.get(scope, workflow_id)        # as the dependency triggers left it at commit
 
-    async def retry(self, org: str, workflow_id: str, *, now: Now = None) -> Workflow:
+    async def retry(self, scope: Scope, workflow_id: str, *, now: Now = None) -> Workflow:
         """Run its failed, dead-lettered and cancelled jobs again (each waits again for any dependency retried
         with it); Conflict when it has none."""
-        org_id, wid = parse_id(org), parse_id(workflow_id, "Workflow")
-        if (await self.get(org, workflow_id)).status in ("failed", "cancelled"):
-            await self._quotas.check(org, "workflows", 1)          # it becomes active again
-        retried, workflow = await self._store.retry(org_id, wid, now=now)
+        org_id, wid = parse_id(scope.org), parse_id(workflow_id, "Workflow")
+        if (await self.get(scope, workflow_id)).status in ("failed", "cancelled"):
+            await self._quotas.check(scope.org, "workflows", 1)          # it becomes active again
+        retried, workflow = await self._store.retry(org_id, wid, scope.queues, now=now)
         if workflow is None:
             raise _missing()
         if not retried:
             raise errors.Conflict(f"The workflow has no failed, dead-lettered or cancelled job to retry "
                                   f"(it is {workflow.status})")
-        return await self.get(org, workflow_id)
+        return await self.get(scope, workflow_id)
 
-    async def dependencies(self, org: str, job_id: str) -> JobDependencies:
-        found = await self._store.dependencies(parse_id(org), parse_id(job_id))
+    async def dependencies(self, scope: Scope, job_id: str) -> JobDependencies:
+        found = await self._store.dependencies(parse_id(scope.org), parse_id(job_id), scope.queues)
         if found is None:
             raise errors.NotFound("Job not found")
         return found
 
-    async def add_dependencies(self, org: str, job_id: str, spec: inputs.AddDependencies
+    async def add_dependencies(self, scope: Scope, job_id: str, spec: inputs.AddDependencies
                                ) -> tuple[int, JobDependencies]:
         """The job depends on `spec.depends_on` too, `spec.dependency_mode` applying to all of its dependencies
         (docs/api-notes.md "Workflows and dependencies" says what is refused). (edges added, the result)."""
@@ -147,7 +157,8 @@ class Workflows:
             if pid == jid:
                 raise errors.invalid(f"depends_on[{i}]", "a job cannot depend on itself")
             parents.append(pid)
-        outcome = await self._store.add_dependencies(parse_id(org), jid, parents, spec.dependency_mode)
+        outcome = await self._store.add_dependencies(parse_id(scope.org), jid, parents, spec.dependency_mode,
+                                                     scope.queues)
         if isinstance(outcome, Refused):
             raise _refusal(outcome, parents)
         return outcome

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Sequence
 
 from spooled.convert import from_row, from_rows
 from spooled.domain.models import JobCounts, QueueLoad, Summary, WorkerCounts
@@ -30,19 +31,26 @@ class DashboardStore:
     def __init__(self, db: Database):
         self._db = db
 
-    async def summary(self, org: uuid.UUID, now: dt.datetime | None = None) -> Summary:
-        """Job counts, the first MAX_QUEUES queues' load and the worker counts (three statements, one crossing)."""
+    async def summary(self, org: uuid.UUID, queues: Sequence[str] = (), now: dt.datetime | None = None) -> Summary:
+        """Job counts, the first MAX_QUEUES queues' load and the worker counts (three statements, one crossing),
+        of `queues` only when it is not empty (a restricted caller's scope: dashboard_jobs_in_queues)."""
         async def unit(con):
             async with con.transaction(isolation="repeatable_read", readonly=True):   # one snapshot
                 await con.execute("; ".join(PLAN_SETTINGS))
                 return await reads(con)
 
         async def reads(con):
-            jobs = await con.fetchrow(Q.dashboard_jobs.sql, *Q.dashboard_jobs.args(org=org, now=now, cap=COUNT_CAP))
-            queues = await con.fetch(Q.dashboard_queues.sql, *Q.dashboard_queues.args(
-                org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP, queues=MAX_QUEUES))
-            workers = await con.fetchrow(Q.dashboard_workers.sql, *Q.dashboard_workers.args(org=org, now=now))
-            return jobs, queues, workers
-        jobs, queues, workers = await self._db.run(unit)
-        return Summary(from_row(JobCounts, jobs), from_rows(QueueLoad, queues), from_row(WorkerCounts, workers),
+            if queues:
+                jobs = await con.fetchrow(Q.dashboard_jobs_in_queues.sql, *Q.dashboard_jobs_in_queues.args(
+                    org=org, now=now, cap=COUNT_CAP, queues=queues))
+            else:
+                jobs = await con.fetchrow(Q.dashboard_jobs.sql, *Q.dashboard_jobs.args(org=org, now=now,
+                                                                                       cap=COUNT_CAP))
+            loads = await con.fetch(*Q.dashboard_queues.bind(
+                org=org, cap=QUEUE_COUNT_CAP, running_cap=COUNT_CAP, max_queues=MAX_QUEUES, queues=queues))
+            workers = await con.fetchrow(*Q.dashboard_workers.bind(org=org, now=now,
+                                                                                          queues=queues))
+            return jobs, loads, workers
+        jobs, loads, workers = await self._db.run(unit)
+        return Summary(from_row(JobCounts, jobs), from_rows(QueueLoad, loads), from_row(WorkerCounts, workers),
                        COUNT_CAP)

@@ -196,20 +196,20 @@ class Database:
         return await self.whole(tx, *args)
 
     async def fetch(self, stmt: Statement, **values: Any) -> list:
-        args = stmt.args(**values)
-        return await self.whole(lambda con: con.fetch(stmt.sql, *args))
+        sql, *args = stmt.bind(**values)
+        return await self.whole(lambda con: con.fetch(sql, *args))
 
     async def fetchrow(self, stmt: Statement, **values: Any):
-        args = stmt.args(**values)
-        return await self.whole(lambda con: con.fetchrow(stmt.sql, *args))
+        sql, *args = stmt.bind(**values)
+        return await self.whole(lambda con: con.fetchrow(sql, *args))
 
     async def fetchval(self, stmt: Statement, **values: Any):
-        args = stmt.args(**values)
-        return await self.whole(lambda con: con.fetchval(stmt.sql, *args))
+        sql, *args = stmt.bind(**values)
+        return await self.whole(lambda con: con.fetchval(sql, *args))
 
     async def execute(self, stmt: Statement, **values: Any) -> str:
-        args = stmt.args(**values)
-        return await self.whole(lambda con: con.execute(stmt.sql, *args))
+        sql, *args = stmt.bind(**values)
+        return await self.whole(lambda con: con.execute(sql, *args))
 
     async def ping(self) -> bool:
         try:

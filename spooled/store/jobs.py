@@ -3,13 +3,16 @@ plain outcome; the rules ("that is a 404", "a stale lease is 409") stay in `serv
 
 Every state transition is one statement guarded by the current state and recording job history in the same
 statement (docs/architecture.md). The claim and complete statements are the hot path: one statement per batch.
+
+`queues` is the caller's scope (domain/scope.py; empty: every queue): a job of another queue is not found and not
+counted, as another organization's. Claim and insert name their queue (checked before they run).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, Sequence
 
 import attrs
 
@@ -85,20 +88,21 @@ class JobStore:
         self._db = db
 
     # -- enqueue -------------------------------------------------------------------------------------------
-    async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, now: Now = None) -> InsertOutcome:
+    async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
+                     now: Now = None) -> InsertOutcome:
         """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
         idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
-        not a job of the organization nothing is inserted."""
+        not a job of the organization (in `queues`) nothing is inserted."""
         parents = sorted({p for p in new.parents if p is not None})
         args = Q.job_insert.args(org=org, queue=queue, now=now, **attrs.asdict(new, recurse=False))
-        missing_args = Q.job_missing_parents.args(org=org, ids=parents)
+        missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
 
         async def unit(con):
             if parents:
-                missing = frozenset(r["id"] for r in await con.fetch(Q.job_missing_parents.sql, *missing_args))
-                if missing:
-                    return InsertOutcome({}, {}, missing)
+                gone = frozenset(r["id"] for r in await con.fetch(*missing))
+                if gone:
+                    return InsertOutcome({}, {}, gone)
             rows = await con.fetch(Q.job_insert.sql, *args)
             inserted = {r["id"]: from_row(Job, r) for r in rows}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
@@ -121,27 +125,27 @@ class JobStore:
                                                           for r in rows])
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
-                       workers: list[str | None], results: list[str | None], *, now: Now = None
-                       ) -> list[CompleteOutcome]:
+                       workers: list[str | None], results: list[str | None], queues: Sequence[str], *,
+                       now: Now = None) -> list[CompleteOutcome]:
         """Complete every item in one statement, each fenced by its lease (or, without one, its worker); the
         outcomes in item order."""
         rows = await self._db.fetch(Q.job_complete, org=org, ids=ids, leases=leases, workers=workers,
-                                    results=results, now=now)
+                                    results=results, queues=queues, now=now)
         return [CompleteOutcome(r["done"], r["prior_status"], r["replay"], r["queue_name"]) for r in rows]
 
     async def fail(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
-                   error: str, *, retry: bool, now: Now = None) -> FailOutcome:
+                   error: str, queues: Sequence[str], *, retry: bool, now: Now = None) -> FailOutcome:
         row = await self._db.fetchrow(Q.job_fail, org=org, id=job_id, lease=lease, worker=worker, error=error,
-                                      retry=retry, now=now)
+                                      retry=retry, queues=queues, now=now)
         if not row["done"]:
             return FailOutcome(False, row["prior_status"])
         return FailOutcome(True, row["prior_status"], row["status"], bool(row["will_retry"]), row["delay"],
                            row["queue_name"])
 
     async def heartbeat(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
-                        lease_secs: float, *, now: Now = None) -> HeartbeatOutcome:
+                        lease_secs: float, queues: Sequence[str], *, now: Now = None) -> HeartbeatOutcome:
         row = await self._db.fetchrow(Q.job_heartbeat, org=org, id=job_id, lease=lease, worker=worker,
-                                      lease_secs=lease_secs, now=now)
+                                      lease_secs=lease_secs, queues=queues, now=now)
         return HeartbeatOutcome(row["done"], row["prior_status"], row["lease_expires_at"])
 
     async def release_unsent(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID], *,
@@ -155,54 +159,58 @@ class JobStore:
         return {r["id"] for r in rows}
 
     # -- reads and manual transitions ----------------------------------------------------------------------
-    async def get(self, org: uuid.UUID, job_id: uuid.UUID) -> Job | None:
-        row = await self._db.fetchrow(Q.job_get, org=org, id=job_id)
+    async def get(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str]) -> Job | None:
+        row = await self._db.fetchrow(Q.job_get, org=org, id=job_id, queues=queues)
         return from_row(Job, row) if row is not None else None
 
-    async def status_of(self, org: uuid.UUID, job_id: uuid.UUID) -> str | None:
-        return await self._db.fetchval(Q.job_status_of, org=org, id=job_id)
+    async def status_of(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str]) -> str | None:
+        return await self._db.fetchval(Q.job_status_of, org=org, id=job_id, queues=queues)
 
-    async def retry(self, org: uuid.UUID, job_id: uuid.UUID, *, now: Now = None) -> Job | None:
+    async def retry(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str], *, now: Now = None
+                    ) -> Job | None:
         """failed/deadletter/cancelled -> pending; None when the job is missing or in another state."""
-        row = await self._db.fetchrow(Q.job_retry, org=org, id=job_id, now=now)
+        row = await self._db.fetchrow(Q.job_retry, org=org, id=job_id, queues=queues, now=now)
         return from_row(Job, row) if row is not None else None
 
-    async def cancel(self, org: uuid.UUID, job_id: uuid.UUID, *, now: Now = None) -> bool:
-        return await self._db.fetchval(Q.job_cancel, org=org, id=job_id, now=now) is not None
+    async def cancel(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str], *, now: Now = None) -> bool:
+        return await self._db.fetchval(Q.job_cancel, org=org, id=job_id, queues=queues, now=now) is not None
 
-    async def set_priority(self, org: uuid.UUID, job_id: uuid.UUID, priority: int) -> tuple[int, int] | None:
-        row = await self._db.fetchrow(Q.job_set_priority, org=org, id=job_id, priority=priority)
+    async def set_priority(self, org: uuid.UUID, job_id: uuid.UUID, priority: int, queues: Sequence[str]
+                           ) -> tuple[int, int] | None:
+        row = await self._db.fetchrow(Q.job_set_priority, org=org, id=job_id, priority=priority, queues=queues)
         return (row["old_priority"], row["new_priority"]) if row is not None else None
 
-    async def statuses(self, org: uuid.UUID, ids: list[uuid.UUID]) -> list[JobBrief]:
-        return from_rows(JobBrief, await self._db.fetch(Q.job_statuses, org=org, ids=ids))
+    async def statuses(self, org: uuid.UUID, ids: list[uuid.UUID], queues: Sequence[str]) -> list[JobBrief]:
+        return from_rows(JobBrief, await self._db.fetch(Q.job_statuses, org=org, ids=ids, queues=queues))
 
-    async def history(self, org: uuid.UUID, job_id: uuid.UUID, *, desc: bool, limit: int, offset: int
-                      ) -> list[HistoryEntry]:
-        return from_rows(HistoryEntry, await self._db.fetch(Q.job_history, org=org, id=job_id, desc=desc,
-                                                            limit=limit, offset=offset))
+    async def history(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str], *, desc: bool, limit: int,
+                      offset: int) -> list[HistoryEntry]:
+        return from_rows(HistoryEntry, await self._db.fetch(Q.job_history, org=org, id=job_id, queues=queues,
+                                                            desc=desc, limit=limit, offset=offset))
 
-    async def counts(self, org: uuid.UUID) -> dict[str, int]:
+    async def counts(self, org: uuid.UUID, queues: Sequence[str]) -> dict[str, int]:
         """Jobs by status (states without jobs are absent)."""
-        return {r["status"]: r["n"] for r in await self._db.fetch(Q.job_counts, org=org)}
+        return {r["status"]: r["n"] for r in await self._db.fetch(Q.job_counts, org=org, queues=queues)}
 
-    async def dlq_retry(self, org: uuid.UUID, queue: str | None, ids: list[uuid.UUID] | None, limit: int
-                        ) -> list[uuid.UUID]:
-        rows = await self._db.fetch(Q.dlq_retry, org=org, queue=queue, ids=ids, limit=limit)
+    async def dlq_retry(self, org: uuid.UUID, queue: str | None, ids: list[uuid.UUID] | None, limit: int,
+                        queues: Sequence[str]) -> list[uuid.UUID]:
+        rows = await self._db.fetch(Q.dlq_retry, org=org, queue=queue, ids=ids, limit=limit, queues=queues)
         return [r["id"] for r in rows]
 
-    async def dlq_count(self, org: uuid.UUID, queue: str | None) -> int:
-        return await self._db.fetchval(Q.dlq_count, org=org, queue=queue)
+    async def dlq_count(self, org: uuid.UUID, queue: str | None, queues: Sequence[str]) -> int:
+        return await self._db.fetchval(Q.dlq_count, org=org, queue=queue, queues=queues)
 
-    async def dlq_purge(self, org: uuid.UUID, queue: str | None, older_than: dt.datetime | None, limit: int) -> int:
-        return len(await self._db.fetch(Q.dlq_purge, org=org, queue=queue, older_than=older_than, limit=limit))
+    async def dlq_purge(self, org: uuid.UUID, queue: str | None, older_than: dt.datetime | None, limit: int,
+                        queues: Sequence[str]) -> int:
+        return len(await self._db.fetch(Q.dlq_purge, org=org, queue=queue, older_than=older_than, limit=limit,
+                                        queues=queues))
 
-    async def list(self, org: uuid.UUID, f: JobFilter, *, order_by: str, desc: bool, cursor: str | None,
-                   offset: int, limit: int) -> tuple[list[ListedJob], str | None]:
+    async def list(self, org: uuid.UUID, f: JobFilter, queues: Sequence[str], *, order_by: str, desc: bool,
+                   cursor: str | None, offset: int, limit: int) -> tuple[list[ListedJob], str | None]:
         """One page and the cursor of the next (None on the last page). A cursor from another ordering is a
         ValidationFailed naming `cursor`."""
         after = decode_cursor(cursor, order_by) if cursor else None
-        sql, args = list_jobs_sql(f, order_by, desc, after, 0 if after else offset, limit, org)
+        sql, args = list_jobs_sql(f, order_by, desc, after, 0 if after else offset, limit, org, queues)
         rows: Any = await self._db.run(lambda con: con.fetch(sql, *args))
         page = [from_row(ListedJob, r) for r in rows[:limit]]
         if len(rows) <= limit:

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import json
 import uuid
+from typing import Sequence
 
 from spooled.domain import errors
 from spooled.domain.inputs import JOB_ORDER_COLUMNS, JobFilter
@@ -41,10 +42,11 @@ def decode_cursor(cursor: str, column: str) -> tuple[object, uuid.UUID]:
 
 
 def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None, offset: int, limit: int,
-                  org: uuid.UUID) -> tuple[str, list]:
-    """(sql, args) fetching limit+1 rows (the extra one tells whether there is a next page). The text depends
-    only on which filters are set, the order column (one of ORDER_COLUMNS) and the direction: every value is a
-    bind parameter (tests/test_sql_params.py)."""
+                  org: uuid.UUID, queues: Sequence[str] = ()) -> tuple[str, list]:
+    """(sql, args) fetching limit+1 rows (the extra one tells whether there is a next page); `queues`: only
+    jobs of these queues (a restricted caller's scope; empty: every queue, and no clause at all). The text
+    depends only on which filters are set, the order column (one of ORDER_COLUMNS) and the direction: every
+    value is a bind parameter (tests/test_sql_params.py)."""
     if order_by not in ORDER_COLUMNS:
         raise errors.invalid("order_by", f"must be one of {', '.join(ORDER_COLUMNS)}")
     args: list = [org]
@@ -56,6 +58,8 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
     where = ["organization_id = $1"]
     if f.queue_name is not None:
         where.append(f"queue_name = {arg(f.queue_name)}")
+    if queues:
+        where.append(f"queue_name = ANY({arg(list(queues))}::text[])")
     if f.statuses:
         where.append(f"status = ANY({arg(f.statuses)}::job_status[])")
     if f.tag is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Sequence
 
 import attrs
 
@@ -59,8 +60,8 @@ class QueueStore:
         row = await self._db.fetchrow(Q.queue_get, org=org, name=name)
         return from_row(Queue, row) if row is not None else None
 
-    async def list(self, org: uuid.UUID) -> list[Queue]:
-        return from_rows(Queue, await self._db.fetch(Q.queue_list, org=org))
+    async def list(self, org: uuid.UUID, queues: Sequence[str]) -> list[Queue]:
+        return from_rows(Queue, await self._db.fetch(Q.queue_list, org=org, queues=queues))
 
     async def delete(self, org: uuid.UUID, name: str, *, with_jobs: bool) -> DeleteOutcome:
         """Delete the queue in one transaction: refused (nothing changed) while it has active jobs, unless

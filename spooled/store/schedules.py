@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Callable
+from typing import Callable, Sequence
 
 import attrs
 
@@ -67,16 +67,17 @@ class ScheduleStore:
         row = await self._db.fetchrow(Q.schedule_create, id=new_job_id(), org=org, now=now, **attrs.asdict(v))
         return from_row(Schedule, row)
 
-    async def get(self, org: uuid.UUID, schedule_id: uuid.UUID) -> Schedule | None:
-        row = await self._db.fetchrow(Q.schedule_get, org=org, id=schedule_id)
+    async def get(self, org: uuid.UUID, schedule_id: uuid.UUID, queues: Sequence[str]) -> Schedule | None:
+        row = await self._db.fetchrow(Q.schedule_get, org=org, id=schedule_id, queues=queues)
         return from_row(Schedule, row) if row is not None else None
 
-    async def update(self, org: uuid.UUID, schedule_id: uuid.UUID,
+    async def update(self, org: uuid.UUID, schedule_id: uuid.UUID, queues: Sequence[str],
                      merge: Callable[[Schedule], ScheduleValues], now: dt.datetime | None) -> Schedule | None:
         """Lock the schedule, `merge` it into new values (may raise: nothing changes) and store them; None when
-        there is no such schedule."""
+        there is no such schedule (in `queues`)."""
         async def unit(con):
-            row = await con.fetchrow(Q.schedule_lock.sql, *Q.schedule_lock.args(org=org, id=schedule_id))
+            row = await con.fetchrow(*Q.schedule_lock.bind(org=org, id=schedule_id,
+                                                                                 queues=queues))
             if row is None:
                 return None
             v = merge(from_row(Schedule, row))
@@ -85,13 +86,14 @@ class ScheduleStore:
         row = await self._db.transaction(unit)
         return from_row(Schedule, row) if row is not None else None
 
-    async def list(self, org: uuid.UUID, *, queue_name: str | None, is_active: bool | None, limit: int,
-                   offset: int) -> list[Schedule]:
+    async def list(self, org: uuid.UUID, queues: Sequence[str], *, queue_name: str | None, is_active: bool | None,
+                   limit: int, offset: int) -> list[Schedule]:
         return from_rows(Schedule, await self._db.fetch(Q.schedule_list, org=org, queue_name=queue_name,
-                                                        is_active=is_active, limit=limit, offset=offset))
+                                                        is_active=is_active, limit=limit, offset=offset,
+                                                        queues=queues))
 
-    async def delete(self, org: uuid.UUID, schedule_id: uuid.UUID) -> bool:
-        return await self._db.fetchval(Q.schedule_delete, org=org, id=schedule_id) is not None
+    async def delete(self, org: uuid.UUID, schedule_id: uuid.UUID, queues: Sequence[str]) -> bool:
+        return await self._db.fetchval(Q.schedule_delete, org=org, id=schedule_id, queues=queues) is not None
 
     async def fire_due(self, now: dt.datetime | None, limit: int,
                        plan: Callable[[Due, dt.datetime], FirePlan]) -> FiredPass:
@@ -137,10 +139,11 @@ class ScheduleStore:
             return FiredPass(runs, len(rows), skipped, still_due)
         return await self._db.transaction(unit)
 
-    async def trigger(self, org: uuid.UUID, schedule_id: uuid.UUID, now: dt.datetime | None) -> RunToEnqueue | None:
-        """Record a manual fire (run_count + 1); None when there is no such schedule."""
+    async def trigger(self, org: uuid.UUID, schedule_id: uuid.UUID, queues: Sequence[str], now: dt.datetime | None
+                      ) -> RunToEnqueue | None:
+        """Record a manual fire (run_count + 1); None when there is no such schedule (in `queues`)."""
         row = await self._db.fetchrow(Q.schedule_trigger, org=org, id=schedule_id, run_id=new_job_id(), now=now,
-                                      retry_secs=RETRY_SECS)
+                                      retry_secs=RETRY_SECS, queues=queues)
         return from_row(RunToEnqueue, row) if row is not None else None
 
     async def unfilled(self, now: dt.datetime | None, limit: int) -> list[RunToEnqueue]:
@@ -156,6 +159,7 @@ class ScheduleStore:
         """The run's job cannot be enqueued (the template no longer fits): the run ends `failed`."""
         await self._db.fetchval(Q.schedule_run_refused, run_id=run_id, error=error, now=now)
 
-    async def history(self, org: uuid.UUID, schedule_id: uuid.UUID, limit: int, offset: int) -> list[ScheduleRun]:
+    async def history(self, org: uuid.UUID, schedule_id: uuid.UUID, queues: Sequence[str], limit: int, offset: int
+                      ) -> list[ScheduleRun]:
         return from_rows(ScheduleRun, await self._db.fetch(Q.schedule_history, org=org, id=schedule_id,
-                                                           limit=limit, offset=offset))
+                                                           limit=limit, offset=offset, queues=queues))

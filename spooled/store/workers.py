@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Sequence
 
 import attrs
 
@@ -48,31 +49,35 @@ class WorkerStore:
     def __init__(self, db: Database):
         self._db = db
 
-    async def register(self, org: uuid.UUID, worker_id: str, v: WorkerValues, *, now: Now = None
-                       ) -> tuple[Worker, bool]:
-        """Insert the worker, or update it when the id is registered already; (worker, created)."""
-        row = await self._db.fetchrow(Q.worker_register, id=worker_id, org=org, now=now, **attrs.asdict(v))
-        return from_row(Worker, row), row["created"]
+    async def register(self, org: uuid.UUID, worker_id: str, v: WorkerValues, queues: Sequence[str], *,
+                       now: Now = None) -> tuple[Worker, bool] | None:
+        """Insert the worker, or update it when the id is registered already; (worker, created). None when the
+        id is a worker outside `queues` (the caller's scope), which is left unchanged."""
+        row = await self._db.fetchrow(Q.worker_register, id=worker_id, org=org, now=now, queues=queues,
+                                      **attrs.asdict(v))
+        return (from_row(Worker, row), row["created"]) if row is not None else None
 
-    async def list(self, org: uuid.UUID, *, status: str | None, queue: str | None) -> list[Worker]:
-        return from_rows(Worker, await self._db.fetch(Q.worker_list, org=org, status=status, queue=queue))
+    async def list(self, org: uuid.UUID, queues: Sequence[str], *, status: str | None, queue: str | None
+                   ) -> list[Worker]:
+        return from_rows(Worker, await self._db.fetch(Q.worker_list, org=org, status=status, queue=queue,
+                                                      queues=queues))
 
-    async def get(self, org: uuid.UUID, worker_id: str) -> Worker | None:
-        row = await self._db.fetchrow(Q.worker_get, org=org, id=worker_id)
+    async def get(self, org: uuid.UUID, worker_id: str, queues: Sequence[str]) -> Worker | None:
+        row = await self._db.fetchrow(Q.worker_get, org=org, id=worker_id, queues=queues)
         return from_row(Worker, row) if row is not None else None
 
-    async def heartbeat(self, org: uuid.UUID, worker_id: str, *, current_jobs: int, status: str | None,
-                        metadata: str | None, now: Now = None) -> str | None:
+    async def heartbeat(self, org: uuid.UUID, worker_id: str, queues: Sequence[str], *, current_jobs: int,
+                        status: str | None, metadata: str | None, now: Now = None) -> str | None:
         """Record a heartbeat; the worker's status after it (None when there is no such worker)."""
         return await self._db.fetchval(Q.worker_heartbeat, org=org, id=worker_id, current_jobs=current_jobs,
-                                       status=status, metadata=metadata, now=now)
+                                       status=status, metadata=metadata, queues=queues, now=now)
 
-    async def take_offline(self, org: uuid.UUID, worker_id: str, reason: str, *, now: Now = None) -> int | None:
+    async def take_offline(self, org: uuid.UUID, worker_id: str, reason: str, queues: Sequence[str], *,
+                           now: Now = None) -> int | None:
         """Mark the worker offline and release its processing jobs to the retry path, in one transaction; how
-        many jobs were released (None when there is no such worker)."""
+        many jobs were released (None when there is no such worker in `queues`)."""
         async def unit(con):
-            stmt = Q.worker_deregister
-            if await con.fetchval(stmt.sql, *stmt.args(org=org, id=worker_id, now=now)) is None:
+            if await con.fetchval(*Q.worker_deregister.bind(org=org, id=worker_id, queues=queues, now=now)) is None:
                 return None
             return await _release_jobs(con, org, [worker_id], reason, now)
         return await self._db.transaction(unit)

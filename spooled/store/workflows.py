@@ -1,12 +1,16 @@
 """Workflows and job dependencies in the database (queries/workflows.sql). Creating a workflow, cancelling or
 retrying one, and adding dependencies to a job are each one transaction here; what happens to dependents and to
 workflow counts as jobs move is the dependency triggers' work (schema.sql, docs/architecture.md "Job
-dependencies"), in the transaction of each move."""
+dependencies"), in the transaction of each move.
+
+`queues` is the caller's scope (domain/scope.py; empty: every queue): a workflow with a job outside it, or a job
+outside it, is not found, as another organization's."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Sequence
 
 import attrs
 
@@ -61,23 +65,24 @@ class WorkflowStore:
             return from_row(Workflow, workflow)
         return await self._db.transaction(unit)
 
-    async def get(self, org: uuid.UUID, workflow_id: uuid.UUID) -> Workflow | None:
-        row = await self._db.fetchrow(Q.workflow_get, org=org, id=workflow_id)
+    async def get(self, org: uuid.UUID, workflow_id: uuid.UUID, queues: Sequence[str]) -> Workflow | None:
+        row = await self._db.fetchrow(Q.workflow_get, org=org, id=workflow_id, queues=queues)
         return from_row(Workflow, row) if row is not None else None
 
-    async def list(self, org: uuid.UUID, *, status: str | None, limit: int, offset: int) -> list[Workflow]:
+    async def list(self, org: uuid.UUID, queues: Sequence[str], *, status: str | None, limit: int, offset: int
+                   ) -> list[Workflow]:
         """Newest first."""
         return from_rows(Workflow, await self._db.fetch(Q.workflow_list, org=org, status=status, limit=limit,
-                                                        offset=offset))
+                                                        offset=offset, queues=queues))
 
-    async def detail(self, org: uuid.UUID, workflow_id: uuid.UUID
+    async def detail(self, org: uuid.UUID, workflow_id: uuid.UUID, queues: Sequence[str]
                      ) -> tuple[Workflow, list[Job], list[DependencyEdge]] | None:
         """The workflow, its jobs (oldest first) and its edges, read in one snapshot."""
         args = dict(org=org, id=workflow_id)
 
         async def unit(con):
             async with con.transaction(isolation="repeatable_read", readonly=True):
-                head = await con.fetchrow(Q.workflow_get.sql, *Q.workflow_get.args(**args))
+                head = await con.fetchrow(*Q.workflow_get.bind(**args, queues=queues))
                 if head is None:
                     return None
                 jobs = await con.fetch(Q.workflow_jobs.sql, *Q.workflow_jobs.args(**args))
@@ -85,45 +90,50 @@ class WorkflowStore:
             return from_row(Workflow, head), from_rows(Job, jobs), from_rows(DependencyEdge, edges)
         return await self._db.run(unit)
 
-    async def cancel(self, org: uuid.UUID, workflow_id: uuid.UUID, *, now: Now = None) -> tuple[int, Workflow | None]:
+    async def cancel(self, org: uuid.UUID, workflow_id: uuid.UUID, queues: Sequence[str], *, now: Now = None
+                     ) -> tuple[int, Workflow | None]:
         """Cancel the workflow's pending and scheduled jobs, then mark it cancelled, in one transaction (jobs are
         locked before the workflow, as everywhere). (jobs cancelled, the workflow) where the workflow is None
-        when it was completed or cancelled already, and then nothing changed."""
-        args = dict(org=org, id=workflow_id, now=now)
+        when it was completed or cancelled already (or is not in `queues`), and then nothing changed."""
+        args = dict(org=org, id=workflow_id, queues=queues, now=now)
 
         async def unit(con):
-            n = await con.fetchval(Q.workflow_cancel_jobs.sql, *Q.workflow_cancel_jobs.args(**args))
-            row = await con.fetchrow(Q.workflow_mark_cancelled.sql, *Q.workflow_mark_cancelled.args(**args))
+            n = await con.fetchval(*Q.workflow_cancel_jobs.bind(**args))
+            row = await con.fetchrow(*Q.workflow_mark_cancelled.bind(**args))
             return n, (from_row(Workflow, row) if row is not None else None)
         return await self._db.transaction(unit)
 
-    async def retry(self, org: uuid.UUID, workflow_id: uuid.UUID, *, now: Now = None) -> tuple[int, Workflow | None]:
+    async def retry(self, org: uuid.UUID, workflow_id: uuid.UUID, queues: Sequence[str], *, now: Now = None
+                    ) -> tuple[int, Workflow | None]:
         """Retry the workflow's failed, dead-lettered and cancelled jobs and take it out of its end state, in one
         transaction. (jobs retried, the workflow); with no job to retry nothing changed (and the workflow is as
-        it was)."""
+        it was, None when it is not in `queues`)."""
         args = dict(org=org, id=workflow_id, now=now)
 
         async def unit(con):
-            n = await con.fetchval(Q.workflow_retry_jobs.sql, *Q.workflow_retry_jobs.args(**args))
+            n = await con.fetchval(*Q.workflow_retry_jobs.bind(**args, queues=queues))
             if not n:
-                row = await con.fetchrow(Q.workflow_get.sql, *Q.workflow_get.args(org=org, id=workflow_id))
+                row = await con.fetchrow(*Q.workflow_get.bind(org=org, id=workflow_id,
+                                                                                   queues=queues))
             else:
                 row = await con.fetchrow(Q.workflow_mark_retried.sql, *Q.workflow_mark_retried.args(**args))
             return n, (from_row(Workflow, row) if row is not None else None)
         return await self._db.transaction(unit)
 
-    async def dependencies(self, org: uuid.UUID, job_id: uuid.UUID) -> JobDependencies | None:
-        """The job's dependencies and dependents; None when the organization has no such job."""
+    async def dependencies(self, org: uuid.UUID, job_id: uuid.UUID, queues: Sequence[str]
+                           ) -> JobDependencies | None:
+        """The job's dependencies and dependents (those in `queues`); None when the organization has no such job
+        (in `queues`)."""
         async def unit(con):
-            job = await con.fetchrow(Q.job_get.sql, *Q.job_get.args(org=org, id=job_id))
+            job = await con.fetchrow(*Q.job_get.bind(org=org, id=job_id, queues=queues))
             if job is None:
                 return None
-            refs = await con.fetch(Q.job_dependency_refs.sql, *Q.job_dependency_refs.args(id=job_id))
+            refs = await con.fetch(*Q.job_dependency_refs.bind(id=job_id, queues=queues))
             return _dependencies(job, refs)
         return await self._db.run(unit)
 
-    async def add_dependencies(self, org: uuid.UUID, job_id: uuid.UUID, parents: list[uuid.UUID], mode: str
-                               ) -> tuple[int, JobDependencies] | Refused:
+    async def add_dependencies(self, org: uuid.UUID, job_id: uuid.UUID, parents: list[uuid.UUID], mode: str,
+                               queues: Sequence[str]) -> tuple[int, JobDependencies] | Refused:
         """Make the job depend on `parents` too (mode for all of its dependencies), in one transaction, or say
         why not and change nothing. The job must be pending or scheduled; the dependencies jobs of the
         organization, not failed/dead-lettered/cancelled, in the job's workflow if it has one, and not
@@ -132,8 +142,8 @@ class WorkflowStore:
 
         async def unit(con):
             await con.execute(Q.dependency_lock_org.sql, *Q.dependency_lock_org.args(org=org))
-            found = await con.fetch(Q.dependency_lock_parents.sql, *Q.dependency_lock_parents.args(ids=ids, org=org))
-            job = await con.fetchrow(Q.dependency_lock_job.sql, *Q.dependency_lock_job.args(id=job_id, org=org))
+            found = await con.fetch(*Q.dependency_lock_parents.bind(ids=ids, org=org, queues=queues))
+            job = await con.fetchrow(*Q.dependency_lock_job.bind(id=job_id, org=org, queues=queues))
             refused = _refusal(job, ids, found)
             if refused is None:
                 cyclic = await con.fetch(Q.dependency_reaches.sql, *Q.dependency_reaches.args(id=job_id, ids=ids))
@@ -143,8 +153,8 @@ class WorkflowStore:
                 return refused
             added = await con.fetchval(Q.dependency_add.sql, *Q.dependency_add.args(id=job_id, ids=ids))
             await con.execute(Q.dependency_settle_job.sql, *Q.dependency_settle_job.args(id=job_id, mode=mode))
-            row = await con.fetchrow(Q.job_get.sql, *Q.job_get.args(org=org, id=job_id))
-            refs = await con.fetch(Q.job_dependency_refs.sql, *Q.job_dependency_refs.args(id=job_id))
+            row = await con.fetchrow(*Q.job_get.bind(org=org, id=job_id, queues=queues))
+            refs = await con.fetch(*Q.job_dependency_refs.bind(id=job_id, queues=queues))
             return added, _dependencies(row, refs)
         return await self._db.transaction(unit)
 

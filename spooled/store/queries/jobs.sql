@@ -39,9 +39,10 @@ WITH q0 AS (
 SELECT * FROM ins
 
 -- name: job_missing_parents
--- The parent_job_ids given at enqueue that are not jobs of this organization.
+-- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
 SELECT p.id FROM unnest($ids::uuid[]) AS p(id)
-WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id = $org)
+WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id = $org
+                                        AND $scope(ARRAY[j.queue_name] <@ $queues::text[]))
 
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
@@ -70,9 +71,16 @@ ORDER BY priority DESC, run_at, id
 -- lease: jobs_processing_lease_check), and the organization is checked on the row, not in the join: with stale
 -- statistics an `organization_id = $org` or `status = 'processing'` condition made the planner read every job
 -- of the organization (or every processing job) per batch.
-WITH c AS (
-    SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $workers::text[], $results::text[])
-                  WITH ORDINALITY AS c(id, lease, worker, result, ord)
+-- A job outside the caller's scope (domain/scope.py) is neither updated nor in `p`: NOT_FOUND, as another
+-- organization's.
+-- The arrays reach unnest through `a` so that no plan sees their length: a plan for one id (a custom plan,
+-- which sees the values) would look cheaper than the generic plan (which assumes 10), and a connection whose
+-- first five completions were single ones would then plan this statement again on every call (~0.4 ms of
+-- PostgreSQL CPU, more than it takes to run; scripts/bench/scope_cost.py prints the plan counts).
+WITH a AS MATERIALIZED (
+    SELECT $ids::uuid[] AS ids, $leases::uuid[] AS leases, $workers::text[] AS workers, $results::text[] AS results
+), c AS (
+    SELECT c.* FROM a, unnest(a.ids, a.leases, a.workers, a.results) WITH ORDINALITY AS c(id, lease, worker, result, ord)
 ), t AS MATERIALIZED (
     SELECT coalesce($now::timestamptz, now()) AS now
 ), u AS (
@@ -82,6 +90,7 @@ WITH c AS (
     FROM c, t
     WHERE j.id = c.id AND j.lease_expires_at > t.now AND (j.organization_id = $org) IS TRUE
       AND (j.lease_id = c.lease OR (c.lease IS NULL AND j.assigned_worker_id = c.worker))
+      AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
     RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, j.last_worker_id AS worker_id,
               j.completed_at, j.queue_name
 ), w AS (
@@ -98,7 +107,8 @@ SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name
        END AS replay
 FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
        LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
-                          WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE OFFSET 0) p ON true
+                          WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE
+                            AND $scope(ARRAY[j.queue_name] <@ $queues::text[]) OFFSET 0) p ON true
 ORDER BY c.ord
 
 -- name: job_fail
@@ -113,6 +123,7 @@ d AS (
     FROM jobs j LEFT JOIN queues q ON q.organization_id = j.organization_id AND q.name = j.queue_name, t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
+      AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 ), e AS (
     SELECT d.*, CASE WHEN d.will_retry THEN d.dmax / 2 + random() * d.dmax / 2 END AS delay FROM d
 ), u AS (
@@ -140,7 +151,9 @@ d AS (
     FROM u WHERE wk.organization_id = $org AND wk.id = u.worker_id
 )
 SELECT (u.id IS NOT NULL) AS done, u.status, u.will_retry, u.delay, s.status AS prior_status, u.queue_name
-FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+FROM (SELECT 1) one LEFT JOIN u ON true
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+                     AND $scope(ARRAY[s.queue_name] <@ $queues::text[])
 
 -- name: job_heartbeat
 -- Extend the lease held by $lease (or, without one, by $worker).
@@ -149,13 +162,21 @@ WITH u AS (
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
     WHERE j.id = $id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
       AND (j.lease_id = $lease OR ($lease::uuid IS NULL AND j.assigned_worker_id = $worker::text))
+      AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
     RETURNING j.id, j.lease_expires_at
 )
 SELECT (u.id IS NOT NULL) AS done, u.lease_expires_at, s.status AS prior_status
-FROM (SELECT 1) one LEFT JOIN u ON true LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+FROM (SELECT 1) one LEFT JOIN u ON true
+     LEFT JOIN jobs s ON s.id = $id AND s.organization_id = $org
+                     AND $scope(ARRAY[s.queue_name] <@ $queues::text[])
 
 -- name: job_get
-SELECT * FROM jobs WHERE id = $id AND organization_id = $org
+-- Every statement that reads or moves jobs by id is scoped like this one: a job outside the caller's queues
+-- (a restricted key's; domain/scope.py, store/sql.py) is not there. By id the scope is `ARRAY[queue_name] <@`,
+-- which no index serves, so the primary key drives the lookup (as `queue_name = ANY`, a queue the statistics
+-- have not seen yet made the planner read the whole queue through jobs_org_queue_status_idx instead); the
+-- statements that scan (counts, the DLQ) use `queue_name = ANY`, which the queue indexes serve.
+SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_retry
 -- Manual retry of a terminal failed/dead-lettered/cancelled job: back to pending with a fresh retry budget. Not
@@ -169,7 +190,7 @@ WITH u AS (
                           OR (spooled_dependency_state(j.id, j.dependency_mode)).state = 'met',
                       updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
       AND j.status IN ('failed', 'deadletter', 'cancelled')
       AND (j.dependency_mode IS NULL OR (spooled_dependency_state(j.id, j.dependency_mode)).state <> 'failed')
     RETURNING j.*, s.status AS old_status
@@ -184,7 +205,7 @@ WITH u AS (
     UPDATE jobs j SET status = 'cancelled', completed_at = t.now, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, updated_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t, jobs s
-    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id
+    WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
       AND j.status IN ('pending', 'scheduled', 'processing')
     RETURNING j.id, j.organization_id, s.status AS old_status
 ), h AS (
@@ -197,30 +218,34 @@ SELECT id FROM u
 UPDATE jobs j SET priority = $priority, updated_at = now()
 FROM jobs s
 WHERE j.id = $id AND j.organization_id = $org AND s.id = j.id AND j.status IN ('pending', 'scheduled', 'processing')
+  AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 RETURNING s.priority AS old_priority, j.priority AS new_priority
 
 -- name: job_status_of
-SELECT status FROM jobs WHERE id = $id AND organization_id = $org
+SELECT status FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_statuses
 SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
-WHERE organization_id = $org AND id = ANY($ids::uuid[])
+WHERE organization_id = $org AND id = ANY($ids::uuid[]) AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: job_history
 -- The job's history rows and the events its row records (the job_events view, schema.sql), oldest first.
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
 FROM job_events WHERE job_id = $id AND organization_id = $org
+  AND $scope(EXISTS (SELECT 1 FROM jobs j WHERE j.id = $id AND j.organization_id = $org
+                                          AND ARRAY[j.queue_name] <@ $queues::text[]))
 ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool THEN -seq ELSE seq END
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
-SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org GROUP BY status
+SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+GROUP BY status
 
 -- name: dlq_retry
 WITH pick AS (
     SELECT id FROM jobs
     WHERE organization_id = $org AND status = 'deadletter'
-      AND ($queue::text IS NULL OR queue_name = $queue)
+      AND ($queue::text IS NULL OR queue_name = $queue) AND $scope(queue_name = ANY ($queues::text[]))
       AND ($ids::uuid[] IS NULL OR id = ANY($ids))
     ORDER BY completed_at, id LIMIT $limit
     FOR UPDATE SKIP LOCKED
@@ -240,12 +265,13 @@ SELECT id FROM u
 -- Dead letters of an organization (one queue, or all), through jobs_deadletter_idx.
 SELECT count(*) FROM jobs
 WHERE organization_id = $org AND status = 'deadletter' AND ($queue::text IS NULL OR queue_name = $queue)
+  AND $scope(queue_name = ANY ($queues::text[]))
 
 -- name: dlq_purge
 WITH pick AS (
     SELECT id FROM jobs
     WHERE organization_id = $org AND status = 'deadletter'
-      AND ($queue::text IS NULL OR queue_name = $queue)
+      AND ($queue::text IS NULL OR queue_name = $queue) AND $scope(queue_name = ANY ($queues::text[]))
       AND ($older_than::timestamptz IS NULL OR completed_at < $older_than)
     ORDER BY completed_at, id LIMIT $limit
     FOR UPDATE SKIP LOCKED

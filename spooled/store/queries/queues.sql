@@ -33,7 +33,9 @@ RETURNING q.*
 SELECT * FROM queues WHERE organization_id = $org AND name = $name
 
 -- name: queue_list
-SELECT * FROM queues WHERE organization_id = $org ORDER BY name
+-- The queues of the caller's scope.
+SELECT * FROM queues WHERE organization_id = $org AND $scope(name = ANY ($queues::text[]))
+ORDER BY name
 
 -- name: queue_active_jobs
 SELECT count(*) FROM jobs

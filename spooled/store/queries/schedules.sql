@@ -8,10 +8,13 @@ VALUES ($id, $org, $name, $description, $cron_expression, $timezone, $queue_name
 RETURNING *
 
 -- name: schedule_get
-SELECT * FROM schedules WHERE id = $id AND organization_id = $org
+-- A schedule of a queue outside the caller's scope (domain/scope.py) is not there, here and in every
+-- statement a request reaches a schedule through.
+SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
 -- name: schedule_lock
-SELECT * FROM schedules WHERE id = $id AND organization_id = $org FOR UPDATE
+SELECT * FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
+FOR UPDATE
 
 -- name: schedule_update
 -- Every mutable column from the caller's merged values (the caller holds the row lock: schedule_lock).
@@ -27,12 +30,14 @@ RETURNING *
 -- name: schedule_list
 SELECT * FROM schedules
 WHERE organization_id = $org AND ($queue_name::text IS NULL OR queue_name = $queue_name)
+  AND $scope(queue_name = ANY ($queues::text[]))
   AND ($is_active::bool IS NULL OR is_active = $is_active)
 ORDER BY created_at, id
 LIMIT $limit OFFSET $offset
 
 -- name: schedule_delete
-DELETE FROM schedules WHERE id = $id AND organization_id = $org RETURNING id
+DELETE FROM schedules WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
+RETURNING id
 
 -- name: schedule_lock_due
 -- Due schedules, oldest fire first, locked so that no other instance fires them meanwhile (SKIP LOCKED: each
@@ -79,7 +84,7 @@ RETURNING id
 WITH s AS (
     UPDATE schedules SET run_count = run_count + 1, last_run_at = t.now
     FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE id = $id AND organization_id = $org
+    WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
     RETURNING schedules.*, t.now AS fired_at
 ), r AS (
     INSERT INTO schedule_runs (id, schedule_id, organization_id, fire_time, manual, enqueue_after, started_at)
@@ -139,6 +144,9 @@ SELECT r.id, r.schedule_id, r.job_id, r.fire_time, r.manual, r.started_at,
            AS error_message,
        coalesce(r.completed_at, j.completed_at) AS completed_at
 FROM schedule_runs r LEFT JOIN jobs j ON j.id = r.job_id AND j.organization_id = r.organization_id
+                                        AND $scope(ARRAY[j.queue_name] <@ $queues::text[])
 WHERE r.schedule_id = $id AND r.organization_id = $org
+  AND $scope(EXISTS (SELECT 1 FROM schedules s WHERE s.id = $id AND s.organization_id = $org
+                                                    AND ARRAY[s.queue_name] <@ $queues::text[]))
 ORDER BY r.started_at DESC, r.fire_time DESC, r.id DESC
 LIMIT $limit OFFSET $offset

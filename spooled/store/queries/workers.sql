@@ -1,6 +1,7 @@
 -- name: worker_register
 -- Register a worker, or update it when the client re-registers the same id: the new description replaces
--- the old one and the worker is healthy again; its counters and registered_at are kept.
+-- the old one and the worker is healthy again; its counters and registered_at are kept. A worker the caller
+-- may not reach (registered for a queue outside its scope) is left as it is and no row comes back.
 WITH t AS (SELECT coalesce($now::timestamptz, now()) AS now)
 INSERT INTO workers AS w (id, organization_id, queue_names, hostname, worker_type, version, max_concurrency,
                           metadata, heartbeat_interval_secs, lease_duration_secs, status, current_jobs,
@@ -14,16 +15,19 @@ ON CONFLICT ON CONSTRAINT workers_pk DO UPDATE SET
     heartbeat_interval_secs = EXCLUDED.heartbeat_interval_secs,
     lease_duration_secs = EXCLUDED.lease_duration_secs, status = 'healthy', current_jobs = 0,
     last_heartbeat = EXCLUDED.last_heartbeat, deregistered_at = NULL
+    WHERE $scope(w.queue_names <@ $queues::text[])
 RETURNING w.*, (w.xmax = 0) AS created
 
 -- name: worker_list
+-- A caller restricted to some queues reaches the workers all of whose queues it may use (those it could
+-- have registered); here and in every statement below.
 SELECT * FROM workers
 WHERE organization_id = $org AND ($status::text IS NULL OR status = $status)
-  AND ($queue::text IS NULL OR $queue = ANY(queue_names))
+  AND ($queue::text IS NULL OR $queue = ANY(queue_names)) AND $scope(queue_names <@ $queues::text[])
 ORDER BY registered_at, id
 
 -- name: worker_get
-SELECT * FROM workers WHERE organization_id = $org AND id = $id
+SELECT * FROM workers WHERE organization_id = $org AND id = $id AND $scope(queue_names <@ $queues::text[])
 
 -- name: worker_heartbeat
 -- A heartbeat revives an offline worker. `draining` is sticky: only a re-register clears it, so a drain
@@ -35,12 +39,12 @@ UPDATE workers w SET
              END,
     metadata = coalesce($metadata::json, w.metadata)
 FROM (SELECT coalesce($now::timestamptz, now()) AS now) t
-WHERE w.organization_id = $org AND w.id = $id
+WHERE w.organization_id = $org AND w.id = $id AND $scope(w.queue_names <@ $queues::text[])
 RETURNING w.status
 
 -- name: worker_deregister
 UPDATE workers SET status = 'offline', current_jobs = 0, deregistered_at = coalesce($now::timestamptz, now())
-WHERE organization_id = $org AND id = $id
+WHERE organization_id = $org AND id = $id AND $scope(queue_names <@ $queues::text[])
 RETURNING id
 
 -- name: worker_expire

@@ -41,12 +41,19 @@ INSERT INTO job_dependencies (child_job_id, parent_job_id)
 SELECT * FROM unnest($children::uuid[], $parents::uuid[])
 
 -- name: workflow_get
-SELECT * FROM workflows WHERE id = $id AND organization_id = $org
+-- A caller restricted to some queues reaches only the workflows all of whose jobs are
+-- in those queues (a workflow is one thing: cancel and retry act on all its jobs); any other is not there. Here
+-- and in the cancel and retry statements.
+SELECT * FROM workflows w WHERE id = $id AND organization_id = $org
+  AND $scope(NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.workflow_id = w.id AND o.queue_name <> ALL ($queues::text[])))
 
 -- name: workflow_list
 -- Newest first; one more than the page to tell whether more exist.
-SELECT * FROM workflows
+SELECT * FROM workflows w
 WHERE organization_id = $org AND ($status::text IS NULL OR status = $status)
+  AND $scope(NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.workflow_id = w.id AND o.queue_name <> ALL ($queues::text[])))
 ORDER BY created_at DESC, id DESC
 LIMIT $limit OFFSET $offset
 
@@ -65,6 +72,8 @@ ORDER BY d.child_job_id, d.parent_job_id
 WITH pick AS (
     SELECT id, status FROM jobs
     WHERE workflow_id = $id AND organization_id = $org AND status IN ('pending', 'scheduled')
+      AND $scope(NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
     ORDER BY id
     FOR UPDATE
 ), u AS (
@@ -83,6 +92,8 @@ SELECT count(*) FROM u
 UPDATE workflows SET status = 'cancelled', completed_at = coalesce(completed_at, coalesce($now::timestamptz, now())),
                      updated_at = coalesce($now::timestamptz, now())
 WHERE id = $id AND organization_id = $org AND status NOT IN ('completed', 'cancelled')
+  AND $scope(NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
 RETURNING *
 
 -- name: workflow_retry_jobs
@@ -92,6 +103,8 @@ RETURNING *
 WITH pick AS (
     SELECT id, status FROM jobs
     WHERE workflow_id = $id AND organization_id = $org AND status IN ('failed', 'deadletter', 'cancelled')
+      AND $scope(NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.workflow_id = $id AND o.queue_name <> ALL ($queues::text[])))
     ORDER BY id
     FOR UPDATE
 ), u AS (
@@ -119,12 +132,15 @@ RETURNING *
 
 -- name: job_dependency_refs
 -- A job's dependencies (side 'dependency') and dependents (side 'dependent'). Edges only join jobs of one
--- organization, and the job itself is looked up with its organization first.
+-- organization, and the job itself is looked up with its organization (and the caller's scope) first; related
+-- jobs outside the scope are left out.
 SELECT 'dependency' AS side, p.id AS job_id, p.status, p.queue_name
-FROM job_dependencies d JOIN jobs p ON p.id = d.parent_job_id WHERE d.child_job_id = $id
+FROM job_dependencies d JOIN jobs p ON p.id = d.parent_job_id
+WHERE d.child_job_id = $id AND $scope(ARRAY[p.queue_name] <@ $queues::text[])
 UNION ALL
 SELECT 'dependent', c.id, c.status, c.queue_name
-FROM job_dependencies d JOIN jobs c ON c.id = d.child_job_id WHERE d.parent_job_id = $id
+FROM job_dependencies d JOIN jobs c ON c.id = d.child_job_id
+WHERE d.parent_job_id = $id AND $scope(ARRAY[c.queue_name] <@ $queues::text[])
 ORDER BY 1, 2
 
 -- name: dependency_lock_org
@@ -136,12 +152,14 @@ SELECT pg_advisory_xact_lock(7431006, hashtext($org::uuid::text))
 -- The dependencies to add, locked (in id order) before they are read: a dependency completing meanwhile has
 -- either committed (and is read as completed) or waits for this transaction (and then sees the new edge).
 SELECT id, status, workflow_id FROM jobs
-WHERE id = ANY ($ids::uuid[]) AND organization_id = $org
+WHERE id = ANY ($ids::uuid[]) AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 ORDER BY id
 FOR UPDATE
 
 -- name: dependency_lock_job
-SELECT id, status, workflow_id FROM jobs WHERE id = $id AND organization_id = $org FOR UPDATE
+SELECT id, status, workflow_id FROM jobs
+WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
+FOR UPDATE
 
 -- name: dependency_reaches
 -- Which of $ids depend, directly or not, on the job $id (an edge from $id onto one of them closes a cycle).

@@ -1,6 +1,7 @@
 """What every gRPC handler shares: admission (services/admission.py: credential, key rules, queue
 restriction, rate limit), the trio<->asyncio crossing, the error table, and a count of the calls in progress
-(so shutdown can let them finish under the grace period).
+(so shutdown can let them finish under the grace period). Handlers get the caller's `Scope` (domain/scope.py)
+and hand it to the services, which keep other queues' jobs, workers and workflows out of sight.
 
 Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, reached
 with ONE `trio_as_aio` crossing per call. A cancelled handler (client gone, deadline, server closing) cancels
@@ -20,6 +21,7 @@ from grpclib.server import Stream
 from trio_asyncio import trio_as_aio
 
 from spooled.domain import errors
+from spooled.domain.scope import Scope
 from spooled.services.admission import require_queue
 from spooled.services.auth import Principal
 from spooled.services.container import Services
@@ -60,9 +62,9 @@ class Rpc:
                 require_queue(p, queue)
         return p
 
-    async def org(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> str:
-        """The admitted caller's organization id."""
-        return (await self.principal(metadata, safe=safe, queues=queues)).organization_id
+    async def scope(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> Scope:
+        """What the admitted caller may reach (its organization, or some queues of it)."""
+        return (await self.principal(metadata, safe=safe, queues=queues)).scope
 
     @contextlib.contextmanager
     def _counted(self) -> Iterator[None]:
@@ -82,9 +84,9 @@ class Rpc:
 
     async def unary(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, safe: bool = False,
                     queues: Queues | None = None, metadata: bool = False) -> None:
-        """(asyncio) request -> admission -> `fn(org, request)` in Trio -> response. `queues(request)` names
+        """(asyncio) request -> admission -> `fn(scope, request)` in Trio -> response. `queues(request)` names
         the queues the call uses (checked against the key's restriction); `safe` calls only read; with
-        `metadata`, `fn(org, request, metadata)`."""
+        `metadata`, `fn(scope, request, metadata)`."""
         with self._counted():
             request = await stream.recv_message()
             if metadata:
@@ -101,8 +103,8 @@ class Rpc:
             await stream.send_message(response)
 
     async def _call(self, metadata, fn, request, safe, queues):
-        org = await self.org(metadata, safe=safe, queues=queues(request) if queues else ())
-        return await fn(org, request)
+        scope = await self.scope(metadata, safe=safe, queues=queues(request) if queues else ())
+        return await fn(scope, request)
 
     async def in_trio(self, stream: Stream, fn: Callable[[Stream], Awaitable[None]]) -> None:
         """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (streams, and calls that lease jobs
@@ -118,8 +120,8 @@ class Rpc:
                 raise grpc_error(exc) from None
 
 
-async def _with_metadata(fn, metadata, org: str, request):
-    return await fn(org, request, metadata)
+async def _with_metadata(fn, metadata, scope: Scope, request):
+    return await fn(scope, request, metadata)
 
 
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:

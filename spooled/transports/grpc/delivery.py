@@ -18,6 +18,7 @@ from typing import Awaitable, Callable, Sequence
 import trio
 
 from spooled.domain.models import Job
+from spooled.domain.scope import Scope
 from spooled.services.jobs import Jobs
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ RELEASE_TIMEOUT_SECS = 5.0  # bound on the shielded release of unsent jobs
 COALESCE_SECS = 0.005       # a busy stream gathers freed window slots this long before claiming them at once
 
 
-async def send_or_release(jobs: Jobs, org: str, leased: Sequence[Job],
+async def send_or_release(jobs: Jobs, scope: Scope, leased: Sequence[Job],
                           send: Callable[[Sequence[Job]], Awaitable[None]], sent: list[int]) -> None:
     """`await send(leased)`, which counts delivered jobs in `sent[0]`; if it fails, the jobs not delivered go
     back to pending (shielded, bounded) before the error propagates."""
@@ -38,7 +39,7 @@ async def send_or_release(jobs: Jobs, org: str, leased: Sequence[Job],
         if unsent:
             with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_SECS):
                 try:
-                    await jobs.release_unsent(org, unsent)
+                    await jobs.release_unsent(scope, unsent)
                 except Exception:
                     log.exception("could not release %d undelivered job(s); their leases will expire", len(unsent))
         raise
@@ -68,10 +69,10 @@ class LeaseTracker:
 class LeaseWindow:
     """At most `size` delivered, unfinished jobs per stream."""
 
-    def __init__(self, tracker: LeaseTracker, jobs: Jobs, org: str, size: int):
+    def __init__(self, tracker: LeaseTracker, jobs: Jobs, scope: Scope, size: int):
         self._tracker = tracker
         self._jobs = jobs
-        self._org = org
+        self._scope = scope
         self.size = max(1, size)
         self.held: dict[str, str] = {}     # job id -> lease id
         self._changed = trio.Event()
@@ -93,7 +94,7 @@ class LeaseWindow:
             with trio.move_on_after(RECHECK_SECS) as timeout:
                 await self._changed.wait()
             if timeout.cancelled_caught:
-                still = await self._jobs.leases_held(self._org, list(self.held.items()))
+                still = await self._jobs.leases_held(self._scope, list(self.held.items()))
                 for job_id in [j for j in self.held if j not in still]:
                     self._tracker._forget(job_id, self)
                     self.discard(job_id)

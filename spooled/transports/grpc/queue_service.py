@@ -6,6 +6,7 @@ import trio
 from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
+from spooled.domain.scope import Scope
 from spooled.transports.grpc import messages, streams
 from spooled.transports.grpc.calls import Rpc
 from spooled.transports.grpc.delivery import send_or_release
@@ -22,16 +23,16 @@ class QueueService(QueueServiceBase):
     async def Enqueue(self, stream) -> None:
         await self.rpc.unary(stream, self._enqueue, queues=lambda r: [r.queue_name], metadata=True)
 
-    async def _enqueue(self, org: str, req: pb.EnqueueRequest, metadata) -> pb.EnqueueResponse:
+    async def _enqueue(self, scope: Scope, req: pb.EnqueueRequest, metadata) -> pb.EnqueueResponse:
         spec = messages.job_spec(req, req.queue_name)
-        (res,) = await self.svc.jobs.enqueue(org, spec.queue_name, [spec], trace=messages.trace(metadata))
+        (res,) = await self.svc.jobs.enqueue(scope, spec.queue_name, [spec], trace=messages.trace(metadata))
         return pb.EnqueueResponse(job_id=res.job_id, created=res.created)
 
     async def EnqueueBulk(self, stream) -> None:
         await self.rpc.unary(stream, self._enqueue_bulk,
                              queues=lambda r: [r.queue_name, *(j.queue_name for j in r.jobs)], metadata=True)
 
-    async def _enqueue_bulk(self, org: str, req: pb.EnqueueBulkRequest, metadata) -> pb.EnqueueBulkResponse:
+    async def _enqueue_bulk(self, scope: Scope, req: pb.EnqueueBulkRequest, metadata) -> pb.EnqueueBulkResponse:
         if not 1 <= len(req.jobs) <= messages.MAX_BULK:
             raise errors.invalid("jobs", f"must hold 1 to {messages.MAX_BULK} jobs")
         queue = req.queue_name or req.jobs[0].queue_name
@@ -39,7 +40,7 @@ class QueueService(QueueServiceBase):
             if j.queue_name and j.queue_name != queue:
                 raise errors.invalid(f"jobs[{i}].queue_name", "must be empty or the request's queue_name")
         specs = [messages.job_spec(j, queue) for j in req.jobs]
-        results = await self.svc.jobs.enqueue(org, queue, specs, trace=messages.trace(metadata))
+        results = await self.svc.jobs.enqueue(scope, queue, specs, trace=messages.trace(metadata))
         return pb.EnqueueBulkResponse(results=[pb.EnqueueResponse(job_id=r.job_id, created=r.created)
                                                for r in results])
 
@@ -50,25 +51,25 @@ class QueueService(QueueServiceBase):
 
     async def _dequeue(self, stream) -> None:
         req: pb.DequeueRequest = await aio_as_trio(stream.recv_message)()
-        org = await self.rpc.org(stream.metadata, queues=[req.queue_name])
+        scope = await self.rpc.scope(stream.metadata, queues=[req.queue_name])
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
-        jobs = await self.svc.jobs.claim(org, claim, deadline=trio.current_time() + wait)
+        jobs = await self.svc.jobs.claim(scope, claim, deadline=trio.current_time() + wait)
         sent = [0]
 
         async def send(jobs) -> None:
             await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(j) for j in jobs]))
             sent[0] = len(jobs)
-        await send_or_release(self.svc.jobs, org, jobs, send, sent)
+        await send_or_release(self.svc.jobs, scope, jobs, send, sent)
 
     # -- complete / fail / renew -----------------------------------------------------------------------
     async def Complete(self, stream) -> None:
         await self.rpc.unary(stream, self._complete)
 
-    async def _complete(self, org: str, req: pb.CompleteRequest) -> pb.CompleteResponse:
+    async def _complete(self, scope: Scope, req: pb.CompleteRequest) -> pb.CompleteResponse:
         job_id, lease, worker, result = messages.completion(req)
         try:
-            await self.svc.jobs.complete(org, job_id, lease, result, worker_id=worker)
+            await self.svc.jobs.complete(scope, job_id, lease, result, worker_id=worker)
         except (errors.NotFound, errors.LeaseExpired):
             self.rpc.tracker.finished([req.job_id])
             raise
@@ -78,7 +79,7 @@ class QueueService(QueueServiceBase):
     async def CompleteBatch(self, stream) -> None:
         await self.rpc.unary(stream, self._complete_batch)
 
-    async def _complete_batch(self, org: str, req: pb.CompleteBatchRequest) -> pb.CompleteBatchResponse:
+    async def _complete_batch(self, scope: Scope, req: pb.CompleteBatchRequest) -> pb.CompleteBatchResponse:
         if not 1 <= len(req.completions) <= messages.MAX_BULK:
             raise errors.invalid("completions", f"must hold 1 to {messages.MAX_BULK} items")
         # an item with neither lease_id nor worker_id (its own or the batch's) fails the call, as on REST
@@ -88,17 +89,17 @@ class QueueService(QueueServiceBase):
                 items.append(messages.completion(c, req.worker_id))
             except errors.ValidationFailed:
                 raise errors.invalid(f"completions[{i}].lease_id", "is required (or worker_id)") from None
-        results = await self.svc.jobs.complete_many(org, items)
+        results = await self.svc.jobs.complete_many(scope, items)
         self.rpc.tracker.finished([c.job_id for c in req.completions])
         return pb.CompleteBatchResponse(success=[r.success for r in results])
 
     async def Fail(self, stream) -> None:
         await self.rpc.unary(stream, self._fail)
 
-    async def _fail(self, org: str, req: pb.FailRequest) -> pb.FailResponse:
+    async def _fail(self, scope: Scope, req: pb.FailRequest) -> pb.FailResponse:
         spec = messages.fail(req)
         try:
-            r = await self.svc.jobs.fail(org, req.job_id, spec)
+            r = await self.svc.jobs.fail(scope, req.job_id, spec)
         except (errors.NotFound, errors.LeaseExpired):
             self.rpc.tracker.finished([req.job_id])
             raise
@@ -109,9 +110,9 @@ class QueueService(QueueServiceBase):
     async def RenewLease(self, stream) -> None:
         await self.rpc.unary(stream, self._renew)
 
-    async def _renew(self, org: str, req: pb.RenewLeaseRequest) -> pb.RenewLeaseResponse:
+    async def _renew(self, scope: Scope, req: pb.RenewLeaseRequest) -> pb.RenewLeaseResponse:
         spec = messages.renew(req)
-        expires = await self.svc.jobs.heartbeat(org, req.job_id, spec.lease_id, spec.lease_duration_secs,
+        expires = await self.svc.jobs.heartbeat(scope, req.job_id, spec.lease_id, spec.lease_duration_secs,
                                                 worker_id=spec.worker_id)
         resp = pb.RenewLeaseResponse(success=True)
         resp.new_expires_at.FromDatetime(expires)
@@ -121,16 +122,16 @@ class QueueService(QueueServiceBase):
     async def GetJob(self, stream) -> None:
         await self.rpc.unary(stream, self._get_job, safe=True)
 
-    async def _get_job(self, org: str, req: pb.GetJobRequest) -> pb.GetJobResponse:
-        return pb.GetJobResponse(job=messages.job(await self.svc.jobs.get(org, req.job_id)))
+    async def _get_job(self, scope: Scope, req: pb.GetJobRequest) -> pb.GetJobResponse:
+        return pb.GetJobResponse(job=messages.job(await self.svc.jobs.get(scope, req.job_id)))
 
     async def GetQueueStats(self, stream) -> None:
         await self.rpc.unary(stream, self._queue_stats, safe=True, queues=lambda r: [r.queue_name])
 
-    async def _queue_stats(self, org: str, req: pb.GetQueueStatsRequest) -> pb.GetQueueStatsResponse:
+    async def _queue_stats(self, scope: Scope, req: pb.GetQueueStatsRequest) -> pb.GetQueueStatsResponse:
         if not req.queue_name:
             raise errors.invalid("queue_name", "is required")
-        return messages.queue_stats(req.queue_name, await self.svc.queues.stats(org, req.queue_name))
+        return messages.queue_stats(req.queue_name, await self.svc.queues.stats(scope.org, req.queue_name))
 
     # -- streams ---------------------------------------------------------------------------------------
     async def StreamJobs(self, stream) -> None:

@@ -27,6 +27,7 @@ from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker
+from spooled.domain.scope import Scope
 from spooled.services.admission import require_queue
 from spooled.services.auth import Principal
 from spooled.services.streams import STREAM
@@ -57,19 +58,19 @@ async def _send_all(stream, msgs: list, sent: list[int]) -> None:
 async def stream_jobs(rpc: Rpc, stream) -> None:
     svc = rpc.svc
     req: pb.StreamJobsRequest = await aio_as_trio(stream.recv_message)()
-    org = await rpc.org(stream.metadata, queues=[req.queue_name])
+    scope = await rpc.scope(stream.metadata, queues=[req.queue_name])
     claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, 1)
-    with svc.streams.open(org, STREAM):
-        await _stream_jobs(rpc, stream, org, claim)
+    with svc.streams.open(scope.org, STREAM):
+        await _stream_jobs(rpc, stream, scope, claim)
 
 
-async def _stream_jobs(rpc: Rpc, stream, org: str, claim) -> None:
+async def _stream_jobs(rpc: Rpc, stream, scope: Scope, claim) -> None:
     svc = rpc.svc
     try:
-        size = (await svc.workers.get(org, claim.worker_id)).max_concurrency
+        size = (await svc.workers.get(scope, claim.worker_id)).max_concurrency
     except errors.NotFound:
         size = DEFAULT_WINDOW
-    window = LeaseWindow(rpc.tracker, svc.jobs, org, size)
+    window = LeaseWindow(rpc.tracker, svc.jobs, scope, size)
     await aio_as_trio(stream.send_initial_metadata)()   # the client sees the stream open before any job
     try:
         with trio.CancelScope() as ended:               # server shutdown: end with OK, not an error
@@ -77,14 +78,14 @@ async def _stream_jobs(rpc: Rpc, stream, org: str, claim) -> None:
                 nursery.start_soon(_cancel_on, svc.shutting_down, ended)
                 while True:
                     room = await window.wait_for_room()
-                    jobs = await svc.jobs.claim(org, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
+                    jobs = await svc.jobs.claim(scope, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
                                                 deadline=math.inf, long_poll=False)
                     if not jobs:
                         break                           # shutting down
                     for j in jobs:   # before sending: a Complete may come back before this task resumes
                         window.add(str(j.id), str(j.lease_id))
                     sent = [0]
-                    await send_or_release(svc.jobs, org, jobs,
+                    await send_or_release(svc.jobs, scope, jobs,
                                           lambda js: aio_as_trio(_send_all)(stream, [messages.job(j) for j in js],
                                                                             sent), sent)
                 nursery.cancel_scope.cancel()
@@ -106,7 +107,7 @@ class _Session:
         self.svc = rpc.svc
         self.stream = stream
         self.principal = principal
-        self.org = principal.organization_id
+        self.scope = principal.scope
         self._send_lock = trio.Lock()
         self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
 
@@ -151,7 +152,7 @@ class _Session:
         jobs: list = []
         try:
             with scope:
-                jobs = await self.svc.jobs.claim(self.org, claim, deadline=deadline, long_poll=False)
+                jobs = await self.svc.jobs.claim(self.scope, claim, deadline=deadline, long_poll=False)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return
@@ -160,7 +161,7 @@ class _Session:
                 self._waiting = None
         if jobs:
             sent = [0]
-            await send_or_release(self.svc.jobs, self.org, jobs,
+            await send_or_release(self.svc.jobs, self.scope, jobs,
                                   lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent),
                                   sent)
 
@@ -205,7 +206,7 @@ class _Session:
                 out[i] = error_response(exc)
         if todo:
             try:
-                results = await self.svc.jobs.complete_many(self.org, items)
+                results = await self.svc.jobs.complete_many(self.scope, items)
             except errors.DomainError as exc:
                 return [o or error_response(exc) for o in out]
             for i, r in zip(todo, results):
@@ -223,7 +224,7 @@ class _Session:
             if kind == "fail":
                 spec = messages.fail(op.fail)
                 try:
-                    r = await self.svc.jobs.fail(self.org, op.fail.job_id, spec)
+                    r = await self.svc.jobs.fail(self.scope, op.fail.job_id, spec)
                 finally:
                     self.rpc.tracker.finished([op.fail.job_id])
                 return pb.ProcessResponse(fail=pb.FailResponse(
@@ -231,7 +232,7 @@ class _Session:
                     next_retry_delay_secs=r.next_retry_delay_secs if r.will_retry else 0))
             if kind == "renew_lease":
                 spec = messages.renew(op.renew_lease)
-                expires = await self.svc.jobs.heartbeat(self.org, op.renew_lease.job_id, spec.lease_id,
+                expires = await self.svc.jobs.heartbeat(self.scope, op.renew_lease.job_id, spec.lease_id,
                                                         spec.lease_duration_secs, worker_id=spec.worker_id)
                 resp = pb.RenewLeaseResponse(success=True)
                 resp.new_expires_at.FromDatetime(expires)

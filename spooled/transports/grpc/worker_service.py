@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from spooled.domain.scope import Scope
 from spooled.transports.grpc import messages
 from spooled.transports.grpc.calls import Rpc
 from spooled.transports.grpc.gen import spooled_pb2 as pb
@@ -16,21 +17,21 @@ class WorkerService(WorkerServiceBase):
     async def Register(self, stream) -> None:
         await self.rpc.unary(stream, self._register, queues=lambda r: [r.queue_name])
 
-    async def _register(self, org: str, req: pb.RegisterWorkerRequest) -> pb.RegisterWorkerResponse:
-        w, _ = await self.workers.register(org, messages.register(req))
+    async def _register(self, scope: Scope, req: pb.RegisterWorkerRequest) -> pb.RegisterWorkerResponse:
+        w, _ = await self.workers.register(scope, messages.register(req))
         return pb.RegisterWorkerResponse(worker_id=w.id, lease_duration_secs=w.lease_duration_secs,
                                          heartbeat_interval_secs=w.heartbeat_interval_secs)
 
     async def Heartbeat(self, stream) -> None:
         await self.rpc.unary(stream, self._heartbeat)
 
-    async def _heartbeat(self, org: str, req: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
-        should_drain = await self.workers.heartbeat(org, req.worker_id, messages.heartbeat(req))
+    async def _heartbeat(self, scope: Scope, req: pb.HeartbeatRequest) -> pb.HeartbeatResponse:
+        should_drain = await self.workers.heartbeat(scope, req.worker_id, messages.heartbeat(req))
         return pb.HeartbeatResponse(acknowledged=True, should_drain=should_drain)
 
     async def Deregister(self, stream) -> None:
         await self.rpc.unary(stream, self._deregister)
 
-    async def _deregister(self, org: str, req: pb.DeregisterRequest) -> pb.DeregisterResponse:
-        await self.workers.deregister(org, req.worker_id)
+    async def _deregister(self, scope: Scope, req: pb.DeregisterRequest) -> pb.DeregisterResponse:
+        await self.workers.deregister(scope, req.worker_id)
         return pb.DeregisterResponse(success=True)

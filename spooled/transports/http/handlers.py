@@ -13,6 +13,7 @@ from quart import Response, g, request
 from spooled.convert import parse_json, structure
 from spooled.domain import errors
 from spooled.services import admission, logs
+from spooled.domain.scope import Scope
 from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.http import hot
@@ -56,6 +57,12 @@ def services() -> Services:
 
 def principal() -> Principal:
     return g.principal
+
+
+def scope() -> Scope:
+    """What the caller may reach (its organization, or only some queues of it): what every queue-scoped service
+    method takes (domain/scope.py)."""
+    return g.principal.scope
 
 
 def bearer_token() -> str | None:

@@ -94,7 +94,7 @@ Route = Callable[[Services, Principal, Any, HotRequest], Awaitable[Result]]
 async def create_job(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(aliased(data, queue="queue_name"), inputs.CreateJob)
     admission.require_queue(p, spec.queue_name)
-    (res,) = await svc.jobs.enqueue(p.organization_id, spec.queue_name, [spec], trace=req.trace())
+    (res,) = await svc.jobs.enqueue(p.scope, spec.queue_name, [spec], trace=req.trace())
     if not res.created:
         return 200, {"id": res.job_id, "created": False}
     return 201, {**views.job(res.job), "created": True}
@@ -127,7 +127,7 @@ async def bulk_jobs(svc: Services, p: Principal, data: Any, req: HotRequest) -> 
     succeeded = []
     if specs:
         results = await svc.jobs.enqueue(
-            p.organization_id, head.queue_name, specs, default_priority=head.default_priority,
+            p.scope, head.queue_name, specs, default_priority=head.default_priority,
             default_max_retries=head.default_max_retries, default_timeout=head.default_timeout_seconds,
             trace=req.trace())
         succeeded = [{"index": i, "job_id": r.job_id, "created": r.created} for i, r in zip(indexes, results)]
@@ -138,13 +138,13 @@ async def bulk_jobs(svc: Services, p: Principal, data: Any, req: HotRequest) -> 
 async def claim(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(aliased(data, queue="queue_name"), inputs.Claim)
     admission.require_queue(p, spec.queue_name)
-    jobs = await svc.jobs.claim(p.organization_id, spec)
+    jobs = await svc.jobs.claim(p.scope, spec)
     return 200, {"jobs": [views.job(j) for j in jobs]}
 
 
 async def complete_batch(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(data, inputs.CompleteBatch)
-    results = await svc.jobs.complete_many(p.organization_id, spec.items())
+    results = await svc.jobs.complete_many(p.scope, spec.items())
     return 200, {
         "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
         "succeeded": [r.job_id for r in results if r.success],
@@ -154,20 +154,20 @@ async def complete_batch(svc: Services, p: Principal, data: Any, req: HotRequest
 
 async def complete(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(data, inputs.Complete)
-    await svc.jobs.complete(p.organization_id, req.job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
+    await svc.jobs.complete(p.scope, req.job_id, spec.lease_id, spec.result, worker_id=spec.worker_id)
     return 200, {"success": True}
 
 
 async def fail(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(data, inputs.Fail)
-    r = await svc.jobs.fail(p.organization_id, req.job_id, spec)
+    r = await svc.jobs.fail(p.scope, req.job_id, spec)
     return 200, {"success": True, "will_retry": r.will_retry,
                  "next_retry_delay_secs": r.next_retry_delay_secs if r.will_retry else None, "status": r.status}
 
 
 async def heartbeat(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
     spec = structure(data, inputs.Heartbeat)
-    expires = await svc.jobs.heartbeat(p.organization_id, req.job_id, spec.lease_id, spec.lease_duration_secs,
+    expires = await svc.jobs.heartbeat(p.scope, req.job_id, spec.lease_id, spec.lease_duration_secs,
                                        worker_id=spec.worker_id)
     return 200, {"success": True, "lease_expires_at": expires}
 

@@ -54,10 +54,7 @@ def _filters(principal: Principal, queue: str | None, job_id: str | None) -> lis
 
 
 async def _job(svc, principal: Principal, job_id: str):
-    job = await svc.jobs.get(principal.organization_id, job_id)
-    if not principal.allows(job.queue_name):
-        raise errors.NotFound("Job not found")
-    return job
+    return await svc.jobs.get(principal.scope, job_id)       # another queue's job is not found
 
 
 # -- SSE -----------------------------------------------------------------------------------------------------

@@ -7,18 +7,13 @@ from quart import Blueprint, request
 from spooled.domain import errors, inputs
 from spooled.domain.states import JobStatus
 from spooled.transports.http import views
-from spooled.services.admission import require_unrestricted
 from spooled.transports.http import hot
-from spooled.transports.http.handlers import (authed, body, body_as, hot_route, json_response, no_content, principal,
-                                              require_queue, services)
+from spooled.transports.http.handlers import (authed, body, body_as, hot_route, json_response, no_content, require_queue,
+                                              scope, services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 
 bp = Blueprint("jobs", __name__)
 STATUSES = {s.value for s in JobStatus}
-
-
-def org() -> str:
-    return principal().organization_id
 
 
 # The hot routes: the same functions the fast lane runs (hot.py)
@@ -68,13 +63,13 @@ async def heartbeat(job_id: str):
 @authed
 async def retry(job_id: str):
     await body()
-    return json_response(views.job(await services().jobs.retry(org(), job_id)))
+    return json_response(views.job(await services().jobs.retry(scope(), job_id)))
 
 
 @bp.delete("/jobs/<job_id>")
 @authed
 async def cancel(job_id: str):
-    await services().jobs.cancel(org(), job_id)
+    await services().jobs.cancel(scope(), job_id)
     return no_content()
 
 
@@ -82,14 +77,14 @@ async def cancel(job_id: str):
 @authed
 async def set_priority(job_id: str):
     spec, _ = await body_as(inputs.SetPriority)
-    old, new = await services().jobs.set_priority(org(), job_id, spec.priority)
+    old, new = await services().jobs.set_priority(scope(), job_id, spec.priority)
     return json_response({"job_id": job_id, "old_priority": old, "new_priority": new})
 
 
 @bp.get("/jobs/<job_id>")
 @authed
 async def get_job(job_id: str):
-    return json_response(views.job(await services().jobs.get(org(), job_id)))
+    return json_response(views.job(await services().jobs.get(scope(), job_id)))
 
 
 @bp.get("/jobs/<job_id>/history")
@@ -103,7 +98,7 @@ async def job_history(job_id: str):
     order_dir = (request.args.get("order_dir") or "asc").lower()
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
-    entries = await services().jobs.history(org(), job_id, desc=order_dir == "desc", limit=limit + 1,
+    entries = await services().jobs.history(scope(), job_id, desc=order_dir == "desc", limit=limit + 1,
                                             offset=offset)
     return json_response([views.history(h) for h in entries[:limit]],
                          headers={"X-Has-More": "true" if len(entries) > limit else "false"})
@@ -112,7 +107,7 @@ async def job_history(job_id: str):
 @bp.get("/jobs/stats")
 @authed
 async def job_stats():
-    return json_response(await services().jobs.counts(org()))
+    return json_response(await services().jobs.counts(scope()))
 
 
 @bp.get("/jobs/status")
@@ -121,7 +116,7 @@ async def job_statuses():
     ids = [i for i in (request.args.get("ids") or "").split(",") if i.strip()]
     if len(ids) > 100:
         raise errors.invalid("ids", "at most 100 ids")
-    briefs = await services().jobs.statuses(org(), [i.strip() for i in ids])
+    briefs = await services().jobs.statuses(scope(), [i.strip() for i in ids])
     return json_response([views.job_brief(b) for b in briefs])
 
 
@@ -149,7 +144,7 @@ async def _list(force_status: str | None = None):
     if order_dir not in ("asc", "desc"):
         raise errors.invalid("order_dir", "must be asc or desc")
     jobs, next_cursor = await services().jobs.list(
-        org(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
+        scope(), _filter(force_status), order_by=request.args.get("order_by") or "created_at",
         desc=order_dir == "desc", cursor=cursor, offset=offset, limit=limit)
     return json_response([views.job(j) for j in jobs], headers=page_headers(next_cursor))
 
@@ -170,8 +165,8 @@ async def list_dlq():
 @authed
 async def dlq_retry():
     spec, _ = await body_as(inputs.DlqRetry, queue="queue_name")
-    _dlq_scope(spec.queue_name)
-    ids = await services().jobs.dlq_retry(org(), spec)
+    require_queue(spec.queue_name)
+    ids = await services().jobs.dlq_retry(scope(), spec)
     return json_response({"retried_count": len(ids), "retried_jobs": ids, "skipped_jobs": [], "job_ids": ids})
 
 
@@ -179,12 +174,5 @@ async def dlq_retry():
 @authed
 async def dlq_purge():
     spec, _ = await body_as(inputs.DlqPurge, queue="queue_name")
-    _dlq_scope(spec.queue_name)
-    return json_response({"purged_count": await services().jobs.dlq_purge(org(), spec)})
-
-
-def _dlq_scope(queue: str | None) -> None:
-    """A queue-restricted key must name one of its queues (a DLQ operation over every queue would reach others)."""
-    if queue is None:
-        require_unrestricted(principal(), "queue_name")
-    require_queue(queue)
+    require_queue(spec.queue_name)
+    return json_response({"purged_count": await services().jobs.dlq_purge(scope(), spec)})

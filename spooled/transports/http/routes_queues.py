@@ -6,7 +6,8 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, require_queue, services
+from spooled.transports.http.handlers import (authed, body_as, json_response, no_content, principal, require_queue, scope,
+                                         services)
 from spooled.transports.http.pagination import int_arg
 
 bp = Blueprint("queues", __name__)
@@ -30,8 +31,7 @@ async def create_queue():
 @bp.get("/queues")
 @authed
 async def list_queues():
-    p = principal()
-    return json_response([views.queue(r) for r in await services().queues.list(org()) if p.allows(r.name)])
+    return json_response([views.queue(r) for r in await services().queues.list(scope())])
 
 
 @bp.get("/queues/<name>")

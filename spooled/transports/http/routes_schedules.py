@@ -6,15 +6,11 @@ from quart import Blueprint, request
 
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
-from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, principal, require_queue,
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import page_args
 
 bp = Blueprint("schedules", __name__)
-
-
-def org() -> str:
-    return principal().organization_id
 
 
 def _bool_arg(name: str) -> bool | None:
@@ -33,7 +29,7 @@ def _bool_arg(name: str) -> bool | None:
 async def create_schedule():
     spec, _ = await body_as(inputs.CreateSchedule, queue="queue_name")
     require_queue(spec.queue_name)
-    return json_response(views.schedule(await services().schedules.create(org(), spec)), 201)
+    return json_response(views.schedule(await services().schedules.create(scope(), spec)), 201)
 
 
 @bp.get("/schedules")
@@ -42,7 +38,7 @@ async def list_schedules():
     limit, offset, _ = page_args()
     queue = request.args.get("queue_name") or None
     require_queue(queue)
-    rows = await services().schedules.list(org(), queue_name=queue,
+    rows = await services().schedules.list(scope(), queue_name=queue,
                                            is_active=_bool_arg("is_active"), limit=limit, offset=offset)
     return json_response([views.schedule(s) for s in rows])
 
@@ -50,7 +46,7 @@ async def list_schedules():
 @bp.get("/schedules/<schedule_id>")
 @authed
 async def get_schedule(schedule_id: str):
-    return json_response(views.schedule(await services().schedules.get(org(), schedule_id)))
+    return json_response(views.schedule(await services().schedules.get(scope(), schedule_id)))
 
 
 @bp.put("/schedules/<schedule_id>")
@@ -58,13 +54,13 @@ async def get_schedule(schedule_id: str):
 async def update_schedule(schedule_id: str):
     spec, _ = await body_as(inputs.UpdateSchedule, queue="queue_name")
     require_queue(spec.queue_name)
-    return json_response(views.schedule(await services().schedules.update(org(), schedule_id, spec)))
+    return json_response(views.schedule(await services().schedules.update(scope(), schedule_id, spec)))
 
 
 @bp.delete("/schedules/<schedule_id>")
 @authed
 async def delete_schedule(schedule_id: str):
-    await services().schedules.delete(org(), schedule_id)
+    await services().schedules.delete(scope(), schedule_id)
     return no_content()
 
 
@@ -72,21 +68,21 @@ async def delete_schedule(schedule_id: str):
 @authed
 async def pause_schedule(schedule_id: str):
     await body()
-    return json_response(views.schedule(await services().schedules.pause(org(), schedule_id)))
+    return json_response(views.schedule(await services().schedules.pause(scope(), schedule_id)))
 
 
 @bp.post("/schedules/<schedule_id>/resume")
 @authed
 async def resume_schedule(schedule_id: str):
     await body()
-    return json_response(views.schedule(await services().schedules.resume(org(), schedule_id)))
+    return json_response(views.schedule(await services().schedules.resume(scope(), schedule_id)))
 
 
 @bp.post("/schedules/<schedule_id>/trigger")
 @authed
 async def trigger_schedule(schedule_id: str):
     await body()
-    job_id, at = await services().schedules.trigger(org(), schedule_id)
+    job_id, at = await services().schedules.trigger(scope(), schedule_id)
     return json_response({"job_id": job_id, "triggered_at": at})
 
 
@@ -94,5 +90,5 @@ async def trigger_schedule(schedule_id: str):
 @authed
 async def schedule_history(schedule_id: str):
     limit, offset, _ = page_args()
-    runs = await services().schedules.history(org(), schedule_id, limit=limit, offset=offset)
+    runs = await services().schedules.history(scope(), schedule_id, limit=limit, offset=offset)
     return json_response([views.schedule_run(r) for r in runs])

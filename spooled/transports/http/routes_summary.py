@@ -1,4 +1,5 @@
-"""GET /api/v1/dashboard: the organization's summary as the SDK's DashboardData (api.md "Dashboard")."""
+"""GET /api/v1/dashboard: the organization's summary (of the key's queues, for a restricted key) as the SDK's
+DashboardData (api.md "Dashboard")."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from quart import Blueprint
 
 import spooled
 from spooled.transports.http import views
-from spooled.transports.http.handlers import authed, json_response, principal, services
+from spooled.transports.http.handlers import authed, json_response, scope, services
 
 bp = Blueprint("summary", __name__)
 
@@ -18,7 +19,7 @@ bp = Blueprint("summary", __name__)
 @authed
 async def summary():
     svc = services()
-    summary = await svc.dashboard.summary(principal().organization_id)
+    summary = await svc.dashboard.summary(scope())
     uptime = trio.current_time() - svc.started_at
     system = {"version": spooled.__version__, "uptime_seconds": int(uptime),
               "started_at": dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=uptime),

@@ -6,21 +6,19 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.handlers import authed, body, body_as, json_response, principal, services
+from spooled.transports.http.handlers import authed, body, body_as, json_response, require_queue, scope, services
 from spooled.transports.http.pagination import page_args
 
 bp = Blueprint("workflows", __name__)
-
-
-def org() -> str:
-    return principal().organization_id
 
 
 @bp.post("/workflows")
 @authed
 async def create_workflow():
     spec, _ = await body_as(inputs.CreateWorkflow)
-    created = await services().workflows.create(org(), spec)
+    for job in spec.jobs:
+        require_queue(job.queue_name)
+    created = await services().workflows.create(scope(), spec)
     return json_response({"workflow_id": str(created.workflow.id), "status": created.workflow.status,
                           "job_ids": [{"key": k, "job_id": str(i)} for k, i in created.job_ids]}, 201)
 
@@ -29,7 +27,7 @@ async def create_workflow():
 @authed
 async def list_workflows():
     limit, offset, _ = page_args()
-    page, more = await services().workflows.list(org(), status=request.args.get("status") or None, limit=limit,
+    page, more = await services().workflows.list(scope(), status=request.args.get("status") or None, limit=limit,
                                                  offset=offset)
     return json_response([views.workflow(w) for w in page], headers={"X-Has-More": "true" if more else "false"})
 
@@ -37,7 +35,7 @@ async def list_workflows():
 @bp.get("/workflows/<workflow_id>")
 @authed
 async def get_workflow(workflow_id: str):
-    d = await services().workflows.detail(org(), workflow_id)
+    d = await services().workflows.detail(scope(), workflow_id)
     return json_response(views.workflow_detail(d.workflow, d.jobs, d.edges))
 
 
@@ -45,25 +43,25 @@ async def get_workflow(workflow_id: str):
 @authed
 async def cancel_workflow(workflow_id: str):
     await body()
-    return json_response(views.workflow(await services().workflows.cancel(org(), workflow_id)))
+    return json_response(views.workflow(await services().workflows.cancel(scope(), workflow_id)))
 
 
 @bp.post("/workflows/<workflow_id>/retry")
 @authed
 async def retry_workflow(workflow_id: str):
     await body()
-    return json_response(views.workflow(await services().workflows.retry(org(), workflow_id)))
+    return json_response(views.workflow(await services().workflows.retry(scope(), workflow_id)))
 
 
 @bp.get("/jobs/<job_id>/dependencies")
 @authed
 async def job_dependencies(job_id: str):
-    return json_response(views.job_dependencies(await services().workflows.dependencies(org(), job_id)))
+    return json_response(views.job_dependencies(await services().workflows.dependencies(scope(), job_id)))
 
 
 @bp.post("/jobs/<job_id>/dependencies")
 @authed
 async def add_job_dependencies(job_id: str):
     spec, _ = await body_as(inputs.AddDependencies)
-    added, deps = await services().workflows.add_dependencies(org(), job_id, spec)
+    added, deps = await services().workflows.add_dependencies(scope(), job_id, spec)
     return json_response({**views.job_dependencies(deps), "added_count": added, "dependencies_added": added})
