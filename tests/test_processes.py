@@ -27,6 +27,13 @@ def pids(log: str) -> dict[int, int]:
     return {int(i): int(pid) for i, pid in re.findall(LISTENING, log)}
 
 
+async def both_listening(server) -> dict[int, int]:
+    """The copies' pids once both are in the log (stderr may trail the listening line on stdout)."""
+    while len(pids(server.log())) < 2:
+        await trio.sleep(0.05)
+    return pids(server.log())
+
+
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -80,7 +87,7 @@ async def test_two_processes_share_the_ports_survive_a_killed_copy_and_stop_on_s
     with trio.fail_after(150):
         async with spooled_server(env, "--processes", "2") as server:
             assert "(2 processes)" in server.stdout.decode()
-            first = pids(server.log())
+            first = await both_listening(server)
             assert sorted(first) == [0, 1] and all(alive(p) for p in first.values()) and server.proc.pid not in \
                 first.values()
             while await live_instances(dsn) != 2:        # two instances, each with its own loops
@@ -128,7 +135,7 @@ async def test_the_copies_stop_when_their_parent_is_killed(aio_loop, dsn, tmp_pa
     env = clean_env(DATABASE_URL=dsn, SPOOLED_DATA_DIR=str(tmp_path))
     with trio.fail_after(90):
         async with spooled_server(env, "--processes", "2") as server:
-            copies = pids(server.log())
+            copies = await both_listening(server)
             assert len(copies) == 2 and all(alive(p) for p in copies.values())
             server.proc.kill()
             await server.proc.wait()
