@@ -68,6 +68,14 @@ PLANS: dict[str, Limits] = {
 }
 
 
+# what `check_overrides` accepts, as JSON Schema (the OpenAPI document shows it for `custom_limits`)
+OVERRIDES_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {**{name: {"type": ["integer", "null"], "minimum": 0} for name in OPTIONAL},
+                   **{name: {"type": "integer", "minimum": 1} for name in REQUIRED}},
+}
+
+
 def check_overrides(value: object, where: str) -> dict:
     """A JSON object of limit overrides (`custom_limits`, or one tier of SPOOLED_PLAN_LIMITS), validated:
     known names only; counts are integers >= 0 or null (unlimited); the other numbers integers >= 1."""

@@ -103,6 +103,7 @@ def authed(fn: Callable[..., Awaitable[Response]]):
             raise
         logs.org.set(g.principal.organization_id)
         return await fn(*args, **kwargs)
+    wrapper.security = ("bearer",)       # the OpenAPI document's security of the route (openapi.py)
     return wrapper
 
 
@@ -127,7 +128,7 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = _App("spooled")
+    app = _App("spooled", static_folder=None)     # no /static route: the dashboard and /docs serve their own
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
     app.config["BODY_TIMEOUT"] = 60
@@ -135,12 +136,13 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
 
-    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_events,
-                                         routes_health, routes_jobs, routes_metrics, routes_orgs, routes_queues,
-                                         routes_schedules, routes_summary, routes_webhooks, routes_workers,
-                                         routes_workflows)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_docs,
+                                         routes_events, routes_health, routes_jobs, routes_metrics, routes_orgs,
+                                         routes_queues, routes_schedules, routes_summary, routes_webhooks,
+                                         routes_workers, routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
+    app.register_blueprint(routes_docs.bp)
     app.register_blueprint(routes_metrics.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
                    routes_summary, routes_admin, routes_billing, routes_workflows, routes_events, routes_webhooks):
