@@ -32,7 +32,7 @@ class Contract:
             literal = len(re.sub(r"\{[^}]+\}", "", path))
             pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$")
             self.templates.append((-literal, pattern, path))
-        self.templates.sort()
+        self.templates.sort(key=lambda t: (t[0], t[2]))
         self.seen: set[tuple[str, str, int]] = set()     # (METHOD, template, status) checked so far
 
     def template(self, path: str) -> str | None:

@@ -21,7 +21,7 @@ bp = Blueprint("metrics", __name__)
 
 @bp.get("/metrics")
 @op("Prometheus metrics of this instance", security=("", "metricsToken"), errors=(401,),
-    ok=Body({**STRING, "description": "The Prometheus text exposition format"}, media=CONTENT_TYPE_LATEST))
+    ok=Body({**STRING, "description": "The Prometheus text exposition format"}, media="text/plain"))
 async def metrics():
     svc = services()
     token = svc.settings.metrics_token
