@@ -262,3 +262,13 @@ async def test_no_route_redirects_with_or_without_a_trailing_slash_or_an_empty_s
                 if r.status_code >= 400:
                     assert_error(r, r.status_code)
     assert tried > 90
+
+
+async def test_a_405_lists_the_allowed_methods(api):
+    """RFC 9110: a 405 carries `Allow` (found by schemathesis: TRACE on every route answered 405 without it)."""
+    with trio.fail_after(30):
+        r = await api.request("TRACE", "/api/v1/jobs")
+        assert r.status_code == 405 and r.json()["code"] == "METHOD_NOT_ALLOWED"
+        assert set(r.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS", "POST"}
+        r = await api.put("/api/v1/jobs/stats", json={})
+        assert r.status_code == 405 and set(r.headers["Allow"].split(", ")) >= {"GET", "OPTIONS"}

@@ -186,8 +186,10 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(413, "The request body is over the size limit"), 413)
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
-        if status == 405:
-            return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405)
+        if status == 405:     # RFC 9110: a 405 lists the methods the resource has
+            allowed = sorted(set(getattr(exc, "valid_methods", None) or ()) | {"OPTIONS"})
+            return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405,
+                                 {"Allow": ", ".join(allowed)})
         if status == 404:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
