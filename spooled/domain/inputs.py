@@ -20,7 +20,7 @@ import attrs
 
 from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
-from spooled.domain.plans import OVERRIDES_SCHEMA, check_overrides
+from spooled.domain.plans import OVERRIDES_SCHEMA, check_overrides, whole_numbers
 from spooled.domain.tracecontext import MAX_TRACESTATE, TRACEPARENT, valid_traceparent, valid_tracestate
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
@@ -107,7 +107,7 @@ def _blank_none(value):
     return None if value == "" else value
 
 
-_blank_none.json_schema = {"minLength": 0}      # "" is accepted (as no value)
+_blank_none.accepts_empty = True      # the JSON Schema of such a field also admits "" (openapi: schema.py)
 
 
 @bounded({"pattern": ecma(TRACEPARENT)})
@@ -327,7 +327,7 @@ class CreateOrg:
     billing_email: str | None = attrs.field(default=None, validator=email_field)
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
     settings: JsonObject | None = None
-    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    custom_limits: JsonObject | None = attrs.field(default=None, converter=whole_numbers, validator=_overrides)
 
 
 @attrs.frozen
@@ -337,7 +337,7 @@ class UpdateOrg:
     billing_email: str | None = attrs.field(default=None, validator=email_field)
     settings: JsonObject | None = None
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
-    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    custom_limits: JsonObject | None = attrs.field(default=None, converter=whole_numbers, validator=_overrides)
     suspended: bool | None = None
 
 
@@ -429,6 +429,7 @@ class CreateWebhook:
 @attrs.frozen
 class UpdateWebhook:
     """PATCH /webhooks/{id}, PUT /outgoing-webhooks/{id}: partial (`secret: null` clears the secret)."""
+    __not_null__ = ("name", "url", "events", "enabled", "format")      # absent keeps them; null is 422
     name: str | None = attrs.field(default=None, validator=length(1, 100))
     url: str | None = attrs.field(default=None, validator=_webhook_url)
     events: list[str] | None = attrs.field(default=None, validator=_webhook_events)

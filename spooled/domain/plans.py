@@ -84,6 +84,8 @@ def check_overrides(value: object, where: str) -> dict:
     bad: dict[str, str] = {}
     for name, v in value.items():
         field = f"{where}.{name}"
+        if type(v) is float and v.is_integer():      # JSON Schema's integer: 5.0 is 5 (`whole_numbers` stores 5)
+            v = int(v)
         if name in OPTIONAL:
             if v is not None and (type(v) is not int or v < 0):
                 bad[field] = "must be an integer >= 0, or null for unlimited"
@@ -96,6 +98,13 @@ def check_overrides(value: object, where: str) -> dict:
         first = next(iter(bad))
         raise ValidationFailed(f"{first} {bad[first]}", bad)
     return value
+
+
+def whole_numbers(value):
+    """A limits object with integral numbers as integers (5.0 -> 5), as `check_overrides` reads them."""
+    if not isinstance(value, dict):
+        return value
+    return {k: int(v) if type(v) is float and v.is_integer() else v for k, v in value.items()}
 
 
 def resolve(tier: str, custom: typing.Mapping | None = None,
