@@ -40,6 +40,8 @@ def admin(fn):
 @admin
 async def list_orgs():
     limit, offset = int_arg("limit", 50), int_arg("offset", 0)
+    if offset < 0:
+        raise errors.invalid("offset", "must be 0 or more")
     orgs, total = await services().admin.list(plan=request.args.get("plan_tier") or None, limit=limit,
                                               offset=offset)
     return json_response({"organizations": [views.org(o) for o in orgs], "total": total,
