@@ -112,12 +112,28 @@ def require_queue(queue: str | None) -> None:
     admission.require_queue(g.principal, queue)
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(adapter, path: str) -> list[str]:
+    """The methods of the most specific route at `path` (a literal segment beats a parameter: `/jobs/bulk` is
+    POST only, though `/jobs/<job_id>` would match it for GET and DELETE too), and OPTIONS."""
+    found: dict[str, int] = {}
+    for method in _METHODS:
+        try:
+            rule, _ = adapter.match(path, method=method, return_rule=True)
+        except HTTPException:
+            continue
+        found[method] = len(rule.arguments)
+    best = min(found.values(), default=0)
+    return sorted({m for m, n in found.items() if n == best} | {"OPTIONS"})
+
+
 class _App(QuartTrio):
     async def make_default_options_response(self) -> Response:
         """OPTIONS on a route: 204 with `Allow` (quart's default is an empty text/html 200)."""
         from quart.globals import request_ctx
-        methods = request_ctx.url_adapter.allowed_methods()
-        return no_content({"Allow": ", ".join(sorted(methods))})
+        return no_content({"Allow": ", ".join(allowed_methods(request_ctx.url_adapter, request.path))})
 
 
 def _where() -> tuple[str, str]:
@@ -187,7 +203,8 @@ def create_app(svc: Services) -> QuartTrio:
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
         if status == 405:     # RFC 9110: a 405 lists the methods the resource has
-            allowed = sorted(set(getattr(exc, "valid_methods", None) or ()) | {"OPTIONS"})
+            from quart.globals import request_ctx
+            allowed = allowed_methods(request_ctx.url_adapter, path)
             return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405,
                                  {"Allow": ", ".join(allowed)})
         if status == 404:
