@@ -1,6 +1,6 @@
 """schemathesis against the running server, from the served OpenAPI document: every check (no 5xx, every status,
 content type, header and body as documented, invalid data rejected, valid data accepted) plus
-`rejected_requests_change_nothing` (tests/fuzz_hooks.py), authenticated with a real API key, the operator's key
+`rejected_requests_change_nothing` (tests/fuzz/hooks.py; settings in tests/fuzz/schemathesis.toml), authenticated with a real API key, the operator's key
 and the organization's webhook token.
 
 A bounded run here (CI); `scripts/fuzz_api.sh` runs the same test with more cases (SPOOLED_FUZZ_EXAMPLES, the
@@ -32,7 +32,10 @@ SEED = os.environ.get("SPOOLED_FUZZ_SEED")
 @pytest.fixture
 def settings(tmp_path, dsn):
     # the background loops stay quiet (the state check compares consecutive requests) and nothing is sent out
-    return settings_with_admin(tmp_path, dsn, webhook_dispatcher=False, access_log=False)
+    # Stripe is configured, its API on a closed loopback port: the fuzz org has no Stripe customer, so the portal
+    # answers 400 before any call, and nothing may leave this machine anyway
+    return settings_with_admin(tmp_path, dsn, webhook_dispatcher=False, stripe_secret_key="sk_test_fuzz",
+                               stripe_webhook_secret="whsec_fuzz", stripe_api_base="http://127.0.0.1:9")
 
 
 def _summary(out: str) -> dict[str, int]:
@@ -60,16 +63,17 @@ async def test_schemathesis_finds_nothing(server, client, dsn, tmp_path):
         assert (await client.post("/api/v1/jobs", headers=auth, json={"queue_name": "keep", "payload": {}})
                 ).status_code == 201
         report = tmp_path / "report"
-        argv = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.http_url}/api/v1/openapi.json",
+        argv = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(ROOT / "tests/fuzz/schemathesis.toml"),
+                "run", f"{server.http_url}/api/v1/openapi.json",
                 "--checks", "all", "--max-examples", str(EXAMPLES), "--workers", "1",
                 "--exclude-path-regex", EXCLUDED_PATHS,
                 "-H", f"Authorization: Bearer {key}", "-H", f"X-Admin-Key: {ADMIN_KEY}",
                 "-H", f"X-Webhook-Token: {token}",
-                "--request-timeout", "30", "--suppress-health-check", "all", "--no-color",
+                "--request-timeout", "30", "--suppress-health-check", "all",
                 "--report", "junit", "--report-dir", str(report)]
         if SEED:
             argv += ["--seed", SEED]
-        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz_hooks", "SPOOLED_FUZZ_DSN": dsn,
+        env = {**os.environ, "SCHEMATHESIS_HOOKS": "tests.fuzz.hooks", "SPOOLED_FUZZ_DSN": dsn,
                "SPOOLED_FUZZ_PROTECT": f"{org},{key_id}", "PYTHONPATH": str(ROOT)}
         done = await trio.run_process(argv, cwd=str(ROOT), env=env, capture_stdout=True, capture_stderr=True,
                                       check=False)

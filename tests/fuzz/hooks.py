@@ -1,5 +1,5 @@
 """schemathesis hooks for fuzzing the running server (loaded in the schemathesis process through
-SCHEMATHESIS_HOOKS=tests.fuzz_hooks; see tests/test_openapi_fuzz.py):
+SCHEMATHESIS_HOOKS=tests.fuzz.hooks; see tests/test_openapi_fuzz.py):
 
 - `rejected_requests_change_nothing`: after every 4xx the database holds exactly what it held after the previous
   request (row count and a hash of every row of each table an API request can write), so a rejected request

@@ -175,15 +175,27 @@ def _statuses(route: Route) -> list[int]:
     return sorted(out)
 
 
+NO_NUL = "^[^\\x00]*$"     # app.py `_check_url_text`: a NUL in the path or a query value is a 422
+
+
+def _no_nul(schema: Schema) -> Schema:
+    """A path or query string as the app takes it: no NUL character."""
+    if schema.get("type") == "array":
+        return {**schema, "items": _no_nul(schema["items"])}
+    if schema.get("type") == "string" and "pattern" not in schema and "format" not in schema:
+        return {**schema, "pattern": NO_NUL}
+    return schema
+
+
 def _parameters(route: Route) -> list[dict]:
     out = []
     for name, converter in route.path_params:
-        schema = {**STRING, "minLength": 1}
+        schema = _no_nul({**STRING, "minLength": 1})
         desc = "May contain `/`" if converter == "PathConverter" else ""
         out.append({"name": name, "in": "path", "required": True, "schema": schema,
                     **({"description": desc} if desc else {})})
     for p in route.operation.query:
-        item = {"name": p.name, "in": "query", "required": False, "schema": p.schema}
+        item = {"name": p.name, "in": "query", "required": p.required, "schema": _no_nul(p.schema)}
         if p.description:
             item["description"] = p.description
         if p.list_:

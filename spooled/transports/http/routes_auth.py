@@ -76,7 +76,7 @@ async def email_verify():
 
 
 @bp.get("/auth/check-email")
-@op("Whether an organization uses this billing email", query=(Param("email", STRING, "The address"),),
+@op("Whether an organization uses this billing email", query=(Param("email", STRING, "The address", required=True),),
     ok=obj({"exists": BOOLEAN, "has_organizations": BOOLEAN, "available": BOOLEAN, "signup_enabled": BOOLEAN}))
 @authed
 async def check_email():

@@ -62,7 +62,8 @@ def nullable(schema: Schema) -> Schema:
 
 def _admits_null(schema: Schema) -> bool:
     kinds = schema.get("type")
-    return kinds == "null" or (isinstance(kinds, list) and "null" in kinds)
+    return kinds == "null" or (isinstance(kinds, list) and "null" in kinds) or \
+        any(_admits_null(s) for s in schema.get("anyOf", ()))
 
 
 def const(value) -> Schema:
@@ -155,14 +156,16 @@ def _field_schema(cls: type, field: attrs.Attribute, hint) -> Schema:
         if "items" in bounds and "items" in base:
             bounds = {**bounds, "items": {**base["items"], **bounds["items"]}}
         base = {**base, **bounds}
-    bounds = getattr(field.converter, "json_schema", None) if field.converter is not None else None
-    if bounds:
-        base = {**base, **bounds}
     if base.get("minLength") == 0:
         del base["minLength"]
+    if getattr(field.converter, "accepts_empty", False) and ("pattern" in base or "minLength" in base):
+        base = {"anyOf": [base, {"const": ""}]}
+    if field.name in getattr(cls, "__not_null__", ()):     # optional (absent keeps the value) but never null
+        optional_ = False
     if optional_ or (field.default is None and inner is typing.Any):
         base = nullable(base)
-    if field.default is not attrs.NOTHING and not isinstance(field.default, attrs.Factory):  # type: ignore
+    if field.default is not attrs.NOTHING and not isinstance(field.default, attrs.Factory) and \
+            (field.default is not None or _admits_null(base)):  # type: ignore
         base["default"] = field.default
     return base
 

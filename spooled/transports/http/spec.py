@@ -27,6 +27,7 @@ class Param:
     schema: Schema
     description: str = ""
     list_: bool = False
+    required: bool = False
 
 
 @attrs.frozen
