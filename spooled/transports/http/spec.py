@@ -3,7 +3,8 @@ its summary, request body (an input model), query parameters, success responses 
 to those derived from the route itself. `openapi.py` reads these with the app's url_map; the path parameters come
 from the url rules, the security from the admission decorators (`authed`: bearer, `admin`: X-Admin-Key).
 `tests/test_openapi.py` checks every query parameter a handler reads and every body model it structures is
-declared here, and every route of the url_map is in the document.
+declared here, and every route of the url_map is in the document (a route with no `@op` is listed all the same,
+marked `x-undeclared`, and that test names it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Operation:
     paged: bool = False                         # X-Has-More / X-Next-Cursor / Link on the 200
     streaming: bool = False                     # a body that does not end (SSE) or an upgrade (WebSocket)
     alias: dict[str, str] = attrs.field(factory=dict)   # accepted alternative body keys -> canonical
+    declared: bool = True                       # False: made up by openapi.undeclared for a route with no @op
 
 
 def op(summary: str, *, ok: Schema | Body | dict[int, Schema | Body | None] | None = None,
@@ -73,6 +75,9 @@ def empty(description: str = "Done") -> dict[int, Body]:
 
 
 # -- shared query parameters ---------------------------------------------------------------------------------------
+_SPACES = "".join(f"\\u{c:04x}" for c in range(0x3001) if chr(c).isspace())     # what str.strip() strips
+NOT_BLANK: Schema = {**STRING, "pattern": f"^[^\\x00]*[^\\x00{_SPACES}][^\\x00]*$",
+                     "description": "Not empty once surrounding spaces are stripped"}
 INT_ARG = {**INTEGER, "format": "int64", "minimum": -INT64 - 1, "maximum": INT64}
 
 
