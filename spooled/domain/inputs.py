@@ -299,7 +299,10 @@ class Pause:
 
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
+# Whitespace spelled out: Python's `\s` also takes \x1c-\x1f and \x85, ECMA-262's (and generators' of JSON
+# Schema patterns) does not, so `\s` would let the document admit an address this check refuses.
+SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL = re.compile(rf"[^@{SPACE}]{{1,64}}@[^@{SPACE}]+\.[^@{SPACE}]+\Z")
 slug_field = matches(SLUG, "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")
 
 

@@ -13,7 +13,7 @@ from spooled.services.auth import ACCESS_TTL_SECS
 from spooled.transports.http import views
 from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
 from spooled.transports.http.schema import BOOLEAN, INTEGER, OBJECT, STRING, TIME, array, component, const, merge, obj
-from spooled.transports.http.spec import Param, empty, op
+from spooled.transports.http.spec import NOT_BLANK, Param, empty, op
 
 bp = Blueprint("auth", __name__)
 TOKENS_OBJECT = obj({"access_token": STRING, "refresh_token": STRING, "token_type": const("Bearer"),
@@ -76,7 +76,7 @@ async def email_verify():
 
 
 @bp.get("/auth/check-email")
-@op("Whether an organization uses this billing email", query=(Param("email", STRING, "The address", required=True),),
+@op("Whether an organization uses this billing email", query=(Param("email", NOT_BLANK, "The address (surrounding spaces are ignored)", required=True),),
     ok=obj({"exists": BOOLEAN, "has_organizations": BOOLEAN, "available": BOOLEAN, "signup_enabled": BOOLEAN}))
 @authed
 async def check_email():

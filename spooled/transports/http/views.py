@@ -8,6 +8,8 @@ omits one it lists, fails `tests/test_openapi.py` (every real response of its se
 
 from __future__ import annotations
 
+import json
+
 import orjson
 
 from spooled.domain.inputs import DEPENDENCY_MODES, HEARTBEAT_STATUSES, WEBHOOK_FORMATS, WORKFLOW_STATUSES
@@ -147,7 +149,9 @@ def org(o: Organization) -> dict:
     """The SDK's `Organization` (api.md): settings with secrets write-only, times, plan and Stripe state."""
     return {
         "id": str(o.id), "name": o.name, "slug": o.slug, "plan_tier": o.plan_tier, "billing_email": o.billing_email,
-        "settings": public_settings(o.settings), "custom_limits": raw(o.custom_limits),
+        # the stdlib writes user integers beyond 64 bits exactly (orjson refuses them)
+        "settings": raw(json.dumps(public_settings(o.settings), separators=(",", ":"))),
+        "custom_limits": raw(o.custom_limits),
         "stripe_customer_id": o.stripe_customer_id, "stripe_subscription_id": o.stripe_subscription_id,
         "stripe_subscription_status": o.stripe_subscription_status,
         "stripe_current_period_end": o.stripe_current_period_end,
