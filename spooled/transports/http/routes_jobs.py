@@ -215,13 +215,15 @@ async def job_stats():
 
 @bp.get("/jobs/status")
 @op("The status of up to 100 jobs", ok=array(views.JOB_BRIEF), query=(
-    Param("ids", array(STRING, maxItems=100), "Job ids, comma-separated (unknown ids are left out)", list_=True),))
+    Param("ids", array({**STRING, "pattern": "^[^,\\x00]*$"}, maxItems=100),
+          "Job ids, comma-separated (unknown ids and empty entries are left out)", list_=True),))
 @authed
 async def job_statuses():
-    ids = [i for i in (request.args.get("ids") or "").split(",") if i.strip()]
-    if len(ids) > 100:
+    raw = request.args.get("ids")
+    entries = raw.split(",") if raw else []
+    if len(entries) > 100:      # every entry counts, empty ones too: the document's maxItems
         raise errors.invalid("ids", "at most 100 ids")
-    briefs = await services().jobs.statuses(org(), [i.strip() for i in ids])
+    briefs = await services().jobs.statuses(org(), [i.strip() for i in entries if i.strip()])
     return json_response([views.job_brief(b) for b in briefs])
 
 
