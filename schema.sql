@@ -77,6 +77,7 @@ CREATE TABLE refresh_tokens (
     CONSTRAINT refresh_tokens_pk PRIMARY KEY (jti),
     CONSTRAINT refresh_tokens_api_key_fk FOREIGN KEY (api_key_id) REFERENCES api_keys (id) ON DELETE CASCADE
 );
+CREATE INDEX refresh_tokens_expires_idx ON refresh_tokens (expires_at);     -- retention: expired tokens
 
 CREATE TABLE queues (
     id                      uuid             NOT NULL DEFAULT gen_random_uuid(),
@@ -138,6 +139,8 @@ CREATE TABLE workflows (
 );
 CREATE INDEX workflows_org_created_idx ON workflows (organization_id, created_at DESC, id DESC);
 CREATE INDEX workflows_org_status_idx ON workflows (organization_id, status, created_at DESC, id DESC);
+-- Retention: finished workflows of an organization by state and time.
+CREATE INDEX workflows_finished_idx ON workflows (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
 
 CREATE TABLE jobs (
     id                  uuid        NOT NULL,
@@ -177,6 +180,9 @@ CREATE TABLE jobs (
     cancelled_by_dependency boolean NOT NULL DEFAULT false,
     traceparent         text,           -- W3C trace context given at enqueue, handed to the claiming worker
     tracestate          text,
+    -- the worker of the job's latest lease, kept after it ends (assigned_worker_id is cleared): replays of a
+    -- worker-fenced completion, and the worker of the events the job row stands for (docs/architecture.md)
+    last_worker_id      text,
     CONSTRAINT jobs_pk PRIMARY KEY (id),
     CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
     CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
@@ -200,14 +206,14 @@ CREATE TABLE jobs (
 CREATE INDEX jobs_ready_idx ON jobs (organization_id, queue_name, priority DESC, run_at, id)
     WHERE status = 'pending' AND dependencies_met;
 CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NULL;
--- Reaper: leases to expire, scheduled jobs to promote, pending/scheduled jobs to expire.
+-- Reaper: leases to expire (and every processing job: the jobs of a lost worker, the dashboard's running counts),
+-- scheduled jobs to promote, pending/scheduled jobs to expire.
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_scheduled_idx ON jobs (run_at) WHERE status = 'scheduled';
 CREATE INDEX jobs_expires_idx ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'scheduled');
 -- Listing (keyset on created_at, id) and per-queue stats.
 CREATE INDEX jobs_org_created_idx ON jobs (organization_id, created_at DESC, id DESC);
 CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, status);
-CREATE INDEX jobs_worker_idx ON jobs (assigned_worker_id) WHERE status = 'processing';
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The event trigger's "does a finished job of this statement have a completion webhook" probe (nearly always empty).
 CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;
@@ -234,6 +240,32 @@ BEGIN
 END
 $fn$;
 
+-- The claim itself: lease the ready jobs spooled_ready_jobs picks, as one statement (the row records the claim:
+-- started_at and last_worker_id, no history row; migration 0010). A
+-- function only to pin its plan: a prepared statement keeps the generic plan made when it was first run, and made
+-- on a small (or never analyzed) jobs table that plan joined the picked ids to jobs with a sequential scan, read on
+-- every claim once the table had grown (measured: 1,500 buffers and ~2 ms per claim at 20,000 rows, until an
+-- autovacuum replanned it). With sequential scans off the join is by primary key whatever the statistics said
+-- (and with JIT off: a plan costed by disabled scans must never pay for compiling itself).
+CREATE FUNCTION spooled_claim_jobs(p_org uuid, p_queue text, p_limit int, p_now timestamptz, p_worker text,
+                                   p_lease_secs float8)
+RETURNS SETOF jobs LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
+BEGIN
+    RETURN QUERY
+        WITH c AS (
+            SELECT id FROM spooled_ready_jobs(p_org, p_queue, p_limit, p_now) AS id
+        ), u AS (
+            UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
+                              lease_expires_at = p_now + make_interval(secs => p_lease_secs),
+                              assigned_worker_id = p_worker, last_worker_id = p_worker, started_at = p_now,
+                              updated_at = p_now
+            FROM c WHERE j.id = c.id
+            RETURNING j.*
+        )
+        SELECT * FROM u;
+END
+$fn$;
+
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
                       autovacuum_analyze_scale_factor = 0.02);
 
@@ -247,10 +279,23 @@ CREATE TABLE job_history (
     worker_id           text,
     details             json,
     created_at          timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT job_history_pk PRIMARY KEY (id),
-    CONSTRAINT job_history_job_fk FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE CASCADE
+    CONSTRAINT job_history_pk PRIMARY KEY (id)
 );
 CREATE INDEX job_history_job_idx ON job_history (job_id, id);
+
+-- A job's history goes with it. Not a foreign key: its check ran once per history row (a query per row, about a
+-- third of a history row's cost); rows are written only by the statements that move their job, which hold it.
+-- Sequential scans off: the trigger's plan is cached per connection, and one made while job_history was small
+-- would read the whole grown table on every later delete (a retention batch, a queue deleted with its jobs).
+CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_jobs_deleted();
 
 CREATE TABLE workers (
     id                      text        NOT NULL,
@@ -276,6 +321,7 @@ CREATE TABLE workers (
     CONSTRAINT workers_max_concurrency_check CHECK (max_concurrency BETWEEN 1 AND 10000)
 );
 CREATE INDEX workers_heartbeat_idx ON workers (last_heartbeat) WHERE status <> 'offline';
+CREATE INDEX workers_offline_idx ON workers (last_heartbeat) WHERE status = 'offline';   -- retention
 
 -- Outgoing webhook subscriptions and their deliveries (the outbox: a delivery row is written in the same
 -- transaction as the state change it reports, by the event triggers below).
@@ -333,6 +379,8 @@ CREATE TABLE webhook_deliveries (
 CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_webhook_idx ON webhook_deliveries (webhook_id, created_at DESC, id DESC);
 CREATE INDEX webhook_deliveries_organization_idx ON webhook_deliveries (organization_id);
+-- Retention: done webhook deliveries of an organization by time (pending ones are the dispatcher's).
+CREATE INDEX webhook_deliveries_done_idx ON webhook_deliveries (organization_id, created_at) WHERE status <> 'pending';
 
 -- The inbound webhook log (GET /webhooks/deliveries): accepted deliveries, never their payload or signature.
 CREATE TABLE inbound_webhooks (
@@ -411,22 +459,108 @@ BEGIN
 END
 $fn$;
 
--- The job events of one statement's history rows. The common case (nobody subscribed) is one query over the
--- statement's rows: any claimable jobs, any listener or webhook for their orgs, any completion webhook among the
--- finished jobs (a probe of a nearly empty partial index). Measured in docs/benchmarks.md "Events".
+-- One job event as the event triggers hand it on (seq: its order within the statement).
+CREATE TYPE spooled_job_event AS (
+    seq                 bigint,
+    job_id              uuid,
+    organization_id     uuid,
+    queue_name          text,
+    event_type          text,
+    old_status          job_status,
+    new_status          job_status,
+    worker_id           text,
+    retry_count         int,
+    error               text,
+    result              json,
+    last_error          text,
+    completion_webhook  text,
+    completion_webhook_secret text,
+    at                  timestamptz
+);
+
+-- A statement's job events, once its trigger knows someone may want them: realtime NOTIFYs (JSON arrays, each
+-- under PostgreSQL's 8000-byte payload limit: an event is at most ~2.2 kB, ids, a queue name, a worker id of
+-- <= 128 characters, 300 characters of error) for the orgs some instance listens for, an outbox row per
+-- (event, subscribed webhook), an outbox row for each job finished with a completion webhook, and one wake-up
+-- NOTIFY for the dispatchers when any outbox row was written.
+CREATE FUNCTION spooled_publish_job_events(p_events spooled_job_event[], p_listening boolean, p_subscribed boolean)
+RETURNS void LANGUAGE plpgsql AS $fn$
+DECLARE
+    outbox int := 0;
+    n int := 0;
+BEGIN
+    IF p_listening THEN
+        PERFORM pg_notify('spooled_events', '[' || string_agg(e.ev, ',' ORDER BY e.seq) || ']')
+        FROM (
+            SELECT x.seq, x.ev, (sum(octet_length(x.ev)) OVER (ORDER BY x.seq) - octet_length(x.ev)) / 5000 AS chunk
+            FROM (
+                SELECT h.seq, json_strip_nulls(json_build_object(
+                    'org', h.organization_id, 'event', h.event_type, 'job_id', h.job_id,
+                    'queue_name', h.queue_name, 'old_status', h.old_status, 'new_status', h.new_status,
+                    'worker_id', h.worker_id, 'retry_count', h.retry_count,
+                    'error', left(h.error, 300), 'at', h.at))::text AS ev
+                FROM unnest(p_events) h
+                WHERE h.organization_id IN (SELECT l.organization_id FROM event_listeners l
+                                            WHERE l.expires_at > now())
+            ) x
+        ) e
+        GROUP BY e.chunk;
+    END IF;
+
+    IF p_subscribed THEN
+        INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload)
+        SELECT w.id, h.organization_id, e.name,
+               json_build_object('job_id', h.job_id, 'queue_name', h.queue_name, 'status', h.new_status,
+                                 'old_status', h.old_status, 'retry_count', h.retry_count, 'result', h.result,
+                                 'last_error', h.last_error)
+        FROM unnest(p_events) h
+        CROSS JOIN LATERAL (SELECT spooled_job_event_name(h.event_type, h.new_status) AS name) e
+        JOIN webhooks w ON w.organization_id = h.organization_id AND w.enabled AND e.name = ANY (w.events)
+        ORDER BY h.seq, w.id;
+        GET DIAGNOSTICS outbox = ROW_COUNT;
+    END IF;
+
+    -- per-job completion webhooks, once the job is finished
+    INSERT INTO webhook_deliveries (organization_id, event, payload, url, secret, job_id)
+    SELECT h.organization_id, spooled_job_event_name(h.event_type, h.new_status),
+           json_build_object('job_id', h.job_id, 'queue_name', h.queue_name, 'status', h.new_status,
+                             'old_status', h.old_status, 'retry_count', h.retry_count, 'result', h.result,
+                             'last_error', h.last_error),
+           h.completion_webhook, h.completion_webhook_secret, h.job_id
+    FROM unnest(p_events) h
+    WHERE h.completion_webhook IS NOT NULL AND h.new_status IN ('completed', 'failed', 'deadletter', 'cancelled')
+    ORDER BY h.seq;
+    GET DIAGNOSTICS n = ROW_COUNT;
+
+    IF outbox + n > 0 THEN
+        PERFORM pg_notify('spooled_webhooks', '');
+    END IF;
+END
+$fn$;
+
+-- The events of one statement's history rows: every transition but the three a job row records itself
+-- (created, started, completed: the jobs triggers below). A `created` row (a job created scheduled: its first
+-- status) and a `started` row (written when a lease ends other than by completing: spooled_lease_ended) record
+-- events those triggers emitted when they happened, so they emit nothing here. The common case (nobody
+-- subscribed) is one query over the statement's rows: any claimable jobs, any listener or webhook for their
+-- orgs, any completion webhook among the finished jobs (a probe of a nearly empty partial index). Measured in
+-- docs/benchmarks.md "Events".
 CREATE FUNCTION spooled_job_history_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
     claimable boolean;
     listening boolean;
     subscribed boolean;
     completion boolean;
-    outbox int := 0;
-    n int := 0;
+    ev spooled_job_event[];
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM new_rows) THEN     -- an enqueue of jobs none of which was created scheduled
+        RETURN NULL;
+    END IF;
     SELECT bool_or(h.new_status = 'pending'),
            EXISTS (SELECT 1 FROM new_rows r JOIN event_listeners l ON l.organization_id = r.organization_id
-                   WHERE l.expires_at > now()),
-           EXISTS (SELECT 1 FROM new_rows r JOIN webhooks w ON w.organization_id = r.organization_id AND w.enabled),
+                   WHERE l.expires_at > now() AND r.event_type NOT IN ('created', 'started')),
+           EXISTS (SELECT 1 FROM new_rows r JOIN webhooks w ON w.organization_id = r.organization_id AND w.enabled
+                   WHERE r.event_type NOT IN ('created', 'started')),
            EXISTS (SELECT 1 FROM new_rows r JOIN jobs j ON j.id = r.job_id AND j.completion_webhook IS NOT NULL
                    WHERE r.new_status IN ('completed', 'failed', 'deadletter', 'cancelled'))
     INTO claimable, listening, subscribed, completion
@@ -441,56 +575,15 @@ BEGIN
         GROUP BY j.organization_id, j.queue_name;
     END IF;
 
-    IF listening THEN
-        -- realtime: JSON arrays of events, each NOTIFY under PostgreSQL's 8000-byte payload limit (an event is
-        -- at most ~2.2 kB: ids, a queue name, a worker id of <= 128 characters, 300 characters of error)
-        PERFORM pg_notify('spooled_events', '[' || string_agg(e.ev, ',' ORDER BY e.id) || ']')
-        FROM (
-            SELECT x.id, x.ev, (sum(octet_length(x.ev)) OVER (ORDER BY x.id) - octet_length(x.ev)) / 5000 AS chunk
-            FROM (
-                SELECT h.id, json_strip_nulls(json_build_object(
-                    'org', h.organization_id, 'event', h.event_type, 'job_id', h.job_id,
-                    'queue_name', j.queue_name, 'old_status', h.old_status, 'new_status', h.new_status,
-                    'worker_id', h.worker_id, 'retry_count', j.retry_count,
-                    'error', left(h.details ->> 'error', 300), 'at', h.created_at))::text AS ev
-                FROM new_rows h JOIN jobs j ON j.id = h.job_id
-                WHERE h.organization_id IN (SELECT l.organization_id FROM event_listeners l
-                                            WHERE l.expires_at > now())
-            ) x
-        ) e
-        GROUP BY e.chunk;
-    END IF;
-
-    IF subscribed THEN
-        INSERT INTO webhook_deliveries (webhook_id, organization_id, event, payload)
-        SELECT w.id, h.organization_id, e.name,
-               json_build_object('job_id', h.job_id, 'queue_name', j.queue_name, 'status', h.new_status,
-                                 'old_status', h.old_status, 'retry_count', j.retry_count, 'result', j.result,
-                                 'last_error', j.last_error)
-        FROM new_rows h
-        CROSS JOIN LATERAL (SELECT spooled_job_event_name(h.event_type, h.new_status) AS name) e
-        JOIN webhooks w ON w.organization_id = h.organization_id AND w.enabled AND e.name = ANY (w.events)
-        JOIN jobs j ON j.id = h.job_id
-        ORDER BY h.id, w.id;
-        GET DIAGNOSTICS outbox = ROW_COUNT;
-    END IF;
-
-    IF completion THEN
-        -- per-job completion webhooks, once the job is finished
-        INSERT INTO webhook_deliveries (organization_id, event, payload, url, secret, job_id)
-        SELECT h.organization_id, spooled_job_event_name(h.event_type, h.new_status),
-               json_build_object('job_id', h.job_id, 'queue_name', j.queue_name, 'status', h.new_status,
-                                 'old_status', h.old_status, 'retry_count', j.retry_count, 'result', j.result,
-                                 'last_error', j.last_error),
-               j.completion_webhook, j.completion_webhook_secret, j.id
-        FROM new_rows h JOIN jobs j ON j.id = h.job_id AND j.completion_webhook IS NOT NULL
-        WHERE h.new_status IN ('completed', 'failed', 'deadletter', 'cancelled')
-        ORDER BY h.id;
-        GET DIAGNOSTICS n = ROW_COUNT;
-    END IF;
-
-    IF outbox + n > 0 THEN
-        PERFORM pg_notify('spooled_webhooks', '');
+    IF listening OR subscribed OR completion THEN
+        SELECT array_agg(ROW(h.id, h.job_id, h.organization_id, j.queue_name, h.event_type, h.old_status,
+                             h.new_status, h.worker_id, j.retry_count, h.details ->> 'error', j.result,
+                             j.last_error, j.completion_webhook, j.completion_webhook_secret,
+                             h.created_at)::spooled_job_event ORDER BY h.id)
+        INTO ev
+        FROM new_rows h JOIN jobs j ON j.id = h.job_id
+        WHERE h.event_type NOT IN ('created', 'started');
+        PERFORM spooled_publish_job_events(ev, listening, subscribed) WHERE ev IS NOT NULL;
     END IF;
     RETURN NULL;
 END
@@ -498,6 +591,130 @@ $fn$;
 
 CREATE TRIGGER job_history_events AFTER INSERT ON job_history REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION spooled_job_history_events();
+
+-- Job events from the job rows (docs/architecture.md "Events"). A job's creation, its claim and its completion
+-- write no history row: the row itself records them (created_at; started_at and last_worker_id of its latest
+-- lease; completed_at), the `job_events` view shows them, and these statement-level triggers emit their events
+-- as the history trigger does for every other transition: claim wakeups for new claimable jobs, and, only when
+-- some instance listens for the org, a webhook subscribes or a finished job has a completion webhook, the events
+-- themselves (spooled_publish_job_events).
+CREATE FUNCTION spooled_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    listening boolean;
+    subscribed boolean;
+    ev spooled_job_event[];
+BEGIN
+    PERFORM pg_notify('spooled_jobs', n.organization_id::text || ' ' || n.queue_name || ' ' || count(*))
+    FROM new_rows n
+    WHERE n.status = 'pending' AND n.dependencies_met
+    GROUP BY n.organization_id, n.queue_name;
+
+    SELECT EXISTS (SELECT 1 FROM event_listeners l
+                   WHERE l.organization_id IN (SELECT n.organization_id FROM new_rows n) AND l.expires_at > now()),
+           EXISTS (SELECT 1 FROM webhooks w
+                   WHERE w.organization_id IN (SELECT n.organization_id FROM new_rows n) AND w.enabled)
+    INTO listening, subscribed;
+    IF listening OR subscribed THEN
+        SELECT array_agg(ROW(x.seq, x.id, x.organization_id, x.queue_name, 'created', NULL, x.status, NULL,
+                             x.retry_count, NULL, NULL, NULL, NULL, NULL, x.created_at)::spooled_job_event
+                         ORDER BY x.seq)
+        INTO ev
+        FROM (SELECT n.*, row_number() OVER () AS seq FROM new_rows n) x;
+        PERFORM spooled_publish_job_events(ev, listening, subscribed);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER jobs_inserted AFTER INSERT ON jobs REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_jobs_inserted();
+
+-- `started` (pending -> processing) and `completed` (processing -> completed) events of an UPDATE statement.
+CREATE FUNCTION spooled_jobs_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    listening boolean;
+    subscribed boolean;
+    completion boolean;
+    ev spooled_job_event[];
+BEGIN
+    SELECT EXISTS (SELECT 1 FROM event_listeners l
+                   WHERE l.organization_id IN (SELECT n.organization_id FROM new_rows n) AND l.expires_at > now()),
+           EXISTS (SELECT 1 FROM webhooks w
+                   WHERE w.organization_id IN (SELECT n.organization_id FROM new_rows n) AND w.enabled),
+           EXISTS (SELECT 1 FROM new_rows n WHERE n.status = 'completed' AND n.completion_webhook IS NOT NULL)
+    INTO listening, subscribed, completion;
+    IF listening OR subscribed OR completion THEN
+        SELECT array_agg(ROW(x.seq, x.id, x.organization_id, x.queue_name,
+                             CASE WHEN x.status = 'processing' THEN 'started' ELSE 'completed' END,
+                             x.old_status, x.status, x.last_worker_id, x.retry_count, NULL, x.result, x.last_error,
+                             x.completion_webhook, x.completion_webhook_secret,
+                             CASE WHEN x.status = 'processing' THEN x.started_at ELSE x.completed_at END
+                             )::spooled_job_event ORDER BY x.seq)
+        INTO ev
+        FROM (SELECT n.*, o.status AS old_status, row_number() OVER () AS seq
+              FROM new_rows n JOIN old_rows o ON o.id = n.id
+              WHERE (o.status = 'pending' AND n.status = 'processing')
+                 OR (o.status = 'processing' AND n.status = 'completed')) x;
+        PERFORM spooled_publish_job_events(ev, listening, subscribed) WHERE ev IS NOT NULL;
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER jobs_updated AFTER UPDATE ON jobs REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_jobs_updated();
+
+-- Whether the job's current (or completing) lease already has its `started` history row: one written before
+-- migration 0010, when every claim wrote one. A later `started` row is always followed by the row of the
+-- transition that ended its lease.
+CREATE FUNCTION spooled_lease_recorded(p_job uuid) RETURNS boolean LANGUAGE sql STABLE AS $fn$
+    SELECT EXISTS (SELECT 1 FROM job_history s
+                   WHERE s.job_id = p_job AND s.event_type = 'started'
+                     AND NOT EXISTS (SELECT 1 FROM job_history e
+                                     WHERE e.job_id = p_job AND e.id > s.id AND e.old_status = 'processing'
+                                       AND e.event_type <> 'completed'))
+$fn$;
+
+-- A lease that ends other than by completing (a failure, the reaper, a lost worker, a release, a cancel) records
+-- the `started` event it ends as a history row, before the statement's own row for the transition (a BEFORE
+-- trigger: the row's id comes first). The current lease, and the one that completed the job, are the job row's.
+CREATE FUNCTION spooled_lease_ended() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF NOT spooled_lease_recorded(OLD.id) THEN
+        INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
+        VALUES (OLD.id, OLD.organization_id, 'started', 'pending', 'processing', OLD.assigned_worker_id,
+                OLD.started_at);
+    END IF;
+    RETURN NEW;
+END
+$fn$;
+
+CREATE TRIGGER jobs_lease_ended BEFORE UPDATE OF status ON jobs FOR EACH ROW
+    WHEN (OLD.status = 'processing' AND NEW.status NOT IN ('processing', 'completed'))
+    EXECUTE FUNCTION spooled_lease_ended();
+
+-- Every event of every job in order (`part`, then `seq`): the history rows, and the events the job row records
+-- (GET /jobs/{id}/history, the chaos checks). From the job row: `created` (unless a `created` row records a job
+-- created scheduled), and the `started` and `completed` of its current or completing lease (unless rows written
+-- before migration 0010 record them).
+CREATE VIEW job_events AS
+    SELECT h.job_id, h.organization_id, 1 AS part, h.id AS seq, h.id::text AS id, h.event_type, h.old_status,
+           h.new_status, h.worker_id, h.details, h.created_at
+    FROM job_history h
+    UNION ALL
+    SELECT j.id, j.organization_id, 0, 0, j.id || ':created', 'created', NULL, 'pending', NULL, NULL, j.created_at
+    FROM jobs j
+    WHERE NOT EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = j.id AND h.event_type = 'created')
+    UNION ALL
+    SELECT j.id, j.organization_id, 2, 0, j.id || ':started', 'started', 'pending', 'processing', j.last_worker_id,
+           NULL, j.started_at
+    FROM jobs j WHERE j.status IN ('processing', 'completed') AND NOT spooled_lease_recorded(j.id)
+    UNION ALL
+    SELECT j.id, j.organization_id, 3, 0, j.id || ':completed', 'completed', 'processing', 'completed',
+           j.last_worker_id, NULL, j.completed_at
+    FROM jobs j
+    WHERE j.status = 'completed'
+      AND NOT EXISTS (SELECT 1 FROM job_history h WHERE h.job_id = j.id AND h.event_type = 'completed');
 
 -- queue.paused / queue.resumed (a resume also wakes every claimer of the queue).
 CREATE FUNCTION spooled_queue_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -531,6 +748,21 @@ CREATE TRIGGER workers_registered AFTER INSERT ON workers
 CREATE TRIGGER workers_status_events AFTER UPDATE OF status ON workers
     FOR EACH ROW WHEN ((OLD.status = 'offline') IS DISTINCT FROM (NEW.status = 'offline'))
     EXECUTE FUNCTION spooled_worker_events();
+
+-- worker.heartbeat (migration 0012): a live worker's heartbeat, for the realtime WorkerHeartbeat frame.
+CREATE FUNCTION spooled_worker_heartbeat_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM spooled_emit(NEW.organization_id, 'worker.heartbeat',
+                         json_build_object('worker_id', NEW.id, 'queue_name', NEW.queue_names[1],
+                                           'queue_names', NEW.queue_names, 'status', NEW.status,
+                                           'current_jobs', NEW.current_jobs, 'last_heartbeat', NEW.last_heartbeat));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER workers_heartbeat_events AFTER UPDATE OF last_heartbeat ON workers
+    FOR EACH ROW WHEN (OLD.status <> 'offline' AND NEW.status <> 'offline')
+    EXECUTE FUNCTION spooled_worker_heartbeat_events();
 
 -- A cron schedule: each fire enqueues one job from the template (services/schedules.py). `next_run_at` is the
 -- next fire time to wait for (NULL while paused); the scheduler takes due rows FOR UPDATE SKIP LOCKED and
@@ -592,7 +824,24 @@ CREATE TABLE schedule_runs (
 -- Each cron fire time of a schedule is recorded at most once.
 CREATE UNIQUE INDEX schedule_runs_fire_key ON schedule_runs (schedule_id, fire_time) WHERE NOT manual;
 CREATE INDEX schedule_runs_history_idx ON schedule_runs (schedule_id, started_at DESC, fire_time DESC, id DESC);
+-- A schedule run gets its job (schedule_run_enqueued: cron fires and manual triggers alike): schedule.triggered.
+CREATE FUNCTION spooled_schedule_run_events() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    PERFORM spooled_emit(NEW.organization_id, 'schedule.triggered',
+        (SELECT json_build_object('schedule_id', NEW.schedule_id, 'name', s.name, 'run_id', NEW.id,
+                                  'job_id', NEW.job_id, 'queue_name', s.queue_name, 'fire_time', NEW.fire_time,
+                                  'manual', NEW.manual)
+         FROM schedules s WHERE s.id = NEW.schedule_id));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER schedule_runs_events AFTER UPDATE OF job_id ON schedule_runs
+    FOR EACH ROW WHEN (OLD.job_id IS NULL AND NEW.job_id IS NOT NULL)
+    EXECUTE FUNCTION spooled_schedule_run_events();
 CREATE INDEX schedule_runs_unfilled_idx ON schedule_runs (enqueue_after) WHERE state = 'fired' AND job_id IS NULL;
+-- Retention: a job a schedule run points at is kept while the run is (retention deletes the run first).
+CREATE INDEX schedule_runs_job_idx ON schedule_runs (job_id) WHERE job_id IS NOT NULL;
 
 -- Dashboard summary: finished jobs of an organization by state and time (counts over the last hour/day and the
 -- dead-letter count read a bounded range of it instead of the organization's whole history).
@@ -636,6 +885,11 @@ $fn$;
 CREATE FUNCTION spooled_workflow_changed(p_workflow uuid, p_org uuid, p_old text, p_new text)
 RETURNS void LANGUAGE plpgsql AS $fn$
 BEGIN
+    IF p_new IN ('completed', 'failed') THEN
+        PERFORM spooled_emit(p_org, 'workflow.' || p_new,
+            json_build_object('workflow_id', p_workflow, 'name', (SELECT w.name FROM workflows w WHERE w.id = p_workflow),
+                              'status', p_new, 'old_status', p_old));
+    END IF;
 END
 $fn$;
 
@@ -774,12 +1028,9 @@ BEGIN
                    CASE action WHEN 'cancel' THEN json_build_object('error', last_error, 'dependency_job_id', culprit)
                                WHEN 'revive' THEN json_build_object('reason', 'its dependency was retried') END
             FROM u
-        ), n AS (
-            SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-            FROM u WHERE status = 'pending' AND dependencies_met
-            GROUP BY organization_id, queue_name
         )
-        SELECT count(*) + (SELECT count(*) FROM n) FROM u INTO v_changed;
+        -- (the claim wakeup for jobs made claimable here comes from the job_history trigger, migration 0003)
+        SELECT count(*) FROM u INTO v_changed;
     END LOOP;
 
     IF v_recount <> '{}' OR v_started <> '{}' THEN
@@ -846,6 +1097,7 @@ CREATE TABLE org_usage_daily (
     CONSTRAINT org_usage_daily_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id)
         ON DELETE CASCADE
 );
+CREATE INDEX org_usage_daily_day_idx ON org_usage_daily (day);              -- retention
 
 -- Passwordless email login: 6-digit codes, stored as an HMAC only. A start for an address no organization
 -- has is recorded too (code_hash NULL, never matches), so its 200 and its hourly limit look the same.
@@ -860,6 +1112,7 @@ CREATE TABLE email_login_codes (
     CONSTRAINT email_login_codes_pk PRIMARY KEY (id)
 );
 CREATE INDEX email_login_codes_email_idx ON email_login_codes (email, created_at DESC);
+CREATE INDEX email_login_codes_created_idx ON email_login_codes (created_at);   -- retention
 
 -- Stripe events received on /billing/webhook: each id is processed once (the insert and the plan change
 -- are one transaction); `applied` is false for an event older than the state it would have overwritten.
@@ -872,6 +1125,7 @@ CREATE TABLE stripe_events (
     received_at         timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT stripe_events_pk PRIMARY KEY (id)
 );
+CREATE INDEX stripe_events_received_idx ON stripe_events (received_at);     -- retention
 
 -- Live server instances (heartbeat every few seconds): rate-limit buckets are sized by their count.
 CREATE TABLE server_instances (
@@ -899,5 +1153,14 @@ INSERT INTO metrics_snapshot (id) VALUES (1);
 -- The metrics snapshot counts dead letters per queue without reading the organizations' finished history.
 CREATE INDEX jobs_deadletter_idx ON jobs (organization_id, queue_name) WHERE status = 'deadletter';
 
+-- Retention (services/retention.py): each organization's retention in days under one plan limit (`p_limit`:
+-- job_retention_days or history_retention_days), from its plan's (tier p_tiers[i] keeps p_days[i] days, the
+-- operator's overrides applied by the caller) or its own custom_limits. Inlined into the retention statements.
+CREATE FUNCTION spooled_retention_days(p_tiers text[], p_days int[], p_limit text)
+RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
+    SELECT o.id, coalesce((o.custom_limits->>p_limit)::int, d.days)
+    FROM organizations o JOIN unnest(p_tiers, p_days) AS d(tier, days) ON d.tier = o.plan_tier
+$fn$;
+
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12);

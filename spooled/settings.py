@@ -55,6 +55,8 @@ class Settings:
     scheduler_interval_secs: float = 1.0
     worker_heartbeat_interval_secs: int = 10
     shutdown_grace_secs: float = 5.0
+    processes: int = 1                        # server processes sharing the ports (--processes, SPOOLED_PROCESSES)
+    listen_fds: tuple[int, int] | None = None  # (REST, gRPC) listening sockets inherited from `--processes`
     pool_min_size: int = 2
     pool_max_size: int = 16
     # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
@@ -83,6 +85,19 @@ class Settings:
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str | None = None          # point the stripe library elsewhere (tests, proxies)
+    # Connection limits (transports/http/connections.py; docs/api-notes.md "HTTP connections")
+    max_connections: int = 10_000               # open HTTP connections per server; beyond: 503 (health answered)
+    header_timeout_secs: float = 10.0           # a request head (line + headers) must arrive within this
+    body_timeout_secs: float = 60.0             # a request body must arrive (and a response be read) within this
+    keep_alive_secs: float = 75.0               # an idle keep-alive connection is closed after this
+    # Long-lived requests (services/streams.py): per kind (long polls; SSE/WebSocket/gRPC streams)
+    max_streams: int = 5_000                    # per server
+    max_streams_per_org: int = 500              # per organization, per server
+    # Browsers (transports/http/cors.py): exact origins allowed to call the API; empty = CORS off
+    cors_origins: tuple[str, ...] = ()
+    # Retention (services/retention.py): finished jobs per plan (`job_retention_days`); dead letters longer
+    retention_deadletter_days: int = 30
+    retention_interval_secs: float = 60.0
     # Operations (docs/operations.md)
     metrics_token: str | None = None            # /metrics needs `Authorization: Bearer <token>` when set
     metrics_interval_secs: float = 15.0         # the job/worker count snapshot, cluster-wide
@@ -146,8 +161,8 @@ def _positive_secs(env: dict[str, str], name: str, default: float) -> float:
 
 
 def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None = None,
-             need_secret: bool = True) -> Settings:
-    """Settings from the environment, with command-line flags (`http`, `grpc`) taking precedence."""
+             processes: int | None = None, need_secret: bool = True) -> Settings:
+    """Settings from the environment, with command-line flags (`http`, `grpc`, `processes`) taking precedence."""
     http_host, http_port = parse_bind(http or env.get("SPOOLED_HTTP_BIND", "127.0.0.1:8080"), "--http")
     grpc_host, grpc_port = parse_bind(grpc or env.get("SPOOLED_GRPC_BIND", "127.0.0.1:50051"), "--grpc")
     data_dir = Path(env["SPOOLED_DATA_DIR"]).expanduser() if env.get("SPOOLED_DATA_DIR") else default_data_dir()
@@ -170,6 +185,19 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
     smtp_url = env.get("SPOOLED_SMTP_URL") or None
     if smtp_url:
         parse_smtp_url(smtp_url)
+    limits = dict(
+        max_connections=_whole(env, "SPOOLED_MAX_CONNECTIONS", _DEFAULT.max_connections),
+        header_timeout_secs=_positive_secs(env, "SPOOLED_HTTP_HEADER_TIMEOUT_SECS", _DEFAULT.header_timeout_secs),
+        body_timeout_secs=_positive_secs(env, "SPOOLED_HTTP_BODY_TIMEOUT_SECS", _DEFAULT.body_timeout_secs),
+        keep_alive_secs=_positive_secs(env, "SPOOLED_HTTP_KEEP_ALIVE_SECS", _DEFAULT.keep_alive_secs),
+        max_streams=_whole(env, "SPOOLED_MAX_STREAMS", _DEFAULT.max_streams),
+        max_streams_per_org=_whole(env, "SPOOLED_MAX_STREAMS_PER_ORG", _DEFAULT.max_streams_per_org),
+        retention_deadletter_days=_whole(env, "SPOOLED_RETENTION_DEADLETTER_DAYS", _DEFAULT.retention_deadletter_days),
+        cors_origins=cors_origins_from(env.get("SPOOLED_CORS_ORIGINS")),
+        processes=int(_number(env, "SPOOLED_PROCESSES", _DEFAULT.processes, 1, 64)) if processes is None
+        else _processes(processes),
+        listen_fds=_listen_fds(env.get("SPOOLED_LISTEN_FDS")),
+    )
     log_format = env.get("SPOOLED_LOG_FORMAT", "text").strip().lower()
     if log_format not in ("text", "json"):
         raise ConfigError(f"SPOOLED_LOG_FORMAT must be text or json, got {log_format!r}")
@@ -192,8 +220,25 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         otel_exporter=otel, otel_service_name=env.get("SPOOLED_OTEL_SERVICE_NAME") or _DEFAULT.otel_service_name,
         db_connect_timeout_secs=_positive_secs(env, "SPOOLED_DB_CONNECT_TIMEOUT_SECS", 5.0),
         db_statement_timeout_secs=_positive_secs(env, "SPOOLED_DB_STATEMENT_TIMEOUT_SECS", 30.0),
-        webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE", False),
+        webhook_allow_private=_flag(env, "SPOOLED_WEBHOOK_ALLOW_PRIVATE", False), **limits,
     )
+
+
+def _processes(n: int) -> int:
+    if not 1 <= n <= 64:
+        raise ConfigError(f"--processes must be from 1 to 64, got {n}")
+    return n
+
+
+def _listen_fds(text: str | None) -> tuple[int, int] | None:
+    """SPOOLED_LISTEN_FDS="REST,gRPC": set by `--processes` for the processes it starts (not an operator setting)."""
+    if not text:
+        return None
+    try:
+        http_fd, grpc_fd = (int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"SPOOLED_LISTEN_FDS must be two descriptors 'REST,gRPC', got {text!r}") from None
+    return http_fd, grpc_fd
 
 
 def _number(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:
@@ -218,6 +263,30 @@ def _flag(env: dict[str, str], name: str, default: bool) -> bool:
     if text in ("0", "false", "off", "no"):
         return False
     raise ConfigError(f"{name} must be on or off, got {text!r}")
+
+
+def _whole(env: dict[str, str], name: str, default: int) -> int:
+    """A whole number above 0 from the environment (`default` when unset or empty)."""
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise ConfigError(f"{name} must be a whole number greater than 0, got {text!r}")
+    return int(text)
+
+
+def cors_origins_from(text: str | None) -> tuple[str, ...]:
+    """SPOOLED_CORS_ORIGINS: a comma-separated list of exact origins (`https://app.example.com`, scheme and host,
+    and a port when not the default), or `*` for any origin. Unset or empty: CORS is off."""
+    origins = tuple(o.strip().rstrip("/") for o in (text or "").split(",") if o.strip())
+    for origin in origins:
+        if origin == "*":
+            continue
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path or parts.query:
+            raise ConfigError(f"SPOOLED_CORS_ORIGINS must list origins such as https://app.example.com "
+                              f"(or *), got {origin!r}")
+    return origins
 
 
 def plan_limits_from(text: str | None) -> dict | None:

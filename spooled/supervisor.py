@@ -3,7 +3,7 @@
     trio_asyncio loop (opened by `run`, or by the test rig)
     └─ pool (closes last)
        └─ core nursery: LISTEN pump, lease reaper, heartbeat expirer, scheduler, instance heartbeat, quota sync,
-          │             metrics snapshot, realtime listener registration, mailer, webhook dispatcher
+          │             metrics snapshot, realtime listener registration, retention, mailer, webhook dispatcher
           └─ edge nursery: hypercorn (REST, SSE, WebSocket), gRPC server (grpclib)
 Shutdown (the `shutting_down` event, set on SIGTERM/SIGINT): long polls end, realtime streams close (WebSocket
 1001), hypercorn stops accepting and drains under `shutdown_grace_secs`, then the core loops are cancelled (a
@@ -34,7 +34,9 @@ from spooled.store import listen
 from spooled.store.db import open_database
 from spooled.store.schema import ensure_schema
 from spooled.transports.grpc import server as grpc_server
+from spooled.transports.http import connections
 from spooled.transports.http.app import create_app
+from spooled.transports.http.connections import ConnectionLimits, Connections, GuardedConfig
 from spooled.transports.http.edge import EdgeApp, http_observer, json_protocol_errors
 
 log = logging.getLogger(__name__)
@@ -46,23 +48,55 @@ class Running:
     http_url: str
     grpc_address: str | None
     services: Services
+    http_connections: Connections | None = None    # the REST server's open connections (limits, tests)
 
 
-def _hypercorn_config(settings: Settings) -> HypercornConfig:
-    config = HypercornConfig()
+def _hypercorn_config(settings: Settings, conns: Connections) -> HypercornConfig:
+    config = GuardedConfig()
     host = f"[{settings.http_host}]" if ":" in settings.http_host else settings.http_host
-    config.bind = [f"{host}:{settings.http_port}"]
+    config.bind = [f"{host}:{settings.http_port}"] if settings.listen_fds is None else [f"fd://{settings.listen_fds[0]}"]
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = settings.shutdown_grace_secs
-    config.keep_alive_timeout = 75
+    config.keep_alive_timeout = settings.keep_alive_secs
     config.h11_max_incomplete_size = 64 * 1024
+    config.backlog = 1024
+    config.connections = conns
     return config
+
+
+def _connection_limits(settings: Settings) -> Connections:
+    return Connections(ConnectionLimits(max_connections=settings.max_connections,
+                                        header_timeout_secs=settings.header_timeout_secs,
+                                        body_timeout_secs=settings.body_timeout_secs))
+
+
+def raise_open_files_limit(wanted: int) -> None:
+    """Raise the soft limit on open files towards `wanted` (within the hard limit): each connection holds one.
+    Best effort: a limit that cannot be raised is logged, and connections past it wait in the backlog."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < wanted:
+            target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            if target < wanted:
+                log.warning("open files are limited to %d (ulimit -n): fewer than SPOOLED_MAX_CONNECTIONS "
+                            "allows", target)
+    except (ImportError, ValueError, OSError) as exc:
+        log.warning("could not raise the open files limit: %s", exc)
+
+
+# Loggers that print request headers (credentials included) at DEBUG: hpack (under grpclib's h2) logs every
+# decoded header, `x-api-key` and `authorization` among them. Kept at INFO whatever SPOOLED_LOG_LEVEL says.
+HEADER_LOGGERS = ("hpack",)
 
 
 async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
     """Run one server instance until `shutdown` is set. A trio_asyncio loop must already be open."""
+    for name in HEADER_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLogger(name).getEffectiveLevel()))
     async with open_database(dsn, min_size=settings.pool_min_size, max_size=settings.pool_max_size,
                              connect_timeout=settings.db_connect_timeout_secs,
                              statement_timeout=settings.db_statement_timeout_secs) as db:
@@ -80,7 +114,13 @@ async def serve(settings: Settings, dsn: str, *, shutdown: trio.Event | None = N
             await svc.sender.aclose()
             with trio.CancelScope(shield=True), trio.move_on_after(5):
                 await trio.to_thread.run_sync(svc.tracing.shutdown, abandon_on_cancel=True)
-    log.info("stopped")
+    log.info("stopped (peak RSS %.0f MiB)", peak_rss_mib())
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (Linux reports ru_maxrss in KiB); logged at exit for the benchmarks."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float, int]]:
@@ -93,6 +133,7 @@ def loops(settings: Settings, svc: Services) -> list[tuple[str, Callable, float,
         ("quota sync", svc.quotas.run_once, settings.quota_sync_secs, 10_000),
         ("metrics snapshot", svc.metrics.run_once, settings.metrics_interval_secs, 1),
         ("realtime listener registration", svc.broadcaster.refresh, svc.broadcaster.ttl_secs / 4, 0),
+        ("retention", svc.retention.run_once, settings.retention_interval_secs, 1000),
     ]
 
 
@@ -110,18 +151,23 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
         await core.start(svc.mailer.run)
         if settings.webhook_dispatcher:
             await core.start(partial(dispatcher_loop.run, svc.dispatcher, concurrency=settings.webhook_concurrency,
-                                     interval=settings.webhook_interval_secs))
+                                     interval=settings.webhook_interval_secs,
+                                     health=svc.metrics.loop("webhook dispatcher", settings.webhook_interval_secs)))
         async with trio.open_nursery() as edge:
             json_protocol_errors()
+            connections.install()
+            conns = _connection_limits(settings)
             app = EdgeApp(create_app(svc), drain_bytes=2 * settings.max_request_bytes,
-                          observe=http_observer(svc.metrics, access_log=settings.access_log))
-            with _binding("REST (--http)", settings.http_host, settings.http_port):
-                binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings),
+                          observe=http_observer(svc.metrics, access_log=settings.access_log),
+                          drain_secs=settings.body_timeout_secs, connections=conns)
+            with binding("REST (--http)", settings.http_host, settings.http_port):
+                binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings, conns),
                                                  shutdown_trigger=svc.shutting_down.wait))
-            with _binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
-                grpc_address = await edge.start(partial(grpc_server.serve, svc, settings.grpc_host,
-                                                        settings.grpc_port, grace=settings.shutdown_grace_secs))
-            task_status.started(Running(binds[0], grpc_address, svc))
+            with binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
+                grpc_address = await edge.start(partial(
+                    grpc_server.serve, svc, settings.grpc_host, settings.grpc_port, grace=settings.shutdown_grace_secs,
+                    fd=settings.listen_fds[1] if settings.listen_fds is not None else None))
+            task_status.started(Running(binds[0], grpc_address, svc, conns))
             await svc.shutting_down.wait()
             svc.wakeups.close()
             svc.broadcaster.close()
@@ -141,7 +187,7 @@ async def _leave(svc: Services) -> None:
 
 
 @contextlib.contextmanager
-def _binding(what: str, host: str, port: int):
+def binding(what: str, host: str, port: int):
     """A failure to listen (found inside Trio's exception groups) as one sentence naming the address."""
     try:
         yield
@@ -172,6 +218,7 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
 async def run(settings: Settings, dsn: str) -> None:
     """`python -m spooled`: open the one asyncio island, serve until SIGTERM/SIGINT, print where it listens."""
     shutdown = trio.Event()
+    raise_open_files_limit(settings.max_connections + 1024)   # + the pool, the gRPC server, files
     async with trio_asyncio.open_loop():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)

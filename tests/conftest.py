@@ -143,7 +143,7 @@ async def aio_loop():
 def make_settings(tmp_path: Path, dsn: str, **overrides) -> Settings:
     base = dict(http_host="127.0.0.1", http_port=0, grpc_host="127.0.0.1", grpc_port=0, database_url=dsn,
                 data_dir=tmp_path, jwt_secret="t" * 48, reaper_interval_secs=3600.0,
-                scheduler_interval_secs=3600.0, shutdown_grace_secs=2.0,
+                scheduler_interval_secs=3600.0, retention_interval_secs=3600.0, shutdown_grace_secs=2.0,
                 pool_min_size=1, pool_max_size=10,
                 # the access tests choose plans explicitly (tests/access.py); others get the unlimited plan
                 default_plan="enterprise", quota_sync_secs=3600.0, instance_heartbeat_secs=3600.0)

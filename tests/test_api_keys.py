@@ -130,6 +130,25 @@ async def test_read_only_keys(server, client, api):
     assert await with_grpcio(server.grpc_address, calls) == ("OK", "PERMISSION_DENIED")
 
 
+async def test_a_read_only_key_can_end_its_own_session_only(client, api):
+    """Logout is the one write a read-only key may make, and only for its own refresh tokens."""
+    ro = await new_key(api, read_only=True)
+    mine = (await client.post("/api/v1/auth/login", json={"api_key": ro["key"]})).json()
+    full = (await client.post("/api/v1/auth/login", json={"api_key": key_of(api)})).json()
+    as_ro = bearer(mine["access_token"])
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": full["refresh_token"]}, headers=as_ro)
+    assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN", r.text
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": full["refresh_token"]})
+            ).status_code == 200                            # another key's session stands
+    r = await client.post("/api/v1/auth/logout", json={"refresh_token": mine["refresh_token"]}, headers=as_ro)
+    assert r.status_code == 204, r.text
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": mine["refresh_token"]})
+            ).status_code == 401                            # its own is revoked
+    assert (await client.post("/api/v1/auth/logout", json={}, headers=bearer(ro["key"]))).status_code == 204
+    r = await client.post("/api/v1/jobs", json={"queue_name": "q", "payload": {}}, headers=as_ro)
+    assert r.status_code == 403                            # and still nothing else
+
+
 async def test_queue_restriction_everywhere_the_queue_is_named(server, client, api):
     mine = await enqueue(api, "allowed")
     await enqueue(api, "other")

@@ -147,3 +147,83 @@ async def test_tokens_carry_the_keys_queues(api, client):
             ).status_code == 403
     assert (await client.post("/api/v1/jobs", json={"queue_name": "a", "payload": {}}, headers=bearer)
             ).status_code == 201
+
+
+def hs512(claims: dict, secret: str) -> str:
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")        # pyjwt warns that a 48-byte key is short for SHA-512
+        return jwt.encode(claims, secret, algorithm="HS512")
+
+
+def _raw_jwt(header: dict, claims: dict, signature: bytes = b"") -> str:
+    """A token with any header (pyjwt refuses to write some), signed with nothing or `signature`."""
+    import base64
+    import json
+
+    def part(b: bytes) -> str:
+        return base64.urlsafe_b64encode(b).decode().rstrip("=")
+    return ".".join([part(json.dumps(header).encode()), part(json.dumps(claims).encode()), part(signature)])
+
+
+async def test_forged_tokens_are_refused_on_every_path(api, client, server):
+    """JWT forgery on every path that reads a token: REST bearer, /auth/refresh, /auth/validate, and gRPC (as
+    x-api-key and as authorization: Bearer). `alg: none` in any case, a wrong key, the wrong type, expired."""
+    from tests.access import rpc_code, with_grpcio
+    from tests.grpcio_gen import spooled_pb2 as pb
+    from tests.grpcio_gen import spooled_pb2_grpc
+
+    tokens = await login(client, key_of(api))
+    secret = server.services.settings.jwt_secret
+    access = jwt.decode(tokens["access_token"], secret, algorithms=["HS256"])
+    refresh = jwt.decode(tokens["refresh_token"], secret, algorithms=["HS256"])
+    now = int(time.time())
+    other_key = "another-secret-that-is-long-enough-for-hs256"
+
+    def forged(claims: dict) -> dict[str, str]:
+        fresh = {**claims, "iat": now, "exp": now + 600}
+        header_sig = jwt.encode(fresh, secret, algorithm="HS256").split(".")[2]
+        out = {alg: _raw_jwt({"alg": alg, "typ": "JWT"}, fresh) for alg in ("none", "None", "NONE", "nOnE")}
+        out |= {
+            "none with a real signature": _raw_jwt({"alg": "none"}, fresh).rstrip(".") + "." + header_sig,
+            "HS256, empty signature": _raw_jwt({"alg": "HS256", "typ": "JWT"}, fresh),
+            "wrong key": jwt.encode(fresh, other_key, algorithm="HS256"),
+            "HS512 with the right key": hs512(fresh, secret),
+            "expired": jwt.encode({**claims, "iat": now - 7200, "exp": now - 60}, secret, algorithm="HS256"),
+            "no exp": jwt.encode({k: v for k, v in fresh.items() if k != "exp"}, secret, algorithm="HS256"),
+            "unknown type": jwt.encode({**fresh, "type": "admin"}, secret, algorithm="HS256"),
+            "kid header": jwt.encode(fresh, other_key, algorithm="HS256", headers={"kid": "../../jwt_secret"}),
+        }
+        return out
+
+    bad_access = forged(access) | {"refresh as access": jwt.encode({**refresh, "iat": now, "exp": now + 600},
+                                                                   secret, algorithm="HS256")}
+    bad_refresh = forged(refresh) | {"access as refresh": tokens["access_token"]}
+    for what, token in bad_access.items():
+        r = await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED", (what, r.text)
+        if what != "refresh as access":       # a genuine refresh token: validate reports it valid, as such
+            v = (await client.post("/api/v1/auth/validate", json={"token": token})).json()
+            assert v["valid"] is False, (what, v)
+    for what, token in bad_refresh.items():
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": token})
+        assert r.status_code == 401 and r.json()["code"] == "UNAUTHORIZED", (what, r.text)
+
+    def calls(channel):
+        stub = spooled_pb2_grpc.QueueServiceStub(channel)
+        out = {}
+        for what, token in bad_access.items():
+            for md in ((("x-api-key", token),), (("authorization", f"Bearer {token}"),)):
+                out[(what, md[0][0])] = rpc_code(lambda: stub.GetQueueStats(
+                    pb.GetQueueStatsRequest(queue_name="q"), metadata=md, timeout=20))
+        out["genuine"] = rpc_code(lambda: stub.GetQueueStats(
+            pb.GetQueueStatsRequest(queue_name="q"), metadata=(("x-api-key", tokens["access_token"]),), timeout=20))
+        return out
+    out = await with_grpcio(server.grpc_address, calls)
+    assert out.pop("genuine") in ("OK", "NOT_FOUND")         # admitted (the queue does not exist)
+    assert set(out.values()) == {"UNAUTHENTICATED"}, {k: v for k, v in out.items() if v != "UNAUTHENTICATED"}
+    # the genuine tokens still work
+    assert (await client.get("/api/v1/jobs", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+            ).status_code == 200
+    assert (await client.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+            ).status_code == 200

@@ -55,10 +55,34 @@ async def test_claim_uses_the_ready_index_on_100k_jobs(api, server):
     print(inner)
     assert "Index Scan using jobs_ready_idx" in inner and "Sort" not in inner
     assert re.search(r"Limit .*rows=100 ", inner)          # stopped after the limit
-    assert "Function Scan on spooled_ready_jobs" in outer
+    assert "Function Scan on spooled_claim_jobs" in outer
     assert len(claimed) == 100 and all(r["priority"] == 2 for r in claimed)
     print(waiting)
     assert "Index Scan using jobs_ready_idx" in waiting and "Sort" not in waiting
     assert re.search(r"Index Scan using jobs_ready_idx .*rows=100 loops=1", waiting)   # no waiting row read
     assert "Rows Removed by Filter" not in waiting
     assert len(after) == 100 and all(r["priority"] == 2 and r["dependencies_met"] for r in after)
+
+
+async def test_a_plan_made_on_a_small_table_never_scans_the_grown_one(api, server):
+    """A prepared statement keeps the generic plan of its first runs. Made while the table is small (a fresh
+    install), the claim's join to the picked ids was a sequential scan of jobs, read on every claim after the
+    table had grown (until an autovacuum replanned it). Pinned by spooled_claim_jobs: none, whatever the size."""
+    org = uuid.UUID(api.org_id)
+
+    async def scans(con):
+        await con.execute("ALTER TABLE jobs SET (autovacuum_enabled = false)")   # no replanning meanwhile
+        await con.execute("SET plan_cache_mode = force_generic_plan")
+        await con.execute(FILL, org, "small", 20)
+        args = Q.job_claim.args(org=org, queue="small", worker_id="w", limit=5, lease_secs=30.0, now=None)
+        for _ in range(3):
+            assert len(await con.fetch(Q.job_claim.sql, *args)) == 5            # the plan is made here, small
+        await con.execute(FILL, org, "big", 50_000)
+        args = Q.job_claim.args(org=org, queue="big", worker_id="w", limit=5, lease_secs=30.0, now=None)
+        async with con.transaction():
+            claimed = await con.fetch(Q.job_claim.sql, *args)
+            row = await con.fetchrow("SELECT seq_scan, idx_scan FROM pg_stat_xact_user_tables WHERE relname = 'jobs'")
+        return len(claimed), row["seq_scan"], row["idx_scan"]
+
+    claimed, seq, idx = await server.services.db.run(scans)
+    assert claimed == 5 and seq == 0 and idx > 0

@@ -60,7 +60,7 @@ async def test_many_concurrent_claimers_never_share_a_job(api, server):
     assert len(ids) == n_jobs and len(set(ids)) == n_jobs
     assert len({g[1] for g in got}) == n_jobs  # a fresh lease per claim
     starts = await server.services.db.run(lambda con: con.fetchval(
-        "SELECT count(*) FROM job_history WHERE event_type = 'started'"))
+        "SELECT count(*) FROM job_events WHERE event_type = 'started'"))
     assert starts == n_jobs
     counts = collections.Counter(r["status"] for r in await server.services.db.run(
         lambda con: con.fetch("SELECT status::text FROM jobs")))

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import trio
 
-from spooled.transports.http import edge
+from tests.access import instance
 from tests.conftest import make_settings
 
 BODY = b'{"queue_name": "q", "payload": {"n": 1}}'
@@ -100,8 +100,12 @@ async def test_413_drains_the_body_and_keeps_the_connection(server, api):
             assert got is not None and got[0] == 200, got
 
 
-async def test_a_body_that_never_comes_gets_the_connection_closed(server, monkeypatch):
-    monkeypatch.setattr(edge, "DRAIN_SECS", 0.5)
+async def test_a_body_that_never_comes_gets_the_connection_closed(aio_loop, tmp_path, dsn):
+    async with instance(make_settings(tmp_path, dsn, body_timeout_secs=0.5), dsn) as server:
+        await _body_never_comes(server)
+
+
+async def _body_never_comes(server):
     with trio.fail_after(20):
         stream = await connect(server.http_url)
         async with stream:

@@ -317,10 +317,15 @@ def test_sql_guards_match_the_transition_table():
     assert guarded(Q.job_cancel) == {s.value for s in sources("cancel")}
     from spooled.store.schema import schema_sql
     ready = schema_sql().split("CREATE FUNCTION spooled_ready_jobs")[1].split("$fn$;")[0]
-    assert "spooled_ready_jobs(" in Q.job_claim.sql and "j.status = 'pending'" in ready
+    claim = schema_sql().split("CREATE FUNCTION spooled_claim_jobs")[1].split("$fn$;")[0]
+    assert "spooled_claim_jobs(" in Q.job_claim.sql and "spooled_ready_jobs(" in claim
+    assert "j.status = 'pending'" in ready
     assert sources("claim") == {JobStatus.PENDING}
-    for stmt in (Q.job_complete, Q.job_fail, Q.job_heartbeat):
+    for stmt in (Q.job_fail, Q.job_heartbeat):
         assert "j.status = 'processing'" in stmt.sql and "j.lease_id" in stmt.sql
+    # the batch completion guards by an unexpired lease, which only a processing job has (the check constraint)
+    assert "j.lease_expires_at > t.now" in Q.job_complete.sql and "j.lease_id" in Q.job_complete.sql
+    assert "(status = 'processing') = (lease_expires_at IS NOT NULL)" in schema_sql()
     assert sources("complete") == sources("fail") == {JobStatus.PROCESSING}
     assert "status IN ('pending', 'scheduled')" in Q.reap_expired_jobs.sql
     assert sources("expire") == {JobStatus.PENDING, JobStatus.SCHEDULED}

@@ -394,3 +394,29 @@ async def test_stale_lease_message_is_the_one_sdks_recognise(api):
     r = await api.post(f"/api/v1/jobs/{c['id']}/complete", json={"lease_id": "00000000-0000-4000-8000-000000000000"})
     assert "does not match the job's current lease" in r.json()["message"]
     assert r.json()["message"].startswith("lease expired")
+
+
+async def test_a_deleted_jobs_history_goes_with_it(api, server):
+    """job_history has no foreign key onto jobs (its check cost a query per history row): the jobs_deleted
+    statement trigger removes a deleted job's rows, whichever statement deleted it (a DLQ purge, a queue deleted
+    with its jobs, an organization's cascade)."""
+    async def rows(ids):
+        return await server.services.db.run(lambda con: con.fetchval(
+            "SELECT count(*) FROM job_history WHERE job_id = ANY($1::uuid[])", ids))
+
+    dead, kept, doomed = [], [], []
+    for ids, queue in ((dead, "d"), (kept, "d"), (doomed, "doomed")):
+        created = await enqueue(api, queue=queue, max_retries=0)
+        (c,) = await claim(api, queue=queue)
+        await api.post(f"/api/v1/jobs/{c['id']}/fail", json={"lease_id": c["lease_id"], "error": "e"})
+        ids.append(created["id"])
+    assert (await api.post("/api/v1/jobs/dlq/retry", json={"job_ids": kept})).status_code == 200
+    assert await rows(dead + kept + doomed) == 3 * 2 + 1     # started + failed each, and kept's retry
+    r = await api.post("/api/v1/jobs/dlq/purge", json={"confirm": True, "queue_name": "d"})
+    assert r.json() == {"purged_count": 1}
+    assert await rows(dead) == 0 and await rows(kept) == 3
+    assert (await api.delete("/api/v1/queues/doomed?delete_jobs=true")).status_code == 204
+    assert await rows(doomed) == 0 and await rows(kept) == 3
+    org = api.org_id
+    await server.services.db.run(lambda con: con.execute("DELETE FROM organizations WHERE id = $1::uuid", org))
+    assert await rows(kept) == 0

@@ -76,6 +76,32 @@ def test_migration_files_are_numbered_and_schema_sql_records_them():
     assert sorted(int(v) for v in re.findall(r"\d+", recorded.group(1))) == [m.version for m in ms]
 
 
+async def fresh_snapshot(empty_dsn: str, pg_admin_dsn: str) -> dict[str, set]:
+    """The catalog of schema.sql applied to an empty database."""
+    name = "mig_fresh_" + hashlib.sha1(empty_dsn.encode()).hexdigest()[:10]
+    admin = await connect(pg_admin_dsn)
+    try:
+        await run(admin, f'DROP DATABASE IF EXISTS "{name}"')
+        await run(admin, f'CREATE DATABASE "{name}"')
+        b = await connect(pg_admin_dsn.replace("/postgres?", f"/{name}?"))
+        try:
+            result = await run(b, ensure_schema)
+            assert result.fresh
+            return await snapshot(b)
+        finally:
+            await trio_asyncio.aio_as_trio(b.close)()
+    finally:
+        await run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await trio_asyncio.aio_as_trio(admin.close)()
+
+
+def assert_same(migrated: dict[str, set], fresh: dict[str, set]) -> None:
+    for part in CATALOG:
+        assert migrated[part] == fresh[part], (
+            f"{part} differ: only after migrations {sorted(migrated[part] - fresh[part])}, "
+            f"only in schema.sql {sorted(fresh[part] - migrated[part])}")
+
+
 async def test_schema_sql_equals_the_migrations_applied_in_order(aio_loop, empty_dsn, pg_admin_dsn):
     # database A: every migration from the first, as a long-lived install would have seen them
     a = await connect(empty_dsn)
@@ -87,25 +113,55 @@ async def test_schema_sql_equals_the_migrations_applied_in_order(aio_loop, empty
     finally:
         await trio_asyncio.aio_as_trio(a.close)()
     # database B: schema.sql on an empty database
-    name = "mig_fresh_" + hashlib.sha1(empty_dsn.encode()).hexdigest()[:10]
-    admin = await connect(pg_admin_dsn)
+    assert_same(migrated, await fresh_snapshot(empty_dsn, pg_admin_dsn))
+
+
+# Migrations that landed after higher-numbered ones had shipped: an install has those, then gets these.
+LANDED_LATE = (10,)
+
+
+async def test_a_migration_that_landed_late_applies_after_the_higher_ones(aio_loop, empty_dsn, pg_admin_dsn):
+    """0010 (the job row records creation, claim and completion) reached installs that had 0011 and on: applied
+    then, it gives schema.sql's catalog, and a job claimed before it (its `started` in a history row) keeps one
+    `started` event through its completion."""
+    a = await connect(empty_dsn)
     try:
-        await run(admin, f'DROP DATABASE IF EXISTS "{name}"')
-        await run(admin, f'CREATE DATABASE "{name}"')
-        b = await connect(pg_admin_dsn.replace("/postgres?", f"/{name}?"))
-        try:
-            result = await run(b, ensure_schema)
-            assert result.fresh
-            fresh = await snapshot(b)
-        finally:
-            await trio_asyncio.aio_as_trio(b.close)()
+        await apply_first_release(a)
+        for m in migrations()[1:]:
+            if m.version not in LANDED_LATE:
+                await run(a, m.sql)
+                await run(a, "INSERT INTO spooled_schema (version) VALUES ($1)", m.version)
+        org = await trio_asyncio.aio_as_trio(a.fetchval)(
+            "INSERT INTO organizations (name, slug) VALUES ('Old', 'old') RETURNING id")
+        await run(a, """INSERT INTO jobs (id, organization_id, queue_name, status, payload, max_retries,
+                                          timeout_seconds, run_at, created_at, updated_at)
+                        SELECT gen_random_uuid(), $1, 'old-q', 'pending', '{}', 3, 300, now(), now(), now()
+                        FROM generate_series(1, 2)""", org)
+        # the claim before 0010: a `started` history row per job
+        held = await trio_asyncio.aio_as_trio(a.fetch)(
+            "SELECT * FROM spooled_claim_jobs($1, 'old-q', 2, now(), 'old-worker', 300)", org)
+        assert await trio_asyncio.aio_as_trio(a.fetchval)(
+            "SELECT count(*) FROM job_history WHERE event_type = 'started'") == 2
+        result = await run(a, ensure_schema)
+        assert result.applied == LANDED_LATE
+        migrated = await snapshot(a)
+        # one job completes, the other fails: each keeps exactly one `started` (its history row), by old-worker
+        from spooled.store.sql import Q
+        first, second = held
+        done = await trio_asyncio.aio_as_trio(a.fetch)(Q.job_complete.sql, *Q.job_complete.args(
+            org=org, ids=[first["id"]], leases=[first["lease_id"]], workers=[None], results=[None], now=None))
+        assert [r["done"] for r in done] == [True]
+        await run(a, "UPDATE jobs SET status = 'failed', lease_id = NULL, lease_expires_at = NULL, "
+                     "assigned_worker_id = NULL, completed_at = now() WHERE id = $1", second["id"])
+        events = await trio_asyncio.aio_as_trio(a.fetch)(
+            "SELECT job_id, event_type, worker_id FROM job_events WHERE job_id = ANY($1::uuid[]) "
+            "ORDER BY job_id, part, seq", [first["id"], second["id"]])
+        starts = [(r["job_id"], r["worker_id"]) for r in events if r["event_type"] == "started"]
+        assert sorted(starts) == sorted([(first["id"], "old-worker"), (second["id"], "old-worker")])
+        assert [r["event_type"] for r in events if r["job_id"] == first["id"]] == ["created", "started", "completed"]
     finally:
-        await run(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await trio_asyncio.aio_as_trio(admin.close)()
-    for part in CATALOG:
-        assert migrated[part] == fresh[part], (
-            f"{part} differ: only after migrations {sorted(migrated[part] - fresh[part])}, "
-            f"only in schema.sql {sorted(fresh[part] - migrated[part])}")
+        await trio_asyncio.aio_as_trio(a.close)()
+    assert_same(migrated, await fresh_snapshot(empty_dsn, pg_admin_dsn))
 
 
 async def test_first_release_upgrades_in_place_keeping_jobs_and_keys(aio_loop, empty_dsn, tmp_path):

@@ -215,6 +215,11 @@ async def test_worker_events_reach_streams(api, server):
             f = await ws_frame(conn)
             assert f["type"] == "WorkerRegistered" and f["data"]["worker_id"] == "rt-worker"
             assert f["data"]["queue_name"] == "wq"
+            r = await api.post("/api/v1/workers/rt-worker/heartbeat", json={"current_jobs": 3})
+            assert r.status_code == 200, r.text
+            f = await ws_frame(conn)
+            assert f["type"] == "WorkerHeartbeat" and f["data"]["worker_id"] == "rt-worker"
+            assert (f["data"]["queue_name"], f["data"]["current_jobs"], f["data"]["status"]) == ("wq", 3, "healthy")
             assert (await api.delete("/api/v1/workers/rt-worker")).status_code == 204
             f = await ws_frame(conn)
             assert f["type"] == "WorkerDeregistered" and f["data"]["worker_id"] == "rt-worker"
@@ -332,3 +337,20 @@ async def test_shutdown_closes_streams(aio_loop, tmp_path, dsn):
                     while True:
                         await conn.get_message()
                 assert info.value.reason.code == 1001
+
+
+async def test_open_streams_are_counted_in_metrics(api, client):
+    from tests.test_metrics import scrape
+
+    async def count(kind: str) -> float:
+        return (await scrape(client)).get("spooled_realtime_subscribers", kind=kind)
+    with trio.fail_after(30):
+        assert (await count("sse"), await count("websocket")) == (0, 0)
+        async with sse(api, "/api/v1/events"):      # returns once the stream's body runs
+            assert await count("sse") == 1
+            async with ws(str(client.base_url), f"/api/v1/ws?token={key_of(api)}") as conn:
+                await conn.send_message(json.dumps({"cmd": "ping"}))
+                assert (await ws_frame(conn, skip=()))["type"] == "Ping"
+                assert await count("websocket") == 1
+        while (await count("sse"), await count("websocket")) != (0, 0):   # both closed: the gauges come back
+            await trio.sleep(0.02)

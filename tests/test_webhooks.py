@@ -182,6 +182,38 @@ async def test_queue_and_worker_events(tmp_path, dsn, aio_loop, receiver):
     assert got[2]["data"]["worker_id"] == "w9"
 
 
+async def test_schedule_and_workflow_events(tmp_path, dsn, aio_loop, receiver):
+    """The SDK's schedule.triggered, workflow.completed and workflow.failed: one delivery each, in the
+    transaction that made them (a manual trigger; a one-job workflow completed; one whose job failed for good)."""
+    async with instance(tmp_path, dsn) as api:
+        with trio.fail_after(30):
+            await subscribe(api, receiver.url, ["schedule.triggered", "workflow.completed", "workflow.failed"])
+            r = await api.post("/api/v1/schedules", json={"name": "nightly", "cron_expression": "0 0 3 * * *",
+                                                          "queue_name": "sq", "payload_template": {"r": 1}})
+            assert r.status_code == 201, r.text
+            sid = r.json()["id"]
+            fired = (await api.post(f"/api/v1/schedules/{sid}/trigger")).json()
+            wf = {}
+            for name in ("ok", "bad"):
+                r = await api.post("/api/v1/workflows", json={"name": name, "jobs": [
+                    {"key": "a", "queue_name": "wq", "payload": {"w": name}, "max_retries": 0}]})
+                assert r.status_code == 201, r.text
+                wf[name] = r.json()["workflow_id"]
+                (leased,) = await claim(api, "wq")
+                verb, body = ("complete", {"result": 1}) if name == "ok" else ("fail", {"error": "boom"})
+                r = await api.post(f"/api/v1/jobs/{leased['id']}/{verb}", json={"lease_id": leased["lease_id"], **body})
+                assert r.status_code == 200, r.text
+            got = {g.json()["event"]: g.json()["data"] for g in await receiver.wait_for(3)}
+    assert got["schedule.triggered"] == {
+        "schedule_id": sid, "name": "nightly", "run_id": got["schedule.triggered"]["run_id"],
+        "job_id": fired["job_id"], "queue_name": "sq", "fire_time": got["schedule.triggered"]["fire_time"],
+        "manual": True}
+    assert got["workflow.completed"] == {"workflow_id": wf["ok"], "name": "ok", "status": "completed",
+                                         "old_status": "running"}
+    assert got["workflow.failed"] == {"workflow_id": wf["bad"], "name": "bad", "status": "failed",
+                                      "old_status": "running"}
+
+
 async def test_chat_formats(tmp_path, dsn, aio_loop, receiver):
     async with instance(tmp_path, dsn) as api:
         with trio.fail_after(30):
@@ -393,3 +425,23 @@ async def test_ssrf_guard_refuses_private_targets(tmp_path, dsn, aio_loop, recei
     finally:
         await guarded.aclose()
         await open_.aclose()
+
+
+async def test_deliveries_and_the_dispatcher_loop_show_in_metrics(tmp_path, dsn, aio_loop, receiver):
+    from tests.test_metrics import scrape
+    async with instance(tmp_path, dsn) as api:
+        with trio.fail_after(30):
+            receiver.statuses = [500]      # the first attempt fails (retried 10 s later), the rest succeed
+            hook = await subscribe(api, receiver.url + "/hook", ["job.created"])
+            await enqueue(api, "wh")
+            await receiver.wait_for(1)
+            while (s := await scrape(api)).get("spooled_webhook_deliveries_total", outcome="failed") < 1:
+                await trio.sleep(0.02)
+            assert s.get("spooled_webhook_deliveries_total", outcome="delivered") == 0
+            assert (await api.delete(f"/api/v1/outgoing-webhooks/{hook['id']}")).status_code == 204
+            await subscribe(api, receiver.url + "/ok", ["job.created"])
+            await enqueue(api, "wh")
+            while (s := await scrape(api)).get("spooled_webhook_deliveries_total", outcome="delivered") < 1:
+                await trio.sleep(0.02)
+            assert s.get("spooled_loop_runs_total", loop="webhook dispatcher", outcome="ok") >= 1
+            assert s.get("spooled_loop_consecutive_errors", loop="webhook dispatcher") == 0

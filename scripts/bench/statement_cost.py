@@ -12,8 +12,10 @@ statistics have not seen (the claim-plan test's worst case), and EXPLAIN (ANALYZ
 and of the batch completion of those 100. Then --rounds rounds, alternating the checkouts (so drift on a shared
 machine hits them alike): per round and checkout, --cycles cycles of "claim 1, complete 1" and --cycles/10 of
 "claim 100, complete the 100 in one batch", through that checkout's own named statements (store/queries/*.sql),
-prepared, on one connection. Reported: the backend's CPU per job (from /proc/<pid>/schedstat), median and
-minimum over the rounds.
+prepared, on one connection; and --cycles/10 cycles of a job's whole life in batches of 100 ("enqueue 100 into a
+fresh queue, claim the 100, complete them in one batch"), then one VACUUM of jobs and job_history (the dead rows
+they left). Reported: the backend's CPU per job (from /proc/<pid>/schedstat) and, for the lifecycle, the WAL per
+job (pg_current_wal_insert_lsn before and after each statement), median and minimum over the rounds.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ FILL = ("INSERT INTO jobs (id, organization_id, queue_name, status, payload, pri
         "run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, $2, 'pending', '{\"n\": 1}', (g % 5) - 2, 3, "
         "300, now() + g * interval '1 microsecond', now(), now() FROM generate_series(1, $3) g")
 SHAPES = (("claim1", 1), ("claim100", 100))
+LIFE = ("enqueue", "claim", "complete", "vacuum")
 
 
 def as_postgres(cmd: list[str]) -> list[str]:
@@ -91,6 +94,8 @@ class Subject:
         self.q = load(repo / "spooled" / "store" / "queries")
         self.plans: dict[str, list[str]] = {}
         self.cpu: dict[str, list[tuple[float, float]]] = {label: [] for label, _ in SHAPES}
+        # lifecycle rounds: stage -> [(CPU us per job, WAL bytes per job)]
+        self.life: dict[str, list[tuple[float, float]]] = {stage: [] for stage in LIFE}
 
     @classmethod
     async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str, label: str) -> "Subject":
@@ -108,6 +113,7 @@ class Subject:
         await con.execute(FILL, org, "other", 20_000)
         await con.execute("ANALYZE jobs")
         await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
+        await con.execute("VACUUM jobs, job_history")  # the backlog all-visible: the lifecycle's VACUUM prices its own
         return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
 
     def claim_args(self, n: int) -> list:
@@ -118,6 +124,45 @@ class Subject:
         return self.q["job_complete"].args(org=self.org, ids=[r["id"] for r in rows],
                                            leases=[r["lease_id"] for r in rows], workers=["w"] * len(rows),
                                            results=['{"ok": true}'] * len(rows), now=None)
+
+    def insert_args(self, n: int) -> list:
+        """job_insert of n plain jobs into the lifecycle queue (whatever parameters this checkout's statement has)."""
+        none = [None] * n
+        values = dict(org=self.org, queue="life", now=None, ids=[uuid.uuid4() for _ in range(n)],
+                      payloads=['{"n": 1}'] * n, priorities=[0] * n, max_retries=none, timeouts=none, tags=none,
+                      idempotency_keys=none, webhooks=none, webhook_secrets=none, parents=none,
+                      scheduled_ats=none, expires_ats=none, traceparents=none, tracestates=none)
+        st = self.q["job_insert"]
+        return st.args(**{k: v for k, v in values.items() if k in st.params})
+
+    async def measured(self, sql: str, *args) -> tuple[list, float, int]:
+        """Run one statement (its own transaction); its rows, backend CPU seconds and WAL bytes."""
+        lsn0 = await self.con.fetchval("SELECT pg_current_wal_insert_lsn()")
+        c0 = cpu_secs(self.pid)
+        rows = await self.con.fetch(sql, *args) if args else await self.con.execute(sql)
+        c1 = cpu_secs(self.pid)
+        wal = await self.con.fetchval("SELECT pg_current_wal_insert_lsn() - $1::pg_lsn", lsn0)
+        return rows, c1 - c0, int(wal)
+
+    async def lifecycle(self, cycles: int, n: int = 100) -> None:
+        cpu = dict.fromkeys(LIFE, 0.0)
+        wal = dict.fromkeys(LIFE, 0)
+        done = 0
+        await self.con.execute("VACUUM jobs, job_history")    # the other shapes' dead rows, not priced here
+        for _ in range(cycles):
+            _, c, w = await self.measured(self.q["job_insert"].sql, *self.insert_args(n))
+            cpu["enqueue"] += c; wal["enqueue"] += w
+            claim_args = self.q["job_claim"].args(org=self.org, queue="life", worker_id="w", limit=n,
+                                                  lease_secs=30.0, now=None)
+            rows, c, w = await self.measured(self.q["job_claim"].sql, *claim_args)
+            cpu["claim"] += c; wal["claim"] += w
+            _, c, w = await self.measured(self.q["job_complete"].sql, *self.complete_args(rows))
+            cpu["complete"] += c; wal["complete"] += w
+            done += len(rows)
+        _, c, w = await self.measured("VACUUM jobs, job_history")
+        cpu["vacuum"] += c; wal["vacuum"] += w
+        for stage in LIFE:
+            self.life[stage].append((cpu[stage] / done * 1e6, wal[stage] / done))
 
     async def explain(self) -> None:
         """One claim of 100, then (the claim committed, as in the server) the completion of those 100, rolled
@@ -178,6 +223,7 @@ async def main() -> None:
             for s in subjects if r % 2 == 0 else subjects[::-1]:
                 for label, n in SHAPES:
                     await s.round(label, n, a.cycles if n == 1 else max(1, a.cycles // 10))
+                await s.lifecycle(max(1, a.cycles // 10))
     finally:
         for s in subjects:
             await s.con.close()
@@ -196,6 +242,16 @@ async def main() -> None:
             completes = [d for _, d in s.cpu[label]]
             print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
                   f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
+        print("   lifecycle of 100 (enqueue, claim, complete, vacuum) per job:")
+        for stage in LIFE:
+            cpu = [c for c, _ in s.life[stage]]
+            wal = [w for _, w in s.life[stage]]
+            print(f"     {stage:8s} PG CPU {statistics.median(cpu):7.1f} us (min {min(cpu):7.1f}),"
+                  f" WAL {statistics.median(wal):7.0f} bytes (min {min(wal):7.0f})")
+        totals = [sum(s.life[stage][r][0] for stage in LIFE) for r in range(len(s.life["claim"]))]
+        wals = [sum(s.life[stage][r][1] for stage in LIFE) for r in range(len(s.life["claim"]))]
+        print(f"     {'total':8s} PG CPU {statistics.median(totals):7.1f} us (min {min(totals):7.1f}),"
+              f" WAL {statistics.median(wals):7.0f} bytes (min {min(wals):7.0f})")
 
 
 if __name__ == "__main__":

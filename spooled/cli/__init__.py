@@ -22,6 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     for target in (p, serve):
         target.add_argument("--http", help="REST bind HOST:PORT (env SPOOLED_HTTP_BIND, default 127.0.0.1:8080)")
         target.add_argument("--grpc", help="gRPC bind HOST:PORT (env SPOOLED_GRPC_BIND, default 127.0.0.1:50051)")
+        target.add_argument("--processes", type=int, help="server processes sharing the ports (env SPOOLED_PROCESSES, "
+                                                          "default 1; docs/deployment.md)")
     org = sub.add_parser("create-org", help="create an organization and print its first API key")
     org.add_argument("name")
     org.add_argument("--plan", choices=["free", "starter", "pro", "enterprise"],
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = from_env(dict(os.environ), http=getattr(args, "http", None), grpc=getattr(args, "grpc", None),
-                            need_secret=args.command in (None, "serve"))
+                            processes=getattr(args, "processes", None), need_secret=args.command in (None, "serve"))
         if args.command in (None, "serve"):
             from spooled.services.tracing import check_available
             check_available(settings.otel_exporter)
@@ -139,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 else:
                     print(out.text)
                 return 0
+            if settings.processes > 1 and settings.listen_fds is None:
+                from spooled.cli import processes
+                return trio.run(processes.run, settings, dsn)
             from spooled import supervisor
             trio.run(supervisor.run, settings, dsn)
             return 0

@@ -403,7 +403,8 @@ class WorkerHeartbeat:
 
 
 WEBHOOK_EVENTS = ("job.created", "job.started", "job.completed", "job.failed", "job.cancelled", "job.deadlettered",
-                  "job.retried", "queue.paused", "queue.resumed", "worker.registered", "worker.deregistered")
+                  "job.retried", "queue.paused", "queue.resumed", "worker.registered", "worker.deregistered",
+                  "schedule.triggered", "workflow.completed", "workflow.failed")
 WEBHOOK_FORMATS = ("json", "slack", "discord", "teams")
 
 

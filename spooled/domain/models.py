@@ -185,8 +185,9 @@ class ScheduleRun:
 
 @attrs.frozen(slots=True)
 class HistoryEntry:
-    """One recorded transition of a job."""
-    id: int
+    """One recorded transition of a job: a history row (id: its number), or an event its job row records
+    (created, the started and completed of its current lease; id: `<job id>:<event>`)."""
+    id: str
     job_id: uuid.UUID
     event_type: str
     old_status: str | None

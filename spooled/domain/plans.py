@@ -121,3 +121,21 @@ def resolve(tier: str, custom: typing.Mapping | None = None,
         return base
     changes["rate_limit_burst"] = changes.get("rate_limit_requests_per_second", base.rate_limit_requests_per_second)
     return attrs.evolve(base, **changes)
+
+
+@attrs.frozen
+class RetentionWindows:
+    """Each plan's retention in days, operator overrides applied (an organization's `custom_limits` override its
+    plan's in the statements): `tiers[i]` keeps finished jobs `job_days[i]` days and history (schedule runs,
+    webhook deliveries) `history_days[i]` days; dead letters the greater of its job days and `deadletter_days`."""
+    tiers: tuple[str, ...]
+    job_days: tuple[int, ...]
+    history_days: tuple[int, ...]
+    deadletter_days: int
+
+
+def retention_windows(operator: typing.Mapping[str, typing.Mapping] | None, deadletter_days: int
+                      ) -> RetentionWindows:
+    plans = [resolve(tier, None, operator) for tier in TIERS]
+    return RetentionWindows(TIERS, tuple(p.job_retention_days for p in plans),
+                            tuple(p.history_retention_days for p in plans), deadletter_days)

@@ -18,8 +18,9 @@ from spooled.services.dispatcher import Dispatcher
 log = logging.getLogger(__name__)
 
 
-async def run(dispatcher: Dispatcher, *, concurrency: int, interval: float,
+async def run(dispatcher: Dispatcher, *, concurrency: int, interval: float, health=None,
               task_status=trio.TASK_STATUS_IGNORED) -> None:
+    """`health` (services.metrics.LoopHealth) records each leasing pass, as for the periodic loops."""
     slots = trio.Semaphore(concurrency)
     async with trio.open_nursery() as nursery:
         task_status.started()
@@ -32,12 +33,18 @@ async def run(dispatcher: Dispatcher, *, concurrency: int, interval: float,
                     leased = await dispatcher.lease(limit=free)
                 except errors.Unavailable:
                     log.warning("webhook dispatcher: database unavailable; retrying in %.1fs", interval)
+                    if health is not None:
+                        health.failed()
                     await trio.sleep(interval)
                     continue
                 except Exception:
                     log.exception("webhook dispatcher: leasing deliveries failed; retrying in %.1fs", interval * 5)
+                    if health is not None:
+                        health.failed()
                     await trio.sleep(interval * 5)
                     continue
+            if health is not None:
+                health.ran(items=len(leased))
             for d in leased:
                 slots.acquire_nowait()   # we leased at most as many as were free
                 nursery.start_soon(_attempt, dispatcher, d, slots)

@@ -235,12 +235,15 @@ class Authenticator:
         return await self._keys.refresh_usable(jti, org)
 
     async def logout(self, principal: Principal, refresh_token: str | None) -> None:
-        """Revoke a refresh token of the caller's organization (no token: nothing to revoke)."""
+        """Revoke a refresh token of the caller's organization (no token: nothing to revoke). A read-only key
+        may call this, but only for its own tokens: revoking another key's session is not reading."""
         if refresh_token:
             claims = self.decode(refresh_token, "refresh")
             jti = try_id(claims.get("jti"))
             if claims["sub"] != principal.organization_id or jti is None:
                 raise errors.Unauthorized(BAD_TOKEN)
+            if principal.read_only and claims.get("api_key_id") != principal.api_key_id:
+                raise errors.Forbidden("A read-only API key may only end its own sessions")
             await self._keys.revoke_refresh(jti, uuid.UUID(principal.organization_id))
 
     async def validate(self, token: str) -> dict:

@@ -24,7 +24,9 @@ from spooled.services.orgs import Orgs
 from spooled.services.queues import Queues
 from spooled.services.quotas import Quotas
 from spooled.services.ratelimit import RateLimiter
+from spooled.services.retention import Retention
 from spooled.services.schedules import Schedules
+from spooled.services.streams import Streams
 from spooled.services.sender import Sender
 from spooled.services.tracing import Tracing, tracing_for
 from spooled.services.wakeups import Wakeups
@@ -42,6 +44,7 @@ from spooled.store.maintenance import MaintenanceStore
 from spooled.store.metrics import MetricsStore
 from spooled.store.orgs import OrgStore
 from spooled.store.queues import QueueStore
+from spooled.store.retention import RetentionStore
 from spooled.store.schedules import ScheduleStore
 from spooled.store.usage import UsageStore
 from spooled.store.webhooks import WebhookStore
@@ -68,6 +71,8 @@ class Services:
     workers: Workers
     schedules: Schedules
     dashboard: Dashboard
+    streams: Streams
+    retention: Retention
     workflows: Workflows
     metrics: Metrics
     tracing: Tracing
@@ -85,6 +90,9 @@ class Services:
         wakeups = Wakeups()
         metrics = Metrics(MetricsStore(db), max_series=settings.metrics_max_series,
                           snapshot_secs=settings.metrics_interval_secs)
+        streams = Streams(settings.max_streams, settings.max_streams_per_org)
+        broadcaster = Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer, streams=streams)
+        broadcaster.on_drop = metrics.realtime_dropped.inc
         metrics.pool = db.stats
         tracing = tracing_for(settings.otel_exporter, settings.otel_service_name, __version__)
         org_store, key_store, usage_store = OrgStore(db), KeyStore(db), UsageStore(db)
@@ -92,8 +100,8 @@ class Services:
         auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
         orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
         mailer = Mailer(settings.smtp_url, settings.smtp_from)
-        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, max_payload_bytes=settings.max_payload_bytes,
-                    metrics=metrics, tracing=tracing)
+        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, streams=streams,
+                    max_payload_bytes=settings.max_payload_bytes, metrics=metrics, tracing=tracing)
         sender = Sender(allow_private=settings.webhook_allow_private, timeout_secs=settings.webhook_timeout_secs)
         hooks = WebhookStore(db)
         return cls(
@@ -110,13 +118,17 @@ class Services:
             workers=Workers(WorkerStore(db), quotas=quotas,
                             heartbeat_interval_secs=settings.worker_heartbeat_interval_secs),
             schedules=Schedules(ScheduleStore(db), jobs, max_payload_bytes=settings.max_payload_bytes),
-            dashboard=Dashboard(DashboardStore(db)),
+            dashboard=Dashboard(DashboardStore(db)), streams=streams,
+            retention=Retention(RetentionStore(db), operator=settings.plan_limits,
+                                deadletter_days=settings.retention_deadletter_days),
             workflows=Workflows(WorkflowStore(db), quotas=quotas, max_payload_bytes=settings.max_payload_bytes,
                                 metrics=metrics),
             metrics=metrics, tracing=tracing,
-            broadcaster=Broadcaster(ListenerStore(db), buffer=settings.realtime_buffer),
+            broadcaster=broadcaster,
             sender=sender, webhooks=Webhooks(hooks, sender, quotas),
-            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts)),
+            dispatcher=Dispatcher(hooks, sender, DispatchPolicy(max_attempts=settings.webhook_max_attempts),
+                                  on_attempt=lambda ok: metrics.webhook_deliveries.labels(
+                                      "delivered" if ok else "failed").inc()),
             inbound=Inbound(hooks, jobs))
 
     def set_clock(self, clock: Callable[[], float]) -> None:

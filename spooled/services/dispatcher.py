@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import typing
 
 import attrs
 import trio
@@ -57,10 +58,12 @@ class DispatchPolicy:
 
 
 class Dispatcher:
-    def __init__(self, store: WebhookStore, sender: Sender, policy: DispatchPolicy = DispatchPolicy()):
+    def __init__(self, store: WebhookStore, sender: Sender, policy: DispatchPolicy = DispatchPolicy(), *,
+                 on_attempt: typing.Callable[[bool], None] = lambda ok: None):
         self._store = store
         self._sender = sender
         self.policy = policy
+        self._on_attempt = on_attempt       # metrics: one call per attempt, with whether it got a 2xx
         self._wake = trio.Event()
 
     # -- waking ---------------------------------------------------------------------------------------------
@@ -96,6 +99,7 @@ class Dispatcher:
             log.exception("webhook delivery %s failed unexpectedly", d.id)
             outcome = Outcome(ok=False, error=f"internal error: {type(exc).__name__}",
                               retry_in=self.policy.retry_in(d.attempts))
+        self._on_attempt(outcome.ok)
         try:
             status = await self._store.record(d, outcome, max_failures=self.policy.max_failures, now=now)
         except errors.Unavailable:

@@ -22,6 +22,7 @@ import orjson
 import trio
 
 from spooled.domain import errors
+from spooled.services.streams import STREAM, Slot, Streams
 from spooled.store.events import ListenerStore
 
 log = logging.getLogger(__name__)
@@ -90,11 +91,13 @@ class Subscription:
     """One stream's view of the broadcaster. `receive()` returns an `Event` or `RESYNC`, and raises
     `trio.EndOfChannel` once the subscription ended (`dropped` tells a slow subscriber from a shutdown)."""
 
-    def __init__(self, owner: "Broadcaster", org: str, filters: typing.Iterable[Filter], buffer: int):
+    def __init__(self, owner: "Broadcaster", org: str, filters: typing.Iterable[Filter], buffer: int,
+                 slot: Slot | None = None):
         self.org = org
         self.filters: set[Filter] = set(filters)
         self.dropped = False
         self._owner = owner
+        self._slot = slot            # the stream's place under the STREAM caps (services/streams.py)
         self._send, self._recv = trio.open_memory_channel[typing.Any](buffer)
 
     def wants(self, ev: Event) -> bool:
@@ -118,9 +121,11 @@ class Subscription:
         self._send.close()
 
     def close(self) -> None:
-        """The stream is gone: unregister (idempotent)."""
+        """The stream is gone: unregister and give its place back (idempotent)."""
         self._send.close()
         self._owner._remove(self)
+        if self._slot is not None:
+            self._slot.release()
 
 
 @attrs.frozen
@@ -137,8 +142,10 @@ class RefreshResult:
 
 
 class Broadcaster:
-    def __init__(self, store: ListenerStore, *, buffer: int = 256, ttl_secs: float = 60.0):
+    def __init__(self, store: ListenerStore, *, buffer: int = 256, ttl_secs: float = 60.0,
+                 streams: Streams | None = None):
         self.instance_id = uuid.uuid4()
+        self._streams = streams
         self.buffer = buffer
         self.ttl_secs = ttl_secs
         self.closed = False
@@ -146,14 +153,17 @@ class Broadcaster:
         self._store = store
         self._subs: dict[str, set[Subscription]] = {}
         self._registered: dict[str, float] = {}     # org -> Trio time by which its row must be refreshed
+        self.on_drop: typing.Callable[[], None] = lambda: None      # metrics: one call per dropped subscriber
 
     # -- subscribers ---------------------------------------------------------------------------------------
     async def subscribe(self, org: str, filters: typing.Iterable[Filter] = (ALL,)) -> Subscription:
         """A new subscription for the org's events matching any of `filters`; events committed after this
-        returns reach it. `Unavailable` while shutting down or when the database cannot register it."""
+        returns reach it. `Unavailable` while shutting down or when the database cannot register it; at the
+        STREAM caps (services/streams.py) `RateLimited` (the organization's) or `Unavailable` (this server's)."""
         if self.closed:
             raise errors.Unavailable("The server is shutting down")
-        sub = Subscription(self, org, filters, self.buffer)
+        slot = self._streams.open(org, STREAM) if self._streams is not None else None
+        sub = Subscription(self, org, filters, self.buffer, slot)
         self._subs.setdefault(org, set()).add(sub)
         try:
             await self.register(org)
@@ -182,6 +192,7 @@ class Broadcaster:
 
     def _dropped(self, sub: Subscription) -> None:
         self.dropped_total += 1
+        self.on_drop()
         log.warning("dropped a realtime subscriber of org %s: its buffer of %d events is full", sub.org,
                     self.buffer)
         self._remove(sub)

@@ -19,6 +19,7 @@ from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.services.grouping import CompletionGrouper
 from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
+from spooled.services.streams import POLL, Streams
 from spooled.services.tracing import Tracing
 from spooled.services.wakeups import Wakeups
 from spooled.store.jobs import JobStore, NewJobs
@@ -72,11 +73,12 @@ Completion = tuple[str, "str | None", "str | None", Any]    # (job_id, lease_id,
 
 
 class Jobs:
-    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, max_payload_bytes: int = 1024 * 1024,
-                 metrics: Metrics | None = None, tracing: Tracing | None = None):
+    def __init__(self, store: JobStore, wakeups: Wakeups, *, quotas: Quotas, streams: Streams,
+                 max_payload_bytes: int = 1024 * 1024, metrics: Metrics | None = None, tracing: Tracing | None = None):
         self._store = store
         self._quotas = quotas
         self._wakeups = wakeups
+        self._streams = streams
         self._max_payload = max_payload_bytes
         self._completions = CompletionGrouper(self.complete_many)
         self._metrics = metrics if metrics is not None else Metrics(None)
@@ -139,11 +141,15 @@ class Jobs:
         return out
 
     # -- claim -----------------------------------------------------------------------------------------
-    async def claim(self, org: str, c: inputs.Claim, *, deadline: float | None = None, now: Now = None
-                    ) -> list[Job]:
+    async def claim(self, org: str, c: inputs.Claim, *, deadline: float | None = None, now: Now = None,
+                    long_poll: bool = True) -> list[Job]:
         """Lease up to `c.limit` jobs, waiting (woken by LISTEN/NOTIFY through the wakeups, never polling) until
         at least one is available, `deadline` passes (Trio clock; default: now + `c.wait_secs`) or the server
         shuts down (then `[]`, without claiming).
+
+        A waiting claim is a long poll: it holds a `POLL` slot (services/streams.py) while it waits; when this
+        server or the organization is at its cap it does not wait (one claim, answered at once). Streams, which
+        hold a `STREAM` slot of their own, claim with `long_poll=False`.
 
         Cancel-safe: the claim statement runs shielded and its jobs are returned with no checkpoint after it,
         so a cancellation either ends the wait with nothing leased or lands after the caller holds the jobs
@@ -151,6 +157,18 @@ class Jobs:
         started = trio.current_time()
         if deadline is None:
             deadline = started + c.wait_secs
+        slot = None
+        if long_poll and deadline > trio.current_time():
+            slot = self._streams.try_open(org, POLL)
+            if slot is None:
+                deadline = trio.current_time()      # at the cap: claim once, do not wait
+        try:
+            return await self._claim(org, c, deadline, now, started)
+        finally:
+            if slot is not None:
+                slot.release()
+
+    async def _claim(self, org: str, c: inputs.Claim, deadline: float, now: Now, started: float) -> list[Job]:
         org_id, queue = parse_id(org), c.queue_name
         while True:
             await trio.lowlevel.checkpoint_if_cancelled()

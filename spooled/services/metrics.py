@@ -137,6 +137,11 @@ class Metrics:
                                        ("method",), buckets=REQUEST_BUCKETS, registry=r)
         self.realtime_subscribers = Gauge("spooled_realtime_subscribers", "Open realtime streams (SSE, WebSocket)",
                                           ("kind",), registry=r)
+        self.realtime_dropped = Counter("spooled_realtime_dropped", "Realtime subscribers dropped for falling "
+                                        "behind (their buffer filled)", registry=r)
+        self.webhook_deliveries = Counter("spooled_webhook_deliveries", "Webhook delivery attempts by outcome "
+                                          "(delivered: a 2xx; failed: anything else, retried or given up)",
+                                          ("outcome",), registry=r)
         self._waits = {True: self.claim_wait.labels("jobs"), False: self.claim_wait.labels("empty")}
         self._series: dict[tuple[str, str], _Series] = {}
         self._http: dict[tuple[str, str, int], tuple] = {}

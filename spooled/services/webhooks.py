@@ -47,7 +47,7 @@ def render(fmt: str, body: dict) -> bytes:
     if fmt not in ("slack", "discord", "teams"):
         raise ValueError(f"unknown webhook format {fmt!r}")
     data = orjson.loads(orjson.dumps(body["data"]))
-    subject = f"job {data['job_id']} ({data.get('queue_name')}) is {data.get('status')}" if "job_id" in data \
+    subject = f"job {data['job_id']} ({data.get('queue_name')}) is {data.get('status')}" if body["event"].startswith("job.") \
         else ", ".join(f"{k}: {v}" for k, v in data.items() if not isinstance(v, (dict, list)))
     text = f"[Spooled] {body['event']}: {subject}"
     if data.get("last_error"):

@@ -42,7 +42,11 @@ def decode_cursor(cursor: str, column: str) -> tuple[object, uuid.UUID]:
 
 def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None, offset: int, limit: int,
                   org: uuid.UUID) -> tuple[str, list]:
-    """(sql, args) fetching limit+1 rows (the extra one tells whether there is a next page)."""
+    """(sql, args) fetching limit+1 rows (the extra one tells whether there is a next page). The text depends
+    only on which filters are set, the order column (one of ORDER_COLUMNS) and the direction: every value is a
+    bind parameter (tests/test_sql_params.py)."""
+    if order_by not in ORDER_COLUMNS:
+        raise errors.invalid("order_by", f"must be one of {', '.join(ORDER_COLUMNS)}")
     args: list = [org]
 
     def arg(v) -> str:

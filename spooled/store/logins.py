@@ -40,6 +40,3 @@ class LoginStore:
     async def use(self, code_id: uuid.UUID) -> bool:
         """Mark the code used; False when another request used it first."""
         return await self._db.fetchval(Q.email_code_use, id=code_id) is not None
-
-    async def purge(self) -> None:
-        await self._db.execute(Q.email_codes_purge)

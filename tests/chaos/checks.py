@@ -1,11 +1,13 @@
 """What a scenario's ledger and its database say afterwards (and, sampled during the run, the lease overlap).
 
-The database side reads `jobs` and `job_history`. Every transition writes one history row in the statement
-that makes it, and those statements are serialized per job by its row lock, so per job the history (ordered by
-id) is the sequence of its states. Leases are visible there: a lease begins with a `started` event and ends
-with the next event that leaves `processing` (complete, fail, a reaper or worker-lost release, cancel).
+The database side reads `jobs` and the `job_events` view: every job's history rows plus the events its row
+records (created, and the started/completed of its current or completing lease; schema.sql). Every transition
+is recorded by the statement that makes it, and those statements are serialized per job by its row lock, so per
+job the events in view order (`part`, `seq`) are the sequence of its states. Leases are visible there: a lease
+begins with a `started` event and ends with the next event that leaves `processing` (complete, fail, a reaper or
+worker-lost release, cancel).
 
-- **two leases at once**: a job with a lease that began before the previous one ended (by history order or by
+- **two leases at once**: a job with a lease that began before the previous one ended (by event order or by
   the events' times): SELECTed from the database every half second during the run (`OVERLAP_SQL`).
 - **released before expiry**: a lease the reaper released ("lease expired") before the expiry its holder was
   last told (by the claim or a heartbeat's answer, from the workers' records).
@@ -29,23 +31,28 @@ import trio_asyncio
 
 from tests.chaos.load import Ledger, unexpected
 
+# Every job's events numbered in order (n), the lease checks' input.
+EVENTS = """
+ev AS (SELECT e.*, row_number() OVER (PARTITION BY e.job_id ORDER BY e.part, e.seq) AS n FROM job_events e)
+"""
+
 OVERLAP_SQL = """
-WITH s AS (
-    SELECT h.job_id, h.id, h.created_at AS began,
-           (SELECT e.id FROM job_history e WHERE e.job_id = h.job_id AND e.id > h.id
-                AND e.old_status = 'processing' ORDER BY e.id LIMIT 1) AS end_id
-    FROM job_history h WHERE h.event_type = 'started'
+WITH """ + EVENTS + """, s AS (
+    SELECT h.job_id, h.n, h.created_at AS began,
+           (SELECT e.n FROM ev e WHERE e.job_id = h.job_id AND e.n > h.n
+                AND e.old_status = 'processing' ORDER BY e.n LIMIT 1) AS end_n
+    FROM ev h WHERE h.event_type = 'started'
 ), l AS (
-    SELECT s.*, e.created_at AS ended FROM s LEFT JOIN job_history e ON e.id = s.end_id
+    SELECT s.*, e.created_at AS ended FROM s LEFT JOIN ev e ON e.job_id = s.job_id AND e.n = s.end_n
 )
-SELECT DISTINCT a.job_id::text AS job_id FROM l a JOIN l b ON b.job_id = a.job_id AND b.id > a.id
-WHERE a.end_id IS NULL OR a.end_id > b.id OR a.ended > b.began
+SELECT DISTINCT a.job_id::text AS job_id FROM l a JOIN l b ON b.job_id = a.job_id AND b.n > a.n
+WHERE a.end_n IS NULL OR a.end_n > b.n OR a.ended > b.began
 """
 
 CHAIN_SQL = """
-SELECT job_id::text AS job_id, id, event_type, old_status::text AS old_status, prev::text AS prev FROM (
-    SELECT job_id, id, event_type, old_status, lag(new_status) OVER w AS prev, row_number() OVER w AS n
-    FROM job_history WINDOW w AS (PARTITION BY job_id ORDER BY id)
+WITH """ + EVENTS + """
+SELECT job_id::text AS job_id, n, event_type, old_status::text AS old_status, prev::text AS prev FROM (
+    SELECT job_id, n, event_type, old_status, lag(new_status) OVER w AS prev FROM ev WINDOW w AS (PARTITION BY job_id ORDER BY n)
 ) e
 WHERE (n = 1 AND (event_type <> 'created' OR old_status IS NOT NULL))
    OR (n > 1 AND old_status IS DISTINCT FROM prev)
@@ -53,13 +60,13 @@ WHERE (n = 1 AND (event_type <> 'created' OR old_status IS NOT NULL))
 
 LAST_STATE_SQL = """
 SELECT j.id::text AS job_id, j.status::text AS status, last.new_status::text AS last FROM jobs j
-LEFT JOIN LATERAL (SELECT new_status FROM job_history h WHERE h.job_id = j.id ORDER BY h.id DESC LIMIT 1) last
-       ON true
+LEFT JOIN LATERAL (SELECT new_status FROM job_events h WHERE h.job_id = j.id ORDER BY h.part DESC, h.seq DESC LIMIT 1)
+       last ON true
 WHERE last.new_status IS DISTINCT FROM j.status
 """
 
 COMPLETED_TWICE_SQL = """
-SELECT job_id::text AS job_id FROM job_history WHERE event_type = 'completed' GROUP BY job_id HAVING count(*) > 1
+SELECT job_id::text AS job_id FROM job_events WHERE event_type = 'completed' GROUP BY job_id HAVING count(*) > 1
 """
 
 JOBS_SQL = "SELECT id::text AS id, status::text AS status FROM jobs"
@@ -70,10 +77,11 @@ WHERE status = 'processing' AND lease_expires_at < now() - make_interval(secs =>
 """
 
 REAPED_SQL = """
+WITH """ + EVENTS + """
 SELECT h.job_id::text AS job_id, h.created_at AS released,
-       (SELECT s.created_at FROM job_history s WHERE s.job_id = h.job_id AND s.id < h.id
-            AND s.event_type = 'started' ORDER BY s.id DESC LIMIT 1) AS began
-FROM job_history h WHERE h.old_status = 'processing' AND h.details->>'error' = 'lease expired'
+       (SELECT s.created_at FROM ev s WHERE s.job_id = h.job_id AND s.n < h.n
+            AND s.event_type = 'started' ORDER BY s.n DESC LIMIT 1) AS began
+FROM ev h WHERE h.old_status = 'processing' AND h.details->>'error' = 'lease expired'
 """
 
 RELEASE_REASONS_SQL = """

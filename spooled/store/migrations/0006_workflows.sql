@@ -234,12 +234,9 @@ BEGIN
                    CASE action WHEN 'cancel' THEN json_build_object('error', last_error, 'dependency_job_id', culprit)
                                WHEN 'revive' THEN json_build_object('reason', 'its dependency was retried') END
             FROM u
-        ), n AS (
-            SELECT pg_notify('spooled_jobs', organization_id::text || ' ' || queue_name || ' ' || count(*))
-            FROM u WHERE status = 'pending' AND dependencies_met
-            GROUP BY organization_id, queue_name
         )
-        SELECT count(*) + (SELECT count(*) FROM n) FROM u INTO v_changed;
+        -- (the claim wakeup for jobs made claimable here comes from the job_history trigger, migration 0003)
+        SELECT count(*) FROM u INTO v_changed;
     END LOOP;
 
     IF v_recount <> '{}' OR v_started <> '{}' THEN

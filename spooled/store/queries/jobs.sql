@@ -1,7 +1,7 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
--- Events (wakeups, realtime, webhooks) come from the history rows, through the job_history trigger.
+-- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -32,8 +32,9 @@ WITH q0 AS (
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
 ), h AS (
+    -- the job row records its creation; a job created scheduled also gets this row (its first status)
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
-    SELECT id, $org, 'created', status, created_at FROM ins
+    SELECT id, $org, 'created', status, created_at FROM ins WHERE status = 'scheduled'
 )
 SELECT * FROM ins
 
@@ -47,63 +48,58 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 
 -- name: job_claim
 -- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
--- (spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its expires_at is left for
--- the reaper to cancel.
-WITH c AS (
-    SELECT id FROM spooled_ready_jobs($org, $queue, $limit, coalesce($now::timestamptz, now())) AS id
-), u AS (
-    UPDATE jobs j SET status = 'processing', lease_id = gen_random_uuid(),
-                      lease_expires_at = t.now + make_interval(secs => $lease_secs::float8),
-                      assigned_worker_id = $worker_id, started_at = t.now, updated_at = t.now
-    FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = c.id
-    RETURNING j.*
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'started', 'pending', 'processing', assigned_worker_id, started_at FROM u
-)
-SELECT * FROM u ORDER BY priority DESC, run_at, id
+-- (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its
+-- expires_at is left for the reaper to cancel. The job row records the claim (started_at, last_worker_id): no
+-- history row; its `started` events come from the jobs_updated trigger.
+SELECT * FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
+                                 $lease_secs::float8)
+ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
 -- Complete each item in one statement, each fenced by its own lease (api.md "Lease fencing"): a given lease
 -- must be the job's current unexpired one; an item without a lease is fenced by its worker (the job must be
--- processing, assigned to that worker, unexpired). `s` is the pre-statement snapshot of each item's job (read
--- once: the UPDATE joins it, and it tells an idempotent replay from a stale lease). An item succeeds only if
--- the row was updated under ITS fence: u is joined back on (id, lease or worker), never on the job id alone,
--- so a stale and a current completion of one job in one batch cannot both report success.
--- A completed job keeps the lease that completed it (completed_lease_id, never shown) for replays; a replay
--- without a lease matches the worker recorded in the job's 'completed' history event.
+-- processing, assigned to that worker, unexpired). An item succeeds only if the row was updated under ITS
+-- fence: u is joined back on (id, lease or worker), never on the job id alone, so a stale and a current
+-- completion of one job in one batch cannot both report success. `p` is the pre-statement snapshot of each
+-- item's job (every part of one statement reads the same snapshot): it tells a missing job, a stale lease and
+-- an idempotent replay apart. A completed job keeps the lease that completed it (completed_lease_id) and its
+-- last worker (last_worker_id), never shown, for replays (a job completed before migration 0010 has its worker
+-- in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
+-- Plan: the jobs are found by primary key only, whatever the statistics say. No condition here names a column
+-- another index leads with or a status a partial index is defined by (`processing` is implied by an unexpired
+-- lease: jobs_processing_lease_check), and the organization is checked on the row, not in the join: with stale
+-- statistics an `organization_id = $org` or `status = 'processing'` condition made the planner read every job
+-- of the organization (or every processing job) per batch.
 WITH c AS (
     SELECT * FROM unnest($ids::uuid[], $leases::uuid[], $workers::text[], $results::text[])
                   WITH ORDINALITY AS c(id, lease, worker, result, ord)
-), s AS MATERIALIZED (
-    SELECT c.*, j.status AS prior_status, j.assigned_worker_id AS holder, j.completed_lease_id AS done_lease
-    FROM c LEFT JOIN jobs j ON j.id = c.id AND j.organization_id = $org
+), t AS MATERIALIZED (
+    SELECT coalesce($now::timestamptz, now()) AS now
 ), u AS (
-    UPDATE jobs j SET status = 'completed', result = s.result::json, completed_at = t.now,
+    UPDATE jobs j SET status = 'completed', result = c.result::json, completed_at = t.now,
                       completed_lease_id = j.lease_id, lease_id = NULL, lease_expires_at = NULL,
                       assigned_worker_id = NULL, updated_at = t.now
-    FROM s, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = s.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_expires_at > t.now
-      AND (j.lease_id = s.lease OR (s.lease IS NULL AND j.assigned_worker_id = s.worker))
-    RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, s.holder AS worker_id, j.completed_at,
-              j.queue_name
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, worker_id, created_at)
-    SELECT id, organization_id, 'completed', 'processing', 'completed', worker_id, completed_at FROM u
+    FROM c, t
+    WHERE j.id = c.id AND j.lease_expires_at > t.now AND (j.organization_id = $org) IS TRUE
+      AND (j.lease_id = c.lease OR (c.lease IS NULL AND j.assigned_worker_id = c.worker))
+    RETURNING j.id, j.organization_id, j.completed_lease_id AS lease, j.last_worker_id AS worker_id,
+              j.completed_at, j.queue_name
 ), w AS (
     UPDATE workers wk SET jobs_processed = wk.jobs_processed + x.n
     FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
     WHERE wk.organization_id = $org AND wk.id = x.worker_id
 )
-SELECT s.ord, (u.id IS NOT NULL) AS done, s.prior_status, u.queue_name,
-       CASE WHEN u.id IS NOT NULL OR s.prior_status IS DISTINCT FROM 'completed' THEN false
-            WHEN s.lease IS NOT NULL THEN coalesce(s.done_lease = s.lease, false)
-            ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = s.id AND hh.event_type = 'completed'
-                                                        AND hh.worker_id = s.worker)
+SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name,
+       CASE WHEN u.id IS NOT NULL OR p.status IS DISTINCT FROM 'completed' THEN false
+            WHEN c.lease IS NOT NULL THEN coalesce(p.completed_lease_id = c.lease, false)
+            WHEN p.last_worker_id IS NOT NULL THEN p.last_worker_id = c.worker
+            ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = c.id AND hh.event_type = 'completed'
+                                                        AND hh.worker_id = c.worker)
        END AS replay
-FROM s LEFT JOIN u ON u.id = s.id AND (u.lease = s.lease OR (s.lease IS NULL AND u.worker_id = s.worker))
-ORDER BY s.ord
+FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
+       LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
+                          WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE OFFSET 0) p ON true
+ORDER BY c.ord
 
 -- name: job_fail
 -- Fail the job held by $lease (or, without one, by $worker): retry later with backoff (scheduled), or
@@ -211,9 +207,10 @@ SELECT id, status, queue_name, retry_count, created_at, completed_at FROM jobs
 WHERE organization_id = $org AND id = ANY($ids::uuid[])
 
 -- name: job_history
+-- The job's history rows and the events its row records (the job_events view, schema.sql), oldest first.
 SELECT id, job_id, event_type, old_status, new_status, worker_id, details::text AS details, created_at
-FROM job_history WHERE job_id = $id AND organization_id = $org
-ORDER BY CASE WHEN $desc::bool THEN -id ELSE id END
+FROM job_events WHERE job_id = $id AND organization_id = $org
+ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool THEN -seq ELSE seq END
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
@@ -257,14 +254,15 @@ DELETE FROM jobs j USING pick WHERE j.id = pick.id RETURNING j.id
 
 -- name: job_release_unsent
 -- Jobs a stream leased but could not deliver go back to pending as if never claimed (no retry counted, same
--- place in the claim order); guarded by the lease, so a job completed or re-leased meanwhile is untouched.
+-- place in the claim order); guarded by the lease, so a job completed or re-leased meanwhile is untouched (only a
+-- processing job has a lease). Found by primary key only, like job_complete's jobs.
 WITH c AS (
     SELECT * FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
 ), u AS (
     UPDATE jobs j SET status = 'pending', lease_id = NULL, lease_expires_at = NULL, assigned_worker_id = NULL,
                       started_at = NULL, updated_at = t.now
     FROM c, (SELECT coalesce($now::timestamptz, now()) AS now) t
-    WHERE j.id = c.id AND j.organization_id = $org AND j.status = 'processing' AND j.lease_id = c.lease
+    WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE AND j.lease_id = c.lease
     RETURNING j.id, j.organization_id, j.queue_name
 ), h AS (
     INSERT INTO job_history (job_id, organization_id, event_type, old_status, new_status, details)
@@ -273,7 +271,7 @@ WITH c AS (
 SELECT count(*) AS released FROM u
 
 -- name: job_leases_held
--- Which of these (job, lease) pairs still hold an unexpired lease.
+-- Which of these (job, lease) pairs still hold an unexpired lease (by primary key only, like job_complete).
 SELECT c.id FROM unnest($ids::uuid[], $leases::uuid[]) AS c(id, lease)
-JOIN jobs j ON j.id = c.id AND j.organization_id = $org AND j.lease_id = c.lease AND j.status = 'processing'
+JOIN jobs j ON j.id = c.id AND (j.organization_id = $org) IS TRUE AND j.lease_id = c.lease
            AND j.lease_expires_at > now()

@@ -18,6 +18,3 @@ RETURNING id, code_hash, attempts
 
 -- name: email_code_use
 UPDATE email_login_codes SET used_at = now() WHERE id = $id AND used_at IS NULL RETURNING id
-
--- name: email_codes_purge
-DELETE FROM email_login_codes WHERE created_at < now() - interval '1 day'

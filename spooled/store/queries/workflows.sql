@@ -7,7 +7,7 @@ RETURNING *
 -- name: workflow_insert_jobs
 -- A workflow's jobs (any queues; each queue created on first use), pending, with `dependencies_met` as the
 -- caller computed it (true for a job without dependencies); the claimers of each queue that got a ready job
--- are woken.
+-- are woken (the jobs_inserted trigger, which emits their `created` events; the rows record them).
 WITH qn AS (
     SELECT DISTINCT unnest($queues::text[]) AS name
 ), qi AS (
@@ -32,10 +32,7 @@ WITH qn AS (
                 $timeouts::int[], $modes::text[], $met::bool[])
          AS i(id, queue, payload, priority, max_retries, timeout_seconds, mode, met)
     JOIN q ON q.name = i.queue, t
-    RETURNING id, organization_id, queue_name, status, dependencies_met, created_at
-), h AS (
-    INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
-    SELECT id, organization_id, 'created', status, created_at FROM ins
+    RETURNING id
 )
 SELECT count(*) AS inserted FROM ins
 

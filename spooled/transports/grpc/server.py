@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_SECS = 10.0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int, backlog: int = 128) -> socket.socket:
     """A listening socket bound here (port 0: any free port, read back from the socket).
 
     Made from getaddrinfo's (family, type, proto) as asyncio's own create_server does: asyncio sets
@@ -41,7 +41,7 @@ def _bind(host: str, port: int) -> socket.socket:
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(addr)
-        sock.listen(128)
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -53,11 +53,12 @@ def address_of(sock: socket.socket) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-async def serve(svc: Services, host: str, port: int, *, grace: float,
+async def serve(svc: Services, host: str, port: int, *, grace: float, fd: int | None = None,
                 task_status=trio.TASK_STATUS_IGNORED) -> None:
-    """Serve gRPC until `svc.shutting_down`; `task_status.started("host:port")` with the real port."""
+    """Serve gRPC until `svc.shutting_down`; `task_status.started("host:port")` with the real port. `fd`: a
+    listening socket to serve instead of binding one (inherited from `--processes`)."""
     rpc = Rpc(svc)
-    sock = _bind(host, port)
+    sock = bind(host, port) if fd is None else socket.socket(fileno=fd)
 
     async def start() -> tuple[Server, ServiceStatus]:
         # built inside asyncio: grpclib takes the running loop (the one trio_asyncio loop)

@@ -29,6 +29,7 @@ from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker
 from spooled.services.admission import require_queue
 from spooled.services.auth import Principal
+from spooled.services.streams import STREAM
 from spooled.transports.grpc import messages
 from spooled.transports.grpc.calls import Rpc
 from spooled.transports.grpc.delivery import LeaseWindow, send_or_release
@@ -58,6 +59,12 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
     req: pb.StreamJobsRequest = await aio_as_trio(stream.recv_message)()
     org = await rpc.org(stream.metadata, queues=[req.queue_name])
     claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, 1)
+    with svc.streams.open(org, STREAM):
+        await _stream_jobs(rpc, stream, org, claim)
+
+
+async def _stream_jobs(rpc: Rpc, stream, org: str, claim) -> None:
+    svc = rpc.svc
     try:
         size = (await svc.workers.get(org, claim.worker_id)).max_concurrency
     except errors.NotFound:
@@ -71,7 +78,7 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
                 while True:
                     room = await window.wait_for_room()
                     jobs = await svc.jobs.claim(org, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
-                                                deadline=math.inf)
+                                                deadline=math.inf, long_poll=False)
                     if not jobs:
                         break                           # shutting down
                     for j in jobs:   # before sending: a Complete may come back before this task resumes
@@ -88,8 +95,9 @@ async def stream_jobs(rpc: Rpc, stream) -> None:
 # -- ProcessJobs --------------------------------------------------------------------------------------------
 async def process_jobs(rpc: Rpc, stream) -> None:
     principal = await rpc.principal(stream.metadata)
-    await aio_as_trio(stream.send_initial_metadata)()
-    await _Session(rpc, stream, principal).run()
+    with rpc.svc.streams.open(principal.organization_id, STREAM):
+        await aio_as_trio(stream.send_initial_metadata)()
+        await _Session(rpc, stream, principal).run()
 
 
 class _Session:
@@ -143,7 +151,7 @@ class _Session:
         jobs: list = []
         try:
             with scope:
-                jobs = await self.svc.jobs.claim(self.org, claim, deadline=deadline)
+                jobs = await self.svc.jobs.claim(self.org, claim, deadline=deadline, long_poll=False)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return

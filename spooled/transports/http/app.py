@@ -1,55 +1,26 @@
-"""The quart-trio application: JSON in/out, auth, request ids, and the error table applied once."""
+"""The quart-trio application: its routes, request ids, URL checks, and the error table applied once.
+
+The helpers handlers share (JSON in/out, admission) are in `handlers.py`, so the routes never import this module."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import uuid
-from typing import Any, Awaitable, Callable
 
-import orjson
 from quart import Response, g, has_request_context, request, websocket
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from spooled.convert import parse_json, structure
 from spooled.domain import errors
-from spooled.services import admission, logs
-from spooled.services.auth import Principal
+from spooled.services import logs
 from spooled.services.container import Services
+from spooled.transports.http import cors
 from spooled.transports.http.edge import SCOPE_KEY
 from spooled.transports.http.errors import error_body, for_exception
+from spooled.transports.http.handlers import json_response, no_content
 
 log = logging.getLogger(__name__)
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
-def json_response(obj: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(orjson.dumps(obj, default=_default), status=status, headers=headers,
-                    content_type="application/json")
-
-
-def no_content(headers: dict | None = None) -> Response:
-    response = Response(b"", status=204, headers=headers)
-    del response.headers["Content-Type"]
-    return response
-
-
-JSON_SPACE = b" \t\n\r"      # RFC 8259 whitespace: a body of only these is empty; \x0b or \x0c is not JSON (400)
-
-
-async def body() -> Any:
-    """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
-    data = await request.get_data(cache=True)
-    if not data.strip(JSON_SPACE):
-        return {}
-    return parse_json(data)
 
 
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
@@ -63,56 +34,6 @@ def _check_url_text() -> None:
     for key, value in request.args.items(multi=True):
         if _BAD_TEXT.search(key) or _BAD_TEXT.search(value):
             raise errors.invalid(key if not _BAD_TEXT.search(key) else "query", "must not contain NUL characters")
-
-
-async def body_as(cls: type, **aliases: str):
-    """Body structured as `cls`; `aliases` maps accepted alternative keys to the canonical one."""
-    data = await body()
-    if isinstance(data, dict):
-        for alt, canonical in aliases.items():
-            if alt in data and canonical not in data:
-                data = {**data, canonical: data[alt]}
-    return structure(data, cls), data
-
-
-def services() -> Services:
-    from quart import current_app
-    return current_app.config["SPOOLED"]
-
-
-def principal() -> Principal:
-    return g.principal
-
-
-def bearer_token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
-
-
-SAFE_METHODS = frozenset(("GET", "HEAD"))
-
-
-def authed(fn: Callable[..., Awaitable[Response]]):
-    """Route decorator: admit `Authorization: Bearer <API key or access token>` (services/admission.py) before
-    the handler; the response carries the X-RateLimit-* figures (set in `_stamp`)."""
-    @functools.wraps(fn)
-    async def wrapper(*args, **kwargs):
-        try:
-            g.principal, g.rate = await services().admission.admit(bearer_token(),
-                                                                   safe=request.method in SAFE_METHODS)
-        except errors.RateLimited as exc:
-            g.rate = getattr(exc, "decision", None)
-            raise
-        logs.org.set(g.principal.organization_id)
-        return await fn(*args, **kwargs)
-    wrapper.security = ("bearer",)       # the OpenAPI document's security of the route (openapi.py)
-    return wrapper
-
-
-def require_queue(queue: str | None) -> None:
-    """403 unless the caller's key may use `queue` (keys restricted to some queues)."""
-    admission.require_queue(g.principal, queue)
 
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
@@ -150,7 +71,8 @@ def create_app(svc: Services) -> QuartTrio:
     app = _App("spooled", static_folder=None)     # no /static route: the dashboard and /docs serve their own
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
-    app.config["BODY_TIMEOUT"] = 60
+    app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
+    app.config["RESPONSE_TIMEOUT"] = None     # long polls and streams end themselves (quart's default cuts at 60 s)
     # `/jobs/` matches `/jobs`, `/jobs//complete` is no route (404): never a 308 redirect
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
@@ -192,6 +114,8 @@ def create_app(svc: Services) -> QuartTrio:
             add("X-RateLimit-Scope", rate.scope)
         return response
 
+    cors.install(app, svc.settings.cors_origins)
+
     @app.errorhandler(errors.DomainError)
     async def _domain(exc: errors.DomainError):
         status, payload, headers = for_exception(exc)
@@ -214,6 +138,9 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:
             return json_response(error_body(400, "Bad request"), 400)
+        if status == 408:   # the body did not arrive within the body timeout
+            return json_response(error_body(408, "The request body was not received in time"), 408,
+                                 {"Connection": "close"})
         log.error("unexpected HTTP exception %r on %s %s", exc, method, path)
         return json_response(error_body(500, "Internal server error"), 500)
 

@@ -7,11 +7,14 @@ disconnect: the close is cut short at its first checkpoint. The socket is then n
 it is never read (h11 stays paused), and once the client leaves it sits in CLOSE-WAIT holding a descriptor.
 
 `EdgeApp` wraps the ASGI app so that the final `send` of every response
-- first waits, at most `DRAIN_SECS` and `drain_bytes`, for the rest of the request body, so the connection is
-  recycled and keeps serving; a body that does not finish in time gets the connection closed instead;
+- first waits, at most `drain_secs` (the body timeout) and `drain_bytes`, for the rest of the request body, so the
+  connection is recycled and keeps serving; a body that does not finish in time gets the connection closed;
 - then runs shielded from cancellation (with its own bound), so the recycle or the close always completes.
 
-It also times every request and hands (scope, status, seconds, body bytes) to `observe` once the response has
+It also answers the requests of connections over the server's limit (connections.py): a health probe or a
+metrics scrape normally, anything else 503 with `Retry-After`; either way the connection then closes.
+
+And it times every request and hands (scope, status, seconds, body bytes) to `observe` once the response has
 gone: `http_observer` counts it in /metrics by route template and writes the access log line. The app puts the
 route template, request id and organization into the scope (`app.py: _stamp`) so nothing here parses paths.
 
@@ -31,10 +34,11 @@ import trio
 from hypercorn.protocol.h11 import H11Protocol
 
 from spooled.services.metrics import Metrics
+from spooled.transports.http.connections import Connections
 from spooled.transports.http.errors import error_body
 
-DRAIN_SECS = 30.0       # how long an early answer waits for the rest of the request body
 SEND_BOUND_SECS = 10.0  # how long the shielded final send may take (the client is not reading)
+OVERLOADED = orjson.dumps(error_body(503, "This server has as many connections as it allows: retry shortly"))
 
 
 Observer = Callable[[dict, int, float, int], None]
@@ -43,19 +47,30 @@ SCOPE_KEY = "spooled"       # scope[SCOPE_KEY] = (route template, request id, or
 
 
 class EdgeApp:
-    def __init__(self, app: Any, drain_bytes: int, observe: Observer | None = None):
+    def __init__(self, app: Any, drain_bytes: int, observe: Observer | None = None, drain_secs: float = 60.0,
+                 connections: Connections | None = None):
         self.app = app
         self.drain_bytes = drain_bytes
         self.observe = observe
+        self.drain_secs = drain_secs
+        self.connections = connections
 
     async def __call__(self, scope: dict, receive, send) -> None:
+        if self.connections is not None and self.connections.is_overflow(scope.get("client")):
+            if scope["type"] == "http" and _answered_at_capacity(scope.get("path", "")):
+                send = _closing(send)
+            else:
+                await _refuse(scope, send)
+                return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
         status, sent, observed = NO_RESPONSE, 0, False
-        # settled: the body has ended, the client left, or more arrived than is worth draining
+        # settled: the body has ended, the client left, or more arrived than is worth draining; the body has until
+        # `drain_by` (the body timeout, from the start of the request) either way
         settled = trio.Event()
+        drain_by = trio.current_time() + self.drain_secs
         declared = _content_length(scope)
         if declared is not None and declared > self.drain_bytes:
             settled.set()
@@ -88,7 +103,7 @@ class EdgeApp:
             if kind != "http.response.body" or message.get("more_body", False):
                 await send(message)
                 return
-            with trio.move_on_after(DRAIN_SECS):
+            with trio.move_on_at(drain_by):
                 await settled.wait()
             done()          # before the last send: the figures are in before the client has its answer
             with trio.CancelScope(shield=True, deadline=trio.current_time() + SEND_BOUND_SECS):
@@ -117,6 +132,30 @@ def http_observer(metrics: Metrics, *, access_log: bool) -> Observer:
                                "path": scope["path"], "status": status, "duration_ms": ms, "bytes": sent,
                                "transport": "http"})
     return observe
+
+
+def _answered_at_capacity(path: str) -> bool:
+    """Health probes and metrics scrapes: an instance at its connection limit still reports on itself."""
+    return path in ("/health", "/metrics") or path.startswith("/health/")
+
+
+def _closing(send):
+    """`send` with `Connection: close` on the response: an overflow connection serves one request."""
+    async def closing_send(message: dict) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+        await send(message)
+    return closing_send
+
+
+async def _refuse(scope: dict, send) -> None:
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": 1013})     # try again later
+        return
+    await send({"type": "http.response.start", "status": 503, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(OVERLOADED)).encode()),
+        (b"retry-after", b"1"), (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": OVERLOADED})
 
 
 def _content_length(scope: dict) -> int | None:

@@ -1,6 +1,6 @@
 """Realtime frames (api.md "Realtime"): `{"type", "data", "timestamp"}` with the PascalCase types the official
 SDKs map (`JobCreated`, `JobStatusChange`, `JobCompleted`, `JobFailed`, `QueueStats`, `WorkerRegistered`,
-`WorkerDeregistered`, `Ping`, `Error`). The timestamp is also inside `data`, where the SDK's SSE client reads it.
+`WorkerDeregistered`, `WorkerHeartbeat`, `Ping`, `Error`). The timestamp is also inside `data`, where the SDK's SSE client reads it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def frames(ev: Event) -> list[dict]:
         return [frame("WorkerRegistered", data, ev.at)]
     if ev.event == "worker.deregistered":
         return [frame("WorkerDeregistered", data, ev.at)]
+    if ev.event == "worker.heartbeat":
+        return [frame("WorkerHeartbeat", data, ev.at)]
     return []
 
 

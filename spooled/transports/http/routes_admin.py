@@ -14,7 +14,7 @@ import spooled
 from spooled.domain import errors, inputs
 from spooled.domain.plans import TIERS
 from spooled.transports.http import views
-from spooled.transports.http.app import body, body_as, json_response, no_content, services
+from spooled.transports.http.handlers import body, body_as, json_response, no_content, services
 from spooled.transports.http.pagination import int_arg
 from spooled.transports.http.routes_orgs import CREATED_ORG, admin_key_ok, created_view
 from spooled.transports.http.schema import ANY, INTEGER, STRING, array, const, obj

@@ -11,7 +11,8 @@ from quart import Blueprint, request
 from spooled.domain import errors, inputs
 from spooled.services.auth import ACCESS_TTL_SECS
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.handlers import (authed, authed_own_session, body_as, json_response, no_content,
+                                              principal, services)
 from spooled.transports.http.schema import BOOLEAN, INTEGER, OBJECT, STRING, TIME, array, component, const, merge, obj
 from spooled.transports.http.spec import NOT_BLANK, Param, empty, op
 
@@ -115,7 +116,7 @@ async def validate():
 
 @bp.post("/auth/logout")
 @op("Revoke a refresh token", body=_Logout, ok=empty("Logged out"))
-@authed
+@authed_own_session
 async def logout():
     spec, _ = await body_as(_Logout)
     await services().auth.logout(principal(), spec.refresh_token)

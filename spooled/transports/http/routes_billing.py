@@ -7,7 +7,7 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, principal, services
+from spooled.transports.http.handlers import authed, body_as, json_response, principal, services
 from spooled.transports.http.schema import BOOLEAN, OBJECT, STRING, const, obj
 from spooled.transports.http.spec import op
 

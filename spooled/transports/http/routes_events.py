@@ -22,7 +22,7 @@ from spooled.services.auth import Principal
 from spooled.services.events import RESYNC, Filter, Subscription
 from spooled.transports.http import realtime as rt
 from spooled.transports.http import views
-from spooled.transports.http.app import json_response, services
+from spooled.transports.http.handlers import json_response, services
 from spooled.transports.http.errors import for_exception
 from spooled.transports.http.schema import OBJECT, STRING, TIME, component, enum, obj
 from spooled.transports.http.spec import Body, Param, op
@@ -118,6 +118,8 @@ async def _sse_body(svc, principal: Principal, sub: Subscription, stats_queue: s
     keepalive = svc.settings.realtime_keepalive_secs
     stats_every = svc.settings.queue_stats_interval_secs
     next_stats = trio.current_time()
+    gauge = svc.metrics.realtime_subscribers.labels("sse")
+    gauge.inc()
     try:
         yield b": connected\n\n"      # subscribed before the response: events committed from now on are here
         if job is not None:
@@ -157,6 +159,7 @@ async def _sse_body(svc, principal: Principal, sub: Subscription, stats_queue: s
                 if rt.ends_job(item, job_id):
                     return
     finally:
+        gauge.dec()
         sub.close()
 
 
@@ -187,8 +190,11 @@ async def ws_events():
     except errors.DomainError as exc:       # refused before the upgrade: a plain HTTP error response
         status, payload, headers = for_exception(exc)
         return json_response(payload, status, headers)
+    gauge, counted = svc.metrics.realtime_subscribers.labels("websocket"), False
     try:
         await websocket.accept()
+        gauge.inc()
+        counted = True
         lock = trio.Lock()
 
         async def send(f: dict) -> None:
@@ -204,6 +210,8 @@ async def ws_events():
     except trio.TooSlowError:
         log.info("closing a WebSocket whose client stopped reading")
     finally:
+        if counted:
+            gauge.dec()
         sub.close()
 
 

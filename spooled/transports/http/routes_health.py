@@ -6,7 +6,7 @@ import trio
 from quart import Blueprint
 
 import spooled
-from spooled.transports.http.app import json_response, services
+from spooled.transports.http.handlers import json_response, services
 from spooled.transports.http.errors import error_body
 from spooled.transports.http.schema import BOOLEAN, INTEGER, STRING, component, const, enum, obj
 from spooled.transports.http.spec import Body, op

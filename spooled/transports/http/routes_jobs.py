@@ -10,7 +10,7 @@ from spooled.domain.states import JobStatus
 from spooled.domain.tracecontext import TraceContext, from_carrier
 from spooled.transports.http import views
 from spooled.services.admission import require_unrestricted
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, principal, require_queue,
                                          services)
 from spooled.transports.http.pagination import int_arg, page_args, page_headers, time_arg
 from spooled.transports.http.schema import (BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, TIME, array, component, const,

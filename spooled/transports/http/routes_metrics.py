@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from quart import Blueprint, Response
 
 from spooled.domain import errors
-from spooled.transports.http.app import bearer_token, services
+from spooled.transports.http.handlers import bearer_token, services
 from spooled.transports.http.schema import STRING
 from spooled.transports.http.spec import Body, op
 

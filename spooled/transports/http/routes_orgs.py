@@ -9,7 +9,7 @@ from quart import Blueprint, request
 
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, services
 from spooled.transports.http.schema import BOOLEAN, STRING, TIME, array, component, obj
 from spooled.transports.http.spec import Body, Param, empty, op
 

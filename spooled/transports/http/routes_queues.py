@@ -7,7 +7,7 @@ from quart import Blueprint, request
 from spooled.domain import inputs
 from spooled.services.queues import BUCKET_SECS, MAX_BUCKETS, THROUGHPUT_MINUTES
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, require_queue, services
+from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, require_queue, services
 from spooled.transports.http.pagination import int_arg
 from spooled.transports.http.schema import INTEGER, STRING, TIME, array, const, merge, nullable, obj
 from spooled.transports.http.spec import Body, Param, empty, flag, op

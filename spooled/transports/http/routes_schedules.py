@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, principal, require_queue,
                                          services)
 from spooled.transports.http.pagination import page_args
 from spooled.transports.http.schema import STRING, TIME, array, obj

@@ -9,7 +9,7 @@ from quart import Blueprint
 
 import spooled
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, json_response, principal, services
+from spooled.transports.http.handlers import authed, json_response, principal, services
 from spooled.transports.http.spec import op
 
 bp = Blueprint("summary", __name__)

@@ -9,7 +9,7 @@ from quart import Blueprint, request
 from spooled.domain import errors, inputs
 from spooled.services.webhooks import envelope
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, services
 from spooled.transports.http.pagination import page_args, time_arg
 from spooled.transports.http.schema import BOOLEAN, INTEGER, STRING, array, component, const, enum, nullable, obj
 from spooled.transports.http.spec import OFFSET, Body, Param, empty, limit, one_of, op, time_param

@@ -6,8 +6,8 @@ from quart import Blueprint, request
 
 from spooled.domain import errors
 from spooled.domain.inputs import HEARTBEAT_STATUSES, RegisterWorker, WorkerHeartbeat
-from spooled.transports.http.app import (authed, body, body_as, json_response, no_content, principal, require_queue,
-                                         services)
+from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, principal,
+                                              require_queue, services)
 from spooled.transports.http.schema import BOOLEAN, INTEGER, STRING, array, component, const, obj
 from spooled.transports.http.spec import EMPTY, Body, Param, empty, one_of, op
 from spooled.transports.http.views import WORKER

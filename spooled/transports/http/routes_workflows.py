@@ -6,7 +6,7 @@ from quart import Blueprint, request
 
 from spooled.domain import inputs
 from spooled.transports.http import views
-from spooled.transports.http.app import authed, body, body_as, json_response, principal, services
+from spooled.transports.http.handlers import authed, body, body_as, json_response, principal, services
 from spooled.transports.http.pagination import page_args
 from spooled.transports.http.schema import INTEGER, STRING, array, enum, merge, obj
 from spooled.transports.http.spec import EMPTY, OFFSET, Body, limit, one_of, op

@@ -53,8 +53,9 @@ with checks("webhooks.get"):
     checks.expect(got.id == ids["hook"] and got.url == RECEIVER + "/sdk", "hook", got)
 
 with checks("webhooks.update"):
-    updated = w.update(ids["chat"], {"name": "renamed", "events": ["queue.paused", "queue.resumed"]})
-    checks.expect(updated.name == "renamed" and updated.events == ["queue.paused", "queue.resumed"]
+    events = ["queue.paused", "queue.resumed", "schedule.triggered", "workflow.completed", "workflow.failed"]
+    updated = w.update(ids["chat"], {"name": "renamed", "events": events})
+    checks.expect(updated.name == "renamed" and updated.events == events
                   and updated.format == "slack", "updated", updated)
     cleared = w.update(ids["chat"], {"secret": None, "enabled": False})
     checks.expect(cleared.enabled is False, "disabled", cleared)

@@ -41,6 +41,7 @@ function forget(reason) {
 export class RawNumber {
   constructor(source) { this.source = source; }
   toJSON() { return Number(this.source); }
+  valueOf() { return Number(this.source); }      // arithmetic and Math.* on server figures such as 0.0
 }
 
 function revive(_key, value, context) {
@@ -161,10 +162,11 @@ export async function signIn(apiKey) {
   changed(null);
 }
 
+// Revokes the session's refresh token (refreshing a stale access token once, as any request), then forgets the
+// tokens whatever the server said: a refused or failed logout never keeps the page signed in.
 export async function signOut() {
-  const refresh = session.refresh;
-  if (refresh) {
-    try { await send("POST", "/auth/logout", { body: { refresh_token: refresh }, token: session.access }); }
+  if (session.refresh) {
+    try { await request("POST", "/auth/logout", { body: { refresh_token: session.refresh } }); }
     catch { /* signing out locally is what matters */ }
   }
   forget(null);

@@ -1,5 +1,6 @@
-// The Spooled dashboard: one page, hash routes (#/queues, #/jobs?…, #/jobs/<id>, #/workers, #/dlq), talking only
-// to the public REST API (api.js) and refreshed by the realtime stream (live.js). No build step.
+// The Spooled dashboard: one page, hash routes (#/queues, #/jobs?…, #/jobs/<id>, #/workers, #/schedules[/<id>],
+// #/workflows[/<id>], #/dlq), talking only to the public REST API (api.js) and refreshed by the realtime stream
+// (live.js). No build step.
 
 import {
   html, render, useCallback, useContext, useEffect, useMemo, useRef, useState, createContext,
@@ -143,8 +144,10 @@ function QueuesPage() {
     return Promise.all(list.map(async (q) => ({ ...q, stats: await get(`/queues/${enc(q.name)}/stats`) })));
   }, []);
   const totals = useLoad(() => get("/jobs/stats"), []);
-  const names = (queues.data || []).map((q) => q.name).join("\n");
+  // null until the queues are in: the chart's first data is the real one, not an empty hour
+  const names = queues.data ? queues.data.map((q) => q.name).join("\n") : null;
   const throughput = useLoad(async () => {
+    if (names === null) return null;
     const list = names ? names.split("\n") : [];
     return sumSeries(await Promise.all(list.map((n) => get(`/queues/${enc(n)}/throughput`, { minutes: 60 }))));
   }, [names]);
@@ -336,7 +339,7 @@ function JobTable({ jobs, extra }) {
     <tbody>${jobs.map((j) => html`<tr data-job-id=${j.id} key=${j.id}>
       <td><a class="mono" href=${href("/jobs/" + j.id)}>${j.id}</a></td>
       <td>${j.queue_name}</td>
-      <td>${j.job_type || ""}</td>
+      <td>${j.job_type ?? (typeof j.payload?.job_type === "string" ? j.payload.job_type : "")}</td>
       <td><${Badge} status=${j.status} /></td>
       <td class="num">${j.priority}</td>
       <td class="num">${j.retry_count}/${j.max_retries}</td>
@@ -383,6 +386,10 @@ function JobPage({ id }) {
         <dt>Scheduled</dt><dd><${When} ts=${j.scheduled_at} /></dd>
         <dt>Started</dt><dd><${When} ts=${j.started_at} /></dd>
         <dt>Finished</dt><dd><${When} ts=${j.completed_at} /></dd>
+        <dt>Workflow</dt><dd>${j.workflow_id ? html`<a class="mono" id="job-workflow" href=${href("/workflows/" + j.workflow_id)}>${j.workflow_id}</a>`
+          : html`<span class="muted">–</span>`}</dd>
+        <dt>Dependencies</dt><dd>${j.dependency_mode ? `${j.dependency_mode}, ${j.dependencies_met ? "met" : "waiting"}`
+          : html`<span class="muted">–</span>`}</dd>
         <dt>Idempotency key</dt><dd>${j.idempotency_key || html`<span class="muted">–</span>`}</dd>
         <dt>Tags</dt><dd class="mono">${j.tags == null ? html`<span class="muted">–</span>` : prettyJson(j.tags)}</dd>
       </dl>
@@ -507,20 +514,337 @@ function DlqPage({ params }) {
   </section>`;
 }
 
+// -- Schedules ------------------------------------------------------------------------------------------------
+
+const PAGE = 50;
+
+// Offset-paged lists (schedules, workflows): { data, error, reload, setData, more, loadMore }. `fetchPage(offset)`
+// answers { rows, more }.
+function useOffsetList(fetchPage, deps) {
+  const [more, setMore] = useState(false);
+  const list = useLoad(async () => {
+    const page = await fetchPage(0);
+    setMore(page.more);
+    return page.rows;
+  }, deps);
+  const loadMore = async () => {
+    const page = await fetchPage((list.data || []).length);
+    list.setData((rows) => [...(rows || []), ...page.rows]);
+    setMore(page.more);
+  };
+  return { ...list, more, loadMore };
+}
+
+// The pages of a list route without X-Has-More (schedules and their runs): a full page may have more.
+const pagesOf = (path) => async (offset) => {
+  const rows = await get(path, { limit: PAGE, offset });
+  return { rows, more: rows.length === PAGE };
+};
+
+// Trigger now / Pause / Resume of one schedule; `done(schedule?)` follows each.
+function scheduleActions(s, done) {
+  const trigger = async () => {
+    const r = await post(`/schedules/${enc(s.id)}/trigger`);
+    await done();
+    return `Schedule ${s.name} triggered: job ${short(r.job_id)}`;
+  };
+  const toggle = async () => {
+    const fresh = await post(`/schedules/${enc(s.id)}/${s.is_active ? "pause" : "resume"}`);
+    await done(fresh);
+    return `Schedule ${s.name} ${fresh.is_active ? "resumed" : "paused"}`;
+  };
+  return html`<${Action} label="Trigger now" title=${"Trigger schedule " + s.name} run=${trigger} />
+    <${Action} label=${s.is_active ? "Pause" : "Resume"} title=${(s.is_active ? "Pause" : "Resume") + " schedule " + s.name}
+      run=${toggle} />`;
+}
+
+function ActiveBadge({ active }) {
+  return html`<span class=${"badge " + (active ? "s-active" : "s-paused")} data-col="state">${active ? "active" : "paused"}</span>`;
+}
+
+function SchedulesPage() {
+  const { canAct } = useContext(Ctx);
+  const debounce = useDebounce();
+  const schedules = useOffsetList(pagesOf("/schedules"), []);
+  const replace = (fresh) => schedules.setData((rows) => (rows || []).map((r) => (r.id === fresh.id ? fresh : r)));
+  const done = (s) => async (fresh) => replace(fresh || await get(`/schedules/${enc(s.id)}`));
+  useLive((frame) => {
+    // a fire enqueues a job into the schedule's queue: its run count and times move
+    const queue = frame.data?.queue_name;
+    if (frame.type === "JobCreated" && (schedules.data || []).some((s) => s.queue_name === queue)) {
+      debounce("list", 1000, schedules.reload);
+    }
+  });
+  const rows = schedules.data;
+  return html`<section>
+    <h1>Schedules</h1>
+    <${Alert} error=${schedules.error} />
+    ${rows && !rows.length && html`<p class="empty">No schedules yet (POST /api/v1/schedules).</p>`}
+    ${rows && rows.length > 0 && html`<table class="grid" id="schedules">
+      <thead><tr><th>Schedule</th><th>Cron</th><th>Zone</th><th>Queue</th><th>State</th><th>Next run</th>
+        <th>Last run</th><th class="num">Runs</th>${canAct && html`<th></th>`}</tr></thead>
+      <tbody>${rows.map((s) => html`<tr data-schedule-id=${s.id} key=${s.id}>
+        <td><a href=${href("/schedules/" + s.id)}>${s.name}</a></td>
+        <td class="mono" data-col="cron">${s.cron_expression}</td>
+        <td data-col="zone">${s.timezone}</td>
+        <td><a href=${href("/jobs", { queue: s.queue_name })}>${s.queue_name}</a></td>
+        <td><${ActiveBadge} active=${s.is_active} /></td>
+        <td data-col="next"><${When} ts=${s.next_run_at} /></td>
+        <td data-col="last"><${When} ts=${s.last_run_at} /></td>
+        <td class="num" data-col="runs">${s.run_count}</td>
+        ${canAct && html`<td class="actions">${scheduleActions(s, done(s))}</td>`}
+      </tr>`)}</tbody>
+    </table>`}
+    ${schedules.more && html`<p><${Action} label="Load more" run=${schedules.loadMore} /></p>`}
+  </section>`;
+}
+
+function SchedulePage({ id }) {
+  const { canAct } = useContext(Ctx);
+  const debounce = useDebounce();
+  const schedule = useLoad(() => get(`/schedules/${enc(id)}`), [id]);
+  const runs = useOffsetList(pagesOf(`/schedules/${enc(id)}/history`), [id]);
+  const s = schedule.data;
+  useLive((frame) => {
+    const d = frame.data || {};
+    const ours = (runs.data || []).some((r) => r.job_id && r.job_id === d.job_id);
+    if ((frame.type === "JobCreated" && s && d.queue_name === s.queue_name) || (JOB_FRAMES.has(frame.type) && ours)) {
+      debounce("schedule", 500, () => { schedule.reload(); runs.reload(); });
+    }
+  });
+  const done = async (fresh) => {
+    await Promise.all([fresh ? schedule.setData(() => fresh) : schedule.reload(), runs.reload()]);
+  };
+  return html`<section>
+    <p><a href="#/schedules">← Schedules</a></p>
+    <${Alert} error=${schedule.error || runs.error} />
+    ${s && html`<div id="schedule" data-schedule-id=${s.id} data-active=${String(s.is_active)}>
+      <h1>Schedule ${s.name} <${ActiveBadge} active=${s.is_active} /></h1>
+      ${canAct && html`<div class="toolbar">${scheduleActions(s, done)}</div>`}
+      ${s.description && html`<p>${s.description}</p>`}
+      <dl class="facts">
+        <dt>Cron</dt><dd class="mono">${s.cron_expression}</dd>
+        <dt>Time zone</dt><dd>${s.timezone}</dd>
+        <dt>Queue</dt><dd><a href=${href("/jobs", { queue: s.queue_name })}>${s.queue_name}</a></dd>
+        <dt>Runs</dt><dd>${s.run_count}</dd>
+        <dt>Next run</dt><dd><${When} ts=${s.next_run_at} /></dd>
+        <dt>Last run</dt><dd><${When} ts=${s.last_run_at} /></dd>
+        <dt>Priority</dt><dd>${s.priority}</dd>
+        <dt>Retries</dt><dd>${s.max_retries}</dd>
+        <dt>Timeout</dt><dd>${s.timeout_seconds} s</dd>
+        <dt>Missed fires</dt><dd>catch up: ${s.catch_up ?? "latest"}, overlap: ${s.overlap ?? "allow"}</dd>
+        <dt>Created</dt><dd><${When} ts=${s.created_at} /></dd>
+        <dt>Tags</dt><dd class="mono">${s.tags == null ? html`<span class="muted">–</span>` : prettyJson(s.tags)}</dd>
+      </dl>
+      <h2>Payload template</h2><pre class="json" id="payload-template">${prettyJson(s.payload_template)}</pre>
+    </div>`}
+    <h2>Runs <span class="muted">(newest first)</span></h2>
+    ${runs.data && !runs.data.length && html`<p class="empty">No runs yet.</p>`}
+    ${runs.data && runs.data.length > 0 && html`<table class="grid" id="runs">
+      <thead><tr><th>Fire time</th><th>Fired</th><th>Run</th><th>Job</th><th>Finished</th><th>Error</th></tr></thead>
+      <tbody>${runs.data.map((r) => html`<tr key=${r.id} data-run-id=${r.id} data-job-id=${r.job_id || ""}>
+        <td><${When} ts=${r.fire_time} /></td><td><${When} ts=${r.started_at} />${r.manual ? html` <span class="muted">(manual)</span>` : ""}</td>
+        <td><${Badge} status=${r.status} /></td>
+        <td>${r.job_id ? html`<a class="mono" href=${href("/jobs/" + r.job_id)} title=${r.job_id}>${short(r.job_id)}</a>`
+          : html`<span class="muted">–</span>`}</td>
+        <td><${When} ts=${r.completed_at} /></td>
+        <td class="clip" title=${r.error_message || ""}>${r.error_message || ""}</td></tr>`)}</tbody>
+    </table>`}
+    ${runs.more && html`<p><${Action} label="Load more" run=${runs.loadMore} /></p>`}
+  </section>`;
+}
+
+// -- Workflows ----------------------------------------------------------------------------------------------------
+
+const WORKFLOW_STATES = ["pending", "running", "completed", "failed", "cancelled"];
+const WORKFLOW_CANCELLABLE = new Set(["pending", "running"]);
+
+function Progress({ w }) {
+  return html`<span class="progress" data-col="progress">
+    <progress max=${w.total_jobs || 1} value=${w.completed_jobs}></progress>
+    ${w.completed_jobs}/${w.total_jobs} <span class="muted">(${Math.round(w.progress_percent)} %)</span></span>`;
+}
+
+function WorkflowsPage({ params }) {
+  const debounce = useDebounce();
+  const status = params.get("status") || "";
+  const workflows = useOffsetList(async (offset) => {
+    const { data, headers } = await request("GET", "/workflows", { params: { status, limit: PAGE, offset } });
+    return { rows: data, more: headers.get("X-Has-More") === "true" };
+  }, [status]);
+  useLive((frame) => {
+    if (JOB_FRAMES.has(frame.type)) debounce("list", 1000, workflows.reload);
+  });
+  const rows = workflows.data;
+  return html`<section>
+    <h1>Workflows</h1>
+    <form class="filters" onSubmit=${(e) => e.preventDefault()}>
+      <label>State
+        <select name="status" value=${status} onChange=${(e) => go("/workflows", { status: e.target.value })}>
+          <option value="">any state</option>
+          ${WORKFLOW_STATES.map((s) => html`<option value=${s}>${s}</option>`)}
+        </select></label>
+    </form>
+    <${Alert} error=${workflows.error} />
+    ${rows && !rows.length && html`<p class="empty">No workflows${status ? " in that state" : ""}.</p>`}
+    ${rows && rows.length > 0 && html`<table class="grid" id="workflows">
+      <thead><tr><th>Workflow</th><th>State</th><th>Progress</th><th class="num">Failed</th><th class="num">Cancelled</th>
+        <th>Created</th><th>Started</th><th>Finished</th></tr></thead>
+      <tbody>${rows.map((w) => html`<tr data-workflow-id=${w.id} key=${w.id}>
+        <td><a href=${href("/workflows/" + w.id)}>${w.name}</a></td>
+        <td><${Badge} status=${w.status} /></td>
+        <td><${Progress} w=${w} /></td>
+        <td class="num" data-col="failed">${w.failed_jobs}</td>
+        <td class="num" data-col="cancelled">${w.cancelled_jobs ?? 0}</td>
+        <td><${When} ts=${w.created_at} /></td><td><${When} ts=${w.started_at} /></td>
+        <td><${When} ts=${w.completed_at} /></td>
+      </tr>`)}</tbody>
+    </table>`}
+    ${workflows.more && html`<p><${Action} label="Load more" run=${workflows.loadMore} /></p>`}
+  </section>`;
+}
+
+function WorkflowPage({ id }) {
+  const { canAct } = useContext(Ctx);
+  const debounce = useDebounce();
+  const workflow = useLoad(() => get(`/workflows/${enc(id)}`), [id]);
+  const w = workflow.data;
+  useLive((frame) => {
+    const jobId = frame.data?.job_id;
+    if (JOB_FRAMES.has(frame.type) && (w?.jobs || []).some((j) => j.id === jobId)) {
+      debounce("workflow", 250, workflow.reload);
+    }
+  });
+  const act = (verb, said) => async () => {
+    await post(`/workflows/${enc(id)}/${verb}`);
+    await workflow.reload();
+    return `Workflow ${w.name} ${said}`;
+  };
+  const retryable = (w?.jobs || []).some((j) => RETRYABLE.has(j.status));
+  return html`<section>
+    <p><a href="#/workflows">← Workflows</a></p>
+    <${Alert} error=${workflow.error} />
+    ${w && html`<div id="workflow" data-workflow-id=${w.id} data-status=${w.status}>
+      <h1>Workflow ${w.name} <${Badge} status=${w.status} /></h1>
+      ${canAct && html`<div class="toolbar">
+        ${WORKFLOW_CANCELLABLE.has(w.status) && html`<${Action} label="Cancel workflow" kind="danger"
+          run=${act("cancel", "cancelled")} />`}
+        ${retryable && html`<${Action} label="Retry workflow" kind="primary" run=${act("retry", "retried")} />`}
+      </div>`}
+      ${w.description && html`<p>${w.description}</p>`}
+      <dl class="facts">
+        <dt>Progress</dt><dd><${Progress} w=${w} /></dd>
+        <dt>Failed / cancelled</dt><dd>${w.failed_jobs} / ${w.cancelled_jobs ?? 0}</dd>
+        <dt>Created</dt><dd><${When} ts=${w.created_at} /></dd>
+        <dt>Started</dt><dd><${When} ts=${w.started_at} /></dd>
+        <dt>Finished</dt><dd><${When} ts=${w.completed_at} /></dd>
+        <dt>Metadata</dt><dd class="mono">${w.metadata == null ? html`<span class="muted">–</span>` : prettyJson(w.metadata)}</dd>
+      </dl>
+      <h2>Jobs and their dependencies <span class="muted">(parent → child; a dashed node waits for its dependencies)</span></h2>
+      <div class="panel dag-box"><${Dag} jobs=${w.jobs} edges=${w.dependencies} /></div>
+      <${JobTable} jobs=${w.jobs} />
+    </div>`}
+  </section>`;
+}
+
+// A small layered layout (Sugiyama-style, no library): each job's layer is its longest path from a job without
+// dependencies; a few barycentre sweeps order each layer to shorten crossings; edges are curves parent → child.
+const NODE_W = 200, NODE_H = 48, GAP_X = 28, GAP_Y = 56, PAD = 16;
+
+export function layoutDag(jobs, edges) {
+  const ids = jobs.map((j) => j.id);
+  const known = new Set(ids);
+  const parents = new Map(ids.map((i) => [i, []]));
+  const children = new Map(ids.map((i) => [i, []]));
+  const links = edges.filter((e) => known.has(e.parent_job_id) && known.has(e.child_job_id));
+  for (const e of links) {
+    parents.get(e.child_job_id).push(e.parent_job_id);
+    children.get(e.parent_job_id).push(e.child_job_id);
+  }
+  const layer = new Map(ids.map((i) => [i, 0]));
+  const waiting = new Map(ids.map((i) => [i, parents.get(i).length]));
+  const ready = ids.filter((i) => waiting.get(i) === 0);
+  while (ready.length) {                                   // Kahn: the server refuses cycles
+    const i = ready.shift();
+    for (const c of children.get(i)) {
+      layer.set(c, Math.max(layer.get(c), layer.get(i) + 1));
+      if (waiting.set(c, waiting.get(c) - 1).get(c) === 0) ready.push(c);
+    }
+  }
+  const layers = [];
+  for (const i of ids) (layers[layer.get(i)] ??= []).push(i);
+  const index = new Map();
+  const place = () => layers.forEach((l) => l.forEach((i, n) => index.set(i, n)));
+  place();
+  const sweep = (l, near) => {
+    const key = new Map(l.map((i, n) => {
+      const ns = near.get(i).map((x) => index.get(x));
+      return [i, ns.length ? ns.reduce((a, b) => a + b, 0) / ns.length : n];
+    }));
+    l.sort((a, b) => key.get(a) - key.get(b) || index.get(a) - index.get(b));
+    l.forEach((i, n) => index.set(i, n));
+  };
+  for (let round = 0; round < 4; round++) {
+    for (let k = 1; k < layers.length; k++) sweep(layers[k], parents);
+    for (let k = layers.length - 2; k >= 0; k--) sweep(layers[k], children);
+  }
+  const widest = Math.max(1, ...layers.map((l) => l.length));
+  const width = PAD * 2 + widest * NODE_W + (widest - 1) * GAP_X;
+  const pos = new Map();
+  layers.forEach((l, k) => {
+    const left = (width - (l.length * NODE_W + (l.length - 1) * GAP_X)) / 2;
+    l.forEach((i, n) => pos.set(i, { x: left + n * (NODE_W + GAP_X), y: PAD + k * (NODE_H + GAP_Y) }));
+  });
+  return { pos, links, width, height: PAD * 2 + layers.length * NODE_H + Math.max(0, layers.length - 1) * GAP_Y };
+}
+
+function nodeLabel(j) {
+  const t = j.payload && typeof j.payload === "object" && typeof j.payload.job_type === "string" ? j.payload.job_type : j.queue_name;
+  return t.length > 26 ? t.slice(0, 25) + "…" : t;
+}
+
+function Dag({ jobs, edges }) {
+  const { pos, links, width, height } = useMemo(() => layoutDag(jobs, edges), [jobs, edges]);
+  return html`<svg class="dag" id="dag" width=${width} height=${height} viewBox=${`0 0 ${width} ${height}`}
+      role="img" aria-label=${`${jobs.length} jobs, ${links.length} dependencies`}>
+    <defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+      <path d="M0,0 L10,5 L0,10 z" class="arrow" /></marker></defs>
+    <g class="edges">${links.map((e) => {
+      const a = pos.get(e.parent_job_id), b = pos.get(e.child_job_id);
+      const x1 = a.x + NODE_W / 2, y1 = a.y + NODE_H, x2 = b.x + NODE_W / 2, y2 = b.y - 2, mid = (y1 + y2) / 2;
+      return html`<path key=${e.parent_job_id + e.child_job_id} class="edge" data-parent=${e.parent_job_id}
+        data-child=${e.child_job_id} d=${`M${x1},${y1} C${x1},${mid} ${x2},${mid} ${x2},${y2}`} marker-end="url(#dag-arrow)" />`;
+    })}</g>
+    <g class="nodes">${jobs.map((j) => {
+      const p = pos.get(j.id);
+      const waits = j.status === "pending" && j.dependencies_met === false;
+      return html`<a key=${j.id} href=${href("/jobs/" + j.id)} class=${"node" + (waits ? " waiting" : "")}
+          data-job-id=${j.id} data-status=${j.status}>
+        <title>${(j.payload?.job_type || j.queue_name) + " · " + j.id + " · " + j.status + (waits ? " (waiting)" : "")}</title>
+        <rect x=${p.x} y=${p.y} width=${NODE_W} height=${NODE_H} rx="7" />
+        <text x=${p.x + 10} y=${p.y + 19} class="label">${nodeLabel(j)}</text>
+        <text x=${p.x + 10} y=${p.y + 37} class="state">${j.status}${waits ? " · waiting" : ""} · ${short(j.id)}</text>
+      </a>`;
+    })}</g>
+  </svg>`;
+}
+
 // -- the shell ------------------------------------------------------------------------------------------------------
 
-// The navigation, in order. Schedules and Workflows (api.md "Schedules", "Workflows") slot in as entries here
-// once their routes exist: {path: "/schedules", title: "Schedules", view: SchedulesPage}.
+// The navigation, in order; `item` is the page of one thing of the list (#/<path>/<id>).
 const PAGES = [
   { path: "/queues", title: "Queues", view: QueuesPage },
-  { path: "/jobs", title: "Jobs", view: JobsPage },
+  { path: "/jobs", title: "Jobs", view: JobsPage, item: JobPage },
   { path: "/workers", title: "Workers", view: WorkersPage },
+  { path: "/schedules", title: "Schedules", view: SchedulesPage, item: SchedulePage },
+  { path: "/workflows", title: "Workflows", view: WorkflowsPage, item: WorkflowPage },
   { path: "/dlq", title: "Dead letters", view: DlqPage },
 ];
 
 function pageFor(route) {
-  const m = route.path.match(/^\/jobs\/([^/]+)$/);
-  if (m) return html`<${JobPage} id=${decodeURIComponent(m[1])} />`;
+  const m = route.path.match(/^(\/[^/]+)\/([^/]+)$/);
+  const item = m && PAGES.find((p) => p.path === m[1])?.item;
+  if (item) return html`<${item} id=${decodeURIComponent(m[2])} />`;
   const page = PAGES.find((p) => p.path === route.path);
   if (!page) return html`<p class="empty">No such page. <a href="#/queues">Queues</a></p>`;
   return html`<${page.view} params=${route.params} />`;
