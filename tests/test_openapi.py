@@ -18,6 +18,7 @@ import stripe
 import trio
 from openapi_spec_validator import validate
 
+from spooled.settings import Settings
 from spooled.transports.http.app import create_app
 from tests.access import ADMIN_KEY, settings_with_admin
 from tests.contract import Contract, ContractViolation
@@ -97,7 +98,7 @@ def test_a_route_with_no_op_is_in_the_document_all_the_same():
     """A route lands without its @op: the document still lists it (marked), stays valid, and nothing else moves."""
     from spooled.transports.http import openapi
 
-    app = create_app(type("S", (), {"settings": type("T", (), {"max_request_bytes": 1})})())
+    app = create_app(type("S", (), {"settings": Settings()})())
     before = openapi.document(app)
 
     async def purge_everything(name: str):
@@ -170,7 +171,7 @@ STRUCTURED_BY_SERVICE = {"webhooks.custom": {"CustomWebhook"}}
 
 
 def test_handlers_read_only_the_query_parameters_and_bodies_they_declare():
-    app = create_app(type("S", (), {"settings": type("T", (), {"max_request_bytes": 1})})())
+    app = create_app(type("S", (), {"settings": Settings()})())
     checked = 0
     for endpoint, fn in app.view_functions.items():
         operation = getattr(fn, "openapi", None)
