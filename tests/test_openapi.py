@@ -23,7 +23,6 @@ from spooled.transports.http.app import create_app
 from tests.access import ADMIN_KEY, settings_with_admin
 from tests.contract import Contract, ContractViolation
 from tests.events_helpers import ws
-from tests.receiver import Receiver
 
 STRIPE_PLATFORM_SECRET = "whsec_platform_0123456789"
 ORG_STRIPE_SECRET = "whsec_org_0123456789abcdef"
@@ -214,15 +213,6 @@ ERRORS_ONLY = {
     ("POST", "/api/v1/billing/portal"): "needs a Stripe customer and the Stripe API (tests/test_billing.py fakes it)",
     ("POST", "/api/v1/auth/email/verify"): "the code goes by SMTP (tests/test_email_login.py reads it)",
 }
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(r.serve)
-        yield r
-        nursery.cancel_scope.cancel()
 
 
 def _gh(body: bytes, event: str, delivery: str) -> dict:
