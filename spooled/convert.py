@@ -19,6 +19,7 @@ import typing
 import attrs
 import cattrs
 import orjson
+from cattrs.cols import list_structure_factory
 from cattrs.errors import ClassValidationError, IterableValidationError
 
 from spooled.domain.errors import BadRequest, FieldError, ValidationFailed
@@ -38,11 +39,27 @@ def _strict(tp: type, ok: typing.Callable[[object], bool], message: str, cast=la
     _conv.register_structure_hook(tp, hook)
 
 
-_strict(int, lambda v: type(v) is int, "must be an integer")
+# JSON Schema's integer (and pydantic's, the SDK's): a number with no fractional part, so 5.0 is 5; "5" is not
+_strict(int, lambda v: type(v) is int or (type(v) is float and v.is_integer() and abs(v) < 2.0**63),
+        "must be an integer", int)
 _strict(float, lambda v: type(v) in (int, float), "must be a number", float)
 _strict(str, lambda v: type(v) is str, "must be a string")
 _strict(bool, lambda v: type(v) is bool, "must be a boolean")
 _strict(JsonObject, lambda v: type(v) is dict, "must be a JSON object")
+
+
+def _strict_list(tp):
+    """Lists strictly: a JSON object or a string is not a list (cattrs would take their keys or characters)."""
+    structure_items = list_structure_factory(tp, _conv)
+
+    def hook(value, _t):
+        if type(value) is not list:
+            raise ValueError("must be an array")
+        return structure_items(value, _t)
+    return hook
+
+
+_conv.register_structure_hook_factory(lambda t: typing.get_origin(t) is list, _strict_list)
 
 
 def parse_time(value: object) -> dt.datetime:

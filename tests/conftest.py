@@ -196,3 +196,14 @@ async def other_api(client):
     async with httpx.AsyncClient(base_url=str(client.base_url), headers=headers, timeout=30) as c:
         c.org_id = org_id
         yield c
+
+
+@pytest.fixture
+async def receiver():
+    """A local HTTP endpoint that records what it receives (tests/receiver.py), serving for the test."""
+    from tests.receiver import Receiver
+    r = Receiver()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(r.serve)
+        yield r
+        nursery.cancel_scope.cancel()

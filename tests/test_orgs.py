@@ -145,3 +145,17 @@ async def test_admin_api(server, client):
     assert r.status_code == 204
     assert (await client.get(f"/api/v1/admin/organizations/{org['id']}", headers=ADMIN)).status_code == 404
     assert (await client.get("/api/v1/jobs", headers=bearer(key))).status_code == 401
+
+
+async def test_settings_keep_integers_beyond_64_bits(client):
+    """Found by schemathesis: settings holding 2**70 were stored, then every read of the organization was a 500
+    (orjson writes 64-bit integers only). They read back exactly, as job payloads do."""
+    big = 2 ** 70
+    created = (await client.post("/api/v1/organizations", json={"name": "Big", "settings": {"n": big}})).json()
+    org_id, h = created["organization"]["id"], bearer(created["api_key"]["key"])
+    assert created["organization"]["settings"] == {"n": big}
+    r = await client.get(f"/api/v1/organizations/{org_id}", headers=h)
+    assert r.status_code == 200 and f'"n":{big}'.encode() in r.content
+    r = await client.patch(f"/api/v1/organizations/{org_id}", headers=h,
+                           json={"settings": {"n": -big, "github_webhook_secret": "s"}})
+    assert r.status_code == 200 and r.json()["settings"] == {"n": -big, "github_webhook_secret_set": True}

@@ -8,14 +8,12 @@ import datetime as dt
 from functools import partial
 
 import attrs
-import pytest
 import trio
 
 from spooled.loops import dispatcher as dispatcher_loop
 from spooled.services.sender import Sender
 from tests import events_helpers
 from tests.helpers import claim, enqueue
-from tests.receiver import Receiver
 
 SUBSCRIPTION_FIELDS = {"id", "organization_id", "name", "url", "events", "enabled", "failure_count",
                        "last_triggered_at", "last_status", "created_at", "updated_at", "format"}
@@ -24,15 +22,6 @@ SUBSCRIPTION_FIELDS = {"id", "organization_id", "name", "url", "events", "enable
 def instance(tmp_path, dsn, **overrides):
     """A server whose webhooks may reach the local receiver (SSRF guard off unless overridden)."""
     return events_helpers.instance(tmp_path, dsn, **{"webhook_allow_private": True, **overrides})
-
-
-@pytest.fixture
-async def receiver():
-    r = Receiver()
-    async with trio.open_nursery() as nursery:
-        await nursery.start(r.serve)
-        yield r
-        nursery.cancel_scope.cancel()
 
 
 async def subscribe(api, url: str, events: list[str], path: str = "/api/v1/outgoing-webhooks", **fields) -> dict:

@@ -1,5 +1,9 @@
 """Request inputs as frozen attrs classes; validators raise `FieldError` naming the field.
 
+Every validator carries its bounds as data too (`json_schema`, a JSON Schema fragment): the REST transport's
+OpenAPI document reads them (`transports/http/schema.py`), so the numbers live only here. A class whose
+`__attrs_post_init__` adds a rule across fields says so in `__json_schema__`.
+
 Structured from JSON by `spooled.convert.structure` (strict types: "5" is not an integer). Unknown keys are
 ignored. Aliases from the reference API (`queue` for `queue_name`, `name` for a queue) are folded in by the
 transport before structuring. Also here: the job listing's filter (`JobFilter`), which every transport builds
@@ -16,17 +20,33 @@ import attrs
 
 from spooled.domain.errors import FieldError, ValidationFailed
 from spooled.domain.firing import CATCH_UP, OVERLAP
-from spooled.domain.plans import check_overrides
-from spooled.domain.tracecontext import valid_traceparent, valid_tracestate
+from spooled.domain.plans import OVERRIDES_SCHEMA, check_overrides, whole_numbers
+from spooled.domain.tracecontext import MAX_TRACESTATE, TRACEPARENT, valid_traceparent, valid_tracestate
 
 JsonObject = typing.NewType("JsonObject", dict)     # a JSON object (structured strictly: not a list or a string)
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9._:-]{1,100}\Z")
 WORKER_ID = re.compile(r"[A-Za-z0-9._-]{1,128}\Z")
 HTTP_URL = re.compile(r"https?://[^\s/?#@]+(?:[/?#]\S*)?\Z", re.I)
+HTTP_URL_SCHEMA = {"maxLength": 2048, "pattern": r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#@]+(?:[/?#]\S*)?$"}
+
+
+def bounded(schema: dict):
+    """Decorator: record the JSON Schema fragment a validator enforces (on values other than None)."""
+    def mark(check):
+        check.json_schema = schema
+        return check
+    return mark
+
+
+def ecma(pattern: re.Pattern) -> str:
+    """A `re.match(...\\Z)` pattern as the anchored JSON Schema (ECMA-262) pattern that accepts the same text."""
+    assert not pattern.flags & (re.I | re.M | re.S | re.X) and pattern.pattern.endswith(r"\Z"), pattern
+    return "^" + pattern.pattern[:-2] + "$"
 
 
 def between(lo: float, hi: float):
+    @bounded({"minimum": lo, "maximum": hi})
     def check(_inst, attribute, value):
         if value is not None and not lo <= value <= hi:
             raise FieldError(attribute.name, f"must be between {lo} and {hi}")
@@ -34,16 +54,37 @@ def between(lo: float, hi: float):
 
 
 def length(lo: int, hi: int):
+    @bounded({"minLength": lo, "maxLength": hi})
     def check(_inst, attribute, value):
         if value is not None and not lo <= len(value) <= hi:
             raise FieldError(attribute.name, f"must be {lo} to {hi} characters long")
     return check
 
 
-def matches(pattern: re.Pattern, what: str):
+def matches(pattern: re.Pattern, what: str, schema: dict | None = None):
+    @bounded(schema or {"pattern": ecma(pattern)})
     def check(_inst, attribute, value):
         if value is not None and not pattern.match(value):
             raise FieldError(attribute.name, f"must be {what}")
+    return check
+
+
+def count(lo: int, hi: int, what: str, each=None):
+    """A list of `lo` to `hi` items (`what` names them), each checked by the validator `each`."""
+    schema = {"minItems": lo, "maxItems": hi}
+    if each is not None:
+        schema["items"] = each.json_schema
+
+    @bounded(schema)
+    def check(inst, attribute, value):
+        if value is None:
+            return
+        if not lo <= len(value) <= hi:
+            raise FieldError(attribute.name, f"must hold {lo} to {hi} {what}" if lo else
+                             f"must hold at most {hi} {what}")
+        if each is not None:
+            for item in value:
+                each(inst, attribute, item)
     return check
 
 
@@ -51,6 +92,7 @@ PLANS = ("free", "starter", "pro", "enterprise")
 
 
 def one_of(options: tuple[str, ...]):
+    @bounded({"enum": list(options)})
     def check(_inst, attribute, value):
         if value is not None and value not in options:
             raise FieldError(attribute.name, f"must be one of {', '.join(options)}")
@@ -65,6 +107,33 @@ def _blank_none(value):
     return None if value == "" else value
 
 
+_blank_none.accepts_empty = True      # the JSON Schema of such a field also admits "" (openapi: schema.py)
+
+
+@bounded({"pattern": ecma(TRACEPARENT)})
+def _traceparent(_inst, attribute, value) -> None:
+    if value is not None and not valid_traceparent(value):
+        raise FieldError(attribute.name, "must be a W3C traceparent")
+
+
+@bounded({"maxLength": MAX_TRACESTATE, "pattern": "^[ -~]*$"})
+def _tracestate(_inst, attribute, value) -> None:
+    if value is not None and not valid_tracestate(value):
+        raise FieldError(attribute.name, "must be a W3C tracestate (printable ASCII, at most 512 characters)")
+
+
+@bounded(HTTP_URL_SCHEMA)
+def _webhook_url(_inst, attribute, value) -> None:
+    if value is not None and not (len(value) <= 2048 and HTTP_URL.match(value)):
+        raise FieldError(attribute.name, "must be an http:// or https:// URL of at most 2048 characters")
+
+
+@bounded({"type": ["object", "array"]})
+def _tags(_inst, attribute, value) -> None:
+    if value is not None and not isinstance(value, (dict, list)):
+        raise FieldError(attribute.name, "must be a JSON object or array")
+
+
 @attrs.frozen
 class JobSpec:
     """One job to enqueue (POST /jobs, or one element of POST /jobs/bulk without its queue). `payload` is any
@@ -76,33 +145,15 @@ class JobSpec:
     scheduled_at: dt.datetime | None = None
     expires_at: dt.datetime | None = None
     idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
-    tags: typing.Any = attrs.field(default=None, validator=lambda _i, a, v: _tags(a, v))
-    completion_webhook: str | None = attrs.field(default=None, validator=lambda _i, a, v: _webhook_url(a, v))
+    tags: typing.Any = attrs.field(default=None, validator=_tags)
+    completion_webhook: str | None = attrs.field(default=None, validator=_webhook_url)
     completion_webhook_secret: str | None = attrs.field(default=None, validator=length(1, 255))
     parent_job_id: str | None = attrs.field(default=None, converter=_blank_none, validator=length(1, 64))
     # W3C trace context (ext; the `traceparent`/`tracestate` headers set it for every job of a request)
     traceparent: str | None = attrs.field(default=None, converter=_blank_none,
-                                          validator=lambda _i, a, v: _check(a, v, valid_traceparent,
-                                                                            "a W3C traceparent"))
+                                          validator=_traceparent)
     tracestate: str | None = attrs.field(default=None, converter=_blank_none,
-                                         validator=lambda _i, a, v: _check(a, v, valid_tracestate,
-                                                                           "a W3C tracestate (printable ASCII, "
-                                                                           "at most 512 characters)"))
-
-
-def _check(attribute, value, ok, what: str) -> None:
-    if value is not None and not ok(value):
-        raise FieldError(attribute.name, f"must be {what}")
-
-
-def _webhook_url(attribute, value) -> None:
-    if value is not None and not (len(value) <= 2048 and HTTP_URL.match(value)):
-        raise FieldError(attribute.name, "must be an http:// or https:// URL of at most 2048 characters")
-
-
-def _tags(attribute, value) -> None:
-    if value is not None and not isinstance(value, (dict, list)):
-        raise FieldError(attribute.name, "must be a JSON object or array")
+                                         validator=_tracestate)
 
 
 @attrs.frozen
@@ -112,16 +163,13 @@ class CreateJob(JobSpec):
 
 @attrs.frozen
 class BulkJobs:
+    """POST /jobs/bulk. Each of `jobs` is a job as POST /jobs takes it, without `queue_name`; it is checked on its
+    own, and one that is invalid is reported in the response's `failed` (the others are enqueued)."""
     queue_name: str = attrs.field(validator=queue_name_field)
-    jobs: list[JobSpec] = attrs.field(validator=lambda _i, a, v: _bulk_size(a, v))
+    jobs: list[typing.Any] = attrs.field(validator=count(1, 100, "jobs"))
     default_priority: int | None = attrs.field(default=None, validator=between(-100, 100))
     default_max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
     default_timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
-
-
-def _bulk_size(attribute, value) -> None:
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 jobs")
 
 
 @attrs.frozen
@@ -140,11 +188,15 @@ def _fence(lease_id: str | None, worker_id: str | None, field: str = "lease_id")
 
 
 _LEASE = dict(default=None, converter=_blank_none, validator=length(1, 64))
+# `_fence` as JSON Schema: a non-empty lease_id or worker_id
+FENCED = {"anyOf": [{"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+                    for name in ("lease_id", "worker_id")]}
 _WORKER = dict(default=None, converter=_blank_none, validator=length(1, 128))
 
 
 @attrs.frozen
 class Complete:
+    __json_schema__ = FENCED
     lease_id: str | None = attrs.field(**_LEASE)
     worker_id: str | None = attrs.field(**_WORKER)
     result: typing.Any = None
@@ -163,7 +215,8 @@ class CompleteItem:
 
 @attrs.frozen
 class CompleteBatch:
-    completions: list[CompleteItem] = attrs.field(validator=lambda _i, a, v: _batch_size(a, v))
+    __json_schema__ = {"anyOf": [FENCED["anyOf"][1], {"properties": {"completions": {"items": FENCED}}}]}
+    completions: list[CompleteItem] = attrs.field(validator=count(1, 100, "items"))
     worker_id: str | None = attrs.field(**_WORKER)
 
     def __attrs_post_init__(self) -> None:
@@ -176,13 +229,9 @@ class CompleteBatch:
         return [(c.job_id, c.lease_id, c.worker_id or self.worker_id, c.result) for c in self.completions]
 
 
-def _batch_size(attribute, value) -> None:
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 items")
-
-
 @attrs.frozen
 class Fail:
+    __json_schema__ = FENCED
     error: str = attrs.field(validator=length(1, 2048))
     lease_id: str | None = attrs.field(**_LEASE)
     worker_id: str | None = attrs.field(**_WORKER)
@@ -194,6 +243,7 @@ class Fail:
 
 @attrs.frozen
 class Heartbeat:
+    __json_schema__ = FENCED
     lease_id: str | None = attrs.field(**_LEASE)
     worker_id: str | None = attrs.field(**_WORKER)
     lease_duration_secs: int = attrs.field(default=30, validator=between(5, 3600))
@@ -214,17 +264,18 @@ class DlqRetry:
     limit: int = attrs.field(default=100, validator=between(1, 1000))
 
 
+@bounded({"const": True})
+def _must_confirm(_inst, attribute, value) -> None:
+    if value is not True:
+        raise FieldError(attribute.name, "must be true to purge")
+
+
 @attrs.frozen
 class DlqPurge:
-    confirm: bool = attrs.field(validator=lambda _i, a, v: _must_confirm(a, v))
+    confirm: bool = attrs.field(validator=_must_confirm)
     queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
     older_than: dt.datetime | None = None
     limit: int = attrs.field(default=1000, validator=between(1, 10000))
-
-
-def _must_confirm(attribute, value) -> None:
-    if value is not True:
-        raise FieldError(attribute.name, "must be true to purge")
 
 
 @attrs.frozen
@@ -248,15 +299,20 @@ class Pause:
 
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}\Z")
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+\Z")
+# Whitespace spelled out: Python's `\s` also takes \x1c-\x1f and \x85, ECMA-262's (and generators' of JSON
+# Schema patterns) does not, so `\s` would let the document admit an address this check refuses.
+SPACE = r"\t\n\v\f\r \x1c-\x1f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+EMAIL = re.compile(rf"[^@{SPACE}]{{1,64}}@[^@{SPACE}]+\.[^@{SPACE}]+\Z")
 slug_field = matches(SLUG, "1 to 63 lowercase letters, digits and dashes, starting with a letter or digit")
 
 
+@bounded({"maxLength": 320, "pattern": ecma(EMAIL)})
 def email_field(_inst, attribute, value) -> None:
     if value is not None and (len(value) > 320 or not EMAIL.match(value)):
         raise FieldError(attribute.name, "must be an email address")
 
 
+@bounded(OVERRIDES_SCHEMA)
 def _overrides(_inst, attribute, value) -> None:
     if value is not None:
         try:
@@ -274,7 +330,7 @@ class CreateOrg:
     billing_email: str | None = attrs.field(default=None, validator=email_field)
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
     settings: JsonObject | None = None
-    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    custom_limits: JsonObject | None = attrs.field(default=None, converter=whole_numbers, validator=_overrides)
 
 
 @attrs.frozen
@@ -284,19 +340,11 @@ class UpdateOrg:
     billing_email: str | None = attrs.field(default=None, validator=email_field)
     settings: JsonObject | None = None
     plan: str | None = attrs.field(default=None, validator=one_of(PLANS))
-    custom_limits: JsonObject | None = attrs.field(default=None, validator=_overrides)
+    custom_limits: JsonObject | None = attrs.field(default=None, converter=whole_numbers, validator=_overrides)
     suspended: bool | None = None
 
 
-def _key_queues(_inst, attribute, value) -> None:
-    if value is None:
-        return
-    if len(value) > 100:
-        raise FieldError(attribute.name, "must hold at most 100 queue names")
-    for name in value:
-        queue_name_field(_inst, attribute, name)
-
-
+_key_queues = count(0, 100, "queue names", queue_name_field)
 @attrs.frozen
 class CreateApiKey:
     name: str = attrs.field(default="default", validator=length(1, 200))
@@ -318,18 +366,14 @@ class UpdateApiKey:
 HEARTBEAT_STATUSES = ("healthy", "degraded", "offline", "draining")
 
 
-def _queue_list(_inst, attribute, value) -> None:
-    if value is None:
-        return
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 queue names")
-    for name in value:
-        queue_name_field(_inst, attribute, name)
+_queue_list = count(1, 100, "queue names", queue_name_field)
 
 
 @attrs.frozen
 class RegisterWorker:
     """POST /workers/register and WorkerService.Register: `queue_name` or `queue_names` (at least one)."""
+    __json_schema__ = {"anyOf": [{"required": ["queue_name"], "properties": {"queue_name": {"type": "string"}}},
+                                 {"required": ["queue_names"], "properties": {"queue_names": {"type": "array"}}}]}
     hostname: str = attrs.field(validator=length(1, 255))
     queue_name: str | None = attrs.field(default=None, validator=queue_name_field)
     queue_names: list[str] | None = attrs.field(default=None, validator=_queue_list)
@@ -364,6 +408,7 @@ WEBHOOK_EVENTS = ("job.created", "job.started", "job.completed", "job.failed", "
 WEBHOOK_FORMATS = ("json", "slack", "discord", "teams")
 
 
+@bounded({"minItems": 1, "maxItems": len(WEBHOOK_EVENTS), "items": {"enum": list(WEBHOOK_EVENTS)}})
 def _webhook_events(_inst, attribute, value) -> None:
     if value is None:
         return
@@ -374,16 +419,11 @@ def _webhook_events(_inst, attribute, value) -> None:
             raise FieldError(attribute.name, f"unknown event {name!r}; one of {', '.join(WEBHOOK_EVENTS)}")
 
 
-def _url(_inst, attribute, value) -> None:
-    if value is not None:
-        _webhook_url(attribute, value)
-
-
 @attrs.frozen
 class CreateWebhook:
     """POST /webhooks and /outgoing-webhooks."""
     name: str = attrs.field(validator=length(1, 100))
-    url: str = attrs.field(validator=_url)
+    url: str = attrs.field(validator=_webhook_url)
     events: list[str] = attrs.field(validator=_webhook_events)
     enabled: bool = True
     secret: str | None = attrs.field(default=None, validator=length(1, 255))
@@ -393,27 +433,29 @@ class CreateWebhook:
 @attrs.frozen
 class UpdateWebhook:
     """PATCH /webhooks/{id}, PUT /outgoing-webhooks/{id}: partial (`secret: null` clears the secret)."""
+    __not_null__ = ("name", "url", "events", "enabled", "format")      # absent keeps them; null is 422
     name: str | None = attrs.field(default=None, validator=length(1, 100))
-    url: str | None = attrs.field(default=None, validator=_url)
+    url: str | None = attrs.field(default=None, validator=_webhook_url)
     events: list[str] | None = attrs.field(default=None, validator=_webhook_events)
     enabled: bool | None = None
     secret: str | None = attrs.field(default=None, validator=length(1, 255))
     format: str | None = attrs.field(default=None, validator=one_of(WEBHOOK_FORMATS))
 
 
+@bounded({"not": {"type": "null"}})
+def _present(_inst, attribute, value) -> None:
+    if value is None:
+        raise FieldError(attribute.name, "is required")
+
+
 @attrs.frozen
 class CustomWebhook:
     """POST /webhooks/{org_id}/custom."""
     queue_name: str = attrs.field(validator=queue_name_field)
-    payload: typing.Any = attrs.field(validator=lambda _i, a, v: _present(a, v))
+    payload: typing.Any = attrs.field(validator=_present)
     event_type: str | None = attrs.field(default=None, validator=length(1, 200))
     idempotency_key: str | None = attrs.field(default=None, validator=length(1, 255))
     priority: int | None = attrs.field(default=None, validator=between(-100, 100))
-
-
-def _present(attribute, value) -> None:
-    if value is None:
-        raise FieldError(attribute.name, "is required")
 
 
 # -- the job listing -----------------------------------------------------------------------------------------
@@ -430,10 +472,6 @@ class JobFilter:
     created_before: dt.datetime | None = None     # exclusive
     q: str | None = None          # search: id prefix, or queue name / payload.job_type / payload text containing it
     job_type: str | None = None   # exact payload.job_type
-def _json_tags(_inst, attribute, value) -> None:
-    _tags(attribute, value)
-
-
 @attrs.frozen
 class CreateSchedule:
     """POST /schedules. `catch_up` and `overlap` go beyond the upstream product (docs/api-notes.md)."""
@@ -446,7 +484,7 @@ class CreateSchedule:
     priority: int = attrs.field(default=0, validator=between(-100, 100))
     max_retries: int = attrs.field(default=3, validator=between(0, 100))
     timeout_seconds: int = attrs.field(default=300, validator=between(1, 86400))
-    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    tags: typing.Any = attrs.field(default=None, validator=_tags)
     metadata: typing.Any = None
     catch_up: str = attrs.field(default="latest", validator=one_of(CATCH_UP))
     overlap: str = attrs.field(default="allow", validator=one_of(OVERLAP))
@@ -464,7 +502,7 @@ class UpdateSchedule:
     priority: int | None = attrs.field(default=None, validator=between(-100, 100))
     max_retries: int | None = attrs.field(default=None, validator=between(0, 100))
     timeout_seconds: int | None = attrs.field(default=None, validator=between(1, 86400))
-    tags: typing.Any = attrs.field(default=None, validator=_json_tags)
+    tags: typing.Any = attrs.field(default=None, validator=_tags)
     metadata: typing.Any = None
     catch_up: str | None = attrs.field(default=None, validator=one_of(CATCH_UP))
     overlap: str | None = attrs.field(default=None, validator=one_of(OVERLAP))
@@ -475,14 +513,7 @@ DEPENDENCY_MODES = ("all", "any")
 WORKFLOW_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 
-def _key_list(_inst, attribute, value) -> None:
-    if value is None:
-        return
-    if len(value) > 100:
-        raise FieldError(attribute.name, "must hold at most 100 keys")
-    for key in value:
-        if not 1 <= len(key) <= 100:
-            raise FieldError(attribute.name, "each key must be 1 to 100 characters long")
+_key_list = count(0, 100, "keys", length(1, 100))
 
 
 @attrs.frozen
@@ -501,23 +532,13 @@ class WorkflowJobSpec:
 @attrs.frozen
 class CreateWorkflow:
     name: str = attrs.field(validator=length(1, 255))
-    jobs: list[WorkflowJobSpec] = attrs.field(validator=lambda _i, a, v: _workflow_size(a, v))
+    jobs: list[WorkflowJobSpec] = attrs.field(validator=count(1, 100, "jobs"))
     description: str | None = attrs.field(default=None, validator=length(0, 2000))
     metadata: typing.Any = None
-
-
-def _workflow_size(attribute, value) -> None:
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 jobs")
 
 
 @attrs.frozen
 class AddDependencies:
     """POST /jobs/{id}/dependencies: the job then depends on these jobs too, in this mode (for all of them)."""
-    depends_on: list[str] = attrs.field(validator=lambda _i, a, v: _dependency_ids(a, v))
+    depends_on: list[str] = attrs.field(validator=count(1, 100, "job ids"))
     dependency_mode: str = attrs.field(default="all", validator=one_of(DEPENDENCY_MODES))
-
-
-def _dependency_ids(attribute, value) -> None:
-    if not 1 <= len(value) <= 100:
-        raise FieldError(attribute.name, "must hold 1 to 100 job ids")

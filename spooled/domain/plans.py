@@ -68,6 +68,14 @@ PLANS: dict[str, Limits] = {
 }
 
 
+# what `check_overrides` accepts, as JSON Schema (the OpenAPI document shows it for `custom_limits`)
+OVERRIDES_SCHEMA = {
+    "type": "object", "additionalProperties": False,
+    "properties": {**{name: {"type": ["integer", "null"], "minimum": 0} for name in OPTIONAL},
+                   **{name: {"type": "integer", "minimum": 1} for name in REQUIRED}},
+}
+
+
 def check_overrides(value: object, where: str) -> dict:
     """A JSON object of limit overrides (`custom_limits`, or one tier of SPOOLED_PLAN_LIMITS), validated:
     known names only; counts are integers >= 0 or null (unlimited); the other numbers integers >= 1."""
@@ -76,6 +84,8 @@ def check_overrides(value: object, where: str) -> dict:
     bad: dict[str, str] = {}
     for name, v in value.items():
         field = f"{where}.{name}"
+        if type(v) is float and v.is_integer():      # JSON Schema's integer: 5.0 is 5 (`whole_numbers` stores 5)
+            v = int(v)
         if name in OPTIONAL:
             if v is not None and (type(v) is not int or v < 0):
                 bad[field] = "must be an integer >= 0, or null for unlimited"
@@ -88,6 +98,13 @@ def check_overrides(value: object, where: str) -> dict:
         first = next(iter(bad))
         raise ValidationFailed(f"{first} {bad[first]}", bad)
     return value
+
+
+def whole_numbers(value):
+    """A limits object with integral numbers as integers (5.0 -> 5), as `check_overrides` reads them."""
+    if not isinstance(value, dict):
+        return value
+    return {k: int(v) if type(v) is float and v.is_integer() else v for k, v in value.items()}
 
 
 def resolve(tier: str, custom: typing.Mapping | None = None,

@@ -27,6 +27,10 @@ def _missing(name: str) -> errors.NotFound:
     return errors.NotFound(f"Queue {name} not found")
 
 
+THROUGHPUT_MINUTES = (1, 1440)      # GET /queues/{name}/throughput: the window, and the width of one bucket
+BUCKET_SECS = (10, 3600)
+MAX_BUCKETS = 1440
+
 class Queues:
     def __init__(self, store: QueueStore, quotas: Quotas):
         self._store = store
@@ -94,14 +98,15 @@ class Queues:
     async def throughput(self, org: str, name: str, *, minutes: int = 60, bucket_secs: int = 60,
                          now: dt.datetime | None = None) -> list[ThroughputBucket]:
         """Finished jobs per `bucket_secs` over the last `minutes`, oldest first, one entry per bucket (zeros
-        included); buckets are aligned to multiples of `bucket_secs` since the epoch, the last one holds now."""
-        if not 1 <= minutes <= 1440:
-            raise errors.invalid("minutes", "must be between 1 and 1440")
-        if not 10 <= bucket_secs <= 3600:
-            raise errors.invalid("bucket_secs", "must be between 10 and 3600")
-        count = max(1, minutes * 60 // bucket_secs)
-        if count > 1440:
-            raise errors.invalid("bucket_secs", "must leave at most 1440 buckets in the window")
+        included, at most `MAX_BUCKETS`: the latest ones); buckets are aligned to multiples of `bucket_secs`
+        since the epoch, the last one holds now."""
+        lo, hi = THROUGHPUT_MINUTES
+        if not lo <= minutes <= hi:
+            raise errors.invalid("minutes", f"must be between {lo} and {hi}")
+        lo, hi = BUCKET_SECS
+        if not lo <= bucket_secs <= hi:
+            raise errors.invalid("bucket_secs", f"must be between {lo} and {hi}")
+        count = min(max(1, minutes * 60 // bucket_secs), MAX_BUCKETS)
         await self.get(org, name)
         now = now or dt.datetime.now(dt.timezone.utc)
         last = math.floor(now.timestamp() / bucket_secs) * bucket_secs

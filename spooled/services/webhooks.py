@@ -90,7 +90,7 @@ class Webhooks:
         """Partial update; `present` are the keys sent (`secret: null` clears the secret, absent keeps it)."""
         if spec.url is not None:
             check_url(spec.url, allow_private=self._sender.allow_private)
-        for key in ("name", "url", "events", "enabled", "format"):
+        for key in inputs.UpdateWebhook.__not_null__:
             if key in present and getattr(spec, key) is None:
                 raise errors.invalid(key, "must not be null")
         hook = await self._store.update(parse_id(org), parse_id(webhook_id, "Webhook"), WebhookValues(

@@ -436,3 +436,30 @@ def screenshots(page: Page, url: str, key: str, out: str, job_id: str, schedule_
         expect(page.locator(ready).first).to_be_visible()
         shot(name)
     return shots
+
+
+def api_reference(page: Page, url: str, operations: list[dict]) -> dict:
+    """/docs offline: every request the page makes goes to this server (anything else is aborted and counted),
+    the document renders with its operations, and one of them opens with its request body."""
+    offsite: list[str] = []
+
+    def only_here(route):
+        if route.request.url.startswith(url):
+            route.continue_()
+        else:
+            offsite.append(route.request.url)
+            route.abort()
+    page.route("**/*", only_here)
+    page.goto(url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Spooled")
+    for o in operations:
+        block = page.locator(f'.opblock-{o["method"]}:has(.opblock-summary-path[data-path="{o["path"]}"])')
+        expect(block.first).to_be_visible()
+        expect(block.first.locator(".opblock-summary-description")).to_have_text(o["summary"])
+    shown = page.locator(".opblock").count()
+    claim = page.locator('.opblock-post:has(.opblock-summary-path[data-path="/api/v1/jobs/claim"])').first
+    claim.locator(".opblock-summary").click()
+    expect(claim.locator(".opblock-section-request-body")).to_be_visible()
+    expect(claim.get_by_text("lease_duration_secs").first).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Authorize"))).to_be_visible()
+    return {"shown": shown, "offsite": offsite}

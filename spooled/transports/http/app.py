@@ -35,12 +35,28 @@ def _check_url_text() -> None:
             raise errors.invalid(key if not _BAD_TEXT.search(key) else "query", "must not contain NUL characters")
 
 
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(adapter, path: str) -> list[str]:
+    """The methods of the most specific route at `path` (a literal segment beats a parameter: `/jobs/bulk` is
+    POST only, though `/jobs/<job_id>` would match it for GET and DELETE too), and OPTIONS."""
+    found: dict[str, int] = {}
+    for method in _METHODS:
+        try:
+            rule, _ = adapter.match(path, method=method, return_rule=True)
+        except HTTPException:
+            continue
+        found[method] = len(rule.arguments)
+    best = min(found.values(), default=0)
+    return sorted({m for m, n in found.items() if n == best} | {"OPTIONS"})
+
+
 class _App(QuartTrio):
     async def make_default_options_response(self) -> Response:
         """OPTIONS on a route: 204 with `Allow` (quart's default is an empty text/html 200)."""
         from quart.globals import request_ctx
-        methods = request_ctx.url_adapter.allowed_methods()
-        return no_content({"Allow": ", ".join(sorted(methods))})
+        return no_content({"Allow": ", ".join(allowed_methods(request_ctx.url_adapter, request.path))})
 
 
 def _where() -> tuple[str, str]:
@@ -51,7 +67,7 @@ def _where() -> tuple[str, str]:
 
 
 def create_app(svc: Services) -> QuartTrio:
-    app = _App("spooled", static_folder=None)   # no `/static/<path>` route: the dashboard serves its own files
+    app = _App("spooled", static_folder=None)     # no /static route: the dashboard and /docs serve their own
     app.config["SPOOLED"] = svc
     app.config["MAX_CONTENT_LENGTH"] = svc.settings.max_request_bytes
     app.config["BODY_TIMEOUT"] = svc.settings.body_timeout_secs    # then 408 (and the edge closes the connection)
@@ -60,12 +76,13 @@ def create_app(svc: Services) -> QuartTrio:
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
 
-    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_events,
-                                         routes_health, routes_jobs, routes_metrics, routes_orgs, routes_queues,
-                                         routes_schedules, routes_summary, routes_webhooks, routes_workers,
-                                         routes_workflows)
+    from spooled.transports.http import (routes_admin, routes_auth, routes_billing, routes_dashboard, routes_docs,
+                                         routes_events, routes_health, routes_jobs, routes_metrics, routes_orgs,
+                                         routes_queues, routes_schedules, routes_summary, routes_webhooks,
+                                         routes_workers, routes_workflows)
     app.register_blueprint(routes_health.bp)
     app.register_blueprint(routes_dashboard.bp)
+    app.register_blueprint(routes_docs.bp)
     app.register_blueprint(routes_metrics.bp)
     for module in (routes_jobs, routes_queues, routes_orgs, routes_workers, routes_auth, routes_schedules,
                    routes_summary, routes_admin, routes_billing, routes_workflows, routes_events, routes_webhooks):
@@ -107,8 +124,11 @@ def create_app(svc: Services) -> QuartTrio:
             return json_response(error_body(413, hot.TOO_LARGE), 413)
         if status == 405 and not has_request_context():
             status = 404   # a WebSocket handshake to an HTTP-only route: there is no WebSocket there
-        if status == 405:
-            return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405)
+        if status == 405:     # RFC 9110: a 405 lists the methods the resource has
+            from quart.globals import request_ctx
+            allowed = allowed_methods(request_ctx.url_adapter, path)
+            return json_response(error_body(405, f"Method {method} not allowed on {path}"), 405,
+                                 {"Allow": ", ".join(allowed)})
         if status == 404:
             return json_response(error_body(404, f"No route {method} {path}"), 404)
         if status == 400:

@@ -16,9 +16,10 @@ INT64 = 2**63 - 1
 
 
 def int_arg(name: str, default: int | None) -> int | None:
-    """A query integer: ASCII digits with an optional sign, within 64 bits (PostgreSQL's bigint); else 422."""
+    """A query integer: ASCII digits with an optional sign, within 64 bits (PostgreSQL's bigint); else 422
+    (an empty value too: it is no integer)."""
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     digits = raw[1:] if raw[:1] in "+-" else raw
     if not (digits.isascii() and digits.isdigit()) or len(digits) > 19 or not -INT64 - 1 <= int(raw) <= INT64:
@@ -28,7 +29,7 @@ def int_arg(name: str, default: int | None) -> int | None:
 
 def time_arg(name: str):
     raw = request.args.get(name)
-    if not raw:
+    if raw is None:
         return None
     try:
         return parse_time(raw)

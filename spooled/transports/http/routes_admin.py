@@ -12,10 +12,13 @@ from quart import Blueprint, request
 import spooled
 
 from spooled.domain import errors, inputs
+from spooled.domain.plans import TIERS
 from spooled.transports.http import views
 from spooled.transports.http.handlers import body, body_as, json_response, no_content, services
 from spooled.transports.http.pagination import int_arg
-from spooled.transports.http.routes_orgs import admin_key_ok, created_view
+from spooled.transports.http.routes_orgs import CREATED_ORG, admin_key_ok, created_view
+from spooled.transports.http.schema import ANY, INTEGER, STRING, array, const, obj
+from spooled.transports.http.spec import EMPTY, OFFSET, Body, empty, flag, limit, one_of, op
 
 bp = Blueprint("admin", __name__)
 
@@ -27,13 +30,18 @@ def admin(fn):
             await body()     # read the body before answering (keep-alive connections)
             raise errors.Unauthorized("A valid X-Admin-Key is required")
         return await fn(*args, **kwargs)
+    wrapper.security = ("adminKey",)
     return wrapper
 
 
 @bp.get("/admin/organizations")
+@op("List every organization", query=(one_of("plan_tier", TIERS), limit(50), OFFSET), ok=obj({
+    "organizations": array(views.ORGANIZATION), "total": INTEGER, "limit": INTEGER, "offset": INTEGER}))
 @admin
 async def list_orgs():
     limit, offset = int_arg("limit", 50), int_arg("offset", 0)
+    if offset < 0:
+        raise errors.invalid("offset", "must be 0 or more")
     orgs, total = await services().admin.list(plan=request.args.get("plan_tier") or None, limit=limit,
                                               offset=offset)
     return json_response({"organizations": [views.org(o) for o in orgs], "total": total,
@@ -41,6 +49,8 @@ async def list_orgs():
 
 
 @bp.post("/admin/organizations")
+@op("Create an organization (any plan)", body=inputs.CreateOrg, alias={"plan_tier": "plan"},
+    ok={201: Body(CREATED_ORG)}, errors=(409,))
 @admin
 async def create_org():
     spec, _ = await body_as(inputs.CreateOrg, plan_tier="plan")
@@ -48,12 +58,15 @@ async def create_org():
 
 
 @bp.get("/admin/organizations/<org_id>")
+@op("Get an organization", ok=views.ORGANIZATION)
 @admin
 async def get_org(org_id: str):
     return json_response(views.org(await services().admin.get(org_id)))
 
 
 @bp.route("/admin/organizations/<org_id>", methods=["PATCH", "PUT"])
+@op("Update an organization, its plan, limits and suspension", body=inputs.UpdateOrg,
+    alias={"plan_tier": "plan"}, ok=views.ORGANIZATION)
 @admin
 async def update_org(org_id: str):
     spec, raw = await body_as(inputs.UpdateOrg, plan_tier="plan")
@@ -61,6 +74,9 @@ async def update_org(org_id: str):
 
 
 @bp.delete("/admin/organizations/<org_id>")
+@op("Delete an organization", ok=empty("Deleted"), errors=(409,), query=(
+    flag("hard_delete", "Delete it even while it has active jobs, workers or schedules"),
+    flag("hard", "Alias of hard_delete")))
 @admin
 async def delete_org(org_id: str):
     hard = (request.args.get("hard_delete") or request.args.get("hard") or "").lower() in ("1", "true", "yes")
@@ -69,6 +85,7 @@ async def delete_org(org_id: str):
 
 
 @bp.post("/admin/organizations/<org_id>/api-keys")
+@op("Create an API key for an organization", body=inputs.CreateApiKey, ok={201: Body(views.NEW_KEY)})
 @admin
 async def create_key(org_id: str):
     spec, _ = await body_as(inputs.CreateApiKey)
@@ -77,6 +94,8 @@ async def create_key(org_id: str):
 
 
 @bp.post("/admin/organizations/<org_id>/reset-usage")
+@op("Reset an organization's daily usage counters", body=EMPTY,
+    ok=obj({"success": const(True), "organization_id": STRING}))
 @admin
 async def reset_usage(org_id: str):
     await body()
@@ -85,6 +104,12 @@ async def reset_usage(org_id: str):
 
 
 @bp.get("/admin/stats")
+@op("Platform-wide counts", ok=obj({
+    "organizations": obj({"total": INTEGER, "by_plan": ANY, "created_today": INTEGER, "created_this_week": INTEGER}),
+    "jobs": obj({k: INTEGER for k in ("total_active", "pending", "scheduled", "processing", "completed_24h",
+                                      "failed_24h")}),
+    "workers": obj({"total": INTEGER, "healthy": INTEGER, "degraded": INTEGER}),
+    "system": obj({"api_version": STRING, "uptime_seconds": INTEGER})}))
 @admin
 async def stats():
     s = await services().admin.stats()
@@ -100,6 +125,7 @@ async def stats():
 
 
 @bp.get("/admin/plans")
+@op("The plans and their limits", ok=array(views.LIMITS))
 @admin
 async def plans():
     return json_response([views.limits(p) for p in services().admin.plans()])

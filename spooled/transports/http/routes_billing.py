@@ -8,8 +8,11 @@ from quart import Blueprint, request
 from spooled.domain import inputs
 from spooled.transports.http import views
 from spooled.transports.http.handlers import authed, body_as, json_response, principal, services
+from spooled.transports.http.schema import BOOLEAN, OBJECT, STRING, const, obj
+from spooled.transports.http.spec import op
 
 bp = Blueprint("billing", __name__)
+RAW_EVENT = {**OBJECT, "description": "A Stripe event, exactly as Stripe sent it (the signature covers the raw bytes)"}
 
 
 @attrs.frozen
@@ -18,6 +21,7 @@ class _Portal:
 
 
 @bp.get("/billing/status")
+@op("The plan, Stripe subscription and usage", ok=views.BILLING_STATUS)
 @authed
 async def status():
     org, lim, usage = await services().billing.status(principal().organization_id)
@@ -25,6 +29,8 @@ async def status():
 
 
 @bp.post("/billing/portal")
+@op("A Stripe Billing Portal session", body=_Portal, ok=obj({"url": STRING}),
+    description="400 when the organization has no Stripe customer; 503 when Stripe is not configured.")
 @authed
 async def portal():
     spec, _ = await body_as(_Portal)
@@ -32,6 +38,10 @@ async def portal():
 
 
 @bp.post("/billing/webhook")
+@op("Stripe's events for the platform's own billing", security=("stripeSignature",), errors=(400, 413),
+    body=RAW_EVENT, ok=obj({"received": const(True), "duplicate": BOOLEAN, "applied": BOOLEAN}),
+    description="The raw body is verified against `Stripe-Signature` (400 when it does not verify); each event "
+                "id is applied once.")
 async def webhook():
     """Stripe's own events (no bearer auth: the `Stripe-Signature` is the credential)."""
     payload = await request.get_data()

@@ -7,6 +7,9 @@ from pathlib import Path
 
 from quart import Blueprint, Response, send_from_directory
 
+from spooled.transports.http.schema import STRING
+from spooled.transports.http.spec import Body, op
+
 bp = Blueprint("dashboard", __name__)
 ROOT = Path(__file__).with_name("dashboard")
 
@@ -28,10 +31,13 @@ async def _file(name: str) -> Response:
 
 
 @bp.get("/dashboard")
+@op("The web dashboard", security=(), ok=Body(STRING, media="text/html"))
 async def index():
     return await _file("index.html")
 
 
 @bp.get("/dashboard/<path:name>")
+@op("The dashboard's static files", security=(), errors=(404,),
+    ok=Body(STRING, media="*/*", description="The file (JavaScript, CSS, ...)"))
 async def asset(name: str):
     return await _file(name)

@@ -24,9 +24,20 @@ from spooled.transports.http import realtime as rt
 from spooled.transports.http import views
 from spooled.transports.http.handlers import json_response, services
 from spooled.transports.http.errors import for_exception
+from spooled.transports.http.schema import OBJECT, STRING, TIME, component, enum, obj
+from spooled.transports.http.spec import Body, Param, op
 
 log = logging.getLogger(__name__)
 bp = Blueprint("events", __name__)
+TOKEN = Param("token", STRING, "An API key or access token (instead of the Authorization header)")
+FRAME = component("RealtimeFrame", obj({
+    "type": enum("JobCreated", "JobStatusChange", "JobCompleted", "JobFailed", "QueueStats", "WorkerRegistered",
+                 "WorkerDeregistered", "Ping", "Error"),
+    "data": OBJECT, "timestamp": TIME}))
+SSE = dict(security=("bearer", "tokenQuery"), streaming=True, errors=(401, 403, 404, 429, 503), ok=Body(
+    {**STRING, "description": "`data: <RealtimeFrame JSON>` frames and `: keep-alive` comments; the stream does "
+                              "not end on its own (a job stream ends after the job's terminal status)",
+     "contentSchema": FRAME}, media="text/event-stream"))
 SEND_TIMEOUT_SECS = 30.0
 
 
@@ -60,17 +71,22 @@ async def _job(svc, principal: Principal, job_id: str):
 # -- SSE -----------------------------------------------------------------------------------------------------
 @bp.get("/events")
 @bp.get("/events/sse")
+@op("Server-sent events of the organization", **SSE, query=(
+    Param("queue", STRING, "Only this queue's events"), Param("queue_name", STRING, "Alias of queue"),
+    Param("job_id", STRING, "Only this job's events"), TOKEN))
 async def sse_org():
     return await _sse(request.args.get("queue") or request.args.get("queue_name") or None,
                       request.args.get("job_id") or None)
 
 
 @bp.get("/events/queues/<name>")
+@op("Server-sent events of one queue, with its stats every few seconds", **SSE, query=(TOKEN,))
 async def sse_queue(name: str):
     return await _sse(name, None, stats=True)
 
 
 @bp.get("/events/jobs/<job_id>")
+@op("Server-sent events of one job (ends after its terminal status)", **SSE, query=(TOKEN,))
 async def sse_job(job_id: str):
     return await _sse(None, job_id)
 
@@ -155,6 +171,12 @@ async def _stats_frame(svc, principal: Principal, queue: str) -> dict:
 # -- WebSocket -------------------------------------------------------------------------------------------------
 @bp.websocket("/events/ws")
 @bp.websocket("/ws")
+@op("Events over a WebSocket", security=("bearer", "tokenQuery"), errors=(400, 401, 403, 429, 503),
+    query=(Param("queue", STRING, "Only this queue's events"), Param("job_id", STRING, "Only this job's events"),
+           TOKEN), streaming=True,
+    ok={101: Body(None, description="Switching protocols: frames as JSON text messages; commands "
+                                    '`{"cmd": "subscribe"|"unsubscribe"|"ping", "queue"?, "job_id"?}`')},
+    description="A WebSocket upgrade (a plain GET is 400). Refused before the upgrade with the error body.")
 async def ws_events():
     svc = services()
     try:

@@ -8,11 +8,17 @@ from quart import Blueprint
 import spooled
 from spooled.transports.http.handlers import json_response, services
 from spooled.transports.http.errors import error_body
+from spooled.transports.http.schema import BOOLEAN, INTEGER, STRING, component, const, enum, obj
+from spooled.transports.http.spec import Body, op
 
 bp = Blueprint("health", __name__)
+HEALTH = component("Health", obj({"status": enum("healthy", "degraded"), "version": STRING, "database": BOOLEAN,
+                                  "uptime_seconds": INTEGER}))
 
 
 @bp.get("/health")
+@op("Health: version, database, uptime", security=(), ok={200: Body(HEALTH), 503: Body(HEALTH, description="The database is unreachable")},
+    description="503 (with the same body, `status: degraded`) while the database is unreachable.")
 async def health():
     svc = services()
     ok = await svc.db.ping()
@@ -22,11 +28,14 @@ async def health():
 
 
 @bp.get("/health/live")
+@op("Liveness: the process answers", security=(), ok=obj({"status": const("alive")}))
 async def live():
     return json_response({"status": "alive"})
 
 
 @bp.get("/health/ready")
+@op("Readiness: the database is reachable and the server is not shutting down", security=(),
+    ok=obj({"status": const("ready"), "database": const(True)}))
 async def ready():
     svc = services()
     if svc.shutting_down.is_set():

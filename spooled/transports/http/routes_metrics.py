@@ -13,11 +13,15 @@ from quart import Blueprint, Response
 
 from spooled.domain import errors
 from spooled.transports.http.handlers import bearer_token, services
+from spooled.transports.http.schema import STRING
+from spooled.transports.http.spec import Body, op
 
 bp = Blueprint("metrics", __name__)
 
 
 @bp.get("/metrics")
+@op("Prometheus metrics of this instance", security=("", "metricsToken"), errors=(401,),
+    ok=Body({**STRING, "description": "The Prometheus text exposition format"}, media="text/plain"))
 async def metrics():
     svc = services()
     token = svc.settings.metrics_token

@@ -10,8 +10,13 @@ from quart import Blueprint, request
 from spooled.domain import errors, inputs
 from spooled.transports.http import views
 from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, services
+from spooled.transports.http.schema import BOOLEAN, STRING, TIME, array, component, obj
+from spooled.transports.http.spec import Body, Param, empty, op
 
 bp = Blueprint("orgs", __name__)
+CREATED_ORG = component("CreatedOrganization", obj({
+    "organization": views.ORGANIZATION,
+    "api_key": obj({"id": STRING, "key": STRING, "name": STRING, "created_at": TIME})}))
 
 
 def admin_key_ok() -> bool:
@@ -29,6 +34,10 @@ def created_view(created) -> dict:
 
 
 @bp.post("/organizations")
+@op("Create an organization and its first API key", body=inputs.CreateOrg, alias={"plan_tier": "plan"},
+    ok={201: Body(CREATED_ORG)}, security=("", "adminKey"), errors=(401, 403, 409),
+    description="Open registration (or `X-Admin-Key` when `SPOOLED_REGISTRATION=closed`); choosing `plan`, "
+                "`custom_limits` or `settings` needs `X-Admin-Key`. The key is shown this once.")
 async def create_org():
     """Open registration (or `X-Admin-Key` when closed). Choosing a plan, limits or settings is an operator's
     act: it needs `X-Admin-Key` either way."""
@@ -43,6 +52,7 @@ async def create_org():
 
 
 @bp.get("/organizations")
+@op("The organizations the caller may see (its own)", ok=array(views.ORG_SUMMARY))
 @authed
 async def list_orgs():
     """The organizations the caller may see: its own."""
@@ -50,6 +60,7 @@ async def list_orgs():
 
 
 @bp.get("/organizations/usage")
+@op("The caller's usage against its plan's limits", ok=views.USAGE_INFO)
 @authed
 async def usage():
     lim, u = await services().quotas.usage(principal().organization_id)
@@ -57,6 +68,9 @@ async def usage():
 
 
 @bp.get("/organizations/check-slug")
+@op("Whether a slug is free", security=(), query=(Param("slug", STRING, "The slug to check"),),
+    ok=obj({"available": BOOLEAN, "valid": BOOLEAN, "suggestion": STRING, "error": STRING},
+           optional=("suggestion", "error")))
 async def check_slug():
     """No credential needed (a signup form asks before it has one)."""
     return json_response(await services().orgs.check_slug(request.args.get("slug") or ""))
@@ -68,18 +82,23 @@ class _SlugOf:
 
 
 @bp.post("/organizations/generate-slug")
+@op("A free slug for a name", security=(), body=_SlugOf, ok=obj({"slug": STRING}))
 async def generate_slug():
     spec, _ = await body_as(_SlugOf)
     return json_response({"slug": await services().orgs.generate_slug(spec.name)})
 
 
 @bp.get("/organizations/<org_id>")
+@op("Get the caller's organization", ok=views.ORGANIZATION)
 @authed
 async def get_org(org_id: str):
     return json_response(views.org(await services().orgs.get(principal().organization_id, org_id)))
 
 
 @bp.route("/organizations/<org_id>", methods=["PUT", "PATCH"])
+@op("Update the caller's organization (PUT and PATCH: partial)", body=inputs.UpdateOrg,
+    alias={"plan_tier": "plan"}, ok=views.ORGANIZATION,
+    description="`plan`, `custom_limits` and `suspended` are the admin API's (403 here).")
 @authed
 async def update_org(org_id: str):
     """PUT and PATCH are the same partial update (api.md)."""
@@ -89,6 +108,7 @@ async def update_org(org_id: str):
 
 
 @bp.delete("/organizations/<org_id>")
+@op("Delete the caller's organization and all it owns", ok=empty("Deleted"), errors=(409,))
 @authed
 async def delete_org(org_id: str):
     await services().orgs.delete(principal().organization_id, org_id)
@@ -96,18 +116,21 @@ async def delete_org(org_id: str):
 
 
 @bp.get("/organizations/<org_id>/members")
+@op("The organization's people (its billing contact)", ok=array(views.MEMBER))
 @authed
 async def members(org_id: str):
     return json_response(views.members(await services().orgs.get(principal().organization_id, org_id)))
 
 
 @bp.get("/api-keys")
+@op("List API keys", ok=array(views.API_KEY))
 @authed
 async def list_keys():
     return json_response([views.api_key(k) for k in await services().orgs.list_keys(principal().organization_id)])
 
 
 @bp.post("/api-keys")
+@op("Create an API key (shown this once)", body=inputs.CreateApiKey, ok={201: Body(views.NEW_KEY)})
 @authed
 async def create_key():
     spec, _ = await body_as(inputs.CreateApiKey)
@@ -116,12 +139,14 @@ async def create_key():
 
 
 @bp.get("/api-keys/<key_id>")
+@op("Get an API key", ok=views.API_KEY)
 @authed
 async def get_key(key_id: str):
     return json_response(views.api_key(await services().orgs.get_key(principal().organization_id, key_id)))
 
 
 @bp.put("/api-keys/<key_id>")
+@op("Update an API key", body=inputs.UpdateApiKey, ok=views.API_KEY, errors=(409,))
 @authed
 async def update_key(key_id: str):
     spec, raw = await body_as(inputs.UpdateApiKey)
@@ -130,6 +155,7 @@ async def update_key(key_id: str):
 
 
 @bp.delete("/api-keys/<key_id>")
+@op("Revoke an API key", ok=empty("Revoked"))
 @authed
 async def revoke_key(key_id: str):
     await services().orgs.revoke_key(principal().organization_id, key_id)

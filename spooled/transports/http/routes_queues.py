@@ -5,10 +5,13 @@ from __future__ import annotations
 from quart import Blueprint, request
 
 from spooled.domain import inputs
+from spooled.services.queues import BUCKET_SECS, MAX_BUCKETS, THROUGHPUT_MINUTES
 from spooled.transports.http import views
 from spooled.transports.http.handlers import (authed, body_as, json_response, no_content, principal, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import int_arg
+from spooled.transports.http.schema import INTEGER, STRING, TIME, array, const, merge, nullable, obj
+from spooled.transports.http.spec import Body, Param, empty, flag, op
 
 bp = Blueprint("queues", __name__)
 
@@ -20,6 +23,7 @@ def org() -> str:
 
 
 @bp.post("/queues")
+@op("Create a queue", body=inputs.QueueConfig, alias=ALIASES, ok={201: Body(views.QUEUE)}, errors=(409,))
 @authed
 async def create_queue():
     spec, _ = await body_as(inputs.QueueConfig, **ALIASES)
@@ -29,12 +33,14 @@ async def create_queue():
 
 
 @bp.get("/queues")
+@op("List queues", ok=array(views.QUEUE))
 @authed
 async def list_queues():
     return json_response([views.queue(r) for r in await services().queues.list(scope())])
 
 
 @bp.get("/queues/<name>")
+@op("Get a queue with its stats", ok=merge(views.QUEUE_OBJECT, obj({"stats": views.QUEUE_STATS})))
 @authed
 async def get_queue(name: str):
     require_queue(name)
@@ -45,6 +51,7 @@ async def get_queue(name: str):
 
 
 @bp.patch("/queues/<name>")
+@op("Update a queue (partial)", body=inputs.QueueConfig, alias=ALIASES, ok=views.QUEUE)
 @authed
 async def patch_queue(name: str):
     require_queue(name)
@@ -54,6 +61,7 @@ async def patch_queue(name: str):
 
 
 @bp.put("/queues/<name>/config")
+@op("Create or update a queue", body=inputs.QueueConfig, alias=ALIASES, ok=views.QUEUE)
 @authed
 async def put_config(name: str):
     require_queue(name)
@@ -63,6 +71,8 @@ async def put_config(name: str):
 
 
 @bp.delete("/queues/<name>")
+@op("Delete a queue", ok=empty("Deleted"), errors=(409,),
+    query=(flag("delete_jobs", "Delete its jobs too (else 409 while it has active jobs)"),))
 @authed
 async def delete_queue(name: str):
     require_queue(name)
@@ -72,6 +82,8 @@ async def delete_queue(name: str):
 
 
 @bp.post("/queues/<name>/pause")
+@op("Pause a queue (it hands out no jobs)", body=inputs.Pause, ok=obj({
+    "queue_name": STRING, "paused": const(True), "paused_at": TIME, "reason": nullable(STRING)}))
 @authed
 async def pause(name: str):
     require_queue(name)
@@ -82,6 +94,8 @@ async def pause(name: str):
 
 
 @bp.post("/queues/<name>/resume")
+@op("Resume a paused queue", ok=obj({
+    "queue_name": STRING, "resumed": const(True), "paused_duration_secs": INTEGER}))
 @authed
 async def resume(name: str):
     require_queue(name)
@@ -90,6 +104,7 @@ async def resume(name: str):
 
 
 @bp.get("/queues/<name>/stats")
+@op("A queue's job counts and workers", ok=views.QUEUE_STATS)
 @authed
 async def queue_stats(name: str):
     require_queue(name)
@@ -97,6 +112,11 @@ async def queue_stats(name: str):
 
 
 @bp.get("/queues/<name>/throughput")
+@op("Finished jobs per time bucket", ok=views.THROUGHPUT, query=(
+    Param("bucket_secs", {**INTEGER, "minimum": BUCKET_SECS[0], "maximum": BUCKET_SECS[1], "default": 60},
+          "Bucket width in seconds"),
+    Param("minutes", {**INTEGER, "minimum": THROUGHPUT_MINUTES[0], "maximum": THROUGHPUT_MINUTES[1], "default": 60},
+          f"How far back (the latest {MAX_BUCKETS} buckets at most)")))
 @authed
 async def queue_throughput(name: str):
     """ext: finished jobs per bucket (`bucket_secs`, default 60) over the last `minutes` (default 60)."""

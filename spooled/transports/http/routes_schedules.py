@@ -9,6 +9,8 @@ from spooled.transports.http import views
 from spooled.transports.http.handlers import (authed, body, body_as, json_response, no_content, require_queue, scope,
                                          services)
 from spooled.transports.http.pagination import page_args
+from spooled.transports.http.schema import STRING, TIME, array, obj
+from spooled.transports.http.spec import EMPTY, OFFSET, Body, Param, empty, limit, op, words
 
 bp = Blueprint("schedules", __name__)
 
@@ -25,6 +27,8 @@ def _bool_arg(name: str) -> bool | None:
 
 
 @bp.post("/schedules")
+@op("Create a cron schedule", body=inputs.CreateSchedule, alias={"queue": "queue_name"},
+    ok={201: Body(views.SCHEDULE)})
 @authed
 async def create_schedule():
     spec, _ = await body_as(inputs.CreateSchedule, queue="queue_name")
@@ -33,6 +37,9 @@ async def create_schedule():
 
 
 @bp.get("/schedules")
+@op("List schedules", ok=array(views.SCHEDULE), query=(
+    limit(), OFFSET, Param("queue_name", STRING, "Only this queue's schedules"),
+    Param("is_active", words("true", "1", "yes", "false", "0", "no"), "true/1/yes or false/0/no (any case)")))
 @authed
 async def list_schedules():
     limit, offset, _ = page_args()
@@ -44,12 +51,15 @@ async def list_schedules():
 
 
 @bp.get("/schedules/<schedule_id>")
+@op("Get a schedule", ok=views.SCHEDULE)
 @authed
 async def get_schedule(schedule_id: str):
     return json_response(views.schedule(await services().schedules.get(scope(), schedule_id)))
 
 
 @bp.put("/schedules/<schedule_id>")
+@op("Update a schedule (partial)", body=inputs.UpdateSchedule, alias={"queue": "queue_name"},
+    ok=views.SCHEDULE)
 @authed
 async def update_schedule(schedule_id: str):
     spec, _ = await body_as(inputs.UpdateSchedule, queue="queue_name")
@@ -58,6 +68,7 @@ async def update_schedule(schedule_id: str):
 
 
 @bp.delete("/schedules/<schedule_id>")
+@op("Delete a schedule", ok=empty("Deleted"))
 @authed
 async def delete_schedule(schedule_id: str):
     await services().schedules.delete(scope(), schedule_id)
@@ -65,6 +76,7 @@ async def delete_schedule(schedule_id: str):
 
 
 @bp.post("/schedules/<schedule_id>/pause")
+@op("Pause a schedule", body=EMPTY, ok=views.SCHEDULE)
 @authed
 async def pause_schedule(schedule_id: str):
     await body()
@@ -72,6 +84,7 @@ async def pause_schedule(schedule_id: str):
 
 
 @bp.post("/schedules/<schedule_id>/resume")
+@op("Resume a schedule", body=EMPTY, ok=views.SCHEDULE)
 @authed
 async def resume_schedule(schedule_id: str):
     await body()
@@ -79,6 +92,8 @@ async def resume_schedule(schedule_id: str):
 
 
 @bp.post("/schedules/<schedule_id>/trigger")
+@op("Enqueue the schedule's job now", body=EMPTY, errors=(409,),
+    ok=obj({"job_id": STRING, "triggered_at": TIME}))
 @authed
 async def trigger_schedule(schedule_id: str):
     await body()
@@ -87,6 +102,7 @@ async def trigger_schedule(schedule_id: str):
 
 
 @bp.get("/schedules/<schedule_id>/history")
+@op("A schedule's runs, newest first", ok=array(views.SCHEDULE_RUN), query=(limit(), OFFSET))
 @authed
 async def schedule_history(schedule_id: str):
     limit, offset, _ = page_args()

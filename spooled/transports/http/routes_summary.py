@@ -11,11 +11,13 @@ from quart import Blueprint
 import spooled
 from spooled.transports.http import views
 from spooled.transports.http.handlers import authed, json_response, scope, services
+from spooled.transports.http.spec import op
 
 bp = Blueprint("summary", __name__)
 
 
 @bp.get("/dashboard")
+@op("The organization at a glance (the SDK's DashboardData)", ok=views.DASHBOARD)
 @authed
 async def summary():
     svc = services()

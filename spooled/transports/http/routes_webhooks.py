@@ -11,10 +11,16 @@ from spooled.services.webhooks import envelope
 from spooled.transports.http import views
 from spooled.transports.http.handlers import authed, body_as, json_response, no_content, principal, services
 from spooled.transports.http.pagination import page_args, time_arg
+from spooled.transports.http.schema import BOOLEAN, INTEGER, STRING, array, component, const, enum, nullable, obj
+from spooled.transports.http.spec import OFFSET, Body, Param, empty, limit, one_of, op, time_param
 
 bp = Blueprint("webhooks", __name__)
 DELIVERY_STATUSES = ("pending", "success", "failed")
 INBOUND_STATUSES = ("created", "duplicate")
+RECEIVED = component("ReceivedWebhook", obj({"job_id": STRING, "queue_name": STRING,
+                                             "status": enum(*INBOUND_STATUSES)}))
+TOKEN = component("WebhookToken", obj({"webhook_token": STRING, "webhook_url": STRING}))
+RAW_BODY = {"description": "The provider's payload, exactly as sent (the signature covers the raw bytes)"}
 
 
 def org() -> str:
@@ -28,6 +34,7 @@ def org() -> str:
 # -- outgoing subscriptions (both paths, one handler each) ------------------------------------------------------
 @bp.post("/webhooks")
 @bp.post("/outgoing-webhooks")
+@op("Subscribe a URL to events", body=inputs.CreateWebhook, ok={201: Body(views.WEBHOOK)})
 @authed
 async def create_webhook():
     caller = org()
@@ -37,6 +44,7 @@ async def create_webhook():
 
 @bp.get("/webhooks")
 @bp.get("/outgoing-webhooks")
+@op("List outgoing webhooks", ok=array(views.WEBHOOK))
 @authed
 async def list_webhooks():
     return json_response([views.webhook(w) for w in await services().webhooks.list(org())])
@@ -44,6 +52,7 @@ async def list_webhooks():
 
 @bp.get("/webhooks/<webhook_id>")
 @bp.get("/outgoing-webhooks/<webhook_id>")
+@op("Get an outgoing webhook", ok=views.WEBHOOK)
 @authed
 async def get_webhook(webhook_id: str):
     return json_response(views.webhook(await services().webhooks.get(org(), webhook_id)))
@@ -53,6 +62,8 @@ async def get_webhook(webhook_id: str):
 @bp.put("/webhooks/<webhook_id>")
 @bp.put("/outgoing-webhooks/<webhook_id>")
 @bp.patch("/outgoing-webhooks/<webhook_id>")
+@op("Update an outgoing webhook (partial; `secret: null` clears it)", body=inputs.UpdateWebhook,
+    ok=views.WEBHOOK)
 @authed
 async def update_webhook(webhook_id: str):
     caller = org()
@@ -62,6 +73,7 @@ async def update_webhook(webhook_id: str):
 
 @bp.delete("/webhooks/<webhook_id>")
 @bp.delete("/outgoing-webhooks/<webhook_id>")
+@op("Delete an outgoing webhook", ok=empty("Deleted"))
 @authed
 async def delete_webhook(webhook_id: str):
     await services().webhooks.delete(org(), webhook_id)
@@ -70,6 +82,9 @@ async def delete_webhook(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/test")
 @bp.post("/outgoing-webhooks/<webhook_id>/test")
+@op("Send a webhook.test event now", ok=obj({
+    "success": BOOLEAN, "status_code": nullable(INTEGER), "response_time_ms": nullable(INTEGER),
+    "error": nullable(STRING)}))
 @authed
 async def test_webhook(webhook_id: str):
     r = await services().webhooks.test(org(), webhook_id)
@@ -79,6 +94,8 @@ async def test_webhook(webhook_id: str):
 
 @bp.get("/webhooks/<webhook_id>/deliveries")
 @bp.get("/outgoing-webhooks/<webhook_id>/deliveries")
+@op("An outgoing webhook's deliveries, newest first", ok=array(views.DELIVERY), query=(
+    limit(50), OFFSET, one_of("status", DELIVERY_STATUSES)))
 @authed
 async def list_deliveries(webhook_id: str):
     status = request.args.get("status") or None
@@ -91,6 +108,7 @@ async def list_deliveries(webhook_id: str):
 
 @bp.post("/webhooks/<webhook_id>/retry/<delivery_id>")
 @bp.post("/outgoing-webhooks/<webhook_id>/retry/<delivery_id>")
+@op("Send a delivery again", ok=obj({"success": const(True), "message": STRING}))
 @authed
 async def redeliver(webhook_id: str, delivery_id: str):
     await request.get_data()
@@ -104,6 +122,11 @@ def _received(r) -> dict:
 
 
 @bp.post("/webhooks/<org_id>/github")
+@op("Receive a GitHub webhook", security=("githubSignature",), body=RAW_BODY, errors=(400, 401, 413),
+    ok={201: Body(RECEIVED, description="Enqueued"), 200: Body({"oneOf": [RECEIVED, obj({"message": const("pong")})]},
+        description="A duplicate delivery, or a `ping`")},
+    description="`X-GitHub-Event` and `X-GitHub-Delivery` are required; the delivery id is the job's "
+                "idempotency key. JSON or `application/x-www-form-urlencoded` (`payload=`) bodies.")
 async def github(org_id: str):
     body = await request.get_data()
     h = request.headers
@@ -117,6 +140,8 @@ async def github(org_id: str):
 
 
 @bp.post("/webhooks/<org_id>/stripe")
+@op("Receive a Stripe webhook", security=("stripeSignature",), body=RAW_BODY, errors=(400, 401, 413),
+    ok={201: Body(RECEIVED, description="Enqueued"), 200: Body(RECEIVED, description="A duplicate event")})
 async def stripe_webhook(org_id: str):
     body = await request.get_data()
     r = await services().inbound.stripe(org_id, signature=request.headers.get("Stripe-Signature"), body=body)
@@ -124,6 +149,9 @@ async def stripe_webhook(org_id: str):
 
 
 @bp.post("/webhooks/<org_id>/custom")
+@op("Receive a custom webhook", security=("webhookToken",), body=inputs.CustomWebhook,
+    errors=(400, 401, 413), ok={201: Body(RECEIVED, description="Enqueued"),
+                                200: Body(RECEIVED, description="A duplicate (same idempotency_key)")})
 async def custom(org_id: str):
     body = await request.get_data()
     r = await services().inbound.custom(org_id, token=request.headers.get("X-Webhook-Token"), body=body)
@@ -131,6 +159,9 @@ async def custom(org_id: str):
 
 
 @bp.get("/webhooks/deliveries")
+@op("Accepted incoming webhooks, newest first", ok=array(views.INBOUND), query=(
+    limit(50), OFFSET, one_of("status", INBOUND_STATUSES), time_param("since", "Received at or after"),
+    Param("queue_name", STRING, "Only those enqueued into this queue")))
 @authed
 async def inbound_deliveries():
     status = request.args.get("status") or None
@@ -146,6 +177,7 @@ async def inbound_deliveries():
 # -- the org's incoming-webhook token -------------------------------------------------------------------------------
 @bp.get("/organizations/webhook-token")
 @bp.get("/organizations/<org_id>/webhook-token")
+@op("The organization's incoming-webhook token", ok=TOKEN)
 @authed
 async def webhook_token(org_id: str | None = None):
     return await _token(org_id, regenerate=False)
@@ -153,6 +185,7 @@ async def webhook_token(org_id: str | None = None):
 
 @bp.post("/organizations/webhook-token/regenerate")
 @bp.post("/organizations/<org_id>/webhook-token/regenerate")
+@op("Replace the incoming-webhook token", ok=TOKEN)
 @authed
 async def regenerate_webhook_token(org_id: str | None = None):
     await request.get_data()

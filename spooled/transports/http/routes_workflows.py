@@ -8,11 +8,17 @@ from spooled.domain import inputs
 from spooled.transports.http import views
 from spooled.transports.http.handlers import authed, body, body_as, json_response, require_queue, scope, services
 from spooled.transports.http.pagination import page_args
+from spooled.transports.http.schema import INTEGER, STRING, array, enum, merge, obj
+from spooled.transports.http.spec import EMPTY, OFFSET, Body, limit, one_of, op
 
 bp = Blueprint("workflows", __name__)
 
 
 @bp.post("/workflows")
+@op("Create a workflow: a DAG of up to 100 jobs", body=inputs.CreateWorkflow, ok={201: Body(obj({
+    "workflow_id": STRING, "status": enum(*inputs.WORKFLOW_STATUSES),
+    "job_ids": array(obj({"key": STRING, "job_id": STRING}))}))},
+    description="An unknown key, a self-dependency or a cycle is 422 and nothing is created.")
 @authed
 async def create_workflow():
     spec, _ = await body_as(inputs.CreateWorkflow)
@@ -24,6 +30,8 @@ async def create_workflow():
 
 
 @bp.get("/workflows")
+@op("List workflows", ok=array(views.WORKFLOW), paged=True, query=(
+    limit(), OFFSET, one_of("status", inputs.WORKFLOW_STATUSES)))
 @authed
 async def list_workflows():
     limit, offset, _ = page_args()
@@ -33,6 +41,7 @@ async def list_workflows():
 
 
 @bp.get("/workflows/<workflow_id>")
+@op("Get a workflow with its jobs and edges", ok=views.WORKFLOW_DETAIL)
 @authed
 async def get_workflow(workflow_id: str):
     d = await services().workflows.detail(scope(), workflow_id)
@@ -40,6 +49,7 @@ async def get_workflow(workflow_id: str):
 
 
 @bp.post("/workflows/<workflow_id>/cancel")
+@op("Cancel a workflow's pending jobs", body=EMPTY, ok=views.WORKFLOW, errors=(409,))
 @authed
 async def cancel_workflow(workflow_id: str):
     await body()
@@ -47,6 +57,8 @@ async def cancel_workflow(workflow_id: str):
 
 
 @bp.post("/workflows/<workflow_id>/retry")
+@op("Run a workflow's failed, dead-lettered and cancelled jobs again", body=EMPTY, ok=views.WORKFLOW,
+    errors=(409,))
 @authed
 async def retry_workflow(workflow_id: str):
     await body()
@@ -54,12 +66,15 @@ async def retry_workflow(workflow_id: str):
 
 
 @bp.get("/jobs/<job_id>/dependencies")
+@op("A job's dependencies and dependents", ok=views.JOB_DEPENDENCIES)
 @authed
 async def job_dependencies(job_id: str):
     return json_response(views.job_dependencies(await services().workflows.dependencies(scope(), job_id)))
 
 
 @bp.post("/jobs/<job_id>/dependencies")
+@op("Make a job depend on more jobs", body=inputs.AddDependencies, errors=(409,), ok=merge(
+    views.JOB_DEPENDENCIES_OBJECT, obj({"added_count": INTEGER, "dependencies_added": INTEGER})))
 @authed
 async def add_job_dependencies(job_id: str):
     spec, _ = await body_as(inputs.AddDependencies)

@@ -1,15 +1,29 @@
 """Domain models -> JSON-ready dicts for REST responses. User JSON stored as text goes out verbatim
-(orjson.Fragment)."""
+(orjson.Fragment).
+
+Each view has its response schema beside it (`JOB` for `job`, ...): the model's field types plus the view's
+field list (`schema.model`), named in the OpenAPI document. A view that emits a key its schema does not list, or
+omits one it lists, fails `tests/test_openapi.py` (every real response of its session is checked).
+"""
 
 from __future__ import annotations
 
+import json
+
 import orjson
 
+from spooled.domain.inputs import DEPENDENCY_MODES, HEARTBEAT_STATUSES, WEBHOOK_FORMATS, WORKFLOW_STATUSES
 from spooled.domain.models import (ApiKey, Delivery, DependencyEdge, HistoryEntry, InboundDelivery, Job, JobBrief,
-                                   JobDependencies, ListedJob, Organization, Queue, QueueStats, Schedule, ScheduleRun,
-                                   Summary, ThroughputBucket, Usage, Webhook, Worker, Workflow)
-from spooled.domain.plans import RESOURCE_LIMIT, Limits
+                                   JobCounts, JobDependencies, ListedJob, Organization, Queue, QueueLoad, QueueStats,
+                                   RelatedJob, Schedule, ScheduleRun, Summary, ThroughputBucket, Usage, Webhook, Worker,
+                                   WorkerCounts, Workflow)
+from spooled.domain.plans import RESOURCE_LIMIT, TIERS, Limits
+from spooled.domain.states import JobStatus
 from spooled.services.orgs import public_settings
+from spooled.transports.http.schema import (ANY, BOOLEAN, INTEGER, NUMBER, OBJECT, STRING, TIME, array, component,
+                                            const, enum, merge, model, nullable, obj)
+
+JOB_STATUS = component("JobStatus", enum(*(s.value for s in JobStatus)))
 
 
 def raw(text: str | None):
@@ -18,6 +32,12 @@ def raw(text: str | None):
 
 def opt_str(value) -> str | None:
     return str(value) if value is not None else None
+
+
+_JOB_TYPES = dict(status=JOB_STATUS, dependency_mode=nullable(enum(*DEPENDENCY_MODES)))
+JOB_OBJECT = model(Job, ..., **_JOB_TYPES)
+JOB = component("Job", JOB_OBJECT)
+LISTED_JOB = component("ListedJob", model(ListedJob, ..., **_JOB_TYPES))
 
 
 def job(j: Job) -> dict:
@@ -40,9 +60,20 @@ def job(j: Job) -> dict:
     return out
 
 
+JOB_BRIEF = component("JobBrief", model(JobBrief, ..., status=JOB_STATUS))
+
+
 def job_brief(b: JobBrief) -> dict:
     return {"id": str(b.id), "status": b.status, "queue_name": b.queue_name, "retry_count": b.retry_count,
             "created_at": b.created_at, "completed_at": b.completed_at}
+
+
+QUEUE_OBJECT = model(
+    Queue, "id", "organization_id", "name", "max_retries", "default_timeout", "rate_limit", "concurrency_limit",
+    "dead_letter", "paused", "paused_at", "pause_reason", "settings", "created_at", "updated_at",
+    queue_name="name", retry_backoff_base_secs="backoff_base_secs", retry_backoff_max_secs="backoff_max_secs",
+    enabled=BOOLEAN)
+QUEUE = component("Queue", QUEUE_OBJECT)
 
 
 def queue(q: Queue) -> dict:
@@ -56,6 +87,12 @@ def queue(q: Queue) -> dict:
     }
 
 
+QUEUE_STATS = component("QueueStats", model(
+    QueueStats, "active_workers", queue_name=STRING, pending_jobs="pending", scheduled_jobs="scheduled",
+    processing_jobs="processing", completed_jobs_24h="completed_24h", failed_jobs_24h="failed_24h",
+    deadletter_jobs="deadletter", avg_processing_time_ms="avg_ms", max_job_age_seconds=nullable(INTEGER)))
+
+
 def queue_stats(name: str, s: QueueStats) -> dict:
     return {
         "queue_name": name, "pending_jobs": s.pending, "scheduled_jobs": s.scheduled,
@@ -65,15 +102,28 @@ def queue_stats(name: str, s: QueueStats) -> dict:
     }
 
 
+THROUGHPUT = component("Throughput", obj({"queue_name": STRING, "bucket_secs": INTEGER,
+                                          "buckets": array(model(ThroughputBucket, ...))}))
+
+
 def throughput(name: str, bucket_secs: int, buckets: list[ThroughputBucket]) -> dict:
     return {"queue_name": name, "bucket_secs": bucket_secs,
             "buckets": [{"start": b.start, "completed": b.completed, "failed": b.failed} for b in buckets]}
+
+
+HISTORY = component("JobHistoryEntry", model(HistoryEntry, ..., id=STRING))
 
 
 def history(h: HistoryEntry) -> dict:
     return {"id": str(h.id), "job_id": str(h.job_id), "event_type": h.event_type, "old_status": h.old_status,
             "new_status": h.new_status, "worker_id": h.worker_id, "details": raw(h.details),
             "created_at": h.created_at}
+
+
+WORKER = component("Worker", model(
+    Worker, "id", "organization_id", "queue_names", "hostname", "worker_type", "version", "current_jobs",
+    "max_concurrency", "last_heartbeat", "jobs_processed", "jobs_failed", "metadata", "registered_at",
+    queue_name=STRING, status=enum(*HEARTBEAT_STATUSES)))
 
 
 def worker(w: Worker) -> dict:
@@ -87,11 +137,21 @@ def worker(w: Worker) -> dict:
     }
 
 
+PLAN = enum(*TIERS)
+ORGANIZATION = component("Organization", model(
+    Organization, "id", "name", "slug", "billing_email", "custom_limits", "stripe_customer_id",
+    "stripe_subscription_id", "stripe_subscription_status", "stripe_current_period_end",
+    "stripe_cancel_at_period_end", "created_at", "updated_at", plan_tier=PLAN, suspended=BOOLEAN,
+    settings={**OBJECT, "description": "secrets are write-only: `<name>_set: true` stands for each one set"}))
+
+
 def org(o: Organization) -> dict:
     """The SDK's `Organization` (api.md): settings with secrets write-only, times, plan and Stripe state."""
     return {
         "id": str(o.id), "name": o.name, "slug": o.slug, "plan_tier": o.plan_tier, "billing_email": o.billing_email,
-        "settings": public_settings(o.settings), "custom_limits": raw(o.custom_limits),
+        # the stdlib writes user integers beyond 64 bits exactly (orjson refuses them)
+        "settings": raw(json.dumps(public_settings(o.settings), separators=(",", ":"))),
+        "custom_limits": raw(o.custom_limits),
         "stripe_customer_id": o.stripe_customer_id, "stripe_subscription_id": o.stripe_subscription_id,
         "stripe_subscription_status": o.stripe_subscription_status,
         "stripe_current_period_end": o.stripe_current_period_end,
@@ -100,13 +160,25 @@ def org(o: Organization) -> dict:
     }
 
 
+ORG_SUMMARY = component("OrganizationSummary", model(Organization, "id", "name", "slug", "created_at",
+                                                    plan_tier=PLAN))
+
+
 def org_summary(o: Organization) -> dict:
     return {"id": str(o.id), "name": o.name, "slug": o.slug, "plan_tier": o.plan_tier, "created_at": o.created_at}
+
+
+ME_ORG = model(Organization, "id", "name", "slug", "billing_email", plan_tier=PLAN)
 
 
 def me_org(o: Organization) -> dict:
     return {"id": str(o.id), "name": o.name, "slug": o.slug, "plan_tier": o.plan_tier,
             "billing_email": o.billing_email}
+
+
+_API_KEY = model(ApiKey, "id", "organization_id", "name", "key_prefix", "queues", "rate_limit", "read_only",
+                 "is_active", "created_at", "last_used_at", "expires_at", last_used="last_used_at")
+API_KEY = component("ApiKey", _API_KEY)
 
 
 def api_key(k: ApiKey) -> dict:
@@ -117,18 +189,35 @@ def api_key(k: ApiKey) -> dict:
             "last_used_at": k.last_used_at, "expires_at": k.expires_at}
 
 
+NEW_KEY = component("NewApiKey", merge(_API_KEY, obj({"key": STRING})))
+
+
 def new_key(k: ApiKey, secret: str) -> dict:
     """A key just created: the SDK's `CreateApiKeyResponse` (the secret shown this once) and the key's fields."""
     return {**api_key(k), "key": secret}
+
+
+LIMITS = component("Limits", model(Limits, ..., tier=PLAN))
 
 
 def limits(lim: Limits) -> dict:
     return lim.as_dict()
 
 
+USAGE_ITEM = component("UsageItem", obj({"current": INTEGER, "limit": nullable(INTEGER), "is_disabled": BOOLEAN,
+                                         "percentage": nullable(NUMBER)}))
+
+
 def usage_item(current: int, limit: int | None, disabled: bool = False) -> dict:
     return {"current": current, "limit": limit, "is_disabled": disabled,
             "percentage": round(100.0 * current / limit, 1) if limit else None}
+
+
+USAGE_INFO = component("UsageInfo", obj({
+    "plan": PLAN, "plan_display_name": STRING, "limits": LIMITS,
+    "usage": obj({resource: USAGE_ITEM for resource in RESOURCE_LIMIT}),
+    "warnings": array(obj({"resource": enum(*RESOURCE_LIMIT), "severity": enum("warning", "critical"),
+                           "message": STRING}))}))
 
 
 def usage_info(lim: Limits, u: Usage) -> dict:
@@ -147,6 +236,12 @@ def usage_info(lim: Limits, u: Usage) -> dict:
             "warnings": warnings}
 
 
+BILLING_STATUS = component("BillingStatus", merge(
+    model(Organization, "stripe_subscription_id", "stripe_subscription_status", "stripe_current_period_end",
+          "stripe_cancel_at_period_end", plan_tier=PLAN, has_stripe_customer=BOOLEAN, limits=LIMITS),
+    obj({"usage": model(Usage, "jobs_today", "active_jobs", "queues", "workers", "webhooks", "schedules")})))
+
+
 def billing_status(o: Organization, lim: Limits, u: Usage) -> dict:
     return {"plan_tier": o.plan_tier, "has_stripe_customer": o.stripe_customer_id is not None,
             "stripe_subscription_id": o.stripe_subscription_id,
@@ -158,6 +253,10 @@ def billing_status(o: Organization, lim: Limits, u: Usage) -> dict:
             "limits": lim.as_dict()}
 
 
+MEMBER = component("Member", obj({"id": STRING, "user_id": STRING, "email": STRING, "name": STRING,
+                                  "role": const("owner"), "joined_at": TIME, "invited_by": {"type": "null"}}))
+
+
 def members(o: Organization) -> list[dict]:
     """The organization's people: its billing contact (the server keeps no user accounts)."""
     if not o.billing_email:
@@ -165,6 +264,11 @@ def members(o: Organization) -> list[dict]:
     return [{"id": str(o.id), "user_id": str(o.id), "email": o.billing_email,
              "name": o.billing_email.partition("@")[0], "role": "owner", "joined_at": o.created_at,
              "invited_by": None}]
+
+
+WEBHOOK = component("OutgoingWebhook", model(
+    Webhook, "id", "organization_id", "name", "url", "events", "enabled", "failure_count", "last_triggered_at",
+    "last_status", "created_at", "updated_at", format=enum(*WEBHOOK_FORMATS), secret_set=BOOLEAN))
 
 
 def webhook(w: Webhook) -> dict:
@@ -175,6 +279,13 @@ def webhook(w: Webhook) -> dict:
             "created_at": w.created_at, "updated_at": w.updated_at}
 
 
+DELIVERY = component("WebhookDelivery", model(
+    Delivery, "id", "webhook_id", "event", "attempts", "status_code", "response_body", "error", "created_at",
+    "delivered_at", status=enum("pending", "success", "failed"),
+    payload=obj({"id": STRING, "event": STRING, "created_at": TIME, "data": ANY},
+                description="the body it is (or was) sent as")))
+
+
 def delivery(d: Delivery, body: dict) -> dict:
     """A delivery, with `payload` the body it is (or was) sent as."""
     return {"id": str(d.id), "webhook_id": opt_str(d.webhook_id), "event": d.event, "payload": body,
@@ -183,9 +294,15 @@ def delivery(d: Delivery, body: dict) -> dict:
             "delivered_at": d.delivered_at}
 
 
+INBOUND = component("InboundDelivery", model(InboundDelivery, ..., status=enum("created", "duplicate")))
+
+
 def inbound(d: InboundDelivery) -> dict:
     return {"id": str(d.id), "provider": d.provider, "event_type": d.event_type, "matched_queue": d.matched_queue,
             "job_id": opt_str(d.job_id), "status": d.status, "created_at": d.created_at}
+
+
+SCHEDULE = component("Schedule", model(Schedule, ...))
 
 
 def schedule(s: Schedule) -> dict:
@@ -199,10 +316,25 @@ def schedule(s: Schedule) -> dict:
     }
 
 
+SCHEDULE_RUN = component("ScheduleRun", model(ScheduleRun, ...))
+
+
 def schedule_run(r: ScheduleRun) -> dict:
     return {"id": str(r.id), "schedule_id": str(r.schedule_id), "job_id": opt_str(r.job_id), "status": r.status,
             "error_message": r.error_message, "fire_time": r.fire_time, "manual": r.manual,
             "started_at": r.started_at, "completed_at": r.completed_at}
+
+
+DASHBOARD = component("DashboardData", obj({
+    "system": obj({"version": STRING, "uptime_seconds": INTEGER, "started_at": TIME, "database_status": STRING,
+                   "cache_status": STRING, "environment": STRING}),
+    "jobs": model(JobCounts, "total", "pending", "processing", "completed_24h", "failed_24h", "deadletter",
+                  avg_wait_time_ms="avg_wait_ms", avg_processing_time_ms="avg_processing_ms",
+                  counts_capped_at=INTEGER),
+    "queues": array(model(QueueLoad, ...)),
+    "workers": model(WorkerCounts, ..., unhealthy=INTEGER),
+    "recent_activity": model(JobCounts, jobs_created_1h="created_1h", jobs_completed_1h="completed_1h",
+                             jobs_failed_1h="failed_1h")}))
 
 
 def dashboard(s: Summary, system: dict) -> dict:
@@ -220,6 +352,10 @@ def dashboard(s: Summary, system: dict) -> dict:
     }
 
 
+_WORKFLOW = model(Workflow, ..., status=enum(*WORKFLOW_STATUSES), progress_percent=NUMBER)
+WORKFLOW = component("Workflow", _WORKFLOW)
+
+
 def workflow(w: Workflow) -> dict:
     """api.md "Workflows" (+ cancelled_jobs, updated_at, organization_id)."""
     return {
@@ -230,6 +366,13 @@ def workflow(w: Workflow) -> dict:
         "created_at": w.created_at, "updated_at": w.updated_at, "started_at": w.started_at,
         "completed_at": w.completed_at, "metadata": raw(w.metadata),
     }
+
+
+WORKFLOW_DETAIL = component("WorkflowDetail", merge(_WORKFLOW, obj({
+    "jobs": array(component("WorkflowJob", merge(JOB_OBJECT, obj({
+            "depends_on": array(STRING), "timeout_ms": INTEGER, "attempt": INTEGER, "metadata": ANY,
+            "error": nullable(obj({"type": STRING, "message": STRING}))})))),
+    "dependencies": array(model(DependencyEdge, ...))})))
 
 
 def workflow_detail(w: Workflow, jobs: list[Job], edges: list[DependencyEdge]) -> dict:
@@ -247,6 +390,13 @@ def workflow_detail(w: Workflow, jobs: list[Job], edges: list[DependencyEdge]) -
     out["dependencies"] = [{"parent_job_id": str(e.parent_job_id), "child_job_id": str(e.child_job_id)}
                            for e in edges]
     return out
+
+
+_RELATED = model(RelatedJob, ..., status=JOB_STATUS)
+JOB_DEPENDENCIES_OBJECT = model(JobDependencies, "job_id", "dependencies_met",
+                                dependency_mode=enum(*DEPENDENCY_MODES), dependencies=array(_RELATED),
+                                dependents=array(_RELATED))
+JOB_DEPENDENCIES = component("JobDependencies", JOB_DEPENDENCIES_OBJECT)
 
 
 def job_dependencies(d: JobDependencies) -> dict:
