@@ -545,6 +545,8 @@ NOT_QUEUE_SCOPED = {
     # the incoming webhook receivers (a signature or the organization's webhook token; tests/test_inbound.py)
     ("GET", "/health"), ("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/dashboard"),
     ("GET", "/dashboard/<path:name>"), ("GET", "/metrics"),
+    # the API reference: the OpenAPI document and its viewer's files (the same for every caller)
+    ("GET", "/api/v1/openapi.json"), ("GET", "/docs"), ("GET", "/docs/<path:name>"),
     ("POST", "/api/v1/webhooks/<org_id>/github"), ("POST", "/api/v1/webhooks/<org_id>/stripe"),
     ("POST", "/api/v1/webhooks/<org_id>/custom"),
 }

@@ -29,13 +29,10 @@ def no_content(headers: dict | None = None) -> Response:
     return response
 
 
-JSON_SPACE = b" \t\n\r"      # RFC 8259 whitespace: a body of only these is empty; \x0b or \x0c is not JSON (400)
-
-
 async def body() -> Any:
     """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
     data = await request.get_data(cache=True)
-    if not data.strip(JSON_SPACE):
+    if not data.strip(hot.JSON_SPACE):
         return {}
     return parse_json(data)
 
