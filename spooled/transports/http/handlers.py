@@ -32,7 +32,7 @@ def no_content(headers: dict | None = None) -> Response:
 async def body() -> Any:
     """The parsed JSON body (`convert.parse_json`: strict); an empty body is `{}` (api.md: body-less POSTs)."""
     data = await request.get_data(cache=True)
-    if not data.strip(hot.JSON_SPACE):
+    if not data:
         return {}
     return parse_json(data)
 

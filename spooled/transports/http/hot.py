@@ -35,8 +35,6 @@ from spooled.services.ratelimit import RateDecision
 from spooled.transports.http import views
 from spooled.transports.http.errors import error_body, for_exception
 
-JSON_SPACE = b" \t\n\r"      # RFC 8259 whitespace: a body of only these is empty; \x0b or \x0c is not JSON (400)
-
 log = logging.getLogger("spooled.transports.http.app")
 
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}\Z")   # a client's X-Request-Id is kept only when it looks like one
@@ -247,7 +245,7 @@ async def serve(svc: Services, route: HotRoute, read_body: Callable[[], Awaitabl
             raise
         logs.org.set(principal.organization_id)
         data_bytes = await read_body()
-        data = parse_json(data_bytes) if data_bytes.strip(JSON_SPACE) else {}
+        data = parse_json(data_bytes) if data_bytes else {}
         status, obj = await route.run(svc, principal, data, req)
         body = dumps(obj)
     except errors.DomainError as exc:
