@@ -37,20 +37,10 @@ RESTART_MIN_SECS, RESTART_MAX_SECS = 1.0, 30.0
 
 
 def http_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
-    """The REST listening socket, made as hypercorn makes its own (TCP_NODELAY is inherited by accepted ones)."""
-    family, type_, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
-                                                       proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE)[0]
-    sock = socket.socket(family, type_, proto)
-    try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(addr)
-        sock.listen(backlog)
-    except BaseException:
-        sock.close()
-        raise
+    """The REST listening socket: made like the gRPC one (`grpc_server.bind`), plus TCP_NODELAY, which accepted
+    connections inherit (hypercorn sets it on the sockets it makes itself; here it serves an inherited one)."""
+    sock = grpc_server.bind(host, port, backlog=backlog)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
 
 
