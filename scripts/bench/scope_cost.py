@@ -25,7 +25,6 @@ plan counts of pg_prepared_statements are printed with the figures. Reported: th
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import sys
@@ -39,7 +38,8 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from spooled.store.sql import load  # noqa: E402
-from statement_cost import FILL, SHAPES, Cluster, cpu_secs, dsn_for, top_buffers  # noqa: E402  (the shared rig)
+from statement_cost import (FILL, SHAPES, Cluster, add_subjects, arguments, cpu_secs, dsn_for,  # noqa: E402
+                            print_shapes)  # (the shared rig)
 
 SINGLES = ("insert", "heartbeat", "fail")                        # per statement, one job each
 RESTRICTED = ("heartbeat", "complete", "fail")                   # through the restricted texts
@@ -195,26 +195,11 @@ async def fresh_single_completes(s: Subject, cycles: int) -> None:
 
 
 async def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--repo", type=Path, action="append", help="a checkout to measure (repeat to compare)")
-    p.add_argument("--dsn", help="superuser DSN of an existing server (default: a throwaway cluster)")
-    p.add_argument("--jobs", type=int, default=100_000)
-    p.add_argument("--rounds", type=int, default=10)
-    p.add_argument("--cycles", type=int, default=200, help="claim-1 cycles per round (claim-100: a tenth)")
-    p.add_argument("--extra-sql", type=Path, help="also measure each checkout with this SQL run after its schema")
-    p.add_argument("--plans", action="store_true", help="print the whole EXPLAIN output")
-    a = p.parse_args()
-    repos = [r.resolve() for r in (a.repo or [HERE])]
-    extra = a.extra_sql.read_text() if a.extra_sql else ""
+    a = arguments(__doc__)
     cluster = None if a.dsn else Cluster()
     subjects: list[Subject] = []
     try:
-        admin_dsn = a.dsn or cluster.dsn
-        for repo in repos:
-            for sql, label in ((("", str(repo)),) + (((extra, f"{repo} + {a.extra_sql}"),) if extra else ())):
-                s = await Subject.create(admin_dsn, repo, a.jobs, sql, label)
-                await s.explain()
-                subjects.append(s)
+        await add_subjects(subjects, a, a.dsn or cluster.dsn, Subject.create)
         for r in range(a.rounds):
             for s in subjects if r % 2 == 0 else subjects[::-1]:
                 for label, n in SHAPES:
@@ -235,16 +220,7 @@ async def main() -> None:
     print(f"backlog: {a.jobs:,} pending jobs (statistics not seen); {a.rounds} alternating rounds")
     for s in subjects:
         print(f"== {s.label}")
-        for key in ("claim100", "complete100"):
-            print(f"   EXPLAIN {key}: {top_buffers(s.plans[key])}; "
-                  f"{next((x for x in s.plans[key] if x.startswith('Execution Time')), '')}")
-            if a.plans:
-                print("\n".join("      " + x for x in s.plans[key]))
-        for label, _ in SHAPES:
-            claims = [c for c, _ in s.cpu[label]]
-            completes = [d for _, d in s.cpu[label]]
-            print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
-                  f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
+        print_shapes(s, a.plans)
         for name in SINGLES:
             v = s.single[name]
             print(f"   {name:9s} (1 job)  PG CPU: {statistics.median(v):7.1f} us (min {min(v):7.1f})")

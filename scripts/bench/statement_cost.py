@@ -206,8 +206,9 @@ def top_buffers(plan: list[str]) -> str:
     return next((line.strip() for line in plan if line.strip().startswith("Buffers:")), "?")
 
 
-async def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(doc: str) -> argparse.Namespace:
+    """The command line both statement scripts take (this one and scope_cost.py)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repo", type=Path, action="append", help="a checkout to measure (repeat to compare)")
     p.add_argument("--dsn", help="superuser DSN of an existing server (default: a throwaway cluster)")
     p.add_argument("--jobs", type=int, default=100_000)
@@ -215,18 +216,40 @@ async def main() -> None:
     p.add_argument("--cycles", type=int, default=200, help="claim-1 cycles per round (claim-100: a tenth)")
     p.add_argument("--extra-sql", type=Path, help="also measure each checkout with this SQL run after its schema")
     p.add_argument("--plans", action="store_true", help="print the whole EXPLAIN output")
-    a = p.parse_args()
-    repos = [r.resolve() for r in (a.repo or [HERE])]
+    return p.parse_args()
+
+
+async def add_subjects(subjects: list, a: argparse.Namespace, admin_dsn: str, create) -> None:
+    """One subject per checkout (and per checkout + `--extra-sql`), explained, appended to `subjects` as each
+    is made (so the caller closes the ones made before a failure)."""
     extra = a.extra_sql.read_text() if a.extra_sql else ""
+    for repo in [r.resolve() for r in (a.repo or [HERE])]:
+        for sql, label in ((("", str(repo)),) + (((extra, f"{repo} + {a.extra_sql}"),) if extra else ())):
+            s = await create(admin_dsn, repo, a.jobs, sql, label)
+            await s.explain()
+            subjects.append(s)
+
+
+def print_shapes(s, show_plans: bool) -> None:
+    """A subject's EXPLAIN lines and its claim/complete PG CPU per job for each shape."""
+    for key in ("claim100", "complete100"):
+        print(f"   EXPLAIN {key}: {top_buffers(s.plans[key])}; "
+              f"{next((x for x in s.plans[key] if x.startswith('Execution Time')), '')}")
+        if show_plans:
+            print("\n".join("      " + x for x in s.plans[key]))
+    for label, _ in SHAPES:
+        claims = [c for c, _ in s.cpu[label]]
+        completes = [d for _, d in s.cpu[label]]
+        print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
+              f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
+
+
+async def main() -> None:
+    a = arguments(__doc__)
     cluster = None if a.dsn else Cluster()
     subjects: list[Subject] = []
     try:
-        admin_dsn = a.dsn or cluster.dsn
-        for repo in repos:
-            for sql, label in ((("", str(repo)),) + (((extra, f"{repo} + {a.extra_sql}"),) if extra else ())):
-                s = await Subject.create(admin_dsn, repo, a.jobs, sql, label)
-                await s.explain()
-                subjects.append(s)
+        await add_subjects(subjects, a, a.dsn or cluster.dsn, Subject.create)
         for r in range(a.rounds):
             for s in subjects if r % 2 == 0 else subjects[::-1]:
                 for label, n in SHAPES:
@@ -240,16 +263,7 @@ async def main() -> None:
     print(f"backlog: {a.jobs:,} pending jobs (statistics not seen); {a.rounds} alternating rounds")
     for s in subjects:
         print(f"== {s.label}")
-        for key in ("claim100", "complete100"):
-            print(f"   EXPLAIN {key}: {top_buffers(s.plans[key])}; "
-                  f"{next((x for x in s.plans[key] if x.startswith('Execution Time')), '')}")
-            if a.plans:
-                print("\n".join("      " + x for x in s.plans[key]))
-        for label, _ in SHAPES:
-            claims = [c for c, _ in s.cpu[label]]
-            completes = [d for _, d in s.cpu[label]]
-            print(f"   {label:8s} PG CPU per job: claim {statistics.median(claims):7.1f} us (min {min(claims):7.1f}),"
-                  f" complete {statistics.median(completes):7.1f} us (min {min(completes):7.1f})")
+        print_shapes(s, a.plans)
         print("   lifecycle of 100 (enqueue, claim, complete, vacuum) per job:")
         for stage in LIFE:
             cpu = [c for c, _ in s.life[stage]]
