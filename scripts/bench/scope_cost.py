@@ -38,7 +38,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from spooled.store.sql import load  # noqa: E402
-from statement_cost import (FILL, SHAPES, Cluster, add_subjects, arguments, cpu_secs, dsn_for,  # noqa: E402
+from statement_cost import (SHAPES, Cluster, add_subjects, arguments, backlog_database, cpu_secs,  # noqa: E402
                             print_shapes)  # (the shared rig)
 
 SINGLES = ("insert", "heartbeat", "fail")                        # per statement, one job each
@@ -61,22 +61,9 @@ class Subject:
 
     @classmethod
     async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str, label: str) -> "Subject":
-        name = f"cost_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        con = await asyncpg.connect(dsn_for(admin_dsn, name))
-        await con.execute((repo / "schema.sql").read_text())
-        if extra_sql:
-            await con.execute(extra_sql)
-        org = await con.fetchval("INSERT INTO organizations (name, slug) VALUES ('bench', 'bench') RETURNING id")
-        await con.execute(FILL, org, "other", 20_000)
-        await con.execute("ANALYZE jobs")
-        await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
+        con, org, dsn = await backlog_database(admin_dsn, repo, jobs, extra_sql)
         subject = cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
-        subject.dsn = dsn_for(admin_dsn, name)
+        subject.dsn = dsn
         return subject
 
     def claim_args(self, n: int) -> tuple:

@@ -94,6 +94,29 @@ def unrestricted_args(stmt, **values) -> list:
     return stmt.args(**values)
 
 
+async def backlog_database(admin_dsn: str, repo: Path, jobs: int, extra_sql: str
+                           ) -> tuple[asyncpg.Connection, uuid.UUID, str]:
+    """A new database with `repo`'s schema (and `extra_sql`), one organization, 20,000 analyzed jobs in queue
+    'other' and `jobs` more in 'big' that the statistics have not seen (the worst case): its connection, the
+    organization and the database's DSN."""
+    name = f"cost_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = dsn_for(admin_dsn, name)
+    con = await asyncpg.connect(dsn)
+    await con.execute((repo / "schema.sql").read_text())
+    if extra_sql:
+        await con.execute(extra_sql)
+    org = await con.fetchval("INSERT INTO organizations (name, slug) VALUES ('bench', 'bench') RETURNING id")
+    await con.execute(FILL, org, "other", 20_000)
+    await con.execute("ANALYZE jobs")
+    await con.execute(FILL, org, "big", jobs)
+    return con, org, dsn
+
+
 class Subject:
     """One checkout's database, statements and connection."""
 
@@ -107,20 +130,7 @@ class Subject:
 
     @classmethod
     async def create(cls, admin_dsn: str, repo: Path, jobs: int, extra_sql: str, label: str) -> "Subject":
-        name = f"cost_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        con = await asyncpg.connect(dsn_for(admin_dsn, name))
-        await con.execute((repo / "schema.sql").read_text())
-        if extra_sql:
-            await con.execute(extra_sql)
-        org = await con.fetchval("INSERT INTO organizations (name, slug) VALUES ('bench', 'bench') RETURNING id")
-        await con.execute(FILL, org, "other", 20_000)
-        await con.execute("ANALYZE jobs")
-        await con.execute(FILL, org, "big", jobs)      # a backlog the statistics have not seen (worst case)
+        con, org, _ = await backlog_database(admin_dsn, repo, jobs, extra_sql)
         await con.execute("VACUUM jobs, job_history")  # the backlog all-visible: the lifecycle's VACUUM prices its own
         return cls(repo, con, org, await con.fetchval("SELECT pg_backend_pid()"), label)
 
