@@ -116,13 +116,18 @@ class JobStore:
         return await self._db.run(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------
-    async def claim(self, org: uuid.UUID, queue: str, worker_id: str, limit: int, lease_secs: float, *,
-                    now: Now = None) -> Claimed:
-        """Lease up to `limit` pending jobs of the queue in claim order (one statement)."""
-        rows = await self._db.fetch(Q.job_claim, org=org, queue=queue, worker_id=worker_id, limit=limit,
-                                    lease_secs=lease_secs, now=now)
-        return Claimed([from_row(Job, r) for r in rows], [(r["started_at"] - r["run_at"]).total_seconds()
-                                                          for r in rows])
+    async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,
+                    now: Now = None) -> list[Claimed]:
+        """Lease pending jobs of the queue to each claimer (worker_id, limit, lease_secs) in one statement, in claim
+        order, claimer after claimer in the order given; what each claimer got."""
+        rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, workers=[c[0] for c in claimers],
+                                    limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
+        out = [Claimed([], []) for _ in claimers]
+        for r in rows:
+            got = out[r["claimer"] - 1]
+            got.jobs.append(from_row(Job, r))
+            got.queued_secs.append((r["started_at"] - r["run_at"]).total_seconds())
+        return out
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,

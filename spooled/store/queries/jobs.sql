@@ -47,6 +47,13 @@ WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id =
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
 
+-- name: job_claim_group
+-- One claim for several concurrent claimers of one queue (spooled_claim_jobs_for in schema.sql): the rules of
+-- job_claim, jobs handed claimer after claimer in the order given; each row names its claimer (1-based).
+SELECT c.claimer, (c.job).* FROM spooled_claim_jobs_for($org, $queue, coalesce($now::timestamptz, now()),
+                                                         $workers::text[], $limits::int[], $lease_secs::float8[]) AS c
+ORDER BY c.claimer, (c.job).priority DESC, (c.job).run_at, (c.job).id
+
 -- name: job_claim
 -- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
 -- (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its
