@@ -244,15 +244,15 @@ $fn$;
 -- (the row records the claim: started_at and last_worker_id, no history row; migration 0010). Concurrent claimers
 -- of a queue share it (services/grouping.py): jobs go claimer after claimer in the order given, in claim order, so
 -- the first claimer gets the first `p_limits[1]` jobs, the next the following ones; each job gets its own lease,
--- its claimer's worker and lease duration; `claimer` is the claimer's ordinal (1-based) in the arrays (migration
--- 0015). A function only to pin its plan: a prepared statement keeps the generic plan made when it was first run,
+-- its claimer's worker and lease duration; `claimer` is the claimer's ordinal (1-based) in the arrays, `more`
+-- whether ready jobs are left (the claimers' wakeups pass on only then; migration 0015). A function only to pin its plan: a prepared statement keeps the generic plan made when it was first run,
 -- and made on a small (or never analyzed) jobs table that plan joined the picked ids to jobs with a sequential scan,
 -- read on every claim once the table had grown (measured: 1,500 buffers and ~2 ms per claim at 20,000 rows, until
 -- an autovacuum replanned it). With sequential scans off the join is by primary key whatever the statistics said
 -- (and with JIT off: a plan costed by disabled scans must never pay for compiling itself).
 CREATE FUNCTION spooled_claim_jobs_for(p_org uuid, p_queue text, p_now timestamptz, p_workers text[],
                                        p_limits int[], p_lease_secs float8[])
-RETURNS TABLE (claimer int, job jobs) LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
+RETURNS TABLE (claimer int, job jobs, more boolean) LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
 BEGIN
     RETURN QUERY
         WITH w AS (
@@ -273,7 +273,11 @@ BEGIN
             FROM a WHERE j.id = a.id
             RETURNING a.ord, j
         )
-        SELECT u.ord, u.j FROM u;
+        SELECT u.ord, u.j, EXISTS (      -- ready jobs left beyond these (or held by other claimers right now)
+            SELECT 1 FROM jobs r
+            WHERE r.organization_id = p_org AND r.queue_name = p_queue AND r.status = 'pending' AND r.dependencies_met
+              AND (r.expires_at IS NULL OR r.expires_at > p_now) AND r.id NOT IN (SELECT c.id FROM c))
+        FROM u;
 END
 $fn$;
 

@@ -128,21 +128,23 @@ async def test_a_claimer_cancelled_while_the_shared_statement_runs_leases_nothin
             n.start_soon(one, "quitter", quitter)              # runnable together: one statement for both
             await spy.started.wait()
             await wait_all_tasks_blocked()
-            assert [[c[0] for c in claimers] for _, _, claimers in spy.calls] == [["leader", "quitter"]]
+            assert [sorted(c[0] for c in claimers) for _, _, claimers in spy.calls] == [["leader", "quitter"]]
             quitter.cancel()                                   # while the shared statement is held
             await wait_all_tasks_blocked()
             spy.gates[0].set()
+    # claimer after claimer in arrival order: the first gets the first job in claim order, the next the second
+    leaders, quitters = (first, second) if spy.calls[0][2][0][0] == "leader" else (second, first)
     assert "quitter" not in got
-    assert [str(j.id) for j in got["leader"]] == [first["id"]]
+    assert [str(j.id) for j in got["leader"]] == [leaders["id"]]
     state = {str(r["id"]): r for r in await rows(
         server, "SELECT id, status::text, lease_id, assigned_worker_id, retry_count FROM jobs")}
-    assert state[second["id"]]["status"] == "pending" and state[second["id"]]["lease_id"] is None
-    assert state[second["id"]]["assigned_worker_id"] is None and state[second["id"]]["retry_count"] == 0
+    assert state[quitters["id"]]["status"] == "pending" and state[quitters["id"]]["lease_id"] is None
+    assert state[quitters["id"]]["assigned_worker_id"] is None and state[quitters["id"]]["retry_count"] == 0
     assert state[third["id"]]["status"] == "pending"
     # given back as if never claimed: the next claimer gets it, in its place in the claim order
     spy.gated = False
     again = await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="cancel", worker_id="next"))
-    assert [str(j.id) for j in again] == [second["id"]]
+    assert [str(j.id) for j in again] == [quitters["id"]]
     held = await rows(server, "SELECT id FROM jobs WHERE status = 'processing'")
     assert sorted(str(r["id"]) for r in held) == sorted([first["id"], second["id"]])
 
@@ -241,7 +243,7 @@ async def test_grouper_gives_back_what_a_cancelled_caller_got_and_drops_what_it_
             await wait_all_tasks_blocked()
             n.start_soon(one, "queued")                        # behind the running flush
             await wait_all_tasks_blocked()
-            assert fake.calls == [["leader", "inflight"]]
+            assert [sorted(c) for c in fake.calls] == [["inflight", "leader"]]
             scopes["inflight"].cancel()
             scopes["queued"].cancel()
             scopes["leader"].cancel()                          # even the flusher: its own share goes back
@@ -249,7 +251,7 @@ async def test_grouper_gives_back_what_a_cancelled_caller_got_and_drops_what_it_
             fake.gates[0].set()
     assert results == {}
     assert sorted(fake.abandoned) == [["inflight"], ["leader"]]
-    assert fake.calls == [["leader", "inflight"]]              # "queued" never ran
+    assert [sorted(c) for c in fake.calls] == [["inflight", "leader"]]   # "queued" never ran
     with trio.fail_after(5):                                   # and the grouper still serves
         async with trio.open_nursery() as n:
             scopes["after"] = trio.CancelScope()
@@ -257,3 +259,70 @@ async def test_grouper_gives_back_what_a_cancelled_caller_got_and_drops_what_it_
             await wait_all_tasks_blocked()
             fake.gates[1].set()
     assert results == {"after": ["after"]}
+
+
+async def test_grouper_runs_up_to_its_concurrency_per_scope_and_scopes_apart():
+    fake = GatedClaims()
+    g = Grouper(fake.flush, concurrency=2)
+    results = {}
+
+    async def one(scope, name):
+        results[name] = await g.submit(scope, name)
+
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            n.start_soon(one, "q", "a")
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "q", "b")                        # a slot is free: its own flush, at once
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "q", "c")                        # both busy: waits, and groups with the next
+            n.start_soon(one, "q", "d")
+            n.start_soon(one, "other", "x")                    # another scope never waits for this one
+            await wait_all_tasks_blocked()
+            assert fake.calls == [["a"], ["b"], ["x"]]
+            fake.gates[1].set()                                # b's flush ends: c and d go together
+            await wait_all_tasks_blocked()
+            assert sorted(fake.calls[3]) == ["c", "d"]
+            for gate in fake.gates:
+                gate.set()
+    assert results == {k: [k] for k in "abcdx"}
+
+
+async def test_a_full_claim_passes_the_wake_on_only_while_jobs_are_left(api, server):
+    jobs = server.services.jobs
+    got: list[list] = []
+
+    async def waiter(i: int):
+        got.append(await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="pass", worker_id=f"w{i}",
+                                                                    wait_secs=10)))
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            for i in range(3):
+                n.start_soon(waiter, i)
+            while server.services.wakeups.waiter_count(api.org_id, "pass") < 3:
+                await trio.sleep(0.01)
+            spy = StatementSpy(jobs)
+            await enqueue(api, queue="pass")
+            while not got:
+                await trio.sleep(0.01)
+            await wait_all_tasks_blocked()
+            assert len(spy.calls) == 1                         # nothing left: the other two were not woken
+            assert server.services.wakeups.waiter_count(api.org_id, "pass") == 2
+            # jobs left after a full claim (two jobs, written without their NOTIFY, and one wake): the wake goes on
+            async def quiet_insert(con):
+                async with con.transaction():
+                    await con.execute("SET LOCAL session_replication_role = replica")   # no triggers: no NOTIFY
+                    await con.execute(
+                        "INSERT INTO jobs (id, organization_id, queue_name, status, payload, max_retries,"
+                        " timeout_seconds, run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, 'pass',"
+                        " 'pending', '{}', 3, 300, now(), now(), now() FROM generate_series(1, 2)",
+                        uuid.UUID(api.org_id))
+            await server.services.db.run(quiet_insert)
+            server.services.wakeups.notify(api.org_id, "pass", 1)
+            while len(got) < 2:
+                await trio.sleep(0.01)
+            await wait_all_tasks_blocked()
+            assert len(spy.calls) == 3                         # the woken one passed its wake on at once
+            while len(got) < 3:
+                await trio.sleep(0.01)
+    assert sorted(len(g) for g in got) == [1, 1, 1]

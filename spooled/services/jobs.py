@@ -88,7 +88,7 @@ class Jobs:
         self._streams = streams
         self._max_payload = max_payload_bytes
         self._completions = Grouper(self.complete_many)
-        self._claims = Grouper(self._claim_group, abandoned=self._give_back)
+        self._claims = Grouper(self._claim_group, concurrency=2, abandoned=self._give_back)
         self._metrics = metrics if metrics is not None else Metrics(None)
         self._tracing = tracing if tracing is not None else Tracing()
 
@@ -206,8 +206,8 @@ class Jobs:
                             self._wakeups.notify(org, queue)   # we will not claim: pass the wake on
                         raise
                     continue
-                pass_on = w.woken or len(jobs) == c.limit
-            if pass_on:   # woken while claiming, or a full batch: more may be there for the next waiter
+                pass_on = w.woken or (len(jobs) == c.limit and claimed.more)
+            if pass_on:   # woken while claiming, or a full batch with jobs left: for the next waiter
                 self._wakeups.notify(org, queue)
             m = self._metrics   # no checkpoint from the claim to the return (see above)
             m.claim_waited(trio.current_time() - started, True)

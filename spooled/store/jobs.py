@@ -56,6 +56,7 @@ class InsertOutcome:
 class Claimed:
     jobs: list[Job]
     queued_secs: list[float]    # per job: from when it became due (run_at) to its start
+    more: bool = False          # ready jobs were left after this claim (or held by other claimers at that moment)
 
 
 @attrs.frozen
@@ -119,15 +120,17 @@ class JobStore:
     async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,
                     now: Now = None) -> list[Claimed]:
         """Lease pending jobs of the queue to each claimer (worker_id, limit, lease_secs) in one statement, in claim
-        order, claimer after claimer in the order given; what each claimer got."""
+        order, claimer after claimer in the order given; what each claimer got (`more`: whether ready jobs were
+        left, the same for all)."""
         rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, workers=[c[0] for c in claimers],
                                     limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
-        out = [Claimed([], []) for _ in claimers]
+        got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
         for r in rows:
-            got = out[r["claimer"] - 1]
-            got.jobs.append(from_row(Job, r))
-            got.queued_secs.append((r["started_at"] - r["run_at"]).total_seconds())
-        return out
+            jobs, queued = got[r["claimer"] - 1]
+            jobs.append(from_row(Job, r))
+            queued.append((r["started_at"] - r["run_at"]).total_seconds())
+        more = bool(rows) and rows[0]["more"]
+        return [Claimed(jobs, queued, more) for jobs, queued in got]
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,

@@ -4,12 +4,13 @@
 -- Lease ready jobs to several claimers at once, in claim order (spooled_ready_jobs: paused queue, expires_at,
 -- dependencies), claimer after claimer in the order given: the first claimer gets the first `p_limits[1]` jobs,
 -- the next the following ones, and so on, so jobs go to claimers in arrival order. Each job gets its own lease,
--- its claimer's worker and lease duration; `claimer` is the claimer's ordinal (1-based) in the arrays. One
+-- its claimer's worker and lease duration; `claimer` is the claimer's ordinal (1-based) in the arrays, `more`
+-- whether ready jobs are left (the claimers' wakeups pass on only then). One
 -- statement: the `jobs_updated` trigger reports every job of the batch, as for a single claim. Pinned like
 -- spooled_claim_jobs (migration 0008): sequential scans and JIT off.
 CREATE FUNCTION spooled_claim_jobs_for(p_org uuid, p_queue text, p_now timestamptz, p_workers text[],
                                        p_limits int[], p_lease_secs float8[])
-RETURNS TABLE (claimer int, job jobs) LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
+RETURNS TABLE (claimer int, job jobs, more boolean) LANGUAGE plpgsql ROWS 10 SET enable_seqscan = off SET jit = off AS $fn$
 BEGIN
     RETURN QUERY
         WITH w AS (
@@ -30,7 +31,11 @@ BEGIN
             FROM a WHERE j.id = a.id
             RETURNING a.ord, j
         )
-        SELECT u.ord, u.j FROM u;
+        SELECT u.ord, u.j, EXISTS (      -- ready jobs left beyond these (or held by other claimers right now)
+            SELECT 1 FROM jobs r
+            WHERE r.organization_id = p_org AND r.queue_name = p_queue AND r.status = 'pending' AND r.dependencies_met
+              AND (r.expires_at IS NULL OR r.expires_at > p_now) AND r.id NOT IN (SELECT c.id FROM c))
+        FROM u;
 END
 $fn$;
 

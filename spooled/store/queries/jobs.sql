@@ -49,8 +49,9 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 
 -- name: job_claim_group
 -- One claim for several concurrent claimers of one queue (spooled_claim_jobs_for in schema.sql): the rules of
--- job_claim, jobs handed claimer after claimer in the order given; each row names its claimer (1-based).
-SELECT c.claimer, (c.job).* FROM spooled_claim_jobs_for($org, $queue, coalesce($now::timestamptz, now()),
+-- job_claim, jobs handed claimer after claimer in the order given; each row names its claimer (1-based) and
+-- whether ready jobs are left (`more`).
+SELECT c.claimer, c.more, (c.job).* FROM spooled_claim_jobs_for($org, $queue, coalesce($now::timestamptz, now()),
                                                          $workers::text[], $limits::int[], $lease_secs::float8[]) AS c
 ORDER BY c.claimer, (c.job).priority DESC, (c.job).run_at, (c.job).id
 
