@@ -45,6 +45,18 @@ async def rows(server, sql: str, *args):
     return await server.services.db.run(lambda con: con.fetch(sql, *args))
 
 
+async def start_waiters(nursery, server, org: str, queue: str, n: int, got: list) -> None:
+    """n long polls on `queue` (their results appended to `got`); returns once all of them wait."""
+    async def waiter(i: int):
+        got.append(await server.services.jobs.claim(Scope(org), inputs.Claim(queue_name=queue, worker_id=f"w{i}",
+                                                                             wait_secs=10)))
+    for i in range(n):
+        nursery.start_soon(waiter, i)
+    while server.services.wakeups.waiter_count(org, queue) < n:
+        await trio.sleep(0.01)
+    await wait_all_tasks_blocked()
+
+
 async def test_one_statement_hands_each_claimer_its_own_jobs_in_claim_order(api, server):
     ids = [(await enqueue(api, queue="order", priority=p))["id"] for p in (1, 5, 3, 4, 2)]
     by_priority = [ids[i] for i in (1, 3, 2, 4, 0)]            # claim order: priority 5, 4, 3, 2, 1
@@ -181,17 +193,9 @@ async def test_organizations_and_key_scopes_never_share_a_statement(api, other_a
 async def test_waiters_woken_by_one_notify_share_one_statement(api, server):
     jobs = server.services.jobs
     got: list[list] = []
-
-    async def waiter(i: int):
-        got.append(await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="herd", worker_id=f"w{i}",
-                                                                    wait_secs=10)))
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
-            for i in range(6):
-                n.start_soon(waiter, i)
-            while server.services.wakeups.waiter_count(api.org_id, "herd") < 6:
-                await trio.sleep(0.01)
-            await wait_all_tasks_blocked()
+            await start_waiters(n, server, api.org_id, "herd", 6, got)
             spy = StatementSpy(jobs)
             r = await api.post("/api/v1/jobs/bulk", json={"queue_name": "herd", "jobs": [{"payload": {}}] * 4})
             assert r.status_code == 200
@@ -291,16 +295,9 @@ async def test_grouper_runs_up_to_its_concurrency_per_scope_and_scopes_apart():
 async def test_a_full_claim_passes_the_wake_on_only_while_jobs_are_left(api, server):
     jobs = server.services.jobs
     got: list[list] = []
-
-    async def waiter(i: int):
-        got.append(await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="pass", worker_id=f"w{i}",
-                                                                    wait_secs=10)))
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
-            for i in range(3):
-                n.start_soon(waiter, i)
-            while server.services.wakeups.waiter_count(api.org_id, "pass") < 3:
-                await trio.sleep(0.01)
+            await start_waiters(n, server, api.org_id, "pass", 3, got)
             spy = StatementSpy(jobs)
             await enqueue(api, queue="pass")
             while not got:
