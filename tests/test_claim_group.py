@@ -323,3 +323,10 @@ async def test_a_full_claim_passes_the_wake_on_only_while_jobs_are_left(api, ser
             while len(got) < 3:
                 await trio.sleep(0.01)
     assert sorted(len(g) for g in got) == [1, 1, 1]
+
+
+async def test_the_group_claim_is_pinned_to_generic_plans(api, server):
+    """A custom plan sees the arrays' length: for one claimer it looked cheaper than the generic one and the query
+    was planned again on every call (docs/benchmarks.md); the function runs with generic plans, by primary key."""
+    (config,) = await rows(server, "SELECT proconfig FROM pg_proc WHERE proname = 'spooled_claim_jobs_for'")
+    assert {"plan_cache_mode=force_generic_plan", "enable_seqscan=off", "jit=off"} <= set(config["proconfig"])
