@@ -52,8 +52,14 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 -- (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its
 -- expires_at is left for the reaper to cancel. The job row records the claim (started_at, last_worker_id): no
 -- history row; its `started` events come from the jobs_updated trigger.
-SELECT * FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
-                                 $lease_secs::float8)
+-- The columns are the Job model's fields in its order, then run_at (JobStore.claim builds each Job from the
+-- row's values by position: up to 100 rows a call; tests/test_foundation.py checks the order).
+SELECT id, organization_id, queue_name, status, payload, result, priority, max_retries, retry_count,
+       timeout_seconds, last_error, tags, idempotency_key, completion_webhook, scheduled_at, started_at,
+       completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at, updated_at,
+       parent_job_id, workflow_id, dependency_mode, dependencies_met, traceparent, tracestate, run_at
+FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
+                        $lease_secs::float8)
 ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
