@@ -51,16 +51,24 @@ FROM generate_series(1, $2) g,
 """
 
 
-def statements(q, org: uuid.UUID) -> list[tuple[str, str, list]]:
+def listing_of(repo: Path):
+    """`list_jobs_sql` of the checkout `repo` (its own module, not this one's)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"listing_{uuid.uuid4().hex}", repo / "spooled/store/listing.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.list_jobs_sql
+
+
+def statements(q, org: uuid.UUID, list_jobs_sql) -> list[tuple[str, str, list]]:
     """(label, sql, args): the named statements with their arguments, and the listing's default pages."""
     from spooled.domain.inputs import JobFilter
-    from spooled.store.listing import list_jobs_sql
 
     def named(statement: str, **values):
         stmt = q.get(statement)
         if stmt is None:
             return None
-        queues = values.pop("queues", [])
+        queues = values.pop("queues", []) if stmt.scoped is not None else values.get("queues", [])
         label = f"{statement} (queues {queues})" if queues else statement
         try:
             sql, *args = stmt.bind(queues=queues, **values) if stmt.scoped is not None else (
@@ -80,6 +88,7 @@ def statements(q, org: uuid.UUID) -> list[tuple[str, str, list]]:
         named("dlq_count", org=org, queue="small", queues=[]),
         named("dashboard_jobs", org=org, cap=10000, now=None),
         named("dashboard_jobs_in_queues", org=org, cap=10000, now=None, queues=["small"]),
+        named("queue_delete_jobs", org=org, name="small"),
         named("dashboard_queues", org=org, max_queues=100, cap=10000, running_cap=10000, queues=[]),
     ]
     for label, f in (("list: org, newest first", JobFilter()),
@@ -123,14 +132,20 @@ async def main(a) -> None:
         print(f"{a.jobs:,} jobs in one organization, 10 queues ('small': a tenth of them)")
         results: dict[str, list[str]] = {}
         for repo, con, org, q in subjects:
-            for label, sql, args in statements(q, org):
+            for label, sql, args in statements(q, org, listing_of(repo.resolve())):
                 args = fix_args(sql, args)
-                await con.fetch(sql, *args)
-                plan = "\n".join(r[0] for r in await con.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args))
+                tr = con.transaction()                  # rolled back: a statement that writes changes nothing
+                await tr.start()
+                try:
+                    await con.fetch(sql, *args)
+                    plan = "\n".join(r[0] for r in await con.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", *args))
+                finally:
+                    await tr.rollback()
                 time = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
                 hits = re.search(r"Buffers: shared hit=(\d+)", plan)
-                used = sorted(set(re.findall(r"(?:Index|Index Only|Bitmap Index) Scan (?:Backward )?using (\w+)",
+                used = sorted(set(re.findall(r"Index (?:Only )?Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)",
                                              plan)) | ({"Seq Scan"} if "Seq Scan on jobs" in plan else set()))
+                used = sorted({u for pair in used for u in (pair if isinstance(pair, tuple) else (pair,)) if u})
                 results.setdefault(label, []).append(
                     f"   {repo}: {float(time):9.2f} ms, {hits.group(1) if hits else '?'} buffers, {', '.join(used)}")
                 if a.plans:

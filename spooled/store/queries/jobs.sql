@@ -244,22 +244,8 @@ ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool T
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
--- By state, each part through an index that holds its rows (migration 0013: no index of `jobs` has every row
--- by queue any more): the states neither a claim nor a completion produces through jobs_org_queue_open_idx
--- (by queue for a restricted caller), processing jobs through jobs_lease_idx, completed ones through
--- jobs_org_finished_idx. A state without jobs is absent.
-SELECT status, count(*) AS n FROM jobs
-WHERE organization_id = $org AND status NOT IN ('processing', 'completed') AND $scope(queue_name = ANY ($queues::text[]))
+SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
 GROUP BY status
-UNION ALL
-SELECT 'processing', count(*) FROM jobs
-WHERE organization_id = $org AND status = 'processing' AND $scope(queue_name = ANY ($queues::text[]))
-HAVING count(*) > 0
-UNION ALL
-SELECT 'completed', count(*) FROM jobs
-WHERE organization_id = $org AND status = 'completed' AND completed_at IS NOT NULL
-  AND $scope(queue_name = ANY ($queues::text[]))
-HAVING count(*) > 0
 
 -- name: dlq_retry
 WITH pick AS (

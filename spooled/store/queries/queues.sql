@@ -38,11 +38,8 @@ SELECT * FROM queues WHERE organization_id = $org AND $scope(name = ANY ($queues
 ORDER BY name
 
 -- name: queue_active_jobs
--- Two counts, so that each has an index: pending and scheduled jobs are jobs_org_queue_open_idx's, processing
--- ones jobs_lease_idx's (as one `status IN (...)` no index holds them all: migration 0013).
-SELECT (SELECT count(*) FROM jobs
-        WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled'))
-     + (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = $name AND status = 'processing')
+SELECT count(*) FROM jobs
+WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled', 'processing')
 
 -- name: queue_delete_jobs
 DELETE FROM jobs WHERE organization_id = $org AND queue_name = $name
@@ -87,7 +84,7 @@ FROM jobs WHERE organization_id = $org AND queue_name = $name
 
 -- name: queue_throughput
 -- Finished jobs per bucket of $bucket_secs since $since, by their current state (a retried dead letter no
--- longer counts).
+-- longer counts). Reads the queue's finished rows through jobs_org_queue_status_idx, like queue_stats.
 SELECT to_timestamp(floor(extract(epoch FROM completed_at) / $bucket_secs) * $bucket_secs) AS start,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status IN ('failed', 'deadletter')) AS failed
