@@ -69,7 +69,8 @@ ORDER BY priority DESC, run_at, id
 -- fence: u is joined back on (id, lease or worker), never on the job id alone, so a stale and a current
 -- completion of one job in one batch cannot both report success. `p` is the pre-statement snapshot of each
 -- item's job (every part of one statement reads the same snapshot): it tells a missing job, a stale lease and
--- an idempotent replay apart. A completed job keeps the lease that completed it (completed_lease_id) and its
+-- an idempotent replay apart, so it is read only for the items that were not completed (`u.id IS NULL`: a
+-- one-time filter, no second primary-key lookup per completed job). A completed job keeps the lease that completed it (completed_lease_id) and its
 -- last worker (last_worker_id), never shown, for replays (a job completed before migration 0010 has its worker
 -- in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
 -- Plan: the jobs are found by primary key only, whatever the statistics say. No condition here names a column
@@ -113,7 +114,7 @@ SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name
        END AS replay
 FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
        LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
-                          WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE
+                          WHERE u.id IS NULL AND j.id = c.id AND (j.organization_id = $org) IS TRUE
                             AND $scope(ARRAY[j.queue_name] <@ $queues::text[]) OFFSET 0) p ON true
 ORDER BY c.ord
 
