@@ -70,9 +70,9 @@ ORDER BY priority DESC, run_at, id
 -- completion of one job in one batch cannot both report success. `p` is the pre-statement snapshot of each
 -- item's job (every part of one statement reads the same snapshot): it tells a missing job, a stale lease and
 -- an idempotent replay apart, so it is read only for the items that were not completed (`u.id IS NULL`: a
--- one-time filter, no second primary-key lookup per completed job). A completed job keeps the lease that completed it (completed_lease_id) and its
--- last worker (last_worker_id), never shown, for replays (a job completed before migration 0010 has its worker
--- in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
+-- one-time filter, no second primary-key lookup per completed job). A completed job keeps the lease that
+-- completed it (completed_lease_id) and its last worker (last_worker_id), never shown, for replays (a job
+-- completed before migration 0010 has its worker in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
 -- Plan: the jobs are found by primary key only, whatever the statistics say. No condition here names a column
 -- another index leads with or a status a partial index is defined by (`processing` is implied by an unexpired
 -- lease: jobs_processing_lease_check), and the organization is checked on the row, not in the join: with stale
