@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from statement_cost import Cluster, dsn_for  # noqa: E402
+from statement_cost import Cluster, organization_database  # noqa: E402
 from spooled.store.sql import load  # noqa: E402
 
 FILL = """
@@ -101,15 +101,7 @@ def statements(q, org: uuid.UUID, list_jobs_sql) -> list[tuple[str, str, list]]:
 
 
 async def database(admin_dsn: str, repo: Path, jobs: int) -> tuple[asyncpg.Connection, uuid.UUID]:
-    name = f"plans_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    con = await asyncpg.connect(dsn_for(admin_dsn, name))
-    await con.execute((repo / "schema.sql").read_text())
-    org = await con.fetchval("INSERT INTO organizations (name, slug) VALUES ('bench', 'bench') RETURNING id")
+    con, org, _ = await organization_database(admin_dsn, repo, prefix="plans")
     await con.execute(FILL, org, jobs)
     await con.execute("VACUUM ANALYZE jobs")
     return con, org
@@ -143,9 +135,8 @@ async def main(a) -> None:
                     await tr.rollback()
                 time = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
                 hits = re.search(r"Buffers: shared hit=(\d+)", plan)
-                used = sorted(set(re.findall(r"Index (?:Only )?Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)",
-                                             plan)) | ({"Seq Scan"} if "Seq Scan on jobs" in plan else set()))
-                used = sorted({u for pair in used for u in (pair if isinstance(pair, tuple) else (pair,)) if u})
+                scans = re.findall(r"Index (?:Only )?Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)", plan)
+                used = sorted({a or b for a, b in scans} | ({"Seq Scan"} if "Seq Scan on jobs" in plan else set()))
                 results.setdefault(label, []).append(
                     f"   {repo}: {float(time):9.2f} ms, {hits.group(1) if hits else '?'} buffers, {', '.join(used)}")
                 if a.plans:
