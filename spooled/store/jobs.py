@@ -125,14 +125,16 @@ class JobStore:
         rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, workers=[c[0] for c in claimers],
                                     limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
         got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
-        for r in rows:
-            jobs, queued = got[r["claimer"] - 1]
-            jobs.append(from_row(Job, r))
-            queued.append((r["started_at"] - r["run_at"]).total_seconds())
-        more = bool(rows) and rows[0]["more"]
+        more = False
+        for r in rows:      # the columns: Job's fields in order, then run_at, claimer, more (job_claim_group)
+            *fields, run_at, claimer, more = r
+            job = Job(*fields)
+            jobs, queued = got[claimer - 1]
+            jobs.append(job)
+            queued.append((job.started_at - run_at).total_seconds())
         return [Claimed(jobs, queued, more) for jobs, queued in got]
 
-    async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
+    async def complete(self, org: uuid.UUID, ids: list[uuid.UUID | str], leases: list[uuid.UUID | str | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,
                        now: Now = None) -> list[CompleteOutcome]:
         """Complete every item in one statement, each fenced by its lease (or, without one, its worker); the
