@@ -49,7 +49,7 @@ async def test_rest_batch_with_stale_and_current_completion_of_one_job(api, serv
 
 
 async def test_grouped_single_completions_stale_and_current(api, server):
-    """Concurrent single completes share one statement (CompletionGrouper): the stale one must still fail."""
+    """Concurrent single completes share one statement (services/grouping.py): the stale one must still fail."""
     with trio.fail_after(30):
         jobs = server.services.jobs
         blocker = await enqueue(api, "other")
@@ -64,7 +64,7 @@ async def test_grouped_single_completions_stale_and_current(api, server):
             batches.append(sorted((i[0], i[1]) for i in items))
             if not flushing.is_set():            # hold the first flush until the other two are queued behind it
                 flushing.set()
-                while len(jobs._completions._queue) < 2:
+                while sum(len(lane.queue) for lane in jobs._completions._lanes.values()) < 2:
                     await trio.sleep(0.001)
             return await flush(org, items)
         jobs._completions._flush = spy

@@ -179,15 +179,17 @@ def test_every_named_statement_prepares(dsn):
 
 def test_the_claim_returns_the_job_fields_in_order(dsn):
     """JobStore.claim builds each Job from the claim's row by position: its columns are Job's fields in the
-    model's order, then run_at."""
-    async def columns():
+    model's order, then run_at (and, for the group claim, the row's claimer and `more`)."""
+    async def columns(stmt):
         con = await asyncpg.connect(dsn)
         try:
-            return [a.name for a in (await con.prepare(Q.job_claim.sql)).get_attributes()]
+            return [a.name for a in (await con.prepare(stmt.sql)).get_attributes()]
         finally:
             await con.close()
     import asyncio
-    assert asyncio.run(columns()) == [a.name for a in attrs.fields(Job)] + ["run_at"]
+    fields = [a.name for a in attrs.fields(Job)] + ["run_at"]
+    assert asyncio.run(columns(Q.job_claim)) == fields
+    assert asyncio.run(columns(Q.job_claim_group)) == fields + ["claimer", "more"]
 
 
 async def test_schema_applied_to_empty_database_and_idempotent(aio_loop, empty_dsn):

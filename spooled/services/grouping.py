@@ -1,10 +1,19 @@
-"""Group concurrent single completions into one statement (zero delay).
+"""Group concurrent single calls into one statement (zero delay): completions and claims (services/jobs.py).
 
-Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`) would each pay a
-crossing into asyncio and a commit. Here the first caller becomes the flusher: it takes what is queued (its own
-item and others'), runs one `job_complete` statement per scope (organization and queue restriction) for up to `max_batch` items, hands each
-waiter its result, and repeats until its own item is done; then, if items remain, it hands the flushing over to
-the oldest waiter. Nothing waits for a timer: an idle server flushes a lone completion at once.
+Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`), or claiming (REST
+`POST /jobs/claim`, gRPC `Dequeue`, long polls woken by one NOTIFY, stream refills) would each pay a crossing into
+asyncio and a commit. Here the first caller becomes the flusher: it lets the callers that are runnable at that
+moment join (one pass of the scheduler, no timer: the waiters one NOTIFY woke), takes what is queued (its own item
+and others'), runs one `flush` for up to `max_batch` items of its scope, hands each waiter its result, and repeats
+until its own item is done; then, if items remain, it hands the flushing over to the oldest waiter. Each scope
+has its own queue and up to `concurrency` flushes under way (claims: 2, so a claim arriving while one statement
+runs is not held behind it). Nothing waits for a timer: an idle server flushes a lone call at once.
+
+Cancellation: an item not flushed yet is dropped (it never happened). Once its flush is under way (shielded, it
+reports to everyone) the item's effect happens; without `abandoned` only the answer is lost (a completion), with
+it the result a cancelled caller will never see is handed to `abandoned` (shielded), which undoes it (a claim's
+jobs go back to pending): so `submit` either returns the result to a caller not cancelled, or raises Cancelled
+with the effect undone.
 """
 
 from __future__ import annotations
@@ -14,17 +23,16 @@ from typing import Any, Awaitable, Callable, Hashable
 
 import trio
 
-Item = tuple[str, Any, Any, Any]     # (job_id, lease_id, worker_id, result)
-
 
 class _Entry:
-    __slots__ = ("scope", "item", "woken", "finished", "lead", "result", "error")
+    __slots__ = ("item", "woken", "popped", "finished", "lead", "result", "error")
 
-    def __init__(self, scope: Hashable, item: Item) -> None:
-        self.scope, self.item = scope, item
+    def __init__(self, item: Any) -> None:
+        self.item = item
         self.woken = trio.Event()      # finished, or asked to flush next
+        self.popped = False            # taken into a flush
         self.finished = False
-        self.lead = False
+        self.lead = False              # holds one of its scope's flusher slots
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -33,60 +41,95 @@ class _Entry:
         self.woken.set()
 
 
-class CompletionGrouper:
-    def __init__(self, flush: Callable[[Any, list[Item]], Awaitable[list[Any]]], *, max_batch: int = 100):
+class _Lane:
+    """One scope's queued items and how many of its flushes are under way (or reserved)."""
+    __slots__ = ("queue", "leaders")
+
+    def __init__(self) -> None:
+        self.queue: collections.deque[_Entry] = collections.deque()
+        self.leaders = 0
+
+
+class Grouper:
+    def __init__(self, flush: Callable[[Any, list[Any]], Awaitable[list[Any]]], *, max_batch: int = 100,
+                 concurrency: int = 1, abandoned: Callable[[Any, Any], Awaitable[None]] | None = None):
+        """`flush(scope, items)` runs one statement for items of one scope; at most `concurrency` of a scope run
+        at once (a caller arriving while a flush runs and a slot is free starts another at once)."""
         self._flush = flush
         self._max = max_batch
-        self._queue: collections.deque[_Entry] = collections.deque()
-        self._flushing = False
+        self._concurrency = concurrency
+        self._abandoned = abandoned
+        self._lanes: dict[Hashable, _Lane] = {}
 
-    async def complete(self, scope: Hashable, item: Item) -> Any:
+    async def submit(self, scope: Hashable, item: Any) -> Any:
         """The result `flush` gave for this item (its error is raised here)."""
-        entry = _Entry(scope, item)
-        self._queue.append(entry)
-        if self._flushing:
-            try:
+        lane = self._lanes.get(scope)
+        if lane is None:
+            lane = self._lanes[scope] = _Lane()
+        entry = _Entry(item)
+        lane.queue.append(entry)
+        try:
+            if lane.leaders < self._concurrency:
+                lane.leaders += 1
+                entry.lead = True
+                await trio.sleep(0)                 # the callers runnable now join this flush
+            else:
+                await entry.woken.wait()            # finished, or asked to flush next
+            if entry.lead:
+                await self._lead(scope, lane, entry)   # no checkpoint but shielded flushes
+            if not entry.finished:                  # in another flush under way
+                entry.woken = trio.Event()
                 await entry.woken.wait()
-            except trio.Cancelled:
-                if not entry.finished and entry in self._queue:
-                    self._queue.remove(entry)       # not flushed yet: it never happened
-                    if entry.lead:                  # we were to flush next: pass that on, or the queue stalls
-                        self._flushing = False
-                        self._hand_over()
-                # else its flush is under way (another caller's, shielded): it happens; only the answer is lost
-                raise
-        if not entry.finished:                      # first in, or handed the flushing
-            await self._lead(entry)
+            if self._abandoned is not None:
+                await trio.lowlevel.checkpoint_if_cancelled()   # cancelled while flushing: undo, below
+        except trio.Cancelled:
+            if entry.lead:                          # a flusher slot it will not use: pass it on
+                entry.lead = False
+                lane.leaders -= 1
+            if not entry.popped:                    # not flushed yet: it never happened
+                lane.queue.remove(entry)
+            self._hand_over(scope, lane)
+            if entry.popped and self._abandoned is not None:   # its flush ran or runs (shielded): undo it
+                with trio.CancelScope(shield=True):
+                    if not entry.finished:
+                        await entry.woken.wait()
+                    if entry.error is None:
+                        await self._abandoned(scope, entry.result)
+            raise
         if entry.error is not None:
             raise entry.error
         return entry.result
 
-    async def _lead(self, own: _Entry) -> None:
-        self._flushing = True
+    async def _lead(self, scope: Hashable, lane: _Lane, own: _Entry) -> None:
+        """Flush batches of the scope, oldest first, until our own item is in one."""
         try:
-            while not own.finished:
-                batch = [self._queue.popleft() for _ in range(min(self._max, len(self._queue)))]
-                by_scope: dict[Hashable, list[_Entry]] = {}
+            while not own.popped:
+                batch = [lane.queue.popleft() for _ in range(min(self._max, len(lane.queue)))]
                 for e in batch:
-                    by_scope.setdefault(e.scope, []).append(e)
-                for scope, entries in by_scope.items():
-                    try:
-                        with trio.CancelScope(shield=True):   # a flush, once started, reports to everyone
-                            results = await self._flush(scope, [e.item for e in entries])
-                    except Exception as exc:
-                        for e in entries:
-                            e.finish(error=exc)
-                        continue
-                    for e, r in zip(entries, results, strict=True):
-                        e.finish(r)
+                    e.popped = True
+                try:
+                    with trio.CancelScope(shield=True):   # a flush, once started, reports to everyone
+                        results = await self._flush(scope, [e.item for e in batch])
+                except Exception as exc:
+                    for e in batch:
+                        e.finish(error=exc)
+                    continue
+                for e, r in zip(batch, results, strict=True):
+                    e.finish(r)
         finally:
-            self._flushing = False
-            self._hand_over()
+            own.lead = False
+            lane.leaders -= 1
+            self._hand_over(scope, lane)
 
-    def _hand_over(self) -> None:
-        """Wake the oldest waiting entry as the next flusher."""
-        if self._queue and not self._flushing:
-            nxt = self._queue[0]
-            self._flushing = True   # reserved for it, so newcomers wait instead of flushing alongside
-            nxt.lead = True
-            nxt.woken.set()
+    def _hand_over(self, scope: Hashable, lane: _Lane) -> None:
+        """Wake the oldest waiting entries as the next flushers (slots reserved for them, so newcomers queue
+        instead of flushing alongside); forget an idle scope."""
+        for e in lane.queue:
+            if lane.leaders >= self._concurrency:
+                break
+            if not e.lead:
+                lane.leaders += 1
+                e.lead = True
+                e.woken.set()
+        if not lane.queue and not lane.leaders and self._lanes.get(scope) is lane:
+            del self._lanes[scope]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -20,15 +21,16 @@ from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.scope import Scope
 from spooled.domain.states import RETRYABLE, JobStatus
 from spooled.domain.tracecontext import TraceContext, from_carrier
-from spooled.services.grouping import CompletionGrouper
+from spooled.services.grouping import Grouper
 from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
 from spooled.services.streams import POLL, Streams
 from spooled.services.tracing import Tracing
 from spooled.services.wakeups import Wakeups
-from spooled.store.jobs import JobStore, NewJobs
+from spooled.store.jobs import Claimed, JobStore, NewJobs
 
 Now = dt.datetime | None
+log = logging.getLogger(__name__)
 
 
 def dumps(value: Any) -> str:
@@ -72,6 +74,7 @@ class FailResult:
     status: str
 
 
+GIVE_BACK_TIMEOUT_SECS = 5.0    # bound on giving back the jobs of a cancelled claim
 NO_LEASE = uuid.UUID(int=0)     # stands for a lease_id that is not a UUID: never a job's lease (those are random)
 Completion = tuple[str, "str | None", "str | None", Any]    # (job_id, lease_id, worker_id, result)
 
@@ -84,7 +87,8 @@ class Jobs:
         self._wakeups = wakeups
         self._streams = streams
         self._max_payload = max_payload_bytes
-        self._completions = CompletionGrouper(self.complete_many)
+        self._completions = Grouper(self.complete_many)
+        self._claims = Grouper(self._claim_group, concurrency=2, abandoned=self._give_back)
         self._metrics = metrics if metrics is not None else Metrics(None)
         self._tracing = tracing if tracing is not None else Tracing()
 
@@ -159,9 +163,12 @@ class Jobs:
         server or the organization is at its cap it does not wait (one claim, answered at once). Streams, which
         hold a `STREAM` slot of their own, claim with `long_poll=False`.
 
-        Cancel-safe: the claim statement runs shielded and its jobs are returned with no checkpoint after it,
-        so a cancellation either ends the wait with nothing leased or lands after the caller holds the jobs
-        (which it must then deliver, or release)."""
+        Concurrent claims of one queue (and scope) share one claim statement (services/grouping.py): jobs go
+        to them in arrival order, each its own.
+
+        Cancel-safe: a cancellation before the claim returns ends it with nothing leased (jobs a shared claim
+        statement took for it go back to pending as if never claimed, `_give_back`); once it has returned the
+        caller holds the jobs (which it must then deliver, or release)."""
         scope.require(c.queue_name)
         started = trio.current_time()
         if deadline is None:
@@ -172,21 +179,20 @@ class Jobs:
             if slot is None:
                 deadline = trio.current_time()      # at the cap: claim once, do not wait
         try:
-            return await self._claim(scope.org, c, deadline, now, started)
+            return await self._claim(scope, c, deadline, now, started)
         finally:
             if slot is not None:
                 slot.release()
 
-    async def _claim(self, org: str, c: inputs.Claim, deadline: float, now: Now, started: float) -> list[Job]:
-        org_id, queue = parse_id(org), c.queue_name
+    async def _claim(self, scope: Scope, c: inputs.Claim, deadline: float, now: Now, started: float) -> list[Job]:
+        org, queue = scope.org, c.queue_name
+        group, claimer = (scope, queue, now), (c.worker_id, c.limit, float(c.lease_duration_secs))
         while True:
             await trio.lowlevel.checkpoint_if_cancelled()
             if self._wakeups.closed:
                 return []
             with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
-                with trio.CancelScope(shield=True):
-                    claimed = await self._store.claim(org_id, queue, c.worker_id, c.limit,
-                                                      float(c.lease_duration_secs), now=now)
+                claimed = await self._claims.submit(group, claimer)
                 jobs = claimed.jobs
                 if not jobs:
                     if trio.current_time() >= deadline:
@@ -200,14 +206,34 @@ class Jobs:
                             self._wakeups.notify(org, queue)   # we will not claim: pass the wake on
                         raise
                     continue
-                pass_on = w.woken or len(jobs) == c.limit
-            if pass_on:   # woken while claiming, or a full batch: more may be there for the next waiter
+                pass_on = w.woken or (len(jobs) == c.limit and claimed.more)
+            if pass_on:   # woken while claiming, or a full batch with jobs left: for the next waiter
                 self._wakeups.notify(org, queue)
             m = self._metrics   # no checkpoint from the claim to the return (see above)
             m.claim_waited(trio.current_time() - started, True)
             m.series(org, queue).claimed.inc(len(jobs))
             m.queued(claimed.queued_secs)
             return self._tracing.delivered(queue, jobs, claimed.queued_secs)
+
+    async def _claim_group(self, group: tuple[Scope, str, Now], claimers: list[tuple[str, int, float]]
+                           ) -> list[Claimed]:
+        """One claim statement for concurrent claimers (worker_id, limit, lease_secs) of one queue and scope."""
+        scope, queue, now = group
+        return await self._store.claim(parse_id(scope.org), queue, claimers, now=now)
+
+    async def _give_back(self, group: tuple[Scope, str, Now], claimed: Claimed) -> None:
+        """The jobs a shared claim took for a claimer cancelled meanwhile: back to pending, as if never claimed
+        (bounded; if that fails their leases expire)."""
+        if not claimed.jobs:
+            return
+        scope, _, now = group
+        with trio.move_on_after(GIVE_BACK_TIMEOUT_SECS):
+            try:
+                await self._store.release_unsent(parse_id(scope.org), [j.id for j in claimed.jobs],
+                                                 [j.lease_id for j in claimed.jobs], now=now)
+            except Exception:
+                log.exception("could not give back %d job(s) of a cancelled claim; their leases will expire",
+                              len(claimed.jobs))
 
     # -- complete / fail / heartbeat -------------------------------------------------------------------
     async def complete_many(self, scope: Scope, items: list[Completion], *, now: Now = None
@@ -249,9 +275,9 @@ class Jobs:
     async def complete(self, scope: Scope, job_id: str, lease_id: str | None, result: Any = None, *,
                        worker_id: str | None = None) -> None:
         """Complete one job held by `lease_id` (or by `worker_id`). Concurrent calls of one scope share one
-        statement (`CompletionGrouper`)."""
+        statement (services/grouping.py)."""
         parse_id(job_id)
-        r = await self._completions.complete(scope, (job_id, lease_id, worker_id, result))
+        r = await self._completions.submit(scope, (job_id, lease_id, worker_id, result))
         if r.error == "NOT_FOUND":
             raise errors.NotFound("Job not found")
         if r.error:

@@ -2,7 +2,7 @@
 
 A NOTIFY `"<org> <queue> <n>"` (sent in the enqueueing transaction, see jobs.sql) wakes at most `n` waiters of
 that queue, oldest first, so a single enqueue wakes one claimer instead of the whole herd. A waiter woken while
-its own claim was running, or whose claim came back full, passes the wake on: more jobs may be there.
+its own claim was running, or whose claim came back full with ready jobs left (`Claimed.more`), passes the wake on.
 """
 
 from __future__ import annotations

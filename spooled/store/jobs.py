@@ -56,6 +56,7 @@ class InsertOutcome:
 class Claimed:
     jobs: list[Job]
     queued_secs: list[float]    # per job: from when it became due (run_at) to its start
+    more: bool = False          # ready jobs were left after this claim (or held by other claimers at that moment)
 
 
 @attrs.frozen
@@ -116,18 +117,22 @@ class JobStore:
         return await self._db.run(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------
-    async def claim(self, org: uuid.UUID, queue: str, worker_id: str, limit: int, lease_secs: float, *,
-                    now: Now = None) -> Claimed:
-        """Lease up to `limit` pending jobs of the queue in claim order (one statement)."""
-        rows = await self._db.fetch(Q.job_claim, org=org, queue=queue, worker_id=worker_id, limit=limit,
-                                    lease_secs=lease_secs, now=now)
-        jobs, queued = [], []
-        for r in rows:      # the columns: Job's fields in order, then run_at (queries/jobs.sql job_claim)
-            *fields, run_at = r
+    async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,
+                    now: Now = None) -> list[Claimed]:
+        """Lease pending jobs of the queue to each claimer (worker_id, limit, lease_secs) in one statement, in claim
+        order, claimer after claimer in the order given; what each claimer got (`more`: whether ready jobs were
+        left, the same for all)."""
+        rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, workers=[c[0] for c in claimers],
+                                    limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
+        got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
+        more = False
+        for r in rows:      # the columns: Job's fields in order, then run_at, claimer, more (job_claim_group)
+            *fields, run_at, claimer, more = r
             job = Job(*fields)
+            jobs, queued = got[claimer - 1]
             jobs.append(job)
             queued.append((job.started_at - run_at).total_seconds())
-        return Claimed(jobs, queued)
+        return [Claimed(jobs, queued, more) for jobs, queued in got]
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID | str], leases: list[uuid.UUID | str | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,

@@ -47,13 +47,27 @@ WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = p.id AND j.organization_id =
 -- name: job_ids_by_idempotency_key
 SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotency_key = ANY($keys::text[])
 
+-- name: job_claim_group
+-- One claim for several concurrent claimers of one queue (spooled_claim_jobs_for in schema.sql): the rules of
+-- job_claim, jobs handed claimer after claimer in the order given. The columns are the Job model's fields in its
+-- order, then run_at, the row's claimer (1-based) and whether ready jobs are left (`more`), as JobStore.claim
+-- reads them by position (tests/test_foundation.py checks the order).
+SELECT id, organization_id, queue_name, status, payload, result, priority, max_retries, retry_count,
+       timeout_seconds, last_error, tags, idempotency_key, completion_webhook, scheduled_at, started_at,
+       completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at, updated_at,
+       parent_job_id, workflow_id, dependency_mode, dependencies_met, traceparent, tracestate, run_at, claimer, more
+FROM (SELECT c.claimer, c.more, (c.job).* FROM spooled_claim_jobs_for($org, $queue, coalesce($now::timestamptz, now()),
+                                                                   $workers::text[], $limits::int[],
+                                                                   $lease_secs::float8[]) AS c) AS g
+ORDER BY claimer, priority DESC, run_at, id
+
 -- name: job_claim
 -- Lease up to the limit of pending jobs of one queue in claim order, skipping rows other claimers hold
 -- (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its
 -- expires_at is left for the reaper to cancel. The job row records the claim (started_at, last_worker_id): no
 -- history row; its `started` events come from the jobs_updated trigger.
--- The columns are the Job model's fields in its order, then run_at (JobStore.claim builds each Job from the
--- row's values by position: up to 100 rows a call; tests/test_foundation.py checks the order).
+-- The columns are the Job model's fields in its order, then run_at (as job_claim_group's, which JobStore.claim
+-- reads by position; tests/test_foundation.py checks the order).
 SELECT id, organization_id, queue_name, status, payload, result, priority, max_retries, retry_count,
        timeout_seconds, last_error, tags, idempotency_key, completion_webhook, scheduled_at, started_at,
        completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at, updated_at,

@@ -1,8 +1,9 @@
 """Leasing jobs for a gRPC call that may be cancelled at any moment (client gone, deadline, shutdown).
 
 The rule: a job is never leased and then dropped unsent.
-- `Jobs.claim` runs the claim statement shielded and hands its jobs back without a checkpoint after it, so a
-  cancellation either ends the wait with nothing leased, or lands after the caller holds the jobs;
+- `Jobs.claim` either returns the jobs or raises Cancelled with nothing leased (jobs a shared claim statement
+  took for a claimer cancelled meanwhile go back to pending: services/grouping.py), so a cancellation lands
+  before the claim with nothing leased, or after the caller holds the jobs;
 - `send_or_release` then delivers them, and on any failure (cancelled mid-send, stream reset) puts the unsent
   ones back to pending without counting a retry (`Jobs.release_unsent`).
 
