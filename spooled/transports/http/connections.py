@@ -18,7 +18,9 @@ long for the body, edge.py); the idle keep-alive timeout is hypercorn's own `kee
 
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Any
 
 import attrs
 import hypercorn.trio.run
@@ -50,13 +52,23 @@ class Connections:
         self.limits = limits
         self.open = 0
         self.overflow: set[tuple] = set()
+        self.stopping = False
+        self.waiting: set[trio.CancelScope] = set()    # fast-path connections waiting for a request head
 
     def is_overflow(self, client) -> bool:
         return client is not None and tuple(client) in self.overflow
 
+    def stop(self) -> None:
+        """Shutting down: fast-path connections waiting for a request close now; one answering closes after its
+        answer (hypercorn closes its own idle connections on its `terminated` event)."""
+        self.stopping = True
+        for scope in list(self.waiting):
+            scope.cancel()
+
 
 class GuardedConfig(HypercornConfig):
     connections: Connections | None = None
+    fast_path: Any = None       # a fastpath.FastPath: serves the hot routes of a connection until it hands over
 
 
 def _timeout_response() -> bytes:
@@ -93,6 +105,18 @@ class GuardedTCPServer(TCPServer):
                     return
                 guard.overflow.add(client)
             self._head_deadline = trio.current_time() + guard.limits.header_timeout_secs
+            fast = getattr(self.config, "fast_path", None)
+            if fast is not None and client is None:     # an overflow connection is EdgeApp's to answer
+                try:
+                    handed = await fast.run(self.stream, guard, self._head_deadline)
+                except OSError:
+                    return
+                if handed is None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
+                                             trio.BusyResourceError):
+                        await self.stream.send_eof()
+                    return
+                self.stream, self._head_deadline = handed
             await super().run()
         finally:
             guard.open -= 1
@@ -149,16 +173,26 @@ class GuardedTCPServer(TCPServer):
     async def _send_raw(self, data: bytes) -> bool:
         """Send `data`, shielded (as hypercorn does) but giving up when a chunk makes no progress for the body
         timeout; whether it was all sent."""
-        stall = self.guard.limits.body_timeout_secs if self.guard is not None else math.inf
-        view = memoryview(data)
-        try:
-            with trio.CancelScope(shield=True):
-                for start in range(0, len(view), SEND_CHUNK):
-                    with trio.fail_after(stall):
-                        await self.stream.send_all(view[start:start + SEND_CHUNK])
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError):
-            return False
-        return True
+        return await send_bounded(self.stream, data,
+                                  self.guard.limits.body_timeout_secs if self.guard is not None else math.inf)
+
+
+async def send_bounded(stream, data: bytes, stall: float) -> bool:
+    """Send `data`, shielded (as hypercorn does) but giving up when a chunk makes no progress for `stall`
+    seconds; whether it was all sent."""
+    try:
+        with trio.CancelScope(shield=True):
+            if len(data) <= SEND_CHUNK:
+                with trio.fail_after(stall):
+                    await stream.send_all(data)
+                return True
+            view = memoryview(data)
+            for start in range(0, len(view), SEND_CHUNK):
+                with trio.fail_after(stall):
+                    await stream.send_all(view[start:start + SEND_CHUNK])
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError):
+        return False
+    return True
 
 
 def install() -> None:
