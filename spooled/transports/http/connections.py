@@ -54,6 +54,7 @@ class Connections:
         self.overflow: set[tuple] = set()
         self.stopping = False
         self.waiting: set[trio.CancelScope] = set()    # fast-path connections waiting for a request head
+        self.fast_requests = 0                          # requests the fast path answered (fastpath.py)
 
     def is_overflow(self, client) -> bool:
         return client is not None and tuple(client) in self.overflow

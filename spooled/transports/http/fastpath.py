@@ -125,8 +125,8 @@ class FastPath:
                 if n == len(_START):
                     m = _END.search(buf)
                     if m is not None:
-                        if m.end() - m.start() != 3 or buf[m.start() - 1] != 13:    # not "\r\n\r\n"
-                            return Replay(stream, bytes(buf)), head_deadline
+                        if m.end() - m.start() != 3 or buf[m.start() - 1] != 13 or m.end() > HEAD_LIMIT:
+                            return Replay(stream, bytes(buf)), head_deadline     # not "\r\n\r\n", or too long
                         break
                     if len(buf) > HEAD_LIMIT:
                         return Replay(stream, bytes(buf)), head_deadline
@@ -235,6 +235,7 @@ class FastPath:
             head.append(served.body)
             if self.observe is not None:
                 self.observe(scope, served.status, time.perf_counter() - t0, len(served.body))
+            guard.fast_requests += 1
             if gone or not await send_bounded(stream, b"".join(head), stall) or close:
                 return None
             del buf[:body_end]
