@@ -107,7 +107,8 @@ class GuardedTCPServer(TCPServer):
                 guard.overflow.add(client)
             self._head_deadline = trio.current_time() + guard.limits.header_timeout_secs
             fast = getattr(self.config, "fast_path", None)
-            if fast is not None and client is None:     # an overflow connection is EdgeApp's to answer
+            # an overflow connection is EdgeApp's to answer; TLS is hypercorn's
+            if fast is not None and client is None and isinstance(self.stream, trio.SocketStream):
                 try:
                     handed = await fast.run(self.stream, guard, self._head_deadline)
                 except OSError:

@@ -193,7 +193,7 @@ class FastPath:
                         request_scope.cancel()
                         await trio.lowlevel.checkpoint()
                 if nursery is not None:
-                    nursery.start_soon(self._watch, stream, buf, request_scope)
+                    nursery.start_soon(self._watch, stream, buf, body_end, request_scope)
                 return bytes(buf[head_end:body_end])
 
             h = fields.get
@@ -243,9 +243,10 @@ class FastPath:
             idle_deadline = trio.current_time() + self.keep_alive
 
     @staticmethod
-    async def _watch(stream: trio.SocketStream, buf: bytearray, request: trio.CancelScope) -> None:
-        """While a claim waits: cancel it when the client leaves (bytes of a next request are kept)."""
-        while len(buf) <= HEAD_LIMIT:
+    async def _watch(stream: trio.SocketStream, buf: bytearray, body_end: int, request: trio.CancelScope) -> None:
+        """While a claim waits: cancel it when the client leaves (bytes of a next request are kept, up to a
+        head's worth)."""
+        while len(buf) - body_end <= HEAD_LIMIT:
             try:
                 data = await stream.receive_some(MAX_RECV)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
