@@ -164,14 +164,15 @@ async def test_chunked_bodies_and_expect_are_served_by_hypercorn(server, api):
     assert await pending(api, "chunk") == 2
 
 
-async def test_a_claim_whose_client_leaves_claims_nothing(server, api):
+@pytest.mark.parametrize("body", [b'{"queue_name": "gone", "worker_id": "w", "wait_secs": 20}',
+                                  b'{"queue_name": "gone", "worker_id": "w", "\\u0077ait_secs": 20}'])
+async def test_a_claim_whose_client_leaves_claims_nothing(server, api, body):
     from spooled.services.streams import POLL
     auth = auth_of(api)
     streams = server.services.streams
     with trio.fail_after(30):
         stream = await connect(server.http_url)
-        await stream.send_all(post("/api/v1/jobs/claim", {"queue_name": "gone", "worker_id": "w", "wait_secs": 20},
-                                   auth))
+        await stream.send_all(post("/api/v1/jobs/claim", body, auth))
         await until(lambda: streams.count(POLL) == 1)       # the claim is waiting
         await stream.aclose()
         await until(lambda: streams.count(POLL) == 0)       # and was cancelled when its client left

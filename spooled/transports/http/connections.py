@@ -179,20 +179,23 @@ class GuardedTCPServer(TCPServer):
                                   self.guard.limits.body_timeout_secs if self.guard is not None else math.inf)
 
 
-async def send_bounded(stream, data: bytes, stall: float) -> bool:
-    """Send `data`, shielded (as hypercorn does) but giving up when a chunk makes no progress for `stall`
-    seconds; whether it was all sent."""
+async def send_bounded(stream, data: bytes, stall: float, *, shield: bool = True) -> bool:
+    """Send `data`, giving up when a chunk makes no progress for `stall` seconds; whether it was all sent.
+    Shielded from cancellation, as hypercorn's sends are, unless `shield` is False (the fast path closes a
+    connection whose send was cut short)."""
     try:
-        with trio.CancelScope(shield=True):
-            if len(data) <= SEND_CHUNK:
-                with trio.fail_after(stall):
-                    await stream.send_all(data)
-                return True
-            view = memoryview(data)
+        if len(data) <= SEND_CHUNK:
+            with trio.CancelScope(shield=shield, deadline=trio.current_time() + stall) as chunk:
+                await stream.send_all(data)
+            return not chunk.cancelled_caught
+        view = memoryview(data)
+        with trio.CancelScope(shield=shield):
             for start in range(0, len(view), SEND_CHUNK):
-                with trio.fail_after(stall):
+                with trio.CancelScope(deadline=trio.current_time() + stall) as chunk:
                     await stream.send_all(view[start:start + SEND_CHUNK])
-    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError):
+                if chunk.cancelled_caught:
+                    return False
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
         return False
     return True
 

@@ -46,9 +46,10 @@ HEAD_LIMIT = 64 * 1024          # as hypercorn's h11_max_incomplete_size: past i
 MAX_RECV = 64 * 1024
 _START = b"POST /api/v1/jobs"
 _END = re.compile(rb"\n\r?\n")  # where h11 ends a head (it also takes bare LFs: those go to hypercorn)
-_REQUEST_LINE = re.compile(rb"POST (/api/v1/jobs[A-Za-z0-9._~/-]{0,1024}) HTTP/1\.1\Z")
-_HEADER = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*((?:[\x21-\x7e\x80-\xff](?:[ \t]*[\x21-\x7e\x80-\xff])*)?)"
-                     rb"[ \t]*\Z")
+# the request line and header lines: RFC 9110 tokens for names; a value of visible characters, spaces and tabs
+# (leading and trailing ones are the optional whitespace around it); no obs-fold, no bare CR or LF
+_HEAD = re.compile(rb"POST (/api/v1/jobs[A-Za-z0-9._~/-]{0,1024}) HTTP/1\.1"
+                   rb"((?:\r\n[!#$%&'*+.^_`|~0-9A-Za-z-]+:[ \t\x21-\x7e\x80-\xff]*)*)\Z")
 _LENGTH = re.compile(rb"[0-9]{1,18}\Z")
 _HAND_OVER = frozenset((b"transfer-encoding", b"expect", b"upgrade", b"http2-settings"))
 _REASONS = {s.value: s.phrase.encode() for s in HTTPStatus}
@@ -84,6 +85,11 @@ class Replay:
 
 class _Gone(Exception):
     """The client closed its end (or the connection broke) while a request was being read."""
+
+
+class _Left(BaseException):
+    """The client left while its body was read: the request ends unanswered (a BaseException, so it passes
+    `hot.serve`'s error handling as a cancellation would)."""
 
 
 class FastPath:
@@ -181,7 +187,6 @@ class FastPath:
                 return len(buf) >= end
 
             async def read_body() -> bytes:
-                nonlocal gone
                 if declared > self.max_body:
                     raise errors.PayloadTooLarge(hot.TOO_LARGE)
                 if len(buf) < body_end:
@@ -189,11 +194,9 @@ class FastPath:
                         if not await receive_to(body_end, trio.current_time() + self.body_timeout):
                             raise hot.BodyTimeout()
                     except _Gone:
-                        gone = True
-                        request_scope.cancel()
-                        await trio.lowlevel.checkpoint()
+                        raise _Left() from None
                 if nursery is not None:
-                    nursery.start_soon(self._watch, stream, buf, body_end, request_scope)
+                    nursery.start_soon(self._watch, stream, buf, body_end, nursery.cancel_scope)
                 return bytes(buf[head_end:body_end])
 
             h = fields.get
@@ -201,13 +204,16 @@ class FastPath:
             served = nursery = None
             serve = partial(hot.serve, self.svc, route, read_body, req, method="POST", path=path,
                             authorization=_text(h(b"authorization")), given_request_id=_text(h(b"x-request-id")))
-            with trio.CancelScope() as request_scope:
-                if route.run is hot.claim:      # a claim may wait: watch for the client leaving meanwhile
+            try:
+                if route.run is hot.claim and _may_wait(buf, head_end, body_end):
+                    # a long poll: one task watches the connection meanwhile and cancels it if the client leaves
                     async with trio.open_nursery() as nursery:
                         served = await serve()
                         nursery.cancel_scope.cancel()
                 else:
                     served = await serve()
+            except* _Left:
+                pass
             scope = {"method": "POST", "path": path}
             if served is None:                  # the client left: nothing to answer
                 if self.observe is not None:
@@ -236,7 +242,7 @@ class FastPath:
             if self.observe is not None:
                 self.observe(scope, served.status, time.perf_counter() - t0, len(served.body))
             guard.fast_requests += 1
-            if gone or not await send_bounded(stream, b"".join(head), stall) or close:
+            if gone or not await send_bounded(stream, b"".join(head), stall, shield=False) or close:
                 return None
             del buf[:body_end]
             head_deadline = math.inf if not buf else trio.current_time() + guard.limits.header_timeout_secs
@@ -257,6 +263,11 @@ class FastPath:
             buf.extend(data)
 
 
+def _may_wait(buf: bytearray, start: int, end: int) -> bool:
+    """Whether a claim's body may ask to wait (`wait_secs`, possibly spelled with escapes), or is still to come."""
+    return len(buf) < end or buf.find(b"wait_secs", start, end) >= 0 or buf.find(b"\\", start, end) >= 0
+
+
 def _text(value: bytes | None) -> str | None:
     return None if value is None else value.decode("latin1")
 
@@ -265,8 +276,7 @@ def _parse(head: bytes) -> tuple[str, hot.HotRoute, str | None, dict[bytes, byte
     """(path, route, job id, the first of each header by lower-case name, Connection: close) of a head (request
     line and header lines, without the blank line) the fast path serves exactly as hypercorn + the app would;
     None for anything else."""
-    lines = head.split(b"\r\n")
-    m = _REQUEST_LINE.match(lines[0])
+    m = _HEAD.match(head)
     if m is None:
         return None
     path = m[1].decode("ascii")
@@ -276,12 +286,10 @@ def _parse(head: bytes) -> tuple[str, hot.HotRoute, str | None, dict[bytes, byte
     fields: dict[bytes, bytes] = {}
     hosts = lengths = 0
     close = False
-    for line in lines[1:]:
-        h = _HEADER.match(line)
-        if h is None:
-            return None
-        name = h[1].lower()
-        value = h[2]
+    for line in m[2].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        value = value.strip(b" \t")
         if name in _HAND_OVER:
             return None
         if name == b"host":
