@@ -246,3 +246,19 @@ async def test_shutdown_closes_idle_fast_path_connections_at_once(aio_loop, tmp_
                 assert got[1]["connection"] == "close"
                 assert await polling.receive_some(100) == b""
         # serve returned well within the 60 s grace: nothing held it
+
+
+@pytest.mark.parametrize("overrides", [dict(http_fast_path=False), dict(cors_origins=("https://app.example.com",))])
+async def test_with_the_fast_path_off_or_cors_on_hypercorn_reads_every_request(aio_loop, tmp_path, dsn, client,
+                                                                               overrides):
+    from tests.access import instance
+    from tests.conftest import new_org
+    _, headers = await new_org(client)
+    async with instance(make_settings(tmp_path, dsn, **overrides), dsn) as other:
+        async with httpx.AsyncClient(base_url=other.http_url, headers=headers) as c:
+            r = await c.post("/api/v1/jobs", json={"queue_name": "off", "payload": {}},
+                             headers={"Origin": "https://app.example.com"})
+            assert r.status_code == 201, r.text
+            cors = r.headers.get("access-control-allow-origin")
+            assert cors == ("https://app.example.com" if "cors_origins" in overrides else None)
+        assert other.http_connections.fast_requests == 0
