@@ -7,7 +7,6 @@ requests the fast path answered) tells which side answered."""
 from __future__ import annotations
 
 import json
-import socket
 from functools import partial
 
 import httpx
@@ -202,23 +201,6 @@ async def test_a_slow_hot_head_is_cut_and_so_is_one_after_a_good_request(server,
             status, body = status_and_body(raw)
             assert status == 408 and body["code"] == "REQUEST_TIMEOUT" and b"connection: close" in raw.lower()
     assert server.http_connections.fast_requests == before + 1
-
-
-async def test_a_hot_response_the_client_never_reads_is_let_go(server, api):
-    for i in range(6):
-        await enqueue(api, queue="bigclaim", payload={"blob": "x" * 1_000_000, "i": i})
-    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    u = httpx.URL(server.http_url)
-    with trio.fail_after(60):
-        await sock.connect((u.host, u.port))
-        stream = trio.SocketStream(sock)
-        async with stream:
-            before = server.http_connections.open
-            await stream.send_all(post("/api/v1/jobs/claim", {"queue_name": "bigclaim", "worker_id": "w",
-                                                              "limit": 6}, auth_of(api)))
-            await until(lambda: server.http_connections.open < before)     # the server let it go
-    assert (await api.get("/health/live")).status_code == 200
 
 
 async def test_shutdown_closes_idle_fast_path_connections_at_once(aio_loop, tmp_path, dsn, client):
