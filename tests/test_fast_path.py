@@ -244,3 +244,19 @@ async def test_with_the_fast_path_off_or_cors_on_hypercorn_reads_every_request(a
             cors = r.headers.get("access-control-allow-origin")
             assert cors == ("https://app.example.com" if "cors_origins" in overrides else None)
         assert other.http_connections.fast_requests == 0
+
+
+async def test_a_bug_in_the_fast_path_costs_one_connection_not_the_server(server, api, monkeypatch):
+    from spooled.transports.http import fastpath
+
+    def broken(head: bytes):
+        raise RuntimeError("a bug in the parser")
+
+    monkeypatch.setattr(fastpath, "_parse", broken)
+    with trio.fail_after(20):
+        stream = await connect(server.http_url)
+        async with stream:
+            await stream.send_all(post("/api/v1/jobs", {"queue_name": "bug", "payload": {}}, auth_of(api)))
+            assert await stream.receive_some(100) == b""       # that connection is closed
+    monkeypatch.undo()
+    assert (await api.post("/api/v1/jobs", json={"queue_name": "bug", "payload": {}})).status_code == 201

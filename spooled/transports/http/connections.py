@@ -19,6 +19,7 @@ long for the body, edge.py); the idle keep-alive timeout is hypercorn's own `kee
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 from typing import Any
 
@@ -33,6 +34,8 @@ from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.utils import parse_socket_addr
 
 from spooled.transports.http.errors import error_body
+
+log = logging.getLogger(__name__)
 
 OVERFLOW = 64              # connections past the limit that still get an answer (a 503, or a health probe's)
 SEND_CHUNK = 64 * 1024     # the stall bound applies per chunk: progress, not total time
@@ -112,6 +115,9 @@ class GuardedTCPServer(TCPServer):
                 try:
                     handed = await fast.run(self.stream, guard, self._head_deadline)
                 except OSError:
+                    return
+                except Exception:      # a bug must cost one connection, not the server (serve_listeners' nursery)
+                    log.exception("the HTTP fast path failed on a connection")
                     return
                 if handed is None:
                     with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
