@@ -90,6 +90,7 @@ class Settings:
     header_timeout_secs: float = 10.0           # a request head (line + headers) must arrive within this
     body_timeout_secs: float = 60.0             # a request body must arrive (and a response be read) within this
     keep_alive_secs: float = 75.0               # an idle keep-alive connection is closed after this
+    http_fast_path: bool = True                 # the hot job routes' own HTTP/1.1 handler (transports/http/fastpath.py)
     # Long-lived requests (services/streams.py): per kind (long polls; SSE/WebSocket/gRPC streams)
     max_streams: int = 5_000                    # per server
     max_streams_per_org: int = 500              # per organization, per server
@@ -190,6 +191,7 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         header_timeout_secs=_positive_secs(env, "SPOOLED_HTTP_HEADER_TIMEOUT_SECS", _DEFAULT.header_timeout_secs),
         body_timeout_secs=_positive_secs(env, "SPOOLED_HTTP_BODY_TIMEOUT_SECS", _DEFAULT.body_timeout_secs),
         keep_alive_secs=_positive_secs(env, "SPOOLED_HTTP_KEEP_ALIVE_SECS", _DEFAULT.keep_alive_secs),
+        http_fast_path=_flag(env, "SPOOLED_HTTP_FAST_PATH", _DEFAULT.http_fast_path),
         max_streams=_whole(env, "SPOOLED_MAX_STREAMS", _DEFAULT.max_streams),
         max_streams_per_org=_whole(env, "SPOOLED_MAX_STREAMS_PER_ORG", _DEFAULT.max_streams_per_org),
         retention_deadletter_days=_whole(env, "SPOOLED_RETENTION_DEADLETTER_DAYS", _DEFAULT.retention_deadletter_days),

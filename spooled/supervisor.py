@@ -39,6 +39,7 @@ from spooled.transports.http import connections
 from spooled.transports.http.app import create_app
 from spooled.transports.http.connections import ConnectionLimits, Connections, GuardedConfig
 from spooled.transports.http.edge import EdgeApp, http_observer, json_protocol_errors
+from spooled.transports.http.fastpath import FastPath
 from spooled.transports.http.lane import HotLane
 
 log = logging.getLogger(__name__)
@@ -162,8 +163,14 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
             app = EdgeApp(HotLane.around(create_app(svc), svc), drain_bytes=2 * settings.max_request_bytes,
                           observe=http_observer(svc.metrics, access_log=settings.access_log),
                           drain_secs=settings.body_timeout_secs, connections=conns)
+            config = _hypercorn_config(settings, conns)
+            if settings.http_fast_path and not settings.cors_origins:     # CORS: the app stamps every response
+                config.fast_path = FastPath(svc, observe=app.observe, max_body=settings.max_request_bytes,
+                                            body_timeout=settings.body_timeout_secs, drain_bytes=app.drain_bytes,
+                                            keep_alive=settings.keep_alive_secs,
+                                            response_headers=partial(config.response_headers, "h11"))
             with binding("REST (--http)", settings.http_host, settings.http_port):
-                binds = await edge.start(partial(hypercorn.trio.serve, app, _hypercorn_config(settings, conns),
+                binds = await edge.start(partial(hypercorn.trio.serve, app, config,
                                                  shutdown_trigger=svc.shutting_down.wait))
             with binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
                 grpc_address = await edge.start(partial(
@@ -171,6 +178,7 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
                     fd=settings.listen_fds[1] if settings.listen_fds is not None else None))
             task_status.started(Running(binds[0], grpc_address, svc, conns))
             await svc.shutting_down.wait()
+            conns.stop()
             svc.wakeups.close()
             svc.broadcaster.close()
         await _leave(svc)

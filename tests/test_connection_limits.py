@@ -161,7 +161,18 @@ async def test_an_idle_keep_alive_connection_is_closed_and_a_busy_one_is_not(ser
                     await trio.sleep(0.2)
 
 
-async def test_a_client_that_never_reads_its_response_is_let_go(server, api):
+def _list_big(auth: str) -> bytes:
+    return f"GET /api/v1/jobs?queue_name=big&limit=6 HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\n\r\n".encode()
+
+
+def _claim_big(auth: str) -> bytes:       # a hot route: the fast path (fastpath.py) answers it
+    body = b'{"queue_name": "big", "worker_id": "w", "limit": 6}'
+    return (f"POST /api/v1/jobs/claim HTTP/1.1\r\nHost: t\r\nAuthorization: {auth}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("request_of", [_list_big, _claim_big])
+async def test_a_client_that_never_reads_its_response_is_let_go(server, api, request_of):
     """A response larger than the socket buffers, to a client that reads nothing: the server stops waiting
     after the body timeout (hypercorn alone waited forever, holding the task) and keeps serving others."""
     for i in range(6):
@@ -174,8 +185,7 @@ async def test_a_client_that_never_reads_its_response_is_let_go(server, api):
         stream = trio.SocketStream(sock)
         async with stream:
             before = server.http_connections.open
-            await stream.send_all(f"GET /api/v1/jobs?queue_name=big&limit=6 HTTP/1.1\r\nHost: t\r\n"
-                                  f"Authorization: {api.headers['authorization']}\r\n\r\n".encode())
+            await stream.send_all(request_of(api.headers["authorization"]))
             # meanwhile other requests are answered
             assert await normal_client(server.http_url, dict(api.headers), 3) == 3
             await until(lambda: server.http_connections.open < before)     # the server let it go

@@ -18,7 +18,10 @@ long for the body, edge.py); the idle keep-alive timeout is hypercorn's own `kee
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
+from typing import Any
 
 import attrs
 import hypercorn.trio.run
@@ -31,6 +34,8 @@ from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 from hypercorn.utils import parse_socket_addr
 
 from spooled.transports.http.errors import error_body
+
+log = logging.getLogger(__name__)
 
 OVERFLOW = 64              # connections past the limit that still get an answer (a 503, or a health probe's)
 SEND_CHUNK = 64 * 1024     # the stall bound applies per chunk: progress, not total time
@@ -50,13 +55,24 @@ class Connections:
         self.limits = limits
         self.open = 0
         self.overflow: set[tuple] = set()
+        self.stopping = False
+        self.waiting: set[trio.CancelScope] = set()    # fast-path connections waiting for a request head
+        self.fast_requests = 0                          # requests the fast path answered (fastpath.py)
 
     def is_overflow(self, client) -> bool:
         return client is not None and tuple(client) in self.overflow
 
+    def stop(self) -> None:
+        """Shutting down: fast-path connections waiting for a request close now; one answering closes after its
+        answer (hypercorn closes its own idle connections on its `terminated` event)."""
+        self.stopping = True
+        for scope in list(self.waiting):
+            scope.cancel()
+
 
 class GuardedConfig(HypercornConfig):
     connections: Connections | None = None
+    fast_path: Any = None       # a fastpath.FastPath: serves the hot routes of a connection until it hands over
 
 
 def _timeout_response() -> bytes:
@@ -93,6 +109,22 @@ class GuardedTCPServer(TCPServer):
                     return
                 guard.overflow.add(client)
             self._head_deadline = trio.current_time() + guard.limits.header_timeout_secs
+            fast = getattr(self.config, "fast_path", None)
+            # an overflow connection is EdgeApp's to answer; TLS is hypercorn's
+            if fast is not None and client is None and isinstance(self.stream, trio.SocketStream):
+                try:
+                    handed = await fast.run(self.stream, guard, self._head_deadline)
+                except OSError:
+                    return
+                except Exception:      # a bug must cost one connection, not the server (serve_listeners' nursery)
+                    log.exception("the HTTP fast path failed on a connection")
+                    return
+                if handed is None:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError,
+                                             trio.BusyResourceError):
+                        await self.stream.send_eof()
+                    return
+                self.stream, self._head_deadline = handed
             await super().run()
         finally:
             guard.open -= 1
@@ -149,16 +181,29 @@ class GuardedTCPServer(TCPServer):
     async def _send_raw(self, data: bytes) -> bool:
         """Send `data`, shielded (as hypercorn does) but giving up when a chunk makes no progress for the body
         timeout; whether it was all sent."""
-        stall = self.guard.limits.body_timeout_secs if self.guard is not None else math.inf
+        return await send_bounded(self.stream, data,
+                                  self.guard.limits.body_timeout_secs if self.guard is not None else math.inf)
+
+
+async def send_bounded(stream, data: bytes, stall: float, *, shield: bool = True) -> bool:
+    """Send `data`, giving up when a chunk makes no progress for `stall` seconds; whether it was all sent.
+    Shielded from cancellation, as hypercorn's sends are, unless `shield` is False (the fast path closes a
+    connection whose send was cut short)."""
+    try:
+        if len(data) <= SEND_CHUNK:
+            with trio.CancelScope(shield=shield, deadline=trio.current_time() + stall) as chunk:
+                await stream.send_all(data)
+            return not chunk.cancelled_caught
         view = memoryview(data)
-        try:
-            with trio.CancelScope(shield=True):
-                for start in range(0, len(view), SEND_CHUNK):
-                    with trio.fail_after(stall):
-                        await self.stream.send_all(view[start:start + SEND_CHUNK])
-        except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, trio.TooSlowError):
-            return False
-        return True
+        with trio.CancelScope(shield=shield):
+            for start in range(0, len(view), SEND_CHUNK):
+                with trio.CancelScope(deadline=trio.current_time() + stall) as chunk:
+                    await stream.send_all(view[start:start + SEND_CHUNK])
+                if chunk.cancelled_caught:
+                    return False
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError):
+        return False
+    return True
 
 
 def install() -> None:

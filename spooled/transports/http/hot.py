@@ -234,6 +234,7 @@ async def serve(svc: Services, route: HotRoute, read_body: Callable[[], Awaitabl
     `errors.PayloadTooLarge` (over the limit) or `BodyTimeout`."""
     rid = request_id(given_request_id)
     logs.request_id.set(rid)
+    logs.org.set(None)      # the fast path serves a connection's requests in one task: no org of a previous one
     principal: Principal | None = None
     rate: RateDecision | None = None
     extra: dict[str, str] = {}
