@@ -49,7 +49,7 @@ async def test_rest_batch_with_stale_and_current_completion_of_one_job(api, serv
 
 
 async def test_grouped_single_completions_stale_and_current(api, server):
-    """Concurrent single completes share one statement (CompletionGrouper): the stale one must still fail."""
+    """Concurrent single completes share one statement (Grouper): the stale one must still fail."""
     with trio.fail_after(30):
         jobs = server.services.jobs
         blocker = await enqueue(api, "other")

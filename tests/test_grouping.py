@@ -1,4 +1,4 @@
-"""CompletionGrouper: concurrent single completions share statements, each caller gets its own result."""
+"""Grouper: concurrent single completions share statements, each caller gets its own result."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import trio
 from trio.testing import wait_all_tasks_blocked
 
-from spooled.services.grouping import CompletionGrouper
+from spooled.services.grouping import Grouper
 
 
 class FakeFlush:
@@ -24,11 +24,11 @@ class FakeFlush:
 
 async def test_concurrent_completions_share_statements():
     flush = FakeFlush()
-    g = CompletionGrouper(flush, max_batch=100)
+    g = Grouper(flush, max_batch=100)
     got = {}
 
     async def one(i):
-        got[i] = await g.complete("o", (f"j{i}", "l", None))
+        got[i] = await g.submit("o", (f"j{i}", "l", None))
 
     with trio.fail_after(10):
         async with trio.open_nursery() as n:
@@ -41,17 +41,17 @@ async def test_concurrent_completions_share_statements():
 
 async def test_lone_completion_is_flushed_at_once():
     flush = FakeFlush(delay=0)
-    g = CompletionGrouper(flush)
+    g = Grouper(flush)
     with trio.fail_after(1):
-        assert await g.complete("o", ("j", "l", None)) == "o:j"
+        assert await g.submit("o", ("j", "l", None)) == "o:j"
 
 
 async def test_batches_are_per_organization_and_bounded():
     flush = FakeFlush()
-    g = CompletionGrouper(flush, max_batch=4)
+    g = Grouper(flush, max_batch=4)
 
     async def one(org, i):
-        assert await g.complete(org, (f"j{i}", "l", None)) == f"{org}:j{i}"
+        assert await g.submit(org, (f"j{i}", "l", None)) == f"{org}:j{i}"
 
     with trio.fail_after(10):
         async with trio.open_nursery() as n:
@@ -63,12 +63,12 @@ async def test_batches_are_per_organization_and_bounded():
 
 async def test_a_failed_flush_fails_its_callers_only():
     flush = FakeFlush(fail_on="bad")
-    g = CompletionGrouper(flush)
+    g = Grouper(flush)
     results = {}
 
     async def one(name, org):
         try:
-            results[name] = await g.complete(org, (name, "l", None))
+            results[name] = await g.submit(org, (name, "l", None))
         except RuntimeError as exc:
             results[name] = exc
 
@@ -102,13 +102,13 @@ def completer(g, results):
     """A caller completing item `name` (inside `scope`, if given), its result put in `results`."""
     async def one(name, scope=None):
         with scope or trio.CancelScope():
-            results[name] = await g.complete("o", (name, "l", None))
+            results[name] = await g.submit("o", (name, "l", None))
     return one
 
 
 async def test_cancelled_waiter_is_dropped_and_nothing_stalls():
     flush = GatedFlush()
-    g = CompletionGrouper(flush)
+    g = Grouper(flush)
     results = {}
 
     one = completer(g, results)
@@ -134,7 +134,7 @@ async def test_cancelled_waiter_is_dropped_and_nothing_stalls():
 async def test_waiter_cancelled_while_its_flush_runs_gets_cancelled_and_nothing_stalls():
     """Cancelled once another caller's flush holds its item: the completion happens, the caller is cancelled."""
     flush = GatedFlush()
-    g = CompletionGrouper(flush)
+    g = Grouper(flush)
     results = {}
 
     one = completer(g, results)
@@ -163,14 +163,32 @@ async def test_waiter_cancelled_while_its_flush_runs_gets_cancelled_and_nothing_
 @pytest.mark.parametrize("n", [1, 7])
 async def test_handover_when_the_leader_is_done(n):
     flush = FakeFlush(delay=0.02)
-    g = CompletionGrouper(flush, max_batch=2)
+    g = Grouper(flush, max_batch=2)
     got = []
 
     async def one(i):
-        got.append(await g.complete("o", (f"j{i}", "l", None)))
+        got.append(await g.submit("o", (f"j{i}", "l", None)))
 
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             for i in range(n):
                 nursery.start_soon(one, i)
     assert sorted(got) == sorted(f"o:j{i}" for i in range(n))
+
+
+async def test_an_item_result_that_is_an_error_is_raised_to_its_own_caller_only():
+    async def flush(org, items):
+        return [ValueError(i[0]) if i[0].startswith("bad") else f"ok:{i[0]}" for i in items]
+    g = Grouper(flush)
+    got = {}
+
+    async def one(name):
+        try:
+            got[name] = await g.submit("o", (name,))
+        except ValueError as exc:
+            got[name] = f"error:{exc}"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            for name in ("a", "bad1", "b"):
+                n.start_soon(one, name)
+    assert got == {"a": "ok:a", "bad1": "error:bad1", "b": "ok:b"}

@@ -1,10 +1,15 @@
-"""Group concurrent single completions into one statement (zero delay).
+"""Group concurrent single requests into one statement (zero delay): completions and enqueues.
 
-Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`) would each pay a
-crossing into asyncio and a commit. Here the first caller becomes the flusher: it takes what is queued (its own
-item and others'), runs one `job_complete` statement per scope (organization and queue restriction) for up to `max_batch` items, hands each
-waiter its result, and repeats until its own item is done; then, if items remain, it hands the flushing over to
-the oldest waiter. Nothing waits for a timer: an idle server flushes a lone completion at once.
+Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`), or many producers
+enqueueing one job each (REST `POST /jobs`, gRPC `Enqueue`), would each pay a crossing into asyncio and a
+commit. Here the first caller becomes the flusher: it takes what is queued (its own item and others'), calls
+`flush(key, items)` once per key (for completions the scope: organization and queue restriction; for enqueues
+also the queue) for up to `max_batch` items, hands each waiter its result, and repeats until its own item is
+done; then, if items remain, it hands the flushing over to the oldest waiter. Nothing waits for a timer: an idle
+server flushes a lone request at once.
+
+`flush` returns one result per item; a result that is an exception is raised to that item's caller only (one
+bad item does not fail the others). An exception `flush` raises goes to every caller of that flush.
 """
 
 from __future__ import annotations
@@ -14,13 +19,10 @@ from typing import Any, Awaitable, Callable, Hashable
 
 import trio
 
-Item = tuple[str, Any, Any, Any]     # (job_id, lease_id, worker_id, result)
-
-
 class _Entry:
     __slots__ = ("scope", "item", "woken", "finished", "lead", "result", "error")
 
-    def __init__(self, scope: Hashable, item: Item) -> None:
+    def __init__(self, scope: Hashable, item: Any) -> None:
         self.scope, self.item = scope, item
         self.woken = trio.Event()      # finished, or asked to flush next
         self.finished = False
@@ -33,14 +35,14 @@ class _Entry:
         self.woken.set()
 
 
-class CompletionGrouper:
-    def __init__(self, flush: Callable[[Any, list[Item]], Awaitable[list[Any]]], *, max_batch: int = 100):
+class Grouper:
+    def __init__(self, flush: Callable[[Any, list[Any]], Awaitable[list[Any]]], *, max_batch: int = 100):
         self._flush = flush
         self._max = max_batch
         self._queue: collections.deque[_Entry] = collections.deque()
         self._flushing = False
 
-    async def complete(self, scope: Hashable, item: Item) -> Any:
+    async def submit(self, scope: Hashable, item: Any) -> Any:
         """The result `flush` gave for this item (its error is raised here)."""
         entry = _Entry(scope, item)
         self._queue.append(entry)
@@ -78,7 +80,10 @@ class CompletionGrouper:
                             e.finish(error=exc)
                         continue
                     for e, r in zip(entries, results, strict=True):
-                        e.finish(r)
+                        if isinstance(r, BaseException):
+                            e.finish(error=r)
+                        else:
+                            e.finish(r)
         finally:
             self._flushing = False
             self._hand_over()
