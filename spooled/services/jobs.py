@@ -55,7 +55,7 @@ def sized_json(value: Any, limit: int, field: str) -> tuple[str, int]:
 class Enqueued:
     job_id: str
     created: bool
-    job: Job | None = None   # the inserted job (None when an idempotency key matched an existing job)
+    job: Job | None = None   # the inserted job, for a call of one job (None when its idempotency key matched one)
 
 
 @attrs.frozen
@@ -146,7 +146,7 @@ class Jobs:
         key = (scope.org, queue, tuple(scope.queues), now)
         if not many:
             return [await self._enqueues.submit(key, rows[0])]
-        results = await self._insert(key, rows, whole=True)
+        results = await self._insert(key, rows, bulk=True)
         return results      # type: ignore[return-value]
 
     async def _enqueue_group(self, key: tuple, rows: list[_NewJob]) -> list[Enqueued | Exception]:
@@ -154,21 +154,22 @@ class Jobs:
         about the input (not the database being unavailable), each job alone, so that only its own caller sees
         it (nothing of the failed statement was kept)."""
         try:
-            return await self._insert(key, rows, whole=False)
+            return await self._insert(key, rows, bulk=False)
         except errors.DomainError as exc:
             if len(rows) == 1 or isinstance(exc, errors.Unavailable):
                 raise
         out: list[Enqueued | Exception] = []
         for row in rows:
             try:
-                out += await self._insert(key, [row], whole=False)
+                out += await self._insert(key, [row], bulk=False)
             except errors.DomainError as exc:
                 out.append(exc)
         return out
 
-    async def _insert(self, key: tuple, rows: list[_NewJob], *, whole: bool) -> list[Enqueued | Exception]:
+    async def _insert(self, key: tuple, rows: list[_NewJob], *, bulk: bool) -> list[Enqueued | Exception]:
         """Insert `rows` in one statement. A parent that is not a job of the organization (in scope) rejects
-        the call (`whole`: raised, nothing inserted) or only its own rows (their error in the result)."""
+        a `bulk` call (raised, nothing inserted), else only its own rows (their error in the result). A bulk
+        call answers with ids only (no `Enqueued.job`)."""
         org, queue, queues, now = key
         out: list[Enqueued | Exception | None] = [None] * len(rows)
         todo = list(range(len(rows)))
@@ -184,10 +185,10 @@ class Jobs:
                     scheduled_ats=[r.scheduled_at for r in batch], expires_ats=[r.expires_at for r in batch],
                     traceparents=[c.traceparent if c else None for c in stored],
                     tracestates=[c.tracestate if c else None for c in stored]),
-                    queues=queues, now=now)
+                    queues=queues, now=now, rows=not bulk)
             if outcome.missing_parents:     # nothing was inserted
                 gone = [i for i in todo if rows[i].parent in outcome.missing_parents]
-                if whole:
+                if bulk:
                     raise _no_parent(rows[gone[0]].at + "parent_job_id")
                 for i in gone:
                     out[i] = _no_parent(rows[i].at + "parent_job_id")
@@ -198,8 +199,8 @@ class Jobs:
             if created:
                 self._metrics.series(org, queue).enqueued.inc(created)
             for i in todo:
-                job = outcome.inserted.get(rows[i].id)
-                out[i] = (Enqueued(str(rows[i].id), True, job) if job is not None
+                jid = rows[i].id
+                out[i] = (Enqueued(str(jid), True, outcome.inserted[jid]) if jid in outcome.inserted
                           else Enqueued(str(outcome.existing[rows[i].key]), False))
             break
         return out      # type: ignore[return-value]
