@@ -11,6 +11,7 @@ import uuid
 from typing import Any
 
 import attrs
+import orjson
 import trio
 
 from spooled.convert import nul_path
@@ -31,24 +32,38 @@ from spooled.store.jobs import JobStore, NewJobs
 Now = dt.datetime | None
 
 
-def dumps(value: Any) -> str:
-    """User JSON to text for a `json` column; key order and big integers are kept. A NUL character is refused
-    whatever the transport: PostgreSQL stores it in `json` but cannot read it back as text (listings break)."""
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    if "\\u0000" in text:
+def _encode(value: Any) -> bytes:
+    """User JSON as UTF-8 text, compact, key order kept. orjson (~10x the stdlib's speed); the stdlib for what
+    orjson refuses: integers beyond 64 bits (kept exact), keys that are not strings. Values
+    come from parsed JSON (REST refuses NaN and Infinity; gRPC's Struct gives them as strings), so orjson's
+    null for a non-finite float never stands in for one; the stdlib fallback still refuses them."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _checked(value: Any, data: bytes) -> str:
+    """`data` as text; a NUL character is refused whatever the transport: PostgreSQL stores it in `json` but
+    cannot read it back as text (listings break)."""
+    if b"\\u0000" in data:
         where = nul_path(value)
         if where is not None:
             raise errors.invalid(where or "json", "must not contain NUL (\\u0000) characters")
-    return text
+    return data.decode()
+
+
+def dumps(value: Any) -> str:
+    """User JSON to text for a `json` column (`_encode`, `_checked`)."""
+    return _checked(value, _encode(value))
 
 
 def sized_json(value: Any, limit: int, field: str) -> tuple[str, int]:
     """User JSON as stored text and its size in bytes; PayloadTooLarge naming `field` when over `limit`."""
-    text = dumps(value)
-    size = len(text.encode())
-    if size > limit:
+    data = _encode(value)
+    if len(data) > limit:
         raise errors.PayloadTooLarge(f"{field} is over the {limit} byte limit")
-    return text, size
+    return _checked(value, data), len(data)
 
 
 @attrs.frozen
