@@ -16,7 +16,7 @@ import trio
 
 from spooled.convert import nul_path
 from spooled.domain import errors, inputs
-from spooled.domain.ids import new_job_id, parse_id, try_id
+from spooled.domain.ids import new_job_ids, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.scope import Scope
 from spooled.domain.states import RETRYABLE, JobStatus
@@ -138,7 +138,7 @@ class Jobs:
         scope (`Grouper`, docs/architecture.md "Grouped enqueues"); each still gets its own answer or error."""
         scope.require(queue)
         many = len(specs) > 1
-        rows, largest = [], 0
+        rows, largest, ids = [], 0, new_job_ids(len(specs))
         for i, s in enumerate(specs):
             at = f"jobs[{i}]." if many else ""
             text, size = sized_json(s.payload, self._max_payload, at + "payload")
@@ -151,7 +151,7 @@ class Jobs:
                 if parent is None:
                     raise _no_parent(at + "parent_job_id")
             rows.append(_NewJob(
-                new_job_id(), text, s.priority if s.priority is not None else (default_priority or 0),
+                ids[i], text, s.priority if s.priority is not None else (default_priority or 0),
                 s.max_retries if s.max_retries is not None else default_max_retries,
                 s.timeout_seconds if s.timeout_seconds is not None else default_timeout,
                 dumps(s.tags) if s.tags is not None else None, s.idempotency_key, s.completion_webhook,
