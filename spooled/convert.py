@@ -149,6 +149,9 @@ _RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")   # U+D800..U+DFFF encoded as i
 _NUL_ESCAPE = b"\\u0000"    # the only way a NUL can appear in valid JSON text
 
 
+NON_FINITE = "Numbers must be finite: NaN and Infinity are not JSON"
+
+
 class _NonFinite(ValueError):
     pass
 
@@ -203,7 +206,7 @@ def _json_error(data: bytes, message: str) -> Exception:
         except (ValueError, RecursionError):
             pass
     if non_finite:
-        return ValidationFailed("Numbers must be finite: NaN and Infinity are not JSON",
+        return ValidationFailed(NON_FINITE,
                                 {"body": "must not contain NaN or Infinity"})
     return BadRequest("Malformed JSON body")
 
