@@ -21,6 +21,7 @@ Shapes (the rig's contestants of the same name, without their enqueue phase):
   rest-bulk        POST /jobs/bulk, 100 jobs each, --workers in flight (the fill of the other shapes, measured)
   grpc-dequeue1    Dequeue{batch_size 1} + Complete (grpcio), per worker
   grpc-enqueue1    unary Enqueue, --workers in flight
+  grpc-bulk        EnqueueBulk, 100 jobs each, --workers in flight
   rest-longpoll    workload B: --workers long polls (wait_secs 5), one job enqueued at a time; p50/p99 ms
 
 The client is a minimal asyncio HTTP/1.1 keep-alive client (the rig's `--client raw`) and grpcio's aio stubs, in
@@ -58,7 +59,7 @@ if not RIG.exists():
 RIG_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/benchdeps/venv/bin/python")
 STATS_FLUSH_SECS = 11.0   # PostgreSQL 15: an idle backend flushes its pending statistics after 10 s
 SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "grpc-enqueue1", "rest-longpoll",
-          "rest-bulk")
+          "rest-bulk", "grpc-bulk")
 
 
 def free_port() -> int:
@@ -307,6 +308,30 @@ async def grpc_enqueue(port: int, key: str, queue: str, n: int, workers: int) ->
     return done
 
 
+async def grpc_bulk(port: int, key: str, queue: str, n: int, workers: int) -> int:
+    from google.protobuf import struct_pb2
+
+    from spooled.transports.grpc.gen import spooled_pb2 as pb
+    channel, stub = grpc_stub(port)
+    md = (("x-api-key", key),)
+    starts = iter(range(0, n, 100))
+    done = 0
+
+    def job(i: int):
+        s = struct_pb2.Struct()
+        s.update({"i": i})
+        return pb.EnqueueRequest(payload=s)
+
+    async def worker() -> None:
+        nonlocal done
+        for s in starts:
+            r = await stub.EnqueueBulk(pb.EnqueueBulkRequest(queue_name=queue, jobs=[
+                job(i) for i in range(s, min(n, s + 100))]), metadata=md)
+            done += sum(x.created for x in r.results)
+    await on_channel(channel, worker, workers)
+    return done
+
+
 async def rest_longpoll(http: Http, producer: Http, queue: str, n: int, workers: int) -> tuple[int, list[float]]:
     started: dict[int, float] = {}
     sent: dict[int, float] = {}
@@ -401,6 +426,8 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             done = await grpc_dequeue(server.grpc_port, key, queue, n, a.workers)
         elif shape == "grpc-enqueue1":
             done = await grpc_enqueue(server.grpc_port, key, queue, n, a.workers)
+        elif shape == "grpc-bulk":
+            done = await grpc_bulk(server.grpc_port, key, queue, n, a.workers)
         elif shape == "rest-longpoll":
             done, lat = await rest_longpoll(http, producer, queue, min(n, a.latency_jobs), a.workers)
         else:
