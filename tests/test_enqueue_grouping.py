@@ -27,7 +27,7 @@ def hold_first_flush(jobs, queued: int):
         batches.append(len(rows))
         if not flushing.is_set():
             flushing.set()
-            while len(grouper._queue) < queued:
+            while grouper.waiting() < queued:
                 await trio.sleep(0.001)
         return await flush(key, rows)
     grouper._flush = spy
