@@ -13,6 +13,7 @@ delivery cut off mid-send is sent again once its lease runs out) and the pool cl
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -226,6 +227,23 @@ async def run(settings: Settings, dsn: str) -> None:
             running: Running = await nursery.start(_serve_then_stop, settings, dsn, shutdown, nursery.cancel_scope)
             grpc = f", gRPC on {running.grpc_address}" if running.grpc_address else ""
             print(f"Spooled listening: REST on {running.http_url}{grpc}", flush=True)
+            tune_gc()
+
+
+# The cyclic garbage collector's first generation runs after this many more allocations than frees (Python's
+# default: 700). A batch of 100 claimed jobs allocates tens of thousands of short-lived containers (records,
+# dicts, lists), nearly none of them in cycles: at the default every request ran several collections, and each
+# older-generation pass walked every object of the process (~10 % of the server's CPU on the batched path,
+# perf). docs/benchmarks.md "The batched path's cost per job".
+GC_THRESHOLD = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Once the server is up: what exists now (modules, the app, the services) lives until exit, so it goes to
+    the permanent generation (no collection walks it again), and the young generation gets a larger budget."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLD)
 
 
 async def _serve_then_stop(settings: Settings, dsn: str, shutdown: trio.Event, scope: trio.CancelScope, *,

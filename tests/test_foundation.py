@@ -10,11 +10,13 @@ import sys
 import time
 
 import asyncpg
+import attrs
 import httpx
 import pytest
 import trio
 import trio_asyncio
 
+from spooled.domain.models import Job
 from spooled.domain.states import TRANSITIONS, JobStatus
 from spooled.store.schema import SchemaMismatch, ensure_schema
 from spooled.store.sql import Q
@@ -173,6 +175,19 @@ def test_every_named_statement_prepares(dsn):
     import asyncio
     asyncio.run(prepare_all())
     assert len(Q.all()) > 20
+
+
+def test_the_claim_returns_the_job_fields_in_order(dsn):
+    """JobStore.claim builds each Job from the claim's row by position: its columns are Job's fields in the
+    model's order, then run_at."""
+    async def columns():
+        con = await asyncpg.connect(dsn)
+        try:
+            return [a.name for a in (await con.prepare(Q.job_claim.sql)).get_attributes()]
+        finally:
+            await con.close()
+    import asyncio
+    assert asyncio.run(columns()) == [a.name for a in attrs.fields(Job)] + ["run_at"]
 
 
 async def test_schema_applied_to_empty_database_and_idempotent(aio_loop, empty_dsn):

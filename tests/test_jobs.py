@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 
+import pytest
 import trio
 
 from spooled.domain.backoff import backoff_bounds
@@ -420,3 +421,39 @@ async def test_a_deleted_jobs_history_goes_with_it(api, server):
     org = api.org_id
     await server.services.db.run(lambda con: con.execute("DELETE FROM organizations WHERE id = $1::uuid", org))
     assert await rows(kept) == 0
+
+
+BATCH_BODIES = [
+    {"completions": [{"job_id": "a", "lease_id": "l1"}, {"job_id": "b", "worker_id": "w", "result": {"x": [1]}}]},
+    {"worker_id": "w", "completions": [{"job_id": "a"}, {"job_id": "b", "lease_id": "", "worker_id": ""}]},
+    {"worker_id": "", "completions": [{"job_id": "a", "lease_id": "l", "extra": 1}]},
+    {"worker_id": "w" * 128, "completions": [{"job_id": "", "lease_id": "l" * 64, "result": None}] * 100},
+    # each of these is refused, by both
+    {"completions": [{"job_id": "a"}]},
+    {"worker_id": "", "completions": [{"job_id": "a", "lease_id": ""}]},
+    {"completions": []},
+    {"worker_id": "w", "completions": [{"job_id": "a"}] * 101},
+    {"worker_id": "w" * 129, "completions": [{"job_id": "a"}]},
+    {"completions": [{"job_id": "a", "lease_id": "l" * 65}]},
+    {"completions": [{"job_id": "a", "worker_id": "w" * 129}]},
+    {"completions": [{"job_id": 1, "lease_id": "l"}]},
+    {"completions": [{"lease_id": "l"}]},
+    {"completions": [{"job_id": "a", "lease_id": 5}]},
+    {"worker_id": 5, "completions": [{"job_id": "a", "lease_id": "l"}]},
+    {"completions": ["a"]},
+    {"completions": {"job_id": "a", "lease_id": "l"}},
+    [{"job_id": "a", "lease_id": "l"}],
+]
+
+
+@pytest.mark.parametrize("body", BATCH_BODIES)
+def test_the_batch_completions_quick_reading_agrees_with_the_model(body):
+    """`complete_batch_items` (the batch completion's reading of a plain body) gives what the model gives, and
+    leaves every body the model refuses to the model (which names what is wrong)."""
+    from spooled.convert import structure
+    from spooled.domain import errors, inputs
+    try:
+        expected = structure(body, inputs.CompleteBatch).items()
+    except errors.ValidationFailed:
+        expected = None
+    assert inputs.complete_batch_items(body) == expected

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from trio_asyncio import aio_as_trio
 
 from spooled.loops import periodic
-from spooled.services.metrics import LoopHealth, Metrics
+from spooled.services.metrics import LATENCY_BUCKETS, LoopHealth, Metrics, observe_many
 from spooled.store.db import open_database
 from spooled.store.metrics import MetricsStore
 from spooled.store.sql import Q
@@ -227,6 +227,24 @@ def test_queue_series_are_capped():
     seen = {(s.labels["org"], s.labels["queue"]): s.value for s in families["spooled_jobs_enqueued"].samples
             if s.name.endswith("_total")}
     assert seen == {("org", "a"): 1, ("org", "b"): 1, ("_other", "_other"): 2}
+
+
+def test_a_batch_of_latencies_counts_as_each_one_observed():
+    """`observe_many` (the claim path's batch of queue latencies) leaves a histogram exactly as one `observe`
+    per value: values on a bucket's bound, between bounds, past the last bound and zero."""
+    one, many = Metrics(None), Metrics(None)
+    values = [0.0, 0.001, 0.0011, 0.5, 0.5, 3.0, 1e9] + [b for b in LATENCY_BUCKETS] + [7.25] * 3
+    for v in values:
+        one.queue_latency.observe(v)
+    observe_many(many.queue_latency, values)
+    observe_many(many.queue_latency, [])
+
+    def samples(m: Metrics) -> dict:
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in m.registry.collect()
+                if f.name == "spooled_job_queue_latency_seconds" for s in f.samples if not s.name.endswith("_created")}
+    got = samples(many)
+    assert got == samples(one)
+    assert got[("spooled_job_queue_latency_seconds_count", ())] == len(values)
 
 
 async def test_a_token_guards_metrics_when_set(aio_loop, tmp_path, dsn):

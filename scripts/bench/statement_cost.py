@@ -94,12 +94,11 @@ def unrestricted_args(stmt, **values) -> list:
     return stmt.args(**values)
 
 
-async def backlog_database(admin_dsn: str, repo: Path, jobs: int, extra_sql: str
-                           ) -> tuple[asyncpg.Connection, uuid.UUID, str]:
-    """A new database with `repo`'s schema (and `extra_sql`), one organization, 20,000 analyzed jobs in queue
-    'other' and `jobs` more in 'big' that the statistics have not seen (the worst case): its connection, the
+async def organization_database(admin_dsn: str, repo: Path, extra_sql: str = "", prefix: str = "cost"
+                                ) -> tuple[asyncpg.Connection, uuid.UUID, str]:
+    """A new database with `repo`'s schema (and `extra_sql`) and one organization: its connection, the
     organization and the database's DSN."""
-    name = f"cost_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
@@ -111,6 +110,14 @@ async def backlog_database(admin_dsn: str, repo: Path, jobs: int, extra_sql: str
     if extra_sql:
         await con.execute(extra_sql)
     org = await con.fetchval("INSERT INTO organizations (name, slug) VALUES ('bench', 'bench') RETURNING id")
+    return con, org, dsn
+
+
+async def backlog_database(admin_dsn: str, repo: Path, jobs: int, extra_sql: str
+                           ) -> tuple[asyncpg.Connection, uuid.UUID, str]:
+    """`organization_database` with 20,000 analyzed jobs in queue 'other' and `jobs` more in 'big' that the
+    statistics have not seen (the worst case)."""
+    con, org, dsn = await organization_database(admin_dsn, repo, extra_sql)
     await con.execute(FILL, org, "other", 20_000)
     await con.execute("ANALYZE jobs")
     await con.execute(FILL, org, "big", jobs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 
@@ -30,6 +31,18 @@ def parse_id(value: object, what: str = "Job") -> uuid.UUID:
         return uuid.UUID(str(value))
     except ValueError:
         raise NotFound(f"{what} not found") from None
+
+
+CANONICAL = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z")
+
+
+def db_id(value: object) -> str | uuid.UUID | None:
+    """`try_id` for a value bound straight to a uuid parameter: a UUID in its canonical text form stays text
+    (the database driver reads that in C, ~4x faster than `uuid.UUID`: the batch completion has up to 200 ids a
+    call); any other form `try_id` accepts comes back as a UUID; anything else is None."""
+    if type(value) is str and CANONICAL.match(value):
+        return value
+    return try_id(value)
 
 
 def try_id(value: object) -> uuid.UUID | None:

@@ -16,7 +16,7 @@ import trio
 
 from spooled.convert import nul_path
 from spooled.domain import errors, inputs
-from spooled.domain.ids import new_job_ids, parse_id, try_id
+from spooled.domain.ids import db_id, new_job_ids, parse_id, try_id
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.domain.scope import Scope
 from spooled.domain.states import RETRYABLE, JobStatus
@@ -290,26 +290,32 @@ class Jobs:
         results: list[CompleteResult | None] = [None] * len(items)
         ids, leases, workers, res, slots = [], [], [], [], []
         for i, (job_id, lease_id, worker_id, result) in enumerate(items):
-            jid = try_id(job_id)
+            jid = db_id(job_id)
             if jid is None:
                 results[i] = CompleteResult(str(job_id), False, "NOT_FOUND")
             elif not lease_id and not worker_id:
                 results[i] = CompleteResult(str(job_id), False, "LEASE_EXPIRED")
             else:
                 ids.append(jid)
-                leases.append((try_id(lease_id) or NO_LEASE) if lease_id else None)
+                leases.append((db_id(lease_id) or NO_LEASE) if lease_id else None)
                 workers.append(worker_id or None)
                 res.append(dumps(result) if result is not None else None)
                 slots.append(i)
         if ids:
             outcomes = await self._store.complete(parse_id(scope.org), ids, leases, workers, res, scope.queues,
                                                   now=now)
+            done: dict[str, int] = {}      # completed per queue: one counter update per queue, not per job
             for i, o in zip(slots, outcomes, strict=True):
-                ok = o.done or o.replay
-                err = None if ok else "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED"
-                results[i] = CompleteResult(str(items[i][0]), ok, err)
                 if o.done:
-                    self._metrics.series(scope.org, o.queue).completed.inc()
+                    done[o.queue] = done.get(o.queue, 0) + 1
+                    results[i] = CompleteResult(str(items[i][0]), True)
+                elif o.replay:
+                    results[i] = CompleteResult(str(items[i][0]), True)
+                else:
+                    results[i] = CompleteResult(str(items[i][0]), False,
+                                                "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED")
+            for queue, n in done.items():
+                self._metrics.series(scope.org, queue).completed.inc(n)
         return results  # type: ignore[return-value]
 
     async def complete(self, scope: Scope, job_id: str, lease_id: str | None, result: Any = None, *,

@@ -122,10 +122,15 @@ class JobStore:
         """Lease up to `limit` pending jobs of the queue in claim order (one statement)."""
         rows = await self._db.fetch(Q.job_claim, org=org, queue=queue, worker_id=worker_id, limit=limit,
                                     lease_secs=lease_secs, now=now)
-        return Claimed([from_row(Job, r) for r in rows], [(r["started_at"] - r["run_at"]).total_seconds()
-                                                          for r in rows])
+        jobs, queued = [], []
+        for r in rows:      # the columns: Job's fields in order, then run_at (queries/jobs.sql job_claim)
+            *fields, run_at = r
+            job = Job(*fields)
+            jobs.append(job)
+            queued.append((job.started_at - run_at).total_seconds())
+        return Claimed(jobs, queued)
 
-    async def complete(self, org: uuid.UUID, ids: list[uuid.UUID], leases: list[uuid.UUID | None],
+    async def complete(self, org: uuid.UUID, ids: list[uuid.UUID | str], leases: list[uuid.UUID | str | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,
                        now: Now = None) -> list[CompleteOutcome]:
         """Complete every item in one statement, each fenced by its lease (or, without one, its worker); the

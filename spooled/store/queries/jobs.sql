@@ -54,8 +54,14 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 -- (spooled_claim_jobs and spooled_ready_jobs in schema.sql). A paused queue hands out nothing; a job past its
 -- expires_at is left for the reaper to cancel. The job row records the claim (started_at, last_worker_id): no
 -- history row; its `started` events come from the jobs_updated trigger.
-SELECT * FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
-                                 $lease_secs::float8)
+-- The columns are the Job model's fields in its order, then run_at (JobStore.claim builds each Job from the
+-- row's values by position: up to 100 rows a call; tests/test_foundation.py checks the order).
+SELECT id, organization_id, queue_name, status, payload, result, priority, max_retries, retry_count,
+       timeout_seconds, last_error, tags, idempotency_key, completion_webhook, scheduled_at, started_at,
+       completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at, updated_at,
+       parent_job_id, workflow_id, dependency_mode, dependencies_met, traceparent, tracestate, run_at
+FROM spooled_claim_jobs($org, $queue, $limit, coalesce($now::timestamptz, now()), $worker_id,
+                        $lease_secs::float8)
 ORDER BY priority DESC, run_at, id
 
 -- name: job_complete
@@ -65,9 +71,10 @@ ORDER BY priority DESC, run_at, id
 -- fence: u is joined back on (id, lease or worker), never on the job id alone, so a stale and a current
 -- completion of one job in one batch cannot both report success. `p` is the pre-statement snapshot of each
 -- item's job (every part of one statement reads the same snapshot): it tells a missing job, a stale lease and
--- an idempotent replay apart. A completed job keeps the lease that completed it (completed_lease_id) and its
--- last worker (last_worker_id), never shown, for replays (a job completed before migration 0010 has its worker
--- in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
+-- an idempotent replay apart, so it is read only for the items that were not completed (`u.id IS NULL`: a
+-- one-time filter, no second primary-key lookup per completed job). A completed job keeps the lease that
+-- completed it (completed_lease_id) and its last worker (last_worker_id), never shown, for replays (a job
+-- completed before migration 0010 has its worker in its `completed` history row). The row records the completion: no history row (events: jobs_updated).
 -- Plan: the jobs are found by primary key only, whatever the statistics say. No condition here names a column
 -- another index leads with or a status a partial index is defined by (`processing` is implied by an unexpired
 -- lease: jobs_processing_lease_check), and the organization is checked on the row, not in the join: with stale
@@ -109,7 +116,7 @@ SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name
        END AS replay
 FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
        LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
-                          WHERE j.id = c.id AND (j.organization_id = $org) IS TRUE
+                          WHERE u.id IS NULL AND j.id = c.id AND (j.organization_id = $org) IS TRUE
                             AND $scope(ARRAY[j.queue_name] <@ $queues::text[]) OFFSET 0) p ON true
 ORDER BY c.ord
 

@@ -143,8 +143,8 @@ async def claim(svc: Services, p: Principal, data: Any, req: HotRequest) -> Resu
 
 
 async def complete_batch(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:
-    spec = structure(data, inputs.CompleteBatch)
-    results = await svc.jobs.complete_many(p.scope, spec.items())
+    items = inputs.complete_batch_items(data) or structure(data, inputs.CompleteBatch).items()
+    results = await svc.jobs.complete_many(p.scope, items)
     return 200, {
         "results": [{"job_id": r.job_id, "success": r.success, "error": r.error} for r in results],
         "succeeded": [r.job_id for r in results if r.success],
