@@ -75,6 +75,11 @@ def parse_time(value: object) -> dt.datetime:
 
 _conv.register_structure_hook(dt.datetime, lambda v, _t: parse_time(v))
 
+# The same hooks without cattrs' detailed validation (which wraps every field in its own error bookkeeping:
+# ~20 % of structuring a job of a bulk enqueue). Valid input, the common case, is structured by it; input it
+# refuses is structured again by `_conv`, whose errors name the fields.
+_fast = _conv.copy(detailed_validation=False)
+
 
 def _collect(exc: BaseException, path: str, out: dict[str, str]) -> None:
     if isinstance(exc, (ClassValidationError, IterableValidationError)):
@@ -122,6 +127,10 @@ def structure(data: object, cls: type[T]) -> T:
     if type(data) is not dict:
         raise ValidationFailed("The request body must be a JSON object", {"body": "must be a JSON object"})
     try:
+        return _fast.structure(data, cls)
+    except Exception:
+        pass    # bad input (or a surprise): the detailed converter says which fields, or raises what it would
+    try:
         return _conv.structure(data, cls)
     except (ClassValidationError, FieldError, ValueError, KeyError, TypeError) as exc:
         fields: dict[str, str] = {}
@@ -138,6 +147,9 @@ _DIGITS = bytes(0x30 if 0x30 <= i <= 0x39 else 0x20 for i in range(256))
 _LONG_RUN = b"0" * 19
 _RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")   # U+D800..U+DFFF encoded as if they were characters
 _NUL_ESCAPE = b"\\u0000"    # the only way a NUL can appear in valid JSON text
+
+
+NON_FINITE = "Numbers must be finite: NaN and Infinity are not JSON"
 
 
 class _NonFinite(ValueError):
@@ -194,7 +206,7 @@ def _json_error(data: bytes, message: str) -> Exception:
         except (ValueError, RecursionError):
             pass
     if non_finite:
-        return ValidationFailed("Numbers must be finite: NaN and Infinity are not JSON",
+        return ValidationFailed(NON_FINITE,
                                 {"body": "must not contain NaN or Infinity"})
     return BadRequest("Malformed JSON body")
 

@@ -64,7 +64,7 @@ async def test_grouped_single_completions_stale_and_current(api, server):
             batches.append(sorted((i[0], i[1]) for i in items))
             if not flushing.is_set():            # hold the first flush until the other two are queued behind it
                 flushing.set()
-                while sum(len(lane.queue) for lane in jobs._completions._lanes.values()) < 2:
+                while jobs._completions.waiting() < 2:
                     await trio.sleep(0.001)
             return await flush(org, items)
         jobs._completions._flush = spy

@@ -174,3 +174,47 @@ async def test_handover_when_the_leader_is_done(n):
             for i in range(n):
                 nursery.start_soon(one, i)
     assert sorted(got) == sorted(f"o:j{i}" for i in range(n))
+
+
+async def test_an_item_result_that_is_an_error_is_raised_to_its_own_caller_only():
+    async def flush(org, items):
+        return [ValueError(i[0]) if i[0].startswith("bad") else f"ok:{i[0]}" for i in items]
+    g = Grouper(flush)
+    got = {}
+
+    async def one(name):
+        try:
+            got[name] = await g.submit("o", (name,))
+        except ValueError as exc:
+            got[name] = f"error:{exc}"
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            for name in ("a", "bad1", "b"):
+                n.start_soon(one, name)
+    assert got == {"a": "ok:a", "bad1": "error:bad1", "b": "ok:b"}
+
+
+async def test_keys_flush_independently():
+    """A statement held for one key does not hold another key's items (one tenant never waits for another)."""
+    flush = GatedFlush()
+    g = Grouper(flush)
+    results = {}
+
+    async def one(key, name):
+        results[name] = await g.submit(key, (name,))
+    with trio.fail_after(10):
+        async with trio.open_nursery() as n:
+            n.start_soon(one, "a", "a1")
+            await wait_all_tasks_blocked()
+            n.start_soon(one, "a", "a2")             # waits behind a1's flush
+            n.start_soon(one, "b", "b1")             # flushes at once, alongside
+            await wait_all_tasks_blocked()
+            assert flush.calls == [("a", ["a1"]), ("b", ["b1"])] and g.waiting() == 1
+            flush.gates[1].set()
+            await wait_all_tasks_blocked()
+            assert results == {"b1": "b:b1"}
+            flush.gates[0].set()
+            await wait_all_tasks_blocked()
+            flush.gates[2].set()
+    assert results == {"a1": "a:a1", "a2": "a:a2", "b1": "b:b1"}
+    assert g.waiting() == 0 and g._lanes == {}       # idle lanes are forgotten

@@ -34,3 +34,24 @@ async def test_nul_over_grpc_is_invalid_argument_and_writes_nothing(rpc, api):
         assert (await job(api, jid))["status"] == "processing"
         r = await api.get("/api/v1/jobs")
         assert r.status_code == 200 and [j["id"] for j in r.json()] == [jid]
+
+
+async def test_non_finite_numbers_over_grpc_are_invalid_argument_and_write_nothing(rpc, api):
+    """A Struct may hold NaN or an infinity; JSON cannot (REST refuses them too)."""
+    with trio.fail_after(30):
+        for payload in [{"x": float("nan")}, {"x": [1, float("inf")]}, {"d": {"y": float("-inf")}}]:
+            with pytest.raises(Failed) as err:
+                await rpc.call("Enqueue", pb.EnqueueRequest(queue_name="nf", payload=struct(payload)))
+            assert err.value.code == "INVALID_ARGUMENT", payload
+        assert (await api.get("/api/v1/jobs")).json() == []
+
+
+async def test_struct_payloads_round_trip_as_json(rpc, api):
+    """Integral numbers come back as integers (within 2^53), others as floats; nesting, lists, null, bool."""
+    with trio.fail_after(30):
+        payload = {"i": 1, "f": 1.5, "big": 2.0 ** 60, "neg": -3.0, "s": "x\u00e9", "b": True, "n": None,
+                   "l": [1, "a", None, [2.5, {"z": False}]], "d": {"e": {}}, "el": []}
+        jid = (await rpc.call("Enqueue", pb.EnqueueRequest(queue_name="rt", payload=struct(payload)))).job_id
+        got = (await job(api, jid))["payload"]
+        assert got == {**payload, "neg": -3, "big": 2.0 ** 60}
+        assert type(got["i"]) is int and type(got["neg"]) is int and type(got["big"]) is float

@@ -52,7 +52,8 @@ async def enqueue(con, org, queue: str, n: int) -> None:
             org=org, queue=queue, now=None, ids=[new_job_id() for _ in range(k)], payloads=['{"n":1}'] * k,
             priorities=[0] * k, max_retries=[None] * k, timeouts=[None] * k, tags=[None] * k,
             idempotency_keys=[None] * k, webhooks=[None] * k, webhook_secrets=[None] * k, parents=[None] * k,
-            scheduled_ats=[None] * k, expires_ats=[None] * k))
+            scheduled_ats=[None] * k, expires_ats=[None] * k, traceparents=[None] * k, tracestates=[None] * k,
+            rows=False))
 
 
 async def drain(con, org, queue: str, n: int, batch: int) -> None:

@@ -18,8 +18,10 @@ Shapes (the rig's contestants of the same name, without their enqueue phase):
   rest-claim1      POST /jobs/claim {limit 1} then POST /jobs/{id}/complete {lease_id}, per worker, until --n done
   rest-claim100b   claim 100 + one POST /jobs/complete per claim
   rest-enqueue1    POST /jobs, one job each, --workers in flight
+  rest-bulk        POST /jobs/bulk, 100 jobs each, --workers in flight (the fill of the other shapes, measured)
   grpc-dequeue1    Dequeue{batch_size 1} + Complete (grpcio), per worker
   grpc-enqueue1    unary Enqueue, --workers in flight
+  grpc-bulk        EnqueueBulk, 100 jobs each, --workers in flight
   rest-longpoll    workload B: --workers long polls (wait_secs 5), one job enqueued at a time; p50/p99 ms
 
 The client is a minimal asyncio HTTP/1.1 keep-alive client (the rig's `--client raw`) and grpcio's aio stubs, in
@@ -56,7 +58,8 @@ if not RIG.exists():
     RIG = Path("/work/shared/bench")
 RIG_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/benchdeps/venv/bin/python")
 STATS_FLUSH_SECS = 11.0   # PostgreSQL 15: an idle backend flushes its pending statistics after 10 s
-SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "grpc-enqueue1", "rest-longpoll")
+SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "grpc-enqueue1", "rest-longpoll",
+          "rest-bulk", "grpc-bulk")
 
 
 def free_port() -> int:
@@ -186,11 +189,20 @@ class Server:
 
 
 # -- shapes --------------------------------------------------------------------------------------------------
-async def fill(http: Http, queue: str, n: int) -> None:
-    for s in range(0, n, 100):
-        st, body = await http.post("/api/v1/jobs/bulk", {"queue_name": queue,
-                                                         "jobs": [{"payload": {"i": i}} for i in range(s, min(n, s + 100))]})
-        assert st == 200 and body["success_count"] == min(100, n - s), (st, body)
+async def fill(http: Http, queue: str, n: int, workers: int = 1) -> int:
+    """`n` jobs in `POST /jobs/bulk` requests of 100, `workers` in flight; how many were created."""
+    starts = iter(range(0, n, 100))
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        for s in starts:
+            st, body = await http.post("/api/v1/jobs/bulk", {"queue_name": queue, "jobs": [
+                {"payload": {"i": i}} for i in range(s, min(n, s + 100))]})
+            assert st == 200 and body["success_count"] == min(100, n - s), (st, body)
+            done += body["success_count"]
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return done
 
 
 async def rest_claim(http: Http, queue: str, n: int, workers: int, limit: int, batch: bool) -> int:
@@ -296,6 +308,30 @@ async def grpc_enqueue(port: int, key: str, queue: str, n: int, workers: int) ->
     return done
 
 
+async def grpc_bulk(port: int, key: str, queue: str, n: int, workers: int) -> int:
+    from google.protobuf import struct_pb2
+
+    from spooled.transports.grpc.gen import spooled_pb2 as pb
+    channel, stub = grpc_stub(port)
+    md = (("x-api-key", key),)
+    starts = iter(range(0, n, 100))
+    done = 0
+
+    def job(i: int):
+        s = struct_pb2.Struct()
+        s.update({"i": i})
+        return pb.EnqueueRequest(payload=s)
+
+    async def worker() -> None:
+        nonlocal done
+        for s in starts:
+            r = await stub.EnqueueBulk(pb.EnqueueBulkRequest(queue_name=queue, jobs=[
+                job(i) for i in range(s, min(n, s + 100))]), metadata=md)
+            done += sum(x.created for x in r.results)
+    await on_channel(channel, worker, workers)
+    return done
+
+
 async def rest_longpoll(http: Http, producer: Http, queue: str, n: int, workers: int) -> tuple[int, list[float]]:
     started: dict[int, float] = {}
     sent: dict[int, float] = {}
@@ -384,10 +420,14 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             done = await rest_claim(http, queue, n, a.workers, 100, True)
         elif shape == "rest-enqueue1":
             done = await rest_enqueue(http, queue, n, a.workers)
+        elif shape == "rest-bulk":
+            done = await fill(http, queue, n, a.workers)
         elif shape == "grpc-dequeue1":
             done = await grpc_dequeue(server.grpc_port, key, queue, n, a.workers)
         elif shape == "grpc-enqueue1":
             done = await grpc_enqueue(server.grpc_port, key, queue, n, a.workers)
+        elif shape == "grpc-bulk":
+            done = await grpc_bulk(server.grpc_port, key, queue, n, a.workers)
         elif shape == "rest-longpoll":
             done, lat = await rest_longpoll(http, producer, queue, min(n, a.latency_jobs), a.workers)
         else:

@@ -84,7 +84,7 @@ class Subject:
                           results=['{"ok": true}'] * len(rows), now=None)
 
     def insert_args(self) -> tuple:
-        columns = {"priorities": [0], "payloads": ['{"n": 1}']}     # every other column: one NULL
+        columns = {"priorities": [0], "payloads": ['{"n": 1}'], "rows": True}     # every other column: one NULL
         return self.bound("job_insert", org=self.org, queue="big", now=None, ids=[uuid.uuid4()],
                           **{p: columns.get(p, [None]) for p in self.q["job_insert"].params
                              if p not in ("org", "queue", "now", "ids")})

@@ -156,7 +156,7 @@ class Subject:
         values = dict(org=self.org, queue="life", now=None, ids=[uuid.uuid4() for _ in range(n)],
                       payloads=['{"n": 1}'] * n, priorities=[0] * n, max_retries=none, timeouts=none, tags=none,
                       idempotency_keys=none, webhooks=none, webhook_secrets=none, parents=none,
-                      scheduled_ats=none, expires_ats=none, traceparents=none, tracestates=none)
+                      scheduled_ats=none, expires_ats=none, traceparents=none, tracestates=none, rows=True)
         st = self.q["job_insert"]
         return st.args(**{k: v for k, v in values.items() if k in st.params})
 

@@ -11,10 +11,18 @@ from spooled.domain.errors import NotFound
 
 
 def new_job_id() -> uuid.UUID:
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62 | rand & ((1 << 62) - 1)
-    return uuid.UUID(int=value)
+    return new_job_ids(1)[0]
+
+
+def new_job_ids(n: int) -> list[uuid.UUID]:
+    """`n` new ids of this millisecond (one clock read and one `urandom` call for all of them)."""
+    head = ((time.time_ns() // 1_000_000) & ((1 << 48) - 1)) << 80 | 0x7 << 76 | 0b10 << 62
+    rand = os.urandom(10 * n)
+    out = []
+    for i in range(0, 10 * n, 10):
+        r = int.from_bytes(rand[i:i + 10], "big")
+        out.append(uuid.UUID(int=head | (r >> 62 & 0xFFF) << 64 | r & ((1 << 62) - 1)))
+    return out
 
 
 def parse_id(value: object, what: str = "Job") -> uuid.UUID:

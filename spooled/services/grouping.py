@@ -1,11 +1,14 @@
-"""Group concurrent single calls into one statement (zero delay): completions and claims (services/jobs.py).
+"""Group concurrent single calls into one statement (zero delay): completions, claims and enqueues
+(services/jobs.py).
 
-Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`), or claiming (REST
-`POST /jobs/claim`, gRPC `Dequeue`, long polls woken by one NOTIFY, stream refills) would each pay a crossing into
-asyncio and a commit. Here the first caller becomes the flusher: it lets the callers that are runnable at that
-moment join (one pass of the scheduler, no timer: the waiters one NOTIFY woke), takes what is queued (its own item
+Many workers completing one job each (REST `POST /jobs/{id}/complete`, gRPC `Complete`), claiming (REST
+`POST /jobs/claim`, gRPC `Dequeue`, long polls woken by one NOTIFY, stream refills), or many producers enqueueing
+one job each (REST `POST /jobs`, gRPC `Enqueue`) would each pay a crossing into asyncio and a commit. Here the
+first caller becomes the flusher: it lets the callers that are runnable at that moment join (one pass of the scheduler, no timer: the waiters one NOTIFY woke), takes what is queued (its own item
 and others'), runs one `flush` for up to `max_batch` items of its scope, hands each waiter its result, and repeats
-until its own item is done; then, if items remain, it hands the flushing over to the oldest waiter. Each scope
+until its own item is done; then, if items remain, it hands the flushing over to the oldest waiter. `flush`
+returns one result per item; a result that is an exception is raised to that item's caller only (one bad item
+does not fail the others); an exception `flush` raises goes to every caller of that flush. Each scope (key)
 has its own queue and up to `concurrency` flushes under way (claims: 2, so a claim arriving while one statement
 runs is not held behind it). Nothing waits for a timer: an idle server flushes a lone call at once.
 
@@ -61,6 +64,10 @@ class Grouper:
         self._abandoned = abandoned
         self._lanes: dict[Hashable, _Lane] = {}
 
+    def waiting(self) -> int:
+        """Items queued, not yet taken by a flush (all scopes)."""
+        return sum(len(lane.queue) for lane in self._lanes.values())
+
     async def submit(self, scope: Hashable, item: Any) -> Any:
         """The result `flush` gave for this item (its error is raised here)."""
         lane = self._lanes.get(scope)
@@ -115,7 +122,10 @@ class Grouper:
                         e.finish(error=exc)
                     continue
                 for e, r in zip(batch, results, strict=True):
-                    e.finish(r)
+                    if isinstance(r, BaseException):
+                        e.finish(error=r)
+                    else:
+                        e.finish(r)
         finally:
             own.lead = False
             lane.leaders -= 1

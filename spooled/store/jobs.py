@@ -47,7 +47,7 @@ class NewJobs:
 
 @attrs.frozen
 class InsertOutcome:
-    inserted: dict[uuid.UUID, Job]                  # by the caller's id
+    inserted: dict[uuid.UUID, Job | None]           # by the caller's id (the job: only when asked for its rows)
     existing: dict[str, uuid.UUID]                  # idempotency key -> the job that already had it
     missing_parents: frozenset[uuid.UUID] = frozenset()   # nothing was inserted when this is not empty
 
@@ -90,12 +90,13 @@ class JobStore:
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
-                     now: Now = None) -> InsertOutcome:
+                     now: Now = None, rows: bool = True) -> InsertOutcome:
         """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
         idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
-        not a job of the organization (in `queues`) nothing is inserted."""
+        not a job of the organization (in `queues`) nothing is inserted. The inserted jobs are returned when
+        `rows`, else only their ids (the values of `inserted` are None)."""
         parents = sorted({p for p in new.parents if p is not None})
-        args = Q.job_insert.args(org=org, queue=queue, now=now, **attrs.asdict(new, recurse=False))
+        args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **attrs.asdict(new, recurse=False))
         missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
 
@@ -104,8 +105,8 @@ class JobStore:
                 gone = frozenset(r["id"] for r in await con.fetch(*missing))
                 if gone:
                     return InsertOutcome({}, {}, gone)
-            rows = await con.fetch(Q.job_insert.sql, *args)
-            inserted = {r["id"]: from_row(Job, r) for r in rows}
+            got = await con.fetch(Q.job_insert.sql, *args)
+            inserted = {r["id"]: from_row(Job, r["job"]) if rows else None for r in got}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
             # another transaction committed while we ran
             lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]

@@ -1,6 +1,8 @@
 -- name: job_insert
 -- Bulk enqueue into one queue (one row per array element), creating the queue on first use. Ids are made by
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
+-- Each inserted job comes back as its id and, when $rows, its whole row (`job`, of the table's row type); a
+-- bulk call needs only the ids (decoding 100 rows it does not show was ~15 % of its server CPU).
 -- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
@@ -14,7 +16,7 @@ WITH q0 AS (
            coalesce((SELECT default_timeout FROM q0), (SELECT default_timeout FROM qi), 300) AS default_timeout,
            coalesce($now::timestamptz, now()) AS now
 ), ins AS (
-    INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
+    INSERT INTO jobs AS j (id, organization_id, queue_name, status, payload, priority, max_retries, timeout_seconds,
                       tags, idempotency_key, completion_webhook, completion_webhook_secret, parent_job_id,
                       scheduled_at, run_at, expires_at, created_at, updated_at, traceparent, tracestate)
     SELECT i.id, $org, $queue,
@@ -30,13 +32,13 @@ WITH q0 AS (
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
               webhook_secret, parent_job_id, scheduled_at, expires_at, traceparent, tracestate), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING *
+    RETURNING j.id, j.status, j.created_at, CASE WHEN $rows::bool THEN j END AS job
 ), h AS (
     -- the job row records its creation; a job created scheduled also gets this row (its first status)
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins WHERE status = 'scheduled'
 )
-SELECT * FROM ins
+SELECT id, job FROM ins
 
 -- name: job_missing_parents
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
