@@ -46,13 +46,14 @@ async def rows(server, sql: str, *args):
 
 
 async def start_waiters(nursery, server, org: str, queue: str, n: int, got: list) -> None:
-    """n long polls on `queue` (their results appended to `got`); returns once all of them wait."""
+    """n long polls on `queue` (their results appended to `got`); returns once all of them wait (registered, and
+    their first claims are over: none is still in a statement)."""
     async def waiter(i: int):
         got.append(await server.services.jobs.claim(Scope(org), inputs.Claim(queue_name=queue, worker_id=f"w{i}",
                                                                              wait_secs=10)))
     for i in range(n):
         nursery.start_soon(waiter, i)
-    while server.services.wakeups.waiter_count(org, queue) < n:
+    while server.services.wakeups.waiter_count(org, queue) < n or server.services.jobs._claims._lanes:
         await trio.sleep(0.01)
     await wait_all_tasks_blocked()
 
