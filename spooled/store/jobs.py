@@ -20,6 +20,7 @@ from spooled.convert import from_row, from_rows
 from spooled.domain.inputs import JobFilter
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.store.db import Database
+from spooled.store.listen import Echoes
 from spooled.store.listing import decode_cursor, encode_cursor, list_jobs_sql
 from spooled.store.sql import Q
 
@@ -50,6 +51,7 @@ class InsertOutcome:
     inserted: dict[uuid.UUID, Job | None]           # by the caller's id (the job: only when asked for its rows)
     existing: dict[str, uuid.UUID]                  # idempotency key -> the job that already had it
     missing_parents: frozenset[uuid.UUID] = frozenset()   # nothing was inserted when this is not empty
+    wake: int = 0       # claimable jobs whose waiters on this instance the caller must wake now (Echoes.settle)
 
 
 @attrs.frozen
@@ -85,8 +87,11 @@ class HeartbeatOutcome:
 
 
 class JobStore:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, echoes: Echoes | None = None):
+        """With `echoes` (the listener's), an insert's caller wakes this instance's waiters itself
+        (`InsertOutcome.wake`) and the listener drops the insert's own NOTIFY."""
         self._db = db
+        self._echoes = echoes
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
@@ -99,13 +104,20 @@ class JobStore:
         args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **attrs.asdict(new, recurse=False))
         missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
+        echoes = self._echoes
+        ticket = echoes.expect(str(org), queue) if echoes is not None else None
+        ready = 0
 
         async def unit(con):
+            nonlocal ready
             if parents:
                 gone = frozenset(r["id"] for r in await con.fetch(*missing))
                 if gone:
                     return InsertOutcome({}, {}, gone)
+            if ticket is not None:      # before sending: its NOTIFY may come back before its answer
+                echoes.sending(ticket, con.get_server_pid())
             got = await con.fetch(Q.job_insert.sql, *args)
+            ready = sum(1 for r in got if r["ready"])
             inserted = {r["id"]: from_row(Job, r["job"]) if rows else None for r in got}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
             # another transaction committed while we ran
@@ -115,7 +127,14 @@ class JobStore:
                 existing = {r["idempotency_key"]: r["id"] for r in
                             await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
             return InsertOutcome(inserted, existing)
-        return await self._db.run(unit)
+        if ticket is None:
+            return await self._db.run(unit)
+        try:
+            outcome = await self._db.run(unit)
+        except BaseException:
+            echoes.settle(ticket, 0)    # failed, or its answer lost: its NOTIFY (if any) wakes as usual
+            raise
+        return attrs.evolve(outcome, wake=echoes.settle(ticket, ready))
 
     # -- claim and settle ----------------------------------------------------------------------------------
     async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,
