@@ -310,13 +310,14 @@ async def test_lost_listen_connection_resyncs_streams(api, server):
 
 
 async def test_a_notify_overflow_resyncs_only_that_channel():
-    """triopg marks a full LISTEN buffer with NOTIFY_OVERFLOW: that channel's consumer resyncs, in order."""
+    """A full LISTEN buffer is marked with NOTIFY_OVERFLOW: that channel's consumer resyncs, in order (items are
+    (sending pid, payload))."""
     import triopg
 
     from spooled.store.listen import Channel, ListenState, _forward
     seen = []
     send, receive = trio.open_memory_channel(10)
-    for item in ("a", triopg.NOTIFY_OVERFLOW, "b"):
+    for item in ((1, "a"), triopg.NOTIFY_OVERFLOW, (2, "b")):
         send.send_nowait(item)
     send.close()
     with trio.fail_after(5):

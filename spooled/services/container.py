@@ -102,7 +102,7 @@ class Services:
         auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
         orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
         mailer = Mailer(settings.smtp_url, settings.smtp_from)
-        echoes = Echoes()
+        echoes = Echoes(wakeups.notify)     # an insert wakes this instance's waiters at its commit
         jobs = Jobs(JobStore(db, echoes), wakeups, quotas=quotas, streams=streams,
                     max_payload_bytes=settings.max_payload_bytes, metrics=metrics, tracing=tracing)
         sender = Sender(allow_private=settings.webhook_allow_private, timeout_secs=settings.webhook_timeout_secs)

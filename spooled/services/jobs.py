@@ -205,8 +205,6 @@ class Jobs:
                     traceparents=[c.traceparent if c else None for c in stored],
                     tracestates=[c.tracestate if c else None for c in stored]),
                     queues=queues, now=now, rows=not bulk)
-                if outcome.wake:    # this instance's waiters, now (its NOTIFY, when it comes back, is dropped)
-                    self._wakeups.notify(org, queue, outcome.wake)
             if outcome.missing_parents:     # nothing was inserted
                 gone = [i for i in todo if rows[i].parent in outcome.missing_parents]
                 if bulk:

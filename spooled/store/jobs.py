@@ -51,7 +51,6 @@ class InsertOutcome:
     inserted: dict[uuid.UUID, Job | None]           # by the caller's id (the job: only when asked for its rows)
     existing: dict[str, uuid.UUID]                  # idempotency key -> the job that already had it
     missing_parents: frozenset[uuid.UUID] = frozenset()   # nothing was inserted when this is not empty
-    wake: int = 0       # claimable jobs whose waiters on this instance the caller must wake now (Echoes.settle)
 
 
 @attrs.frozen
@@ -88,8 +87,8 @@ class HeartbeatOutcome:
 
 class JobStore:
     def __init__(self, db: Database, echoes: Echoes | None = None):
-        """With `echoes` (the listener's), an insert's caller wakes this instance's waiters itself
-        (`InsertOutcome.wake`) and the listener drops the insert's own NOTIFY."""
+        """With `echoes` (the listener's), an insert wakes this instance's waiters of its queue as soon as it has
+        committed, and the listener drops the insert's own NOTIFY (store/listen.py `Echoes`)."""
         self._db = db
         self._echoes = echoes
 
@@ -106,10 +105,8 @@ class JobStore:
         keys_args = Q.job_ids_by_idempotency_key.args
         echoes = self._echoes
         ticket = echoes.expect(str(org), queue) if echoes is not None else None
-        ready = 0
 
         async def unit(con):
-            nonlocal ready
             if parents:
                 gone = frozenset(r["id"] for r in await con.fetch(*missing))
                 if gone:
@@ -117,7 +114,8 @@ class JobStore:
             if ticket is not None:      # before sending: its NOTIFY may come back before its answer
                 echoes.sending(ticket, con.get_server_pid())
             got = await con.fetch(Q.job_insert.sql, *args)
-            ready = sum(1 for r in got if r["ready"])
+            if ticket is not None:      # committed: wake now, before anything else
+                echoes.settle(ticket, sum(1 for r in got if r["ready"]))
             inserted = {r["id"]: from_row(Job, r["job"]) if rows else None for r in got}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
             # another transaction committed while we ran
@@ -130,11 +128,9 @@ class JobStore:
         if ticket is None:
             return await self._db.run(unit)
         try:
-            outcome = await self._db.run(unit)
-        except BaseException:
-            echoes.settle(ticket, 0)    # failed, or its answer lost: its NOTIFY (if any) wakes as usual
-            raise
-        return attrs.evolve(outcome, wake=echoes.settle(ticket, ready))
+            return await self._db.run(unit)
+        finally:
+            echoes.settle(ticket, 0)    # (when it failed before settling) its NOTIFY, if any, wakes as usual
 
     # -- claim and settle ----------------------------------------------------------------------------------
     async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,

@@ -27,10 +27,12 @@ WEBHOOKS = "spooled_webhooks"  # the outbox got rows: wake the dispatcher (servi
 
 class Ticket:
     """An insert under way on one pool connection (`pid`) into one queue, whose NOTIFY may come back any time."""
-    __slots__ = ("prefix", "pid", "epoch", "arrived")
+    __slots__ = ("org", "queue", "prefix", "pid", "epoch", "arrived", "settled")
 
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix                # "<org> <queue> "
+    def __init__(self, org: str, queue: str) -> None:
+        self.org, self.queue = org, queue
+        self.prefix = f"{org} {queue} "     # of its NOTIFY's payload
+        self.settled = False
         self.pid: int | None = None         # set before the statement is sent
         self.epoch = 0                      # Echoes.epoch then
         self.arrived: set[str] = set()      # payloads from `pid` for this queue seen while it ran (handled)
@@ -42,8 +44,9 @@ class Echoes:
     An insert registers a `Ticket` with its connection's backend pid before its statement is sent; once the
     insert returns, `settle` learns how many claimable jobs it made (its NOTIFY's payload, "<org> <queue> <n>").
     If a notification from that pid with that payload already came (handled as usual: it woke the waiters),
-    nothing more is needed and `settle` returns 0; otherwise it arms (pid, payload) and returns n: the caller
-    wakes n waiters now and the listener drops the first notification from that pid with that payload.
+    nothing more is needed; otherwise it wakes n waiters of the queue at once (`wake`, given by the services:
+    services/wakeups.py `notify`), in the same step, and arms (pid, payload): the listener drops the first
+    notification from that pid with that payload.
 
     Why nothing is lost: a pool connection runs one transaction at a time and PostgreSQL delivers notifications
     in commit order, so the first (pid, payload) notification that arrives after arming was committed no later
@@ -57,14 +60,16 @@ class Echoes:
 
     MAX_ARMED = 10_000
 
-    def __init__(self) -> None:
+    def __init__(self, wake: Callable[[str, str, int], object]) -> None:
+        self._wake = wake
         self._running: dict[int, list[Ticket]] = {}
         self._armed: dict[tuple[int, str], int] = {}
         self.epoch = 0          # resyncs so far
+        self.woken = 0          # inserts that woke their waiters locally
         self.dropped = 0        # echoes dropped
 
     def expect(self, org: str, queue: str) -> Ticket:
-        return Ticket(f"{org} {queue} ")
+        return Ticket(org, queue)
 
     def sending(self, ticket: Ticket, pid: int) -> None:
         """The ticket's statement is about to be sent on the connection of backend `pid`."""
@@ -72,18 +77,22 @@ class Echoes:
         self._running.setdefault(pid, []).append(ticket)
 
     def settle(self, ticket: Ticket, ready: int) -> int:
-        """The insert ended having made `ready` jobs claimable (0 when it failed or its answer was lost): how many
-        waiters the caller must wake now (it must, without a checkpoint in between)."""
+        """The insert ended (committed) having made `ready` jobs claimable (0 when it failed or its answer was
+        lost); wakes that many local waiters unless its NOTIFY already did; how many it woke. Once per ticket."""
+        if ticket.settled:
+            return 0
+        ticket.settled = True
         self._forget(ticket)
         payload = ticket.prefix + str(ready)
         if ready <= 0 or ticket.pid is None or payload in ticket.arrived:
             return 0
-        if ticket.epoch != self.epoch:      # notifications may have been lost while it ran: wake, do not arm
-            return ready
-        if len(self._armed) >= self.MAX_ARMED:
-            self._armed.clear()
-        key = (ticket.pid, payload)
-        self._armed[key] = self._armed.get(key, 0) + 1
+        if ticket.epoch == self.epoch:      # else notifications may have been lost while it ran: do not arm
+            if len(self._armed) >= self.MAX_ARMED:
+                self._armed.clear()
+            key = (ticket.pid, payload)
+            self._armed[key] = self._armed.get(key, 0) + 1
+        self.woken += 1
+        self._wake(ticket.org, ticket.queue, ready)
         return ready
 
     def _forget(self, ticket: Ticket) -> None:
