@@ -144,7 +144,7 @@ async def _serve(settings: Settings, dsn: str, svc: Services, task_status) -> No
     async with trio.open_nursery() as core:
         state = svc.metrics.listen = listen.ListenState()
         await core.start(partial(listen.pump, dsn, {
-            listen.JOBS: listen.Channel(svc.wakeups.handle, svc.wakeups.notify_all, svc.echoes),
+            listen.JOBS: listen.Channel(svc.wakeups.handle, svc.wakeups.notify_all),
             listen.EVENTS: listen.Channel(svc.broadcaster.handle, svc.broadcaster.resync),
             listen.WEBHOOKS: listen.Channel(svc.dispatcher.wake, svc.dispatcher.wake),
         }, timeout=settings.db_connect_timeout_secs, state=state))

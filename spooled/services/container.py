@@ -37,7 +37,6 @@ from spooled.settings import Settings
 from spooled.store.dashboard import DashboardStore
 from spooled.store.db import Database
 from spooled.store.events import ListenerStore
-from spooled.store.listen import Echoes
 from spooled.store.jobs import JobStore
 from spooled.store.keys import KeyStore
 from spooled.store.logins import LoginStore
@@ -58,7 +57,6 @@ class Services:
     settings: Settings
     db: Database
     wakeups: Wakeups
-    echoes: Echoes          # the NOTIFYs of this instance's inserts that the listener drops (store/listen.py)
     auth: Authenticator
     admission: Admission
     quotas: Quotas
@@ -102,13 +100,12 @@ class Services:
         auth = Authenticator(key_store, quotas, settings.jwt_secret or None)
         orgs = Orgs(org_store, key_store, auth, quotas, default_plan=settings.default_plan)
         mailer = Mailer(settings.smtp_url, settings.smtp_from)
-        echoes = Echoes(wakeups.notify)     # an insert wakes this instance's waiters at its commit
-        jobs = Jobs(JobStore(db, echoes), wakeups, quotas=quotas, streams=streams,
+        jobs = Jobs(JobStore(db), wakeups, quotas=quotas, streams=streams,
                     max_payload_bytes=settings.max_payload_bytes, metrics=metrics, tracing=tracing)
         sender = Sender(allow_private=settings.webhook_allow_private, timeout_secs=settings.webhook_timeout_secs)
         hooks = WebhookStore(db)
         return cls(
-            settings=settings, db=db, wakeups=wakeups, echoes=echoes, auth=auth,
+            settings=settings, db=db, wakeups=wakeups, auth=auth,
             admission=Admission(auth, RateLimiter(), usage_store, report=metrics.loops_report, version=__version__),
             quotas=quotas, orgs=orgs,
             admin=Admin(org_store, orgs, auth, quotas),

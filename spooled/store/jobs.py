@@ -20,7 +20,6 @@ from spooled.convert import from_row, from_rows
 from spooled.domain.inputs import JobFilter
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.store.db import Database
-from spooled.store.listen import Echoes
 from spooled.store.listing import decode_cursor, encode_cursor, list_jobs_sql
 from spooled.store.sql import Q
 
@@ -86,11 +85,8 @@ class HeartbeatOutcome:
 
 
 class JobStore:
-    def __init__(self, db: Database, echoes: Echoes | None = None):
-        """With `echoes` (the listener's), an insert wakes this instance's waiters of its queue as soon as it has
-        committed, and the listener drops the insert's own NOTIFY (store/listen.py `Echoes`)."""
+    def __init__(self, db: Database):
         self._db = db
-        self._echoes = echoes
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
@@ -103,19 +99,13 @@ class JobStore:
         args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **attrs.asdict(new, recurse=False))
         missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
-        echoes = self._echoes
-        ticket = echoes.expect(str(org), queue) if echoes is not None else None
 
         async def unit(con):
             if parents:
                 gone = frozenset(r["id"] for r in await con.fetch(*missing))
                 if gone:
                     return InsertOutcome({}, {}, gone)
-            if ticket is not None:      # before sending: its NOTIFY may come back before its answer
-                echoes.sending(ticket, con.get_server_pid())
             got = await con.fetch(Q.job_insert.sql, *args)
-            if ticket is not None:      # committed: wake now, before anything else
-                echoes.settle(ticket, sum(1 for r in got if r["ready"]))
             inserted = {r["id"]: from_row(Job, r["job"]) if rows else None for r in got}
             # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
             # another transaction committed while we ran
@@ -125,12 +115,7 @@ class JobStore:
                 existing = {r["idempotency_key"]: r["id"] for r in
                             await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
             return InsertOutcome(inserted, existing)
-        if ticket is None:
-            return await self._db.run(unit)
-        try:
-            return await self._db.run(unit)
-        finally:
-            echoes.settle(ticket, 0)    # (when it failed before settling) its NOTIFY, if any, wakes as usual
+        return await self._db.run(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------
     async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,

@@ -3,8 +3,7 @@
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
 -- Each inserted job comes back as its id and, when $rows, its whole row (`job`, of the table's row type); a
 -- bulk call needs only the ids (decoding 100 rows it does not show was ~15 % of its server CPU).
--- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger; `ready` (claimable now) tells the
--- caller what its NOTIFY says (store/listen.py Echoes).
+-- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -39,7 +38,7 @@ WITH q0 AS (
     INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
     SELECT id, $org, 'created', status, created_at FROM ins WHERE status = 'scheduled'
 )
-SELECT id, status = 'pending' AS ready, job FROM ins
+SELECT id, job FROM ins
 
 -- name: job_missing_parents
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
