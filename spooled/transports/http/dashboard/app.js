@@ -55,20 +55,24 @@ function useDebounce() {
   }, []);
 }
 
-// { data, error, reload, setData }: `load` runs on mount and whenever `deps` change.
+// { data, error, reload, setData }: `load` runs on mount and whenever `deps` change. `reload` always runs the
+// latest `load`: a reload scheduled earlier (a debounced live update) loads what the page asks for now, not what
+// it asked for when the frame came (a stale filter's answer, newest by sequence, would replace the current one).
 function useLoad(load, deps) {
   const [state, setState] = useState({ data: null, error: null });
   const seq = useRef(0);
+  const latest = useRef(load);
+  latest.current = load;
   const reload = useCallback(async () => {
     const mine = ++seq.current;
     try {
-      const data = await load();
+      const data = await latest.current();
       if (mine === seq.current) setState({ data, error: null });
     } catch (error) {
       if (mine === seq.current) setState((s) => ({ data: s.data, error }));
     }
-  }, deps);
-  useEffect(() => { reload(); }, [reload]);
+  }, []);
+  useEffect(() => { reload(); }, deps);
   const setData = useCallback((fn) => setState((s) => ({ ...s, data: fn(s.data) })), []);
   return { ...state, reload, setData };
 }
