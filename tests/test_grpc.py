@@ -558,17 +558,22 @@ async def test_a_cancelled_wait_leases_nothing(api, server):
 
 
 # -- ProcessJobs ---------------------------------------------------------------------------------------------
+def process_io(stream):
+    """(send(**request fields), recv()) for a grpclib ProcessJobs stream, from Trio."""
+    async def send(**kw):
+        await aio_as_trio(stream.send_message)(pb.ProcessRequest(**kw))
+
+    async def recv():
+        return await aio_as_trio(stream.recv_message)()
+    return send, recv
+
+
 async def test_process_jobs_grpclib_round_trip(api, server, aio_channel):
     with trio.fail_after(30):
         stub = QueueServiceStub(aio_channel)
         first = await enqueue(api, "pj", {"n": 1})
         async with aio_as_trio(stub.ProcessJobs.open(metadata={"x-api-key": key_of(api)})) as stream:
-            async def send(**kw):
-                await aio_as_trio(stream.send_message)(pb.ProcessRequest(**kw))
-
-            async def recv():
-                return await aio_as_trio(stream.recv_message)()
-
+            send, recv = process_io(stream)
             await send(dequeue=pb.DequeueRequest(queue_name="pj", worker_id="pw", batch_size=5))
             r = await recv()
             assert r.WhichOneof("response") == "job" and r.job.id == first["id"]
@@ -621,12 +626,7 @@ async def test_process_jobs_answers_a_burst_of_requests_in_order_past_a_full_ops
         stub = QueueServiceStub(aio_channel)
         ids = {(await enqueue(api, "pb", {"n": i}))["id"] for i in range(6)}
         async with aio_as_trio(stub.ProcessJobs.open(metadata={"x-api-key": key_of(api)})) as stream:
-            async def send(**kw):
-                await aio_as_trio(stream.send_message)(pb.ProcessRequest(**kw))
-
-            async def recv():
-                return await aio_as_trio(stream.recv_message)()
-
+            send, recv = process_io(stream)
             await send(dequeue=pb.DequeueRequest(queue_name="pb", worker_id="bw", batch_size=6))
             leased = [(await recv()).job for _ in range(6)]
             assert {j.id for j in leased} == ids
