@@ -558,17 +558,22 @@ async def test_a_cancelled_wait_leases_nothing(api, server):
 
 
 # -- ProcessJobs ---------------------------------------------------------------------------------------------
+def process_io(stream):
+    """(send(**request fields), recv()) for a grpclib ProcessJobs stream, from Trio."""
+    async def send(**kw):
+        await aio_as_trio(stream.send_message)(pb.ProcessRequest(**kw))
+
+    async def recv():
+        return await aio_as_trio(stream.recv_message)()
+    return send, recv
+
+
 async def test_process_jobs_grpclib_round_trip(api, server, aio_channel):
     with trio.fail_after(30):
         stub = QueueServiceStub(aio_channel)
         first = await enqueue(api, "pj", {"n": 1})
         async with aio_as_trio(stub.ProcessJobs.open(metadata={"x-api-key": key_of(api)})) as stream:
-            async def send(**kw):
-                await aio_as_trio(stream.send_message)(pb.ProcessRequest(**kw))
-
-            async def recv():
-                return await aio_as_trio(stream.recv_message)()
-
+            send, recv = process_io(stream)
             await send(dequeue=pb.DequeueRequest(queue_name="pj", worker_id="pw", batch_size=5))
             r = await recv()
             assert r.WhichOneof("response") == "job" and r.job.id == first["id"]
@@ -609,6 +614,47 @@ async def test_process_jobs_grpclib_round_trip(api, server, aio_channel):
             assert await recv() is None
             await aio_as_trio(stream.recv_trailing_metadata)()
         await until(lambda: server.services.wakeups.waiter_count(api.org_id, "pj") == 0)
+
+
+async def test_process_jobs_answers_a_burst_of_requests_in_order_past_a_full_ops_queue(api, server, aio_channel,
+                                                                                        monkeypatch):
+    """The stream's reader hands requests over without waiting; when the ops queue is full (here: 1) or a
+    dequeue is invalid, that request goes back to the awaiting path: nothing is dropped or reordered."""
+    from spooled.transports.grpc import streams
+    monkeypatch.setattr(streams, "OPS_BUFFER", 1)
+    with trio.fail_after(30):
+        stub = QueueServiceStub(aio_channel)
+        ids = {(await enqueue(api, "pb", {"n": i}))["id"] for i in range(6)}
+        async with aio_as_trio(stub.ProcessJobs.open(metadata={"x-api-key": key_of(api)})) as stream:
+            send, recv = process_io(stream)
+            await send(dequeue=pb.DequeueRequest(queue_name="pb", worker_id="bw", batch_size=6))
+            leased = [(await recv()).job for _ in range(6)]
+            assert {j.id for j in leased} == ids
+            # a burst, none awaited: completes, a renew and an invalid dequeue between them, a wrong lease
+            for j in leased[:3]:
+                await send(complete=pb.CompleteRequest(job_id=j.id, lease_id=j.lease_id))
+            await send(renew_lease=pb.RenewLeaseRequest(job_id=leased[3].id, lease_id=leased[3].lease_id,
+                                                        extension_secs=60))
+            await send(dequeue=pb.DequeueRequest(queue_name="pb"))          # invalid: no worker_id
+            await send(complete=pb.CompleteRequest(job_id=leased[4].id,
+                                                   lease_id="22222222-2222-2222-2222-222222222222"))
+            for j in leased[3:]:
+                await send(complete=pb.CompleteRequest(job_id=j.id, lease_id=j.lease_id))
+            got = [await recv() for _ in range(9)]
+            kinds = [r.WhichOneof("response") for r in got]
+            # the dequeue's error is not an op: it may come before the ops answered after it
+            assert kinds.count("error") == 2 and kinds.index("error") < 5
+            ops = [r for r in got if not (r.WhichOneof("response") == "error"
+                                           and r.error.code == "INVALID_ARGUMENT")]
+            assert [r.WhichOneof("response") for r in ops] == ["complete"] * 3 + ["renew_lease", "error"] + \
+                ["complete"] * 3
+            assert all(r.complete.success for r in ops if r.WhichOneof("response") == "complete")
+            assert ops[4].error.code == "FAILED_PRECONDITION"
+            await aio_as_trio(stream.end)()
+            assert await recv() is None
+            await aio_as_trio(stream.recv_trailing_metadata)()
+        for i in ids:
+            assert (await job(api, i))["status"] == "completed"
 
 
 async def test_process_jobs_grpcio_round_trip(api, server, sync_channel):

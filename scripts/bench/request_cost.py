@@ -22,6 +22,9 @@ Shapes (the rig's contestants of the same name, without their enqueue phase):
   grpc-dequeue1    Dequeue{batch_size 1} + Complete (grpcio), per worker
   grpc-enqueue1    unary Enqueue, --workers in flight
   grpc-bulk        EnqueueBulk, 100 jobs each, --workers in flight
+  grpc-process     ProcessJobs: one bidi stream keeping --window (20) jobs leased: `dequeue{batch_size=free}` when
+                   half is free, a `complete` per job on the stream (the rig's spooled-grpc-process driver)
+  grpc-stream      --workers StreamJobs streams + a unary Complete per job (the rig's spooled-grpc-stream)
   rest-longpoll    workload B: --workers long polls (wait_secs 5), one job enqueued at a time; p50/p99 ms
 
 The client is a minimal asyncio HTTP/1.1 keep-alive client (the rig's `--client raw`) and grpcio's aio stubs, in
@@ -59,7 +62,7 @@ if not RIG.exists():
 RIG_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/benchdeps/venv/bin/python")
 STATS_FLUSH_SECS = 11.0   # PostgreSQL 15: an idle backend flushes its pending statistics after 10 s
 SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "grpc-enqueue1", "rest-longpoll",
-          "rest-bulk", "grpc-bulk")
+          "rest-bulk", "grpc-bulk", "grpc-process", "grpc-stream")
 
 
 def free_port() -> int:
@@ -332,6 +335,93 @@ async def grpc_bulk(port: int, key: str, queue: str, n: int, workers: int) -> in
     return done
 
 
+async def grpc_process(port: int, key: str, queue: str, n: int, window: int) -> int:
+    """The rig's `process_loop` (peers/grpc_driver.py): one ProcessJobs stream, `window` jobs leased at most."""
+    import grpc
+
+    from spooled.transports.grpc.gen import spooled_pb2 as pb
+    channel, stub = grpc_stub(port)
+    md = (("x-api-key", key),)
+    wid = f"w-{uuid.uuid4().hex[:8]}"
+    done = 0
+    try:
+        call = stub.ProcessJobs(metadata=md)
+        inbox: asyncio.Queue = asyncio.Queue()
+
+        async def reader() -> None:
+            try:
+                while (r := await call.read()) is not grpc.aio.EOF:
+                    inbox.put_nowait(r)
+            finally:
+                inbox.put_nowait(None)
+        rt = asyncio.create_task(reader())
+        asked = inflight = 0
+        while done < n:
+            free = window - asked - inflight
+            if asked == 0 and free > 0 and (free >= (window + 1) // 2 or inflight == 0):
+                await call.write(pb.ProcessRequest(dequeue=pb.DequeueRequest(
+                    queue_name=queue, worker_id=wid, lease_duration_secs=30, batch_size=free)))
+                asked = free
+            try:
+                r = await asyncio.wait_for(inbox.get(), 0.01)
+            except asyncio.TimeoutError:
+                asked = 0
+                continue
+            if r is None:
+                break
+            kind = r.WhichOneof("response")
+            if kind == "job":
+                asked, inflight = max(0, asked - 1), inflight + 1
+                await call.write(pb.ProcessRequest(complete=pb.CompleteRequest(
+                    job_id=r.job.id, worker_id=wid, lease_id=r.job.lease_id)))
+            elif kind == "complete":
+                inflight -= 1
+                done += r.complete.success
+            elif kind == "error":
+                inflight = max(0, inflight - 1)
+        await call.done_writing()
+        while await inbox.get() is not None:
+            pass
+        await rt
+    finally:
+        await channel.close()
+    return done
+
+
+async def grpc_stream(port: int, key: str, queue: str, n: int, workers: int) -> int:
+    """The rig's `stream_loop`: `workers` StreamJobs streams, a unary Complete per job."""
+    from spooled.transports.grpc.gen import spooled_pb2 as pb
+    channel, stub = grpc_stub(port)
+    md = (("x-api-key", key),)
+    done = 0
+    finished = asyncio.Event()
+
+    async def worker() -> None:
+        nonlocal done
+        wid = f"w-{uuid.uuid4().hex[:8]}"
+        call = stub.StreamJobs(pb.StreamJobsRequest(queue_name=queue, worker_id=wid, lease_duration_secs=30),
+                               metadata=md)
+        try:
+            async for job in call:
+                await stub.Complete(pb.CompleteRequest(job_id=job.id, worker_id=wid, lease_id=job.lease_id),
+                                    metadata=md)
+                done += 1
+                if done >= n:
+                    finished.set()
+        finally:
+            call.cancel()
+
+    tasks = [asyncio.create_task(worker()) for _ in range(workers)]
+    try:
+        await finished.wait()
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await channel.close()
+    return done
+
+
 async def rest_longpoll(http: Http, producer: Http, queue: str, n: int, workers: int) -> tuple[int, list[float]]:
     started: dict[int, float] = {}
     sent: dict[int, float] = {}
@@ -385,7 +475,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
         producer = Http(server.http_port, key, 2)
         queue = f"q-{uuid.uuid4().hex[:6]}"
         n = a.n
-        if shape in ("rest-claim1", "rest-claim100b", "grpc-dequeue1"):
+        if shape in ("rest-claim1", "rest-claim100b", "grpc-dequeue1", "grpc-process", "grpc-stream"):
             await fill(http, queue, n)
         # warm up: a few requests of the measured kind (imports, caches, prepared statements)
         if shape.startswith("rest"):
@@ -428,6 +518,10 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             done = await grpc_enqueue(server.grpc_port, key, queue, n, a.workers)
         elif shape == "grpc-bulk":
             done = await grpc_bulk(server.grpc_port, key, queue, n, a.workers)
+        elif shape == "grpc-process":
+            done = await grpc_process(server.grpc_port, key, queue, n, a.window)
+        elif shape == "grpc-stream":
+            done = await grpc_stream(server.grpc_port, key, queue, n, a.workers)
         elif shape == "rest-longpoll":
             done, lat = await rest_longpoll(http, producer, queue, min(n, a.latency_jobs), a.workers)
         else:
@@ -466,6 +560,7 @@ async def main() -> None:
     p.add_argument("--n", type=int, default=3000, help="jobs per measured phase")
     p.add_argument("--latency-jobs", type=int, default=300)
     p.add_argument("--workers", type=int, default=20)
+    p.add_argument("--window", type=int, default=20, help="grpc-process: jobs leased per stream")
     p.add_argument("--reps", type=int, default=1)
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the server (repeat)")
     p.add_argument("--py-spy", help="record a py-spy profile of the server per shape ({shape} in the name)")

@@ -19,7 +19,9 @@ at once with OK. All sends go through one lock: grpclib stream writes must not i
 
 from __future__ import annotations
 
+import functools
 import math
+from typing import Any, Callable
 
 import attrs
 import trio
@@ -45,6 +47,15 @@ MAX_COMPLETE_GROUP = 100   # completes grouped into one statement
 async def _cancel_on(event: trio.Event, scope: trio.CancelScope) -> None:
     await event.wait()
     scope.cancel()
+
+
+async def _recv_while(stream, take: Callable[[Any], bool]) -> Any:
+    """(asyncio) Receive messages, handing each to `take` (sync), until it refuses one (returned) or the client
+    half-closes (None): one crossing for all the messages a stream receives, instead of one per message."""
+    while (msg := await stream.recv_message()) is not None:
+        if not take(msg):
+            return msg
+    return None
 
 
 async def _send_all(stream, msgs: list, sent: list[int]) -> None:
@@ -123,25 +134,44 @@ class _Session:
                 async with trio.open_nursery() as work:
                     work.start_soon(self._ops, ops_out)
                     async with ops_in:
-                        while (req := await aio_as_trio(self.stream.recv_message)()) is not None:
-                            if req.WhichOneof("request") == "dequeue":
+                        take = functools.partial(self._take, work, ops_in)
+                        while (req := await aio_as_trio(_recv_while)(self.stream, take)) is not None:
+                            if req.WhichOneof("request") == "dequeue":   # refused by _take: answer its error
                                 await self._dequeue(work, req.dequeue)
                             else:
-                                await ops_in.send(req)
+                                await ops_in.send(req)                  # the ops queue is full: wait for room
                     # half-closed by the client: the ops task drains the queue; a waiting dequeue ends
                     if self._waiting is not None:
                         self._waiting.cancel()
                 outer.cancel_scope.cancel()
 
+    def _take(self, nursery: trio.Nursery, ops: trio.MemorySendChannel, req: pb.ProcessRequest) -> bool:
+        """(sync, called from the asyncio reader) Start a valid dequeue or queue an op without waiting; False
+        when that needs an await (a dequeue's error to send, a full ops queue): the reader hands it back."""
+        if req.WhichOneof("request") == "dequeue":
+            try:
+                self._start_dequeue(nursery, req.dequeue)
+            except errors.DomainError:
+                return False
+            return True
+        try:
+            ops.send_nowait(req)
+        except trio.WouldBlock:
+            return False
+        return True
+
     # dequeues -----------------------------------------------------------------------------------------
     async def _dequeue(self, nursery: trio.Nursery, req: pb.DequeueRequest) -> None:
         try:
-            claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
-            wait = messages.wait_secs(req.wait_ms)
-            require_queue(self.principal, claim.queue_name)
+            self._start_dequeue(nursery, req)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
-            return
+
+    def _start_dequeue(self, nursery: trio.Nursery, req: pb.DequeueRequest) -> None:
+        """Start answering a dequeue in its own task; the request's DomainError, starting nothing."""
+        claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
+        wait = messages.wait_secs(req.wait_ms)
+        require_queue(self.principal, claim.queue_name)
         if self._waiting is not None:
             self._waiting.cancel()                      # superseded (cancel-safe: see delivery.py)
         scope = self._waiting = trio.CancelScope()
