@@ -118,8 +118,10 @@ async def test_two_processes_share_the_ports_survive_a_killed_copy_and_stop_on_s
             assert not any(alive(p) for p in replaced.values())
             assert "received SIGTERM: stopping 2 server processes" in server.log()
             # both copies running at the signal drained and logged their stop (the killed one never did)
-            while len(re.findall(r"spooled\.supervisor: stopped", server.log())) < 2:
-                await trio.sleep(0.05)
+            with trio.move_on_after(60):
+                while len(re.findall(r"spooled\.supervisor: stopped", server.log())) < 2:
+                    await trio.sleep(0.05)
+            assert len(re.findall(r"spooled\.supervisor: stopped", server.log())) == 2, server.log()[-6000:]
             assert len(re.findall(r"spooled\.supervisor: stopped", server.log())) == 2
 
 
@@ -142,5 +144,7 @@ async def test_the_copies_stop_when_their_parent_is_killed(aio_loop, dsn, tmp_pa
             while any(alive(p) for p in copies.values()):     # SIGTERM from the kernel: they drain and exit
                 await trio.sleep(0.05)
             # cleanly: each drained and logged its stop (stderr is shared with the dead parent's)
-            while len(re.findall(r"spooled\.supervisor: stopped", server.log())) < 2:
-                await trio.sleep(0.05)
+            with trio.move_on_after(60):
+                while len(re.findall(r"spooled\.supervisor: stopped", server.log())) < 2:
+                    await trio.sleep(0.05)
+            assert len(re.findall(r"spooled\.supervisor: stopped", server.log())) == 2, server.log()[-6000:]
