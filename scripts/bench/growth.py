@@ -42,6 +42,7 @@ import trio_asyncio
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from spooled.domain import inputs  # noqa: E402
+from spooled.domain.scope import Scope  # noqa: E402
 from spooled.embedded_pg import EmbeddedPostgres  # noqa: E402
 from spooled.services.container import Services  # noqa: E402
 from spooled.settings import Settings  # noqa: E402
@@ -90,9 +91,12 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str, *, claims: i
     transaction). `settle`: then finish every job of the queue."""
     queue = f"probe-{tag}"
     for i in range(0, probe, BATCH):
-        await svc.jobs.enqueue(org, queue, [inputs.JobSpec(payload={"p": j}) for j in range(min(BATCH, probe - i))])
+        await svc.jobs.enqueue(Scope(org), queue,
+                               [inputs.JobSpec(payload={"p": j}) for j in range(min(BATCH, probe - i))])
     org_id = uuid.UUID(org)
-    args = Q.job_claim.args(org=org_id, queue=queue, worker_id="probe", limit=1, lease_secs=300.0, now=None)
+    # the statement the server runs for a lone claimer (one claimer of job_claim_group)
+    args = Q.job_claim_group.args(org=org_id, queue=queue, workers=["probe"], limits=[1], lease_secs=[300.0],
+                                  now=None)
 
     def blocks(plan: str) -> int:
         top = json.loads(plan)[0]["Plan"]
@@ -104,7 +108,7 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str, *, claims: i
         for _ in range(21):
             tx = con.transaction()
             await tx.start()
-            buffers.append(blocks(await con.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + Q.job_claim.sql,
+            buffers.append(blocks(await con.fetchval("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + Q.job_claim_group.sql,
                                                      *args)))
             await tx.rollback()
             tx = con.transaction()
@@ -116,7 +120,7 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str, *, claims: i
         n = claims or probe // 2
         start = on_cpu_ns(pid)
         for _ in range(n):
-            rows = await con.fetch(Q.job_claim.sql, *args)
+            rows = await con.fetch(Q.job_claim_group.sql, *args)
             assert len(rows) == 1
         cpu = (on_cpu_ns(pid) - start) / n / 1000
         return {"claim_cpu_us": round(cpu, 1), "claim_buffers": statistics.median(buffers),
@@ -126,14 +130,14 @@ async def claim_cost(svc: Services, org: str, probe: int, tag: str, *, claims: i
         return result
     # settle the probe: complete what was claimed, claim and complete the rest
     while True:
-        jobs = await svc.jobs.claim(org, inputs.Claim(queue_name=queue, worker_id="probe", limit=100))
+        jobs = await svc.jobs.claim(Scope(org), inputs.Claim(queue_name=queue, worker_id="probe", limit=100))
         if not jobs:
             break
-        await svc.jobs.complete_many(org, [(str(j.id), str(j.lease_id), None, None) for j in jobs])
+        await svc.jobs.complete_many(Scope(org), [(str(j.id), str(j.lease_id), None, None) for j in jobs])
     held = await svc.db.run(lambda con: con.fetch(
         "SELECT id::text, lease_id::text FROM jobs WHERE queue_name = $1 AND status = 'processing'", queue))
     for i in range(0, len(held), BATCH):
-        await svc.jobs.complete_many(org, [(r["id"], r["lease_id"], None, None) for r in held[i:i + BATCH]])
+        await svc.jobs.complete_many(Scope(org), [(r["id"], r["lease_id"], None, None) for r in held[i:i + BATCH]])
     return result
 
 
@@ -141,15 +145,15 @@ async def pipeline(svc: Services, org: str, jobs: int, progress: list) -> None:
     specs = [inputs.JobSpec(payload={"n": i, "data": "x" * 64}) for i in range(BATCH)]
     while progress[0] < jobs:
         progress[0] += BATCH
-        await svc.jobs.enqueue(org, "work", specs)
+        await svc.jobs.enqueue(Scope(org), "work", specs)
         claimed = []
         while len(claimed) < BATCH:
-            got = await svc.jobs.claim(org, inputs.Claim(queue_name="work", worker_id="w", limit=CLAIM,
+            got = await svc.jobs.claim(Scope(org), inputs.Claim(queue_name="work", worker_id="w", limit=CLAIM,
                                                          lease_duration_secs=600))
             if not got:
                 break
             claimed += got
-        results = await svc.jobs.complete_many(org, [(str(j.id), str(j.lease_id), None, {"ok": True})
+        results = await svc.jobs.complete_many(Scope(org), [(str(j.id), str(j.lease_id), None, {"ok": True})
                                                      for j in claimed])
         assert all(r.success for r in results)
         progress[1] += len(claimed)
