@@ -870,9 +870,13 @@ function Shell() {
   const [route, setRoute] = useState(parseHash());
   const [notices, setNotices] = useState([]);
   const seq = useRef(0);
+  const firstHash = useRef(location.hash);
   useEffect(() => {
     const onHash = () => { setRoute(parseHash()); setNotices([]); };
     addEventListener("hashchange", onHash);
+    // the hash may have changed between the first render and this listener (a link followed right after
+    // signing in): that change fired no event we heard
+    if (location.hash !== firstHash.current) onHash();
     return () => removeEventListener("hashchange", onHash);
   }, []);
   const notify = useCallback((n) => {
