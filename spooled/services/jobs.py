@@ -332,14 +332,11 @@ class Jobs:
                                                   now=now)
             done: dict[str, int] = {}      # completed per queue: one counter update per queue, not per job
             for i, o in zip(slots, outcomes, strict=True):
+                ok = o.done or o.replay
+                err = None if ok else "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED"
+                results[i] = CompleteResult(str(items[i][0]), ok, err)
                 if o.done:
                     done[o.queue] = done.get(o.queue, 0) + 1
-                    results[i] = CompleteResult(str(items[i][0]), True)
-                elif o.replay:
-                    results[i] = CompleteResult(str(items[i][0]), True)
-                else:
-                    results[i] = CompleteResult(str(items[i][0]), False,
-                                                "NOT_FOUND" if o.prior_status is None else "LEASE_EXPIRED")
             for queue, n in done.items():
                 self._metrics.series(scope.org, queue).completed.inc(n)
         return results  # type: ignore[return-value]
