@@ -57,6 +57,7 @@ class Settings:
     shutdown_grace_secs: float = 5.0
     processes: int = 1                        # server processes sharing the ports (--processes, SPOOLED_PROCESSES)
     listen_fds: tuple[int, int] | None = None  # (REST, gRPC) listening sockets inherited from `--processes`
+    lifeline_fd: int | None = None             # a pipe from the `--processes` parent: its close means the parent died
     pool_min_size: int = 2
     pool_max_size: int = 16
     # Database timeouts: no request (nor loop) waits longer on an unreachable or stalled database
@@ -199,6 +200,7 @@ def from_env(env: dict[str, str], *, http: str | None = None, grpc: str | None =
         processes=int(_number(env, "SPOOLED_PROCESSES", _DEFAULT.processes, 1, 64)) if processes is None
         else _processes(processes),
         listen_fds=_listen_fds(env.get("SPOOLED_LISTEN_FDS")),
+        lifeline_fd=_lifeline_fd(env.get("SPOOLED_LIFELINE_FD")),
     )
     log_format = env.get("SPOOLED_LOG_FORMAT", "text").strip().lower()
     if log_format not in ("text", "json"):
@@ -241,6 +243,15 @@ def _listen_fds(text: str | None) -> tuple[int, int] | None:
     except ValueError:
         raise ConfigError(f"SPOOLED_LISTEN_FDS must be two descriptors 'REST,gRPC', got {text!r}") from None
     return http_fd, grpc_fd
+
+
+def _lifeline_fd(text: str | None) -> int | None:
+    """SPOOLED_LIFELINE_FD: set by `--processes` too (the read end of a pipe only the parent can write)."""
+    if not text:
+        return None
+    if not text.isdigit():
+        raise ConfigError(f"SPOOLED_LIFELINE_FD must be a descriptor number, got {text!r}")
+    return int(text)
 
 
 def _number(env: dict[str, str], name: str, default: float, lo: float, hi: float) -> float:

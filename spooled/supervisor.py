@@ -225,6 +225,18 @@ async def _watch_signals(shutdown: trio.Event, cancel_scope: trio.CancelScope) -
                 cancel_scope.cancel()
 
 
+async def _watch_parent(fd: int, shutdown: trio.Event) -> None:
+    """A copy started by `--processes`: its parent holds the pipe's only write end and never writes, so the end
+    of the pipe means the parent is gone (even by SIGKILL): drain and stop as at SIGTERM."""
+    async with trio.lowlevel.FdStream(fd) as parent:
+        with contextlib.suppress(OSError, trio.BrokenResourceError):
+            while await parent.receive_some(64):
+                pass
+    if not shutdown.is_set():
+        log.info("the --processes parent is gone: shutting down")
+        shutdown.set()
+
+
 async def run(settings: Settings, dsn: str) -> None:
     """`python -m spooled`: open the one asyncio island, serve until SIGTERM/SIGINT, print where it listens."""
     shutdown = trio.Event()
@@ -232,6 +244,8 @@ async def run(settings: Settings, dsn: str) -> None:
     async with trio_asyncio.open_loop():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
+            if settings.lifeline_fd is not None:
+                nursery.start_soon(_watch_parent, settings.lifeline_fd, shutdown)
             running: Running = await nursery.start(_serve_then_stop, settings, dsn, shutdown, nursery.cancel_scope)
             grpc = f", gRPC on {running.grpc_address}" if running.grpc_address else ""
             print(f"Spooled listening: REST on {running.http_url}{grpc}", flush=True)

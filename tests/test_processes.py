@@ -139,9 +139,13 @@ async def test_the_copies_stop_when_their_parent_is_killed(aio_loop, dsn, tmp_pa
         async with spooled_server(env, "--processes", "2") as server:
             copies = await both_listening(server)
             assert len(copies) == 2 and all(alive(p) for p in copies.values())
+            # past the idle timeout of the worker thread that started them (Trio's, 10 s): a parent-death signal
+            # tied to that thread (PR_SET_PDEATHSIG) stopped every copy here, with the parent alive
+            await trio.sleep(11)
+            assert "shutting down" not in server.log() and pids(server.log()) == copies, server.log()[-3000:]
             server.proc.kill()
             await server.proc.wait()
-            while any(alive(p) for p in copies.values()):     # SIGTERM from the kernel: they drain and exit
+            while any(alive(p) for p in copies.values()):     # their lifeline pipe closed: they drain and exit
                 await trio.sleep(0.05)
             # cleanly: each drained and logged its stop (stderr is shared with the dead parent's)
             with trio.move_on_after(60):

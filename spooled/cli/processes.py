@@ -9,8 +9,10 @@ nothing new has to be safe: every loop already is with N instances.
 It prints the listening line once every copy has printed its own, restarts a copy that dies (after 1 s, doubling
 to 30 s while they keep dying at once), and on SIGTERM/SIGINT passes one SIGTERM to each copy and waits for them
 to drain (their grace period, plus 10 s before SIGKILL). The copies run in their own session, so a terminal's
-Ctrl-C reaches only this process, which forwards it once; a copy gets SIGTERM if this process dies, even by
-SIGKILL.
+Ctrl-C reaches only this process, which forwards it once. If this process dies, even by SIGKILL, the copies drain
+and stop as at SIGTERM: each holds the read end of a pipe whose only write end is this process's
+(`SPOOLED_LIFELINE_FD`), and sees it close. (Not PR_SET_PDEATHSIG: Linux sends that when the *thread* that started
+the copy exits, and Trio starts processes from its worker threads, which exit after 10 s idle.)
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def http_socket(host: str, port: int, backlog: int = 1024) -> socket.socket:
 class Copy:
     """One server process: started (again) by `keep`, told to stop by `stop`."""
 
-    def __init__(self, index: int, env: dict[str, str], fds: tuple[int, int], grace: float):
+    def __init__(self, index: int, env: dict[str, str], fds: tuple[int, ...], grace: float):
         self.index = index
         self.env = env
         self.fds = fds
@@ -59,7 +61,7 @@ class Copy:
     async def _start(self) -> trio.Process:
         return await trio.lowlevel.open_process(
             [sys.executable, "-m", "spooled", "serve"], env=self.env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, pass_fds=self.fds, start_new_session=True, preexec_fn=_die_with_parent)
+            stdout=subprocess.PIPE, pass_fds=self.fds, start_new_session=True)
 
     async def _ready(self, proc: trio.Process) -> bool:
         """Read the copy's stdout until its listening line (False: it exited first)."""
@@ -122,16 +124,6 @@ class Copy:
             await self.proc.wait()
 
 
-def _die_with_parent() -> None:
-    """In the new process, before it runs Python: SIGTERM it (a clean drain) if this process dies, even by
-    SIGKILL, so no copy outlives the process that owns its sockets (Linux's PR_SET_PDEATHSIG; elsewhere not)."""
-    try:
-        import ctypes
-        ctypes.CDLL(None).prctl(1, signal.SIGTERM)      # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 async def _discard(stream) -> None:
     while await stream.receive_some(4096):
         pass
@@ -143,8 +135,10 @@ async def run(settings: Settings, dsn: str) -> int:
         http = http_socket(settings.http_host, settings.http_port)
     with binding("gRPC (--grpc)", settings.grpc_host, settings.grpc_port):
         grpc = grpc_server.bind(settings.grpc_host, settings.grpc_port, backlog=1024)
-    fds = (http.fileno(), grpc.fileno())
-    env = {**os.environ, "DATABASE_URL": dsn, "SPOOLED_LISTEN_FDS": f"{fds[0]},{fds[1]}", "SPOOLED_PROCESSES": "1"}
+    lifeline, held = os.pipe()          # both close-on-exec: a copy inherits only the read end (pass_fds)
+    fds = (http.fileno(), grpc.fileno(), lifeline)
+    env = {**os.environ, "DATABASE_URL": dsn, "SPOOLED_LISTEN_FDS": f"{fds[0]},{fds[1]}",
+           "SPOOLED_LIFELINE_FD": str(lifeline), "SPOOLED_PROCESSES": "1"}
     copies = [Copy(i, env, fds, settings.shutdown_grace_secs) for i in range(settings.processes)]
     shutdown = trio.Event()
     try:
@@ -166,6 +160,8 @@ async def run(settings: Settings, dsn: str) -> int:
         grpc.close()
         for copy in copies:         # an error on the way (a copy that could not start): leave none behind
             copy.signal(signal.SIGKILL)
+        os.close(lifeline)
+        os.close(held)
     log.info("stopped")
     return 0 if all(copy.returncode == 0 for copy in copies) else 1
 
