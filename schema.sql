@@ -211,9 +211,11 @@ CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NU
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_scheduled_idx ON jobs (run_at) WHERE status = 'scheduled';
 CREATE INDEX jobs_expires_idx ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'scheduled');
--- Listing (keyset on created_at, id) and per-queue stats.
-CREATE INDEX jobs_org_created_idx ON jobs (organization_id, created_at DESC, id DESC);
-CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, status);
+-- The jobs not finished, by organization, state and queue (quotas, the dashboard's running counts, a queue's
+-- active jobs, a deletion's check); a completion writes no entry into it. Listing and the reads of all of a
+-- queue's jobs go through job_list (below).
+CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
+    WHERE status IN ('pending', 'scheduled', 'processing');
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The event trigger's "does a finished job of this statement have a completion webhook" probe (nearly always empty).
 CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;
@@ -298,6 +300,20 @@ $fn$;
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
                       autovacuum_analyze_scale_factor = 0.02);
 
+-- What never changes of a job (organization, queue, creation time, id), one row per job, written with it (the
+-- jobs_inserted trigger) and deleted with it (jobs_deleted): listing and the reads of a queue's jobs, joined to
+-- `jobs` by id. On `jobs` a claim and a completion (non-HOT updates: the status is in index predicates) write an
+-- entry into every full index; these two indexes cost them nothing (migration 0016, docs/architecture.md).
+CREATE TABLE job_list (
+    organization_id     uuid        NOT NULL,
+    queue_name          text        NOT NULL,
+    created_at          timestamptz NOT NULL,
+    id                  uuid        NOT NULL
+);
+-- The listing's keyset (and the dashboard's totals), and a queue's jobs (stats, throughput, deletion, counts).
+CREATE INDEX job_list_org_created_idx ON job_list (organization_id, created_at DESC, id DESC);
+CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
+
 CREATE TABLE job_history (
     id                  bigint      GENERATED ALWAYS AS IDENTITY,
     job_id              uuid        NOT NULL,
@@ -319,6 +335,8 @@ CREATE INDEX job_history_job_idx ON job_history (job_id, id);
 CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
     DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
+    DELETE FROM job_list l USING old_rows o
+    WHERE l.organization_id = o.organization_id AND l.created_at = o.created_at AND l.id = o.id;
     RETURN NULL;
 END
 $fn$;
@@ -633,6 +651,8 @@ DECLARE
     subscribed boolean;
     ev spooled_job_event[];
 BEGIN
+    INSERT INTO job_list (organization_id, queue_name, created_at, id)
+        SELECT n.organization_id, n.queue_name, n.created_at, n.id FROM new_rows n;
     PERFORM pg_notify('spooled_jobs', n.organization_id::text || ' ' || n.queue_name || ' ' || count(*))
     FROM new_rows n
     WHERE n.status = 'pending' AND n.dependencies_met
@@ -1192,4 +1212,4 @@ RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12), (15);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12), (15), (16);

@@ -197,7 +197,7 @@ FROM (SELECT 1) one LEFT JOIN u ON true
 -- Every statement that reads or moves jobs by id is scoped like this one: a job outside the caller's queues
 -- (a restricted key's; domain/scope.py, store/sql.py) is not there. By id the scope is `ARRAY[queue_name] <@`,
 -- which no index serves, so the primary key drives the lookup (as `queue_name = ANY`, a queue the statistics
--- have not seen yet made the planner read the whole queue through jobs_org_queue_status_idx instead); the
+-- have not seen yet made the planner read the whole queue through a queue index instead); the
 -- statements that scan (counts, the DLQ) use `queue_name = ANY`, which the queue indexes serve.
 SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
@@ -261,8 +261,10 @@ ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool T
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
-SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
-GROUP BY status
+-- (the organization's jobs through job_list, as the listing reads them)
+SELECT j.status, count(*) AS n FROM job_list l JOIN jobs j ON j.id = l.id
+WHERE l.organization_id = $org AND $scope(l.queue_name = ANY ($queues::text[]))
+GROUP BY j.status
 
 -- name: dlq_retry
 WITH pick AS (

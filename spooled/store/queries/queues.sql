@@ -42,7 +42,8 @@ SELECT count(*) FROM jobs
 WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled', 'processing')
 
 -- name: queue_delete_jobs
-DELETE FROM jobs WHERE organization_id = $org AND queue_name = $name
+-- (the queue's jobs through job_list; the jobs_deleted trigger deletes their job_list rows)
+DELETE FROM jobs j USING job_list l WHERE l.organization_id = $org AND l.queue_name = $name AND j.id = l.id
 
 -- name: queue_delete
 DELETE FROM queues WHERE organization_id = $org AND name = $name RETURNING id
@@ -80,15 +81,15 @@ SELECT
     extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending'))::float8 AS max_age_secs,
     (SELECT count(*) FROM workers w
      WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
-FROM jobs WHERE organization_id = $org AND queue_name = $name
+FROM job_list l JOIN jobs j ON j.id = l.id WHERE l.organization_id = $org AND l.queue_name = $name
 
 -- name: queue_throughput
 -- Finished jobs per bucket of $bucket_secs since $since, by their current state (a retried dead letter no
--- longer counts). Reads the queue's finished rows through jobs_org_queue_status_idx, like queue_stats.
+-- longer counts). Reads the queue's jobs through job_list_org_queue_idx, like queue_stats.
 SELECT to_timestamp(floor(extract(epoch FROM completed_at) / $bucket_secs) * $bucket_secs) AS start,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status IN ('failed', 'deadletter')) AS failed
-FROM jobs
-WHERE organization_id = $org AND queue_name = $name AND status IN ('completed', 'failed', 'deadletter')
+FROM job_list l JOIN jobs j ON j.id = l.id
+WHERE l.organization_id = $org AND l.queue_name = $name AND status IN ('completed', 'failed', 'deadletter')
   AND completed_at >= $since::timestamptz
 GROUP BY 1 ORDER BY 1

@@ -1,0 +1,63 @@
+-- Migration 0016: listing and per-queue reads from an insert-only table (docs/architecture.md "The listing
+-- table"). A claim and a completion are non-HOT updates (the status is in index predicates), so each wrote an
+-- entry into every full index of `jobs`; the two that served listing and stats (jobs_org_created_idx,
+-- jobs_org_queue_status_idx) were about a fifth of a job's database cost. `job_list` holds what never changes
+-- (organization, queue, creation time, id), one row per job, written with the job and deleted with it; the
+-- states that reads count by organization come from partial indexes (ready, active, finished, dead letters).
+CREATE TABLE job_list (
+    organization_id     uuid        NOT NULL,
+    queue_name          text        NOT NULL,
+    created_at          timestamptz NOT NULL,
+    id                  uuid        NOT NULL
+);
+INSERT INTO job_list (organization_id, queue_name, created_at, id)
+    SELECT organization_id, queue_name, created_at, id FROM jobs;
+-- The listing's keyset (and the dashboard's totals), and a queue's jobs (stats, throughput, deletion, counts).
+CREATE INDEX job_list_org_created_idx ON job_list (organization_id, created_at DESC, id DESC);
+CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
+-- The jobs not finished, by organization, state and queue (quotas, the dashboard's running counts, a queue's
+-- active jobs, a deletion's check); a completion writes no entry into it.
+CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
+    WHERE status IN ('pending', 'scheduled', 'processing');
+DROP INDEX jobs_org_created_idx;
+DROP INDEX jobs_org_queue_status_idx;
+
+-- Written with the job, deleted with it (the listing table must hold exactly the jobs).
+CREATE OR REPLACE FUNCTION spooled_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+DECLARE
+    listening boolean;
+    subscribed boolean;
+    ev spooled_job_event[];
+BEGIN
+    INSERT INTO job_list (organization_id, queue_name, created_at, id)
+        SELECT n.organization_id, n.queue_name, n.created_at, n.id FROM new_rows n;
+    PERFORM pg_notify('spooled_jobs', n.organization_id::text || ' ' || n.queue_name || ' ' || count(*))
+    FROM new_rows n
+    WHERE n.status = 'pending' AND n.dependencies_met
+    GROUP BY n.organization_id, n.queue_name;
+
+    SELECT EXISTS (SELECT 1 FROM event_listeners l
+                   WHERE l.organization_id IN (SELECT n.organization_id FROM new_rows n) AND l.expires_at > now()),
+           EXISTS (SELECT 1 FROM webhooks w
+                   WHERE w.organization_id IN (SELECT n.organization_id FROM new_rows n) AND w.enabled)
+    INTO listening, subscribed;
+    IF listening OR subscribed THEN
+        SELECT array_agg(ROW(x.seq, x.id, x.organization_id, x.queue_name, 'created', NULL, x.status, NULL,
+                             x.retry_count, NULL, NULL, NULL, NULL, NULL, x.created_at)::spooled_job_event
+                         ORDER BY x.seq)
+        INTO ev
+        FROM (SELECT n.*, row_number() OVER () AS seq FROM new_rows n) x;
+        PERFORM spooled_publish_job_events(ev, listening, subscribed);
+    END IF;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
+    DELETE FROM job_list l USING old_rows o
+    WHERE l.organization_id = o.organization_id AND l.created_at = o.created_at AND l.id = o.id;
+    RETURN NULL;
+END
+$fn$;
