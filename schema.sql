@@ -211,11 +211,12 @@ CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NU
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_scheduled_idx ON jobs (run_at) WHERE status = 'scheduled';
 CREATE INDEX jobs_expires_idx ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'scheduled');
--- The jobs not finished, by organization, state and queue (quotas, the dashboard's running counts, a queue's
--- active jobs, a deletion's check); a completion writes no entry into it. Listing and the reads of all of a
--- queue's jobs go through job_list (below).
+-- The jobs not finished and not ready (ready ones: jobs_ready_idx), by organization, state and queue: with
+-- jobs_ready_idx every active job by organization (quotas, the dashboard's running counts, a queue's active
+-- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it. Listing and
+-- the reads of all of a queue's jobs go through job_list (below).
 CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
-    WHERE status IN ('pending', 'scheduled', 'processing');
+    WHERE status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met);
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The event trigger's "does a finished job of this statement have a completion webhook" probe (nearly always empty).
 CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;

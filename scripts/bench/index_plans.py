@@ -90,6 +90,8 @@ def statements(q, org: uuid.UUID, list_jobs_sql) -> list[tuple[str, str, list]]:
         named("dashboard_jobs_in_queues", org=org, cap=10000, now=None, queues=["small"]),
         named("queue_delete_jobs", org=org, name="small"),
         named("dashboard_queues", org=org, max_queues=100, cap=10000, running_cap=10000, queues=[]),
+        named("usage_counts", org=org, day=None),
+        named("org_busy", org=org),
     ]
     for label, f in (("list: org, newest first", JobFilter()),
                      ("list: queue 'small', newest first", JobFilter(queue_name="small")),
@@ -103,7 +105,7 @@ def statements(q, org: uuid.UUID, list_jobs_sql) -> list[tuple[str, str, list]]:
 async def database(admin_dsn: str, repo: Path, jobs: int) -> tuple[asyncpg.Connection, uuid.UUID]:
     con, org, _ = await organization_database(admin_dsn, repo, prefix="plans")
     await con.execute(FILL, org, jobs)
-    await con.execute("VACUUM ANALYZE jobs")
+    await con.execute("VACUUM ANALYZE")      # every table (job_list too, where a checkout has it)
     return con, org
 
 
@@ -136,7 +138,7 @@ async def main(a) -> None:
                 time = re.search(r"Execution Time: ([\d.]+) ms", plan).group(1)
                 hits = re.search(r"Buffers: shared hit=(\d+)", plan)
                 scans = re.findall(r"Index (?:Only )?Scan (?:Backward )?using (\w+)|Bitmap Index Scan on (\w+)", plan)
-                used = sorted({a or b for a, b in scans} | ({"Seq Scan"} if "Seq Scan on jobs" in plan else set()))
+                used = sorted({a or b for a, b in scans} | ({"Seq Scan"} if "Seq Scan on job" in plan else set()))
                 results.setdefault(label, []).append(
                     f"   {repo}: {float(time):9.2f} ms, {hits.group(1) if hits else '?'} buffers, {', '.join(used)}")
                 if a.plans:

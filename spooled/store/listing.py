@@ -91,8 +91,10 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
         vexpr = f"coalesce({arg(value)}::{cast}, '-infinity'::timestamptz)" if col in NULLABLE else f"{arg(value)}::{cast}"
         where.append(f"({key}, l.id) {cmp} ({vexpr}, {arg(last_id)}::uuid)")
     # the organization's jobs through job_list (insert-only: claims and completions write no listing index),
-    # each joined to its row by primary key
-    sql = (f"SELECT j.*, coalesce(j.payload->>'job_type', '') AS job_type FROM job_list l JOIN jobs j ON j.id = l.id "
+    # each joined to its row by primary key (LATERAL ... OFFSET 0: with a selective filter a hash join would
+    # read every organization's jobs)
+    sql = (f"SELECT j.*, coalesce(j.payload->>'job_type', '') AS job_type FROM job_list l "
+           f"CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j "
            f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, l.id {direction} "
            f"LIMIT {arg(limit + 1)} OFFSET {arg(offset)}")
     return sql, args

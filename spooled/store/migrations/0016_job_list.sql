@@ -15,10 +15,11 @@ INSERT INTO job_list (organization_id, queue_name, created_at, id)
 -- The listing's keyset (and the dashboard's totals), and a queue's jobs (stats, throughput, deletion, counts).
 CREATE INDEX job_list_org_created_idx ON job_list (organization_id, created_at DESC, id DESC);
 CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
--- The jobs not finished, by organization, state and queue (quotas, the dashboard's running counts, a queue's
--- active jobs, a deletion's check); a completion writes no entry into it.
+-- The jobs not finished and not ready (ready ones: jobs_ready_idx), by organization, state and queue: with
+-- jobs_ready_idx every active job by organization (quotas, the dashboard's running counts, a queue's active
+-- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it.
 CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
-    WHERE status IN ('pending', 'scheduled', 'processing');
+    WHERE status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met);
 DROP INDEX jobs_org_created_idx;
 DROP INDEX jobs_org_queue_status_idx;
 

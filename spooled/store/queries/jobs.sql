@@ -261,8 +261,8 @@ ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool T
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
--- (the organization's jobs through job_list, as the listing reads them)
-SELECT j.status, count(*) AS n FROM job_list l JOIN jobs j ON j.id = l.id
+-- (the organization's jobs through job_list, each by primary key, as the listing reads them)
+SELECT j.status, count(*) AS n FROM job_list l CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j
 WHERE l.organization_id = $org AND $scope(l.queue_name = ANY ($queues::text[]))
 GROUP BY j.status
 

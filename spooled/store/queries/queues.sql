@@ -38,12 +38,18 @@ SELECT * FROM queues WHERE organization_id = $org AND $scope(name = ANY ($queues
 ORDER BY name
 
 -- name: queue_active_jobs
-SELECT count(*) FROM jobs
-WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled', 'processing')
+-- Active jobs: the ready ones (jobs_ready_idx) and the rest (jobs_org_active_idx); each count names its index's
+-- condition, so the planner can prove it.
+SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = $name AND status = 'pending'
+          AND dependencies_met)
+       + (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = $name
+          AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met)))
 
 -- name: queue_delete_jobs
--- (the queue's jobs through job_list; the jobs_deleted trigger deletes their job_list rows)
-DELETE FROM jobs j USING job_list l WHERE l.organization_id = $org AND l.queue_name = $name AND j.id = l.id
+-- The queue's jobs through job_list, each by primary key (an array: no plan may hash-join the whole table); the
+-- jobs_deleted trigger deletes their job_list rows.
+DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l WHERE l.organization_id = $org
+                                                                   AND l.queue_name = $name))
 
 -- name: queue_delete
 DELETE FROM queues WHERE organization_id = $org AND name = $name RETURNING id
@@ -64,6 +70,8 @@ WITH u AS (
 SELECT u.name, extract(epoch FROM now() - u.paused_at) AS paused_secs FROM u
 
 -- name: queue_stats
+-- The queue's jobs through job_list, each joined by primary key (LATERAL ... OFFSET 0: never a hash join that
+-- reads every organization's jobs).
 SELECT
     count(*) FILTER (WHERE status = 'pending') AS pending,
     count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
@@ -81,7 +89,8 @@ SELECT
     extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending'))::float8 AS max_age_secs,
     (SELECT count(*) FROM workers w
      WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
-FROM job_list l JOIN jobs j ON j.id = l.id WHERE l.organization_id = $org AND l.queue_name = $name
+FROM job_list l CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j
+WHERE l.organization_id = $org AND l.queue_name = $name
 
 -- name: queue_throughput
 -- Finished jobs per bucket of $bucket_secs since $since, by their current state (a retried dead letter no
@@ -89,7 +98,7 @@ FROM job_list l JOIN jobs j ON j.id = l.id WHERE l.organization_id = $org AND l.
 SELECT to_timestamp(floor(extract(epoch FROM completed_at) / $bucket_secs) * $bucket_secs) AS start,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status IN ('failed', 'deadletter')) AS failed
-FROM job_list l JOIN jobs j ON j.id = l.id
+FROM job_list l CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j
 WHERE l.organization_id = $org AND l.queue_name = $name AND status IN ('completed', 'failed', 'deadletter')
   AND completed_at >= $since::timestamptz
 GROUP BY 1 ORDER BY 1
