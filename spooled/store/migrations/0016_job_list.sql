@@ -20,8 +20,41 @@ CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
 -- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it.
 CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
     WHERE status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met);
+-- The finished jobs by organization, state and time carry their queue: a restricted key's counts by state read
+-- it alone (index-only), as they read jobs_org_queue_status_idx.
+DROP INDEX jobs_org_finished_idx;
+CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) INCLUDE (queue_name)
+    WHERE completed_at IS NOT NULL;
 DROP INDEX jobs_org_created_idx;
 DROP INDEX jobs_org_queue_status_idx;
+
+-- The foreign keys onto organizations and workflows become statement triggers (a foreign key's check was a query
+-- per inserted row, ~2 µs each, a fifth of an enqueue's database cost): the check in spooled_jobs_inserted, the
+-- cascades below.
+ALTER TABLE jobs DROP CONSTRAINT jobs_organization_fk;
+ALTER TABLE jobs DROP CONSTRAINT jobs_workflow_fk;
+
+-- The cascades of the foreign keys onto organizations and workflows (spooled_jobs_inserted checks the insert):
+-- deleting an organization or a workflow deletes its jobs (their history and job_list rows go with them).
+CREATE FUNCTION spooled_organizations_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l JOIN old_rows o ON l.organization_id = o.id));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER organizations_deleted AFTER DELETE ON organizations REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_organizations_deleted();
+
+CREATE FUNCTION spooled_workflows_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM jobs j USING old_rows o WHERE j.workflow_id = o.id AND j.workflow_id IS NOT NULL;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER workflows_deleted AFTER DELETE ON workflows REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION spooled_workflows_deleted();
 
 -- Written with the job, deleted with it (the listing table must hold exactly the jobs).
 CREATE OR REPLACE FUNCTION spooled_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
@@ -29,7 +62,29 @@ DECLARE
     listening boolean;
     subscribed boolean;
     ev spooled_job_event[];
+    wanted int;
+    locked int;
 BEGIN
+    -- What the foreign keys onto organizations and workflows checked, once per statement: each new job's
+    -- organization (and workflow) exists, key-share locked as a foreign key locks it, so it cannot be deleted
+    -- before this transaction ends (a delete that commits first leaves nothing to lock: the insert fails).
+    SELECT count(DISTINCT n.organization_id), count(DISTINCT n.workflow_id) INTO wanted, locked FROM new_rows n;
+    IF locked > 0 THEN
+        wanted := locked;
+        PERFORM 1 FROM workflows w WHERE w.id IN (SELECT n.workflow_id FROM new_rows n) FOR KEY SHARE OF w;
+        GET DIAGNOSTICS locked = ROW_COUNT;
+        IF locked < wanted THEN
+            RAISE foreign_key_violation USING MESSAGE = 'a job''s workflow does not exist',
+                CONSTRAINT = 'jobs_workflow_fk', TABLE = 'jobs';
+        END IF;
+        SELECT count(DISTINCT n.organization_id) INTO wanted FROM new_rows n;
+    END IF;
+    PERFORM 1 FROM organizations o WHERE o.id IN (SELECT n.organization_id FROM new_rows n) FOR KEY SHARE OF o;
+    GET DIAGNOSTICS locked = ROW_COUNT;
+    IF locked < wanted THEN
+        RAISE foreign_key_violation USING MESSAGE = 'a job''s organization does not exist',
+            CONSTRAINT = 'jobs_organization_fk', TABLE = 'jobs';
+    END IF;
     INSERT INTO job_list (organization_id, queue_name, created_at, id)
         SELECT n.organization_id, n.queue_name, n.created_at, n.id FROM new_rows n;
     PERFORM pg_notify('spooled_jobs', n.organization_id::text || ' ' || n.queue_name || ' ' || count(*))

@@ -261,10 +261,26 @@ ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool T
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
--- (the organization's jobs through job_list, each by primary key, as the listing reads them)
-SELECT j.status, count(*) AS n FROM job_list l CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j
-WHERE l.organization_id = $org AND $scope(l.queue_name = ANY ($queues::text[]))
-GROUP BY j.status
+-- The organization's jobs by state, each part from the partial index that holds it (each names its index's
+-- condition, so the planner can prove it): the ready ones (jobs_ready_idx), the other active ones
+-- (jobs_org_active_idx), the finished ones (jobs_org_finished_idx, which carries the queue: index-only).
+SELECT status, sum(n)::bigint AS n FROM (
+    SELECT 'pending'::job_status AS status, count(*) AS n FROM jobs
+    WHERE organization_id = $org AND status = 'pending' AND dependencies_met
+      AND $scope(queue_name = ANY ($queues::text[]))
+    UNION ALL
+    SELECT status, count(*) FROM jobs
+    WHERE organization_id = $org AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+      AND $scope(queue_name = ANY ($queues::text[]))
+    GROUP BY status
+    UNION ALL
+    SELECT status, count(*) FROM jobs
+    WHERE organization_id = $org AND completed_at IS NOT NULL AND status IN ('completed', 'failed', 'deadletter', 'cancelled')
+      AND $scope(queue_name = ANY ($queues::text[]))
+    GROUP BY status
+) c
+WHERE n > 0
+GROUP BY status
 
 -- name: dlq_retry
 WITH pick AS (
