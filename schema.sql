@@ -940,7 +940,10 @@ CREATE INDEX schedule_runs_job_idx ON schedule_runs (job_id) WHERE job_id IS NOT
 
 -- Dashboard summary: finished jobs of an organization by state and time (counts over the last hour/day and the
 -- dead-letter count read a bounded range of it instead of the organization's whole history).
-CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) INCLUDE (queue_name)
+CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
+-- The finished jobs by queue and state, with their times (a queue's stats and throughput, a restricted key's
+-- counts: index-only); only a job's finishing writes it (migration 0016).
+CREATE INDEX jobs_org_queue_finished_idx ON jobs (organization_id, queue_name, status) INCLUDE (completed_at, started_at)
     WHERE completed_at IS NOT NULL;
 
 -- Job dependencies (docs/architecture.md "Job dependencies").

@@ -21,7 +21,7 @@ from spooled.domain.inputs import JobFilter
 from spooled.domain.models import HistoryEntry, Job, JobBrief, ListedJob
 from spooled.store.db import Database
 from spooled.store.listing import decode_cursor, encode_cursor, list_jobs_sql
-from spooled.store.sql import Q
+from spooled.store.sql import Q, pinned
 
 Now = dt.datetime | None
 
@@ -202,11 +202,8 @@ class JobStore:
     async def counts(self, org: uuid.UUID, queues: Sequence[str]) -> dict[str, int]:
         """Jobs by status (states without jobs are absent). Sequential scans off: when the organization is most of
         the table (one tenant) the planner would read every row rather than the partial indexes (index-only)."""
-        async def unit(con):
-            async with con.transaction(readonly=True):
-                await con.execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
-                return await con.fetch(*Q.job_counts.bind(org=org, queues=queues))
-        return {r["status"]: r["n"] for r in await self._db.run(unit)}
+        rows = await self._db.run(lambda con: pinned(con, Q.job_counts, "fetch", org=org, queues=queues))
+        return {r["status"]: r["n"] for r in rows}
 
     async def dlq_retry(self, org: uuid.UUID, queue: str | None, ids: list[uuid.UUID] | None, limit: int,
                         queues: Sequence[str]) -> list[uuid.UUID]:

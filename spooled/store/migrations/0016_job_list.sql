@@ -20,10 +20,9 @@ CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
 -- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it.
 CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
     WHERE status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met);
--- The finished jobs by organization, state and time carry their queue: a restricted key's counts by state read
--- it alone (index-only), as they read jobs_org_queue_status_idx.
-DROP INDEX jobs_org_finished_idx;
-CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) INCLUDE (queue_name)
+-- The finished jobs by queue and state, with their times (a queue's stats and throughput, a restricted key's
+-- counts: index-only); only a job's finishing writes it (migration 0016).
+CREATE INDEX jobs_org_queue_finished_idx ON jobs (organization_id, queue_name, status) INCLUDE (completed_at, started_at)
     WHERE completed_at IS NOT NULL;
 DROP INDEX jobs_org_created_idx;
 DROP INDEX jobs_org_queue_status_idx;

@@ -263,7 +263,8 @@ LIMIT $limit OFFSET $offset
 -- name: job_counts
 -- The organization's jobs by state, each part from the partial index that holds it (each names its index's
 -- condition, so the planner can prove it): the ready ones (jobs_ready_idx), the other active ones
--- (jobs_org_active_idx), the finished ones (jobs_org_finished_idx, which carries the queue: index-only).
+-- (jobs_org_active_idx), the finished ones (jobs_org_finished_idx, or jobs_org_queue_finished_idx for some
+-- queues: index-only).
 SELECT status, sum(n)::bigint AS n FROM (
     SELECT 'pending'::job_status AS status, count(*) AS n FROM jobs
     WHERE organization_id = $org AND status = 'pending' AND dependencies_met
