@@ -35,25 +35,28 @@ ALTER TABLE jobs DROP CONSTRAINT jobs_workflow_fk;
 
 -- The cascades of the foreign keys onto organizations and workflows (spooled_jobs_inserted checks the insert):
 -- deleting an organization or a workflow deletes its jobs (their history and job_list rows go with them).
+-- Row triggers, as the foreign keys' cascades were (a deleted organization or workflow is rare; a statement
+-- trigger fired for every delete statement, none deleted or not, and with its transition table the planner
+-- at times read jobs whole).
 CREATE FUNCTION spooled_organizations_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
-    DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l JOIN old_rows o ON l.organization_id = o.id));
+    DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l WHERE l.organization_id = OLD.id));
     RETURN NULL;
 END
 $fn$;
 
-CREATE TRIGGER organizations_deleted AFTER DELETE ON organizations REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION spooled_organizations_deleted();
+CREATE TRIGGER organizations_deleted AFTER DELETE ON organizations
+    FOR EACH ROW EXECUTE FUNCTION spooled_organizations_deleted();
 
 CREATE FUNCTION spooled_workflows_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
-    DELETE FROM jobs j USING old_rows o WHERE j.workflow_id = o.id AND j.workflow_id IS NOT NULL;
+    DELETE FROM jobs WHERE workflow_id = OLD.id;
     RETURN NULL;
 END
 $fn$;
 
-CREATE TRIGGER workflows_deleted AFTER DELETE ON workflows REFERENCING OLD TABLE AS old_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION spooled_workflows_deleted();
+CREATE TRIGGER workflows_deleted AFTER DELETE ON workflows
+    FOR EACH ROW EXECUTE FUNCTION spooled_workflows_deleted();
 
 -- Written with the job, deleted with it (the listing table must hold exactly the jobs).
 CREATE OR REPLACE FUNCTION spooled_jobs_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
