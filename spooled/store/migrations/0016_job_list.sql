@@ -36,8 +36,7 @@ ALTER TABLE jobs DROP CONSTRAINT jobs_workflow_fk;
 -- The cascades of the foreign keys onto organizations and workflows (spooled_jobs_inserted checks the insert):
 -- deleting an organization or a workflow deletes its jobs (their history and job_list rows go with them).
 -- Row triggers, as the foreign keys' cascades were (a deleted organization or workflow is rare; a statement
--- trigger fired for every delete statement, none deleted or not, and with its transition table the planner
--- at times read jobs whole).
+-- trigger would run for every delete statement, whether it deleted a row or not).
 CREATE FUNCTION spooled_organizations_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
     DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l WHERE l.organization_id = OLD.id));
@@ -64,26 +63,25 @@ DECLARE
     listening boolean;
     subscribed boolean;
     ev spooled_job_event[];
-    wanted int;
+    orgs int;
+    flows int;
     locked int;
 BEGIN
     -- What the foreign keys onto organizations and workflows checked, once per statement: each new job's
     -- organization (and workflow) exists, key-share locked as a foreign key locks it, so it cannot be deleted
     -- before this transaction ends (a delete that commits first leaves nothing to lock: the insert fails).
-    SELECT count(DISTINCT n.organization_id), count(DISTINCT n.workflow_id) INTO wanted, locked FROM new_rows n;
-    IF locked > 0 THEN
-        wanted := locked;
+    SELECT count(DISTINCT n.organization_id), count(DISTINCT n.workflow_id) INTO orgs, flows FROM new_rows n;
+    IF flows > 0 THEN
         PERFORM 1 FROM workflows w WHERE w.id IN (SELECT n.workflow_id FROM new_rows n) FOR KEY SHARE OF w;
         GET DIAGNOSTICS locked = ROW_COUNT;
-        IF locked < wanted THEN
+        IF locked < flows THEN
             RAISE foreign_key_violation USING MESSAGE = 'a job''s workflow does not exist',
                 CONSTRAINT = 'jobs_workflow_fk', TABLE = 'jobs';
         END IF;
-        SELECT count(DISTINCT n.organization_id) INTO wanted FROM new_rows n;
     END IF;
     PERFORM 1 FROM organizations o WHERE o.id IN (SELECT n.organization_id FROM new_rows n) FOR KEY SHARE OF o;
     GET DIAGNOSTICS locked = ROW_COUNT;
-    IF locked < wanted THEN
+    IF locked < orgs THEN
         RAISE foreign_key_violation USING MESSAGE = 'a job''s organization does not exist',
             CONSTRAINT = 'jobs_organization_fk', TABLE = 'jobs';
     END IF;
