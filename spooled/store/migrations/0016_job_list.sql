@@ -12,9 +12,9 @@ CREATE TABLE job_list (
 );
 INSERT INTO job_list (organization_id, queue_name, created_at, id)
     SELECT organization_id, queue_name, created_at, id FROM jobs;
--- The listing's keyset (and the dashboard's totals), and a queue's jobs (stats, throughput, deletion, counts).
+-- The listing's keyset (and the dashboard's totals); a queue's jobs are found through the partial indexes of
+-- jobs (ready, active, finished by queue), so this is the only index an enqueue writes here.
 CREATE INDEX job_list_org_created_idx ON job_list (organization_id, created_at DESC, id DESC);
-CREATE INDEX job_list_org_queue_idx ON job_list (organization_id, queue_name);
 -- The jobs not finished and not ready (ready ones: jobs_ready_idx), by organization, state and queue: with
 -- jobs_ready_idx every active job by organization (quotas, the dashboard's running counts, a queue's active
 -- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it.

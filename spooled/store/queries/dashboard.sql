@@ -44,13 +44,22 @@ FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS av
 
 -- name: dashboard_jobs_in_queues
 -- dashboard_jobs for a caller restricted to some queues (never empty here). Counts are index range scans of
--- those queues (job_list_org_queue_idx, jobs_ready_idx, jobs_org_active_idx, jobs_deadletter_idx) stopping at $cap. The counts over a
+-- those queues (jobs_ready_idx, jobs_org_active_idx, jobs_org_queue_finished_idx, jobs_deadletter_idx) stopping at
+-- $cap; the total is the three that hold every job (ready, other active, finished), each capped. The counts over a
 -- window and the averages have no index by queue and time: they look at the organization's latest $cap jobs of the
 -- window (the scans dashboard_jobs makes) and count those of the queues, so they are exact while the organization
 -- has fewer than $cap in the window and cost what the unrestricted summary costs.
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM job_list WHERE organization_id = $org
-                           AND queue_name = ANY ($queues::text[]) LIMIT $cap) x) AS total,
+    least($cap::bigint,
+          (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                 AND status = 'pending' AND dependencies_met LIMIT $cap) x)
+          + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                   AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+                                   LIMIT $cap) x)
+          + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                   AND completed_at IS NOT NULL
+                                   AND status IN ('completed', 'failed', 'deadletter', 'cancelled') LIMIT $cap) x))
+        AS total,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
                            AND status = 'pending' AND dependencies_met LIMIT $cap) x) AS pending,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])

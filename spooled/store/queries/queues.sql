@@ -46,10 +46,17 @@ SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = 
           AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met)))
 
 -- name: queue_delete_jobs
--- The queue's jobs through job_list, each by primary key (an array: no plan may hash-join the whole table); the
--- jobs_deleted trigger deletes their job_list rows.
-DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l WHERE l.organization_id = $org
-                                                                   AND l.queue_name = $name))
+-- The queue's jobs from the three partial indexes that hold every job (ready, other active, finished), each by
+-- primary key (an array: no plan may hash-join the whole table); the jobs_deleted trigger deletes their job_list
+-- rows.
+DELETE FROM jobs WHERE id = ANY (ARRAY(
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name AND status = 'pending' AND dependencies_met
+    UNION ALL
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name
+      AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+    UNION ALL
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name AND completed_at IS NOT NULL
+      AND status IN ('completed', 'failed', 'deadletter', 'cancelled')))
 
 -- name: queue_delete
 DELETE FROM queues WHERE organization_id = $org AND name = $name RETURNING id
