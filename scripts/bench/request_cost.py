@@ -65,6 +65,9 @@ SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "gr
           "rest-bulk", "grpc-bulk", "grpc-process", "grpc-stream")
 
 
+EMPTY = [0]   # empty claims / Dequeues of the measured phase (each followed by a 10 ms sleep)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,6 +83,12 @@ def task_cpu(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total / 1e9
+
+
+def machine_idle() -> float:
+    """Idle CPU seconds of the whole machine so far (/proc/stat: idle + iowait, in USER_HZ ticks)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -220,6 +229,7 @@ async def rest_claim(http: Http, queue: str, n: int, workers: int, limit: int, b
                                                               "lease_duration_secs": 30})
             jobs = body.get("jobs") or []
             if not jobs:
+                EMPTY[0] += 1
                 if st != 200:
                     errors += 1
                 if done >= n or errors > 100:
@@ -282,6 +292,7 @@ async def grpc_dequeue(port: int, key: str, queue: str, n: int, workers: int) ->
             r = await stub.Dequeue(pb.DequeueRequest(queue_name=queue, worker_id=wid, lease_duration_secs=30,
                                                      batch_size=1), metadata=md)
             if not r.jobs:
+                EMPTY[0] += 1
                 await asyncio.sleep(0.01)
                 continue
             for j in r.jobs:
@@ -495,6 +506,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
         idle_rate = (c0 - idle0 - 2) / (ct0 - i0)
         pm = postmaster_pid(cluster)
         s0, p0, t0 = task_cpu(server.proc.pid), cluster_cpu(pm), time.perf_counter()
+        me0, idle0_cpu = task_cpu(os.getpid()), machine_idle()
         spy = None
         if a.py_spy:
             target = a.py_spy.replace("{shape}", shape)
@@ -503,7 +515,9 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
                                     "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1.0)
             s0, p0, t0 = task_cpu(server.proc.pid), cluster_cpu(pm), time.perf_counter()
+            me0, idle0_cpu = task_cpu(os.getpid()), machine_idle()
         lat = None
+        EMPTY[0] = 0
         if shape == "rest-claim1":
             done = await rest_claim(http, queue, n, a.workers, 1, False)
         elif shape == "rest-claim100b":
@@ -527,6 +541,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
         else:
             raise SystemExit(f"unknown shape {shape}")
         t1, s1, p1 = time.perf_counter(), task_cpu(server.proc.pid), cluster_cpu(pm)
+        me1, idle1_cpu = task_cpu(os.getpid()), machine_idle()
         await asyncio.sleep(STATS_FLUSH_SECS)
         await stats.execute("SELECT pg_stat_clear_snapshot()")
         c1 = await stats.fetchval(commits)
@@ -539,7 +554,9 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
                        if line.startswith("VmHWM")))
         out.update(jobs=done, server_us_per_job=round((s1 - s0) / done * 1e6, 1),
                    pg_us_per_job=round((p1 - p0) / done * 1e6, 1), commits_per_job=round((c1 - c0 - 2 - idle_commits) / done, 3),
-                   jobs_per_s=round(done / (t1 - t0)), peak_rss_mb=round(rss / 1024, 1))
+                   jobs_per_s=round(done / (t1 - t0)), empty_polls=EMPTY[0],
+                   client_us_per_job=round((me1 - me0) / done * 1e6, 1),
+                   machine_idle_cores=round((idle1_cpu - idle0_cpu) / (t1 - t0), 2), peak_rss_mb=round(rss / 1024, 1))
         if lat:
             lat.sort()
             out.update(p50_ms=round(statistics.median(lat), 2), p99_ms=round(lat[int(len(lat) * 0.99) - 1], 2))
