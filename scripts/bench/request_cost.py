@@ -566,7 +566,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             if c is not None:
                 c.close()
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
+        shutil.rmtree(workdir, ignore_errors=True) if not os.environ.get("RC_KEEP") else print("kept", workdir)
 
 
 async def main() -> None:
