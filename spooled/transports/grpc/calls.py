@@ -27,7 +27,7 @@ from spooled.services.auth import Principal
 from spooled.services.container import Services
 from spooled.transports.grpc.delivery import LeaseTracker, Undelivered
 from spooled.transports.grpc.errors import grpc_error
-from spooled.transports.grpc.observe import note_org
+from spooled.transports.grpc.observe import note_org, note_status
 
 Queues = Callable[[Any], Iterable[str]]
 
@@ -142,5 +142,6 @@ async def _holding(fn, held: Undelivered, scope: Scope, request):
 
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:
     """(asyncio) end the call RESOURCE_EXHAUSTED with `retry-after` (whole seconds) in the trailing metadata."""
+    note_status(Status.RESOURCE_EXHAUSTED.name)
     await stream.send_trailing_metadata(status=Status.RESOURCE_EXHAUSTED, status_message=exc.message,
                                         metadata={"retry-after": str(exc.retry_after)})
