@@ -12,7 +12,10 @@ DATABASE_URL, or the rig's `mock_server.py --spooled`), an enterprise organizati
 filled through `POST /jobs/bulk` (not measured), and then the measured phase runs with --workers concurrent
 clients. Reported per job of the measured phase: the server's CPU (all its threads, /proc/<pid>/task/*/schedstat),
 PostgreSQL's (every backend of the cluster), commits (`pg_stat_database.xact_commit` of the database) and, for
-what it is worth here, jobs per second.
+what it is worth here, jobs per second; also the empty claims/Dequeues of the phase (`empty_polls`, each followed
+by a 10 ms sleep, as the rig's drivers do), this client's own CPU per job and the machine's idle cores over the
+phase (near 0: the figures were taken on a saturated machine). The cluster runs with fsync off unless --durable
+(the rig's profile: every commit waits for its WAL flush).
 
 Shapes (the rig's contestants of the same name, without their enqueue phase):
   rest-claim1      POST /jobs/claim {limit 1} then POST /jobs/{id}/complete {lease_id}, per worker, until --n done
@@ -566,7 +569,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             if c is not None:
                 c.close()
         server.stop()
-        shutil.rmtree(workdir, ignore_errors=True) if not os.environ.get("RC_KEEP") else print("kept", workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def main() -> None:
@@ -584,9 +587,15 @@ async def main() -> None:
     p.add_argument("--py-spy-bin", default="/tmp/pyspy/bin/py-spy")
     p.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "speedscope", "raw"])
     p.add_argument("--native", action="store_true")
+    p.add_argument("--durable", action="store_true", help="fsync on, as the rig's PostgreSQL (default: off)")
     a = p.parse_args()
     a.repo = a.repo.resolve()
     cluster = Cluster()
+    if a.durable:   # the rig's profile: every commit waits for its WAL flush (fsync is a reloadable setting)
+        con = await asyncpg.connect(cluster.dsn)
+        await con.execute("ALTER SYSTEM SET fsync = on")
+        await con.execute("SELECT pg_reload_conf()")
+        await con.close()
     try:
         for _ in range(a.reps):
             for shape in a.shapes.split(","):
