@@ -23,9 +23,9 @@ from typing import Callable
 import attrs
 import hypercorn.trio
 import trio
-import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 
+from spooled import island
 from spooled.domain.errors import DomainError
 from spooled.loops import dispatcher as dispatcher_loop
 from spooled.loops import periodic
@@ -241,7 +241,7 @@ async def run(settings: Settings, dsn: str) -> None:
     """`python -m spooled`: open the one asyncio island, serve until SIGTERM/SIGINT, print where it listens."""
     shutdown = trio.Event()
     raise_open_files_limit(settings.max_connections + 1024)   # + the pool, the gRPC server, files
-    async with trio_asyncio.open_loop():
+    async with island.open_loop():
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_watch_signals, shutdown, nursery.cancel_scope)
             if settings.lifeline_fd is not None:

@@ -21,8 +21,8 @@ import asyncpg
 import httpx
 import pytest
 import trio
-import trio_asyncio
 
+from spooled import island
 from spooled.embedded_pg import find_bindir
 from spooled.settings import Settings
 from spooled.store.schema import schema_sql
@@ -135,8 +135,8 @@ def empty_dsn(pg_admin_dsn):
 
 @pytest.fixture
 async def aio_loop():
-    """The one trio_asyncio loop of the test (the supervisor expects it open, as `supervisor.run` does)."""
-    async with trio_asyncio.open_loop() as loop:
+    """The one trio_asyncio loop of the test, opened as `supervisor.run` opens it (spooled/island.py)."""
+    async with island.open_loop() as loop:
         yield loop
 
 

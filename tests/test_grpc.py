@@ -15,6 +15,7 @@ import pytest
 import trio
 from google.protobuf import json_format, struct_pb2
 from grpclib.client import Channel
+from grpclib.config import Configuration
 from grpclib.exceptions import GRPCError
 from grpclib.health.v1 import health_pb2
 from grpclib.health.v1.health_grpc import HealthStub
@@ -543,6 +544,35 @@ async def test_leased_jobs_that_cannot_be_sent_go_back_to_pending(api, server):
         # fenced by the lease: releasing the delivered job with a stale lease changes nothing
         assert await svc.jobs.release_unsent(Scope(api.org_id), [(first["id"], str(leased[1].lease_id))]) == 0
         assert (await job(api, first["id"]))["status"] == "processing"
+
+
+async def test_a_dequeue_answer_that_cannot_be_sent_releases_its_jobs(api, server):
+    """Dequeue writes its answer from asyncio; a client that stops reading (the answer is over the HTTP/2 window,
+    so the write waits) and then resets the call gets nothing, and the job goes back to pending uncounted."""
+    host, port = server.grpc_address.rsplit(":", 1)
+    small = Configuration(http2_connection_window_size=2 ** 16 - 1, http2_stream_window_size=2 ** 16 - 1)
+    channel = await aio_as_trio(_channel)(host, int(port), small)
+    with trio.fail_after(30):
+        created = await enqueue(api, "undelivered", {"blob": "x" * 200_000})
+        stub = QueueServiceStub(channel)
+        async with aio_as_trio(stub.Dequeue.open(metadata={"x-api-key": key_of(api)})) as stream:
+            await aio_as_trio(stream.send_message)(pb.DequeueRequest(queue_name="undelivered", worker_id="w"),
+                                                   end=True)
+            with trio.fail_after(10):       # leased, and its answer stuck in the write
+                while (await job(api, created["id"]))["status"] != "processing":
+                    await trio.sleep(0.01)
+            await aio_as_trio(stream.cancel)()
+        with trio.fail_after(10):
+            while (now := await job(api, created["id"]))["status"] != "pending":
+                await trio.sleep(0.01)
+        assert (now["retry_count"], now["lease_id"]) == (0, None)
+        history = (await api.get(f"/api/v1/jobs/{created['id']}/history")).json()
+        assert history[-1]["event_type"] == "released"
+    channel.close()
+
+
+async def _channel(host: str, port: int, config: Configuration) -> Channel:
+    return Channel(host, port, config=config)
 
 
 async def test_a_cancelled_wait_leases_nothing(api, server):

@@ -120,6 +120,11 @@ async def test_grpc_rate_limit_is_resource_exhausted_with_retry_after(server, cl
     assert out[:5] == ["OK"] * 5
     code, message, trailing = out[5]
     assert code == "RESOURCE_EXHAUSTED" and "limit reached" not in message and trailing["retry-after"] == "1"
+    # /metrics counts the call by the status the handler sent itself (observe.note_status)
+    from tests.test_metrics import scrape
+    counted = (await scrape(client)).get("spooled_grpc_requests_total", method="/spooled.v1.QueueService/Enqueue",
+                                         status="RESOURCE_EXHAUSTED")
+    assert counted == 1
 
 
 async def test_buckets_are_sized_by_the_live_instances(aio_loop, server, client, tmp_path, dsn):

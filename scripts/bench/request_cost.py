@@ -12,7 +12,10 @@ DATABASE_URL, or the rig's `mock_server.py --spooled`), an enterprise organizati
 filled through `POST /jobs/bulk` (not measured), and then the measured phase runs with --workers concurrent
 clients. Reported per job of the measured phase: the server's CPU (all its threads, /proc/<pid>/task/*/schedstat),
 PostgreSQL's (every backend of the cluster), commits (`pg_stat_database.xact_commit` of the database) and, for
-what it is worth here, jobs per second.
+what it is worth here, jobs per second; also the empty claims/Dequeues of the phase (`empty_polls`, each followed
+by a 10 ms sleep, as the rig's drivers do), this client's own CPU per job and the machine's idle cores over the
+phase (near 0: the figures were taken on a saturated machine). The cluster runs with fsync off unless --durable
+(the rig's profile: every commit waits for its WAL flush).
 
 Shapes (the rig's contestants of the same name, without their enqueue phase):
   rest-claim1      POST /jobs/claim {limit 1} then POST /jobs/{id}/complete {lease_id}, per worker, until --n done
@@ -65,6 +68,9 @@ SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "gr
           "rest-bulk", "grpc-bulk", "grpc-process", "grpc-stream")
 
 
+EMPTY = [0]   # empty claims / Dequeues of the measured phase (each followed by a 10 ms sleep)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,6 +86,12 @@ def task_cpu(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             pass
     return total / 1e9
+
+
+def machine_idle() -> float:
+    """Idle CPU seconds of the whole machine so far (/proc/stat: idle + iowait, in USER_HZ ticks)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
@@ -220,6 +232,7 @@ async def rest_claim(http: Http, queue: str, n: int, workers: int, limit: int, b
                                                               "lease_duration_secs": 30})
             jobs = body.get("jobs") or []
             if not jobs:
+                EMPTY[0] += 1
                 if st != 200:
                     errors += 1
                 if done >= n or errors > 100:
@@ -282,6 +295,7 @@ async def grpc_dequeue(port: int, key: str, queue: str, n: int, workers: int) ->
             r = await stub.Dequeue(pb.DequeueRequest(queue_name=queue, worker_id=wid, lease_duration_secs=30,
                                                      batch_size=1), metadata=md)
             if not r.jobs:
+                EMPTY[0] += 1
                 await asyncio.sleep(0.01)
                 continue
             for j in r.jobs:
@@ -495,6 +509,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
         idle_rate = (c0 - idle0 - 2) / (ct0 - i0)
         pm = postmaster_pid(cluster)
         s0, p0, t0 = task_cpu(server.proc.pid), cluster_cpu(pm), time.perf_counter()
+        me0, idle0_cpu = task_cpu(os.getpid()), machine_idle()
         spy = None
         if a.py_spy:
             target = a.py_spy.replace("{shape}", shape)
@@ -503,7 +518,9 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
                                     "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             await asyncio.sleep(1.0)
             s0, p0, t0 = task_cpu(server.proc.pid), cluster_cpu(pm), time.perf_counter()
+            me0, idle0_cpu = task_cpu(os.getpid()), machine_idle()
         lat = None
+        EMPTY[0] = 0
         if shape == "rest-claim1":
             done = await rest_claim(http, queue, n, a.workers, 1, False)
         elif shape == "rest-claim100b":
@@ -527,6 +544,7 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
         else:
             raise SystemExit(f"unknown shape {shape}")
         t1, s1, p1 = time.perf_counter(), task_cpu(server.proc.pid), cluster_cpu(pm)
+        me1, idle1_cpu = task_cpu(os.getpid()), machine_idle()
         await asyncio.sleep(STATS_FLUSH_SECS)
         await stats.execute("SELECT pg_stat_clear_snapshot()")
         c1 = await stats.fetchval(commits)
@@ -539,7 +557,9 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
                        if line.startswith("VmHWM")))
         out.update(jobs=done, server_us_per_job=round((s1 - s0) / done * 1e6, 1),
                    pg_us_per_job=round((p1 - p0) / done * 1e6, 1), commits_per_job=round((c1 - c0 - 2 - idle_commits) / done, 3),
-                   jobs_per_s=round(done / (t1 - t0)), peak_rss_mb=round(rss / 1024, 1))
+                   jobs_per_s=round(done / (t1 - t0)), empty_polls=EMPTY[0],
+                   client_us_per_job=round((me1 - me0) / done * 1e6, 1),
+                   machine_idle_cores=round((idle1_cpu - idle0_cpu) / (t1 - t0), 2), peak_rss_mb=round(rss / 1024, 1))
         if lat:
             lat.sort()
             out.update(p50_ms=round(statistics.median(lat), 2), p99_ms=round(lat[int(len(lat) * 0.99) - 1], 2))
@@ -567,9 +587,15 @@ async def main() -> None:
     p.add_argument("--py-spy-bin", default="/tmp/pyspy/bin/py-spy")
     p.add_argument("--py-spy-format", default="flamegraph", choices=["flamegraph", "speedscope", "raw"])
     p.add_argument("--native", action="store_true")
+    p.add_argument("--durable", action="store_true", help="fsync on, as the rig's PostgreSQL (default: off)")
     a = p.parse_args()
     a.repo = a.repo.resolve()
     cluster = Cluster()
+    if a.durable:   # the rig's profile: every commit waits for its WAL flush (fsync is a reloadable setting)
+        con = await asyncpg.connect(cluster.dsn)
+        await con.execute("ALTER SYSTEM SET fsync = on")
+        await con.execute("SELECT pg_reload_conf()")
+        await con.close()
     try:
         for _ in range(a.reps):
             for shape in a.shapes.split(","):

@@ -25,9 +25,9 @@ from spooled.domain.scope import Scope
 from spooled.services.admission import require_queue
 from spooled.services.auth import Principal
 from spooled.services.container import Services
-from spooled.transports.grpc.delivery import LeaseTracker
+from spooled.transports.grpc.delivery import LeaseTracker, Undelivered
 from spooled.transports.grpc.errors import grpc_error
-from spooled.transports.grpc.observe import note_org
+from spooled.transports.grpc.observe import note_org, note_status
 
 Queues = Callable[[Any], Iterable[str]]
 
@@ -102,6 +102,18 @@ class Rpc:
                 raise grpc_error(exc) from None
             await stream.send_message(response)
 
+    async def leasing(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, queues: Queues) -> None:
+        """(asyncio) `unary` for a call whose answer carries jobs leased for it: `fn(scope, request, held)` leases
+        them, `held.hold`s them at once and returns the answer. If the answer is not written (client gone,
+        stream reset, cancelled, an error after the claim), they go back to pending (delivery.py)."""
+        held = Undelivered(self.svc.jobs)
+        try:
+            await self.unary(stream, partial(_holding, fn, held), queues=queues)
+            held.delivered()
+        finally:
+            if held.leased:
+                await trio_as_aio(held.release)()
+
     async def _call(self, metadata, fn, request, safe, queues):
         scope = await self.scope(metadata, safe=safe, queues=queues(request) if queues else ())
         return await fn(scope, request)
@@ -124,7 +136,12 @@ async def _with_metadata(fn, metadata, scope: Scope, request):
     return await fn(scope, request, metadata)
 
 
+async def _holding(fn, held: Undelivered, scope: Scope, request):
+    return await fn(scope, request, held)
+
+
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:
     """(asyncio) end the call RESOURCE_EXHAUSTED with `retry-after` (whole seconds) in the trailing metadata."""
+    note_status(Status.RESOURCE_EXHAUSTED.name)
     await stream.send_trailing_metadata(status=Status.RESOURCE_EXHAUSTED, status_message=exc.message,
                                         metadata={"retry-after": str(exc.retry_after)})

@@ -5,7 +5,9 @@ The rule: a job is never leased and then dropped unsent.
   took for a claimer cancelled meanwhile go back to pending: services/grouping.py), so a cancellation lands
   before the claim with nothing leased, or after the caller holds the jobs;
 - `send_or_release` then delivers them, and on any failure (cancelled mid-send, stream reset) puts the unsent
-  ones back to pending without counting a retry (`Jobs.release_unsent`).
+  ones back to pending without counting a retry (`Jobs.release_unsent`);
+- a unary answer (Dequeue) is sent from asyncio, not from Trio (no crossing per send): the jobs wait in an
+  `Undelivered` until the answer is written, and any failure before that gives them back the same way.
 
 StreamJobs also bounds how many delivered jobs one stream holds at a time (`LeaseWindow`), so a stream never
 hoards the queue into its socket buffers: its window is the registered worker's `max_concurrency`.
@@ -36,14 +38,42 @@ async def send_or_release(jobs: Jobs, scope: Scope, leased: Sequence[Job],
     try:
         await send(leased)
     except BaseException:
-        unsent = [(str(j.id), str(j.lease_id)) for j in leased[sent[0]:]]
-        if unsent:
-            with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_SECS):
-                try:
-                    await jobs.release_unsent(scope, unsent)
-                except Exception:
-                    log.exception("could not release %d undelivered job(s); their leases will expire", len(unsent))
+        await _release(jobs, scope, leased[sent[0]:])
         raise
+
+
+async def _release(jobs: Jobs, scope: Scope, unsent: Sequence[Job]) -> None:
+    """(Trio) jobs leased and not delivered back to pending (shielded, bounded; if that fails, their leases
+    expire)."""
+    if not unsent:
+        return
+    with trio.CancelScope(shield=True), trio.move_on_after(RELEASE_TIMEOUT_SECS):
+        try:
+            await jobs.release_unsent(scope, [(str(j.id), str(j.lease_id)) for j in unsent])
+        except Exception:
+            log.exception("could not release %d undelivered job(s); their leases will expire", len(unsent))
+
+
+class Undelivered:
+    """The jobs leased for one unary answer until it is written: `hold` them (Trio, right after the claim),
+    `delivered()` once the answer is sent, else `release` (Trio) gives them back."""
+    __slots__ = ("_jobs", "_scope", "leased")
+
+    def __init__(self, jobs: Jobs) -> None:
+        self._jobs = jobs
+        self._scope: Scope | None = None
+        self.leased: Sequence[Job] = ()
+
+    def hold(self, scope: Scope, leased: Sequence[Job]) -> None:
+        self._scope, self.leased = scope, leased
+
+    def delivered(self) -> None:
+        self.leased = ()
+
+    async def release(self) -> None:
+        leased, self.leased = self.leased, ()
+        if leased and self._scope is not None:
+            await _release(self._jobs, self._scope, leased)
 
 
 class LeaseTracker:

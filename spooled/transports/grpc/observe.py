@@ -2,8 +2,10 @@
 `spooled.access` line per call with its organization.
 
 Hooked into grpclib's server events: `RecvRequest` wraps the method's handler (its event lets the handler be
-replaced), `SendTrailingMetadata` tells a status the handler sent itself (a rate limit's RESOURCE_EXHAUSTED).
-Both run in the call's asyncio task, where a context variable holds the call's record.
+replaced); a status the handler sends itself (a rate limit's RESOURCE_EXHAUSTED, calls.py) is noted with
+`note_status`. The call's record is a context variable of its asyncio task (the Trio side of the call runs in a
+copy of that context, so it reaches the same record). No listener on the trailers: grpclib builds an event
+object for every dispatched event of every call.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextvars
 import logging
 import time
 
-from grpclib.events import RecvRequest, SendTrailingMetadata, listen
+from grpclib.events import RecvRequest, listen
 from grpclib.exceptions import GRPCError
 from grpclib.server import Server
 
@@ -29,6 +31,13 @@ def note_org(org: str) -> None:
     cell = _call.get()
     if cell is not None:
         cell["org"] = org
+
+
+def note_status(status: str) -> None:
+    """The handler ended the call itself with `status` (trailers sent, no exception raised)."""
+    cell = _call.get()
+    if cell is not None:
+        cell["status"] = status
 
 
 def instrument(server: Server, metrics: Metrics, *, access_log: bool) -> None:
@@ -65,10 +74,4 @@ def instrument(server: Server, metrics: Metrics, *, access_log: bool) -> None:
                                        "duration_ms": ms, "transport": "grpc"})
         event.method_func = measured
 
-    async def on_trailers(event: SendTrailingMetadata) -> None:
-        cell = _call.get()
-        if cell is not None:
-            cell["status"] = event.status.name
-
     listen(server, RecvRequest, on_request)
-    listen(server, SendTrailingMetadata, on_trailers)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import trio
-from trio_asyncio import aio_as_trio
 
 from spooled.domain import errors
 from spooled.domain.scope import Scope
 from spooled.transports.grpc import messages, streams
 from spooled.transports.grpc.calls import Rpc
-from spooled.transports.grpc.delivery import send_or_release
+from spooled.transports.grpc.delivery import Undelivered
 from spooled.transports.grpc.gen import spooled_pb2 as pb
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceBase
 
@@ -46,21 +45,15 @@ class QueueService(QueueServiceBase):
 
     # -- dequeue ---------------------------------------------------------------------------------------
     async def Dequeue(self, stream) -> None:
-        # In Trio with its own send: leased jobs whose response cannot be sent are released.
-        await self.rpc.in_trio(stream, self._dequeue)
+        # leased jobs whose answer cannot be sent are released (Rpc.leasing)
+        await self.rpc.leasing(stream, self._dequeue, queues=lambda r: [r.queue_name])
 
-    async def _dequeue(self, stream) -> None:
-        req: pb.DequeueRequest = await aio_as_trio(stream.recv_message)()
-        scope = await self.rpc.scope(stream.metadata, queues=[req.queue_name])
+    async def _dequeue(self, scope: Scope, req: pb.DequeueRequest, held: Undelivered) -> pb.DequeueResponse:
         claim = messages.claim(req.queue_name, req.worker_id, req.lease_duration_secs, req.batch_size)
         wait = messages.wait_secs(req.wait_ms)
         jobs = await self.svc.jobs.claim(scope, claim, deadline=trio.current_time() + wait)
-        sent = [0]
-
-        async def send(jobs) -> None:
-            await aio_as_trio(stream.send_message)(pb.DequeueResponse(jobs=[messages.job(j) for j in jobs]))
-            sent[0] = len(jobs)
-        await send_or_release(self.svc.jobs, scope, jobs, send, sent)
+        held.hold(scope, jobs)
+        return pb.DequeueResponse(jobs=[messages.job(j) for j in jobs])
 
     # -- complete / fail / renew -----------------------------------------------------------------------
     async def Complete(self, stream) -> None:

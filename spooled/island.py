@@ -1,0 +1,95 @@
+"""The one asyncio island (trio-asyncio), whose loop runs a pass of ready callbacks per Trio checkpoint, as
+asyncio's own loop does.
+
+trio-asyncio 0.16's loop takes ONE asyncio callback per Trio checkpoint: for each it enters a cancel scope,
+`receive`s the callback from its queue (a checkpoint: a pass of Trio's scheduler, an `epoll_wait`) and runs it.
+A unary gRPC call is dozens of callbacks (its task's steps, h2 reads, the futures that wake it, asyncpg's
+protocol for every statement), so each paid a scheduler pass: on this machine ~150 µs per crossing into asyncio
+and back, most of a gRPC call's cost beyond grpclib's own (docs/benchmarks.md, "gRPC one job per call").
+`open_loop` opens trio-asyncio's loop and has it run, after the callback it received, the callbacks that were
+already queued behind it (not those they queue: each pass is bounded, as asyncio's `_run_once` runs the callbacks
+ready when it began), then checkpoint once. Order is unchanged (FIFO; a timer is filed, not run, as upstream);
+Trio starts a Trio-flavoured call (`trio_as_aio`) exactly as upstream does.
+
+This replaces one method of the loop object (not the class), so only loops opened here behave so; it is the
+method of the pinned trio-asyncio version (pyproject.toml), and any other version keeps its own loop (checked at
+open: `draining(loop)` tells).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import math
+import types
+from typing import AsyncIterator
+
+import trio
+import trio_asyncio
+from sniffio import thread_local as _sniffio
+from trio_asyncio._handles import AsyncHandle
+
+_FOR_VERSION = "0.16.0"
+
+
+async def _main_loop_one(self, no_wait: bool = False) -> None:
+    """trio-asyncio 0.16's `BaseTrioEventLoop._main_loop_one`, then the rest of the pass (marked below)."""
+    obj = None
+    if self._timers:
+        timeout = self._timers[0]._when - self.time()
+        if timeout <= 0:
+            obj = heapq.heappop(self._timers)
+    else:
+        timeout = math.inf
+    if obj is None:
+        if no_wait:
+            obj = self._q_recv.receive_nowait()
+        else:
+            with trio.move_on_after(timeout):
+                obj = await self._q_recv.receive()
+            if obj is None:
+                return
+        if isinstance(obj, asyncio.TimerHandle):
+            heapq.heappush(self._timers, obj)
+            return
+    # -- the pass: what was queued behind `obj` when it began, in order, without a checkpoint between
+    behind = self._q_recv.statistics().current_buffer_used
+    while True:
+        if isinstance(obj, AsyncHandle):
+            obj._context.run(self._nursery.start_soon, obj._run, name=obj._callback)
+            await obj._started.wait()
+        elif not obj._cancelled:
+            prev_library, _sniffio.name = _sniffio.name, "asyncio"
+            try:
+                obj._run()
+            finally:
+                _sniffio.name = prev_library
+        while True:
+            if behind <= 0:
+                return
+            behind -= 1
+            try:
+                obj = self._q_recv.receive_nowait()
+            except trio.WouldBlock:
+                return
+            if not isinstance(obj, asyncio.TimerHandle):
+                break
+            heapq.heappush(self._timers, obj)
+
+
+def draining(loop) -> bool:
+    """Whether `loop` runs a pass of callbacks per checkpoint (it was opened by `open_loop`, on the pinned
+    trio-asyncio)."""
+    own = getattr(loop, "_main_loop_one", None)
+    return getattr(own, "__func__", None) is _main_loop_one
+
+
+@contextlib.asynccontextmanager
+async def open_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
+    """`trio_asyncio.open_loop()`, draining (above). The loop's main task reads the method on each turn, so it
+    takes effect from the next callback on."""
+    async with trio_asyncio.open_loop() as loop:
+        if trio_asyncio.__version__ == _FOR_VERSION:
+            loop._main_loop_one = types.MethodType(_main_loop_one, loop)
+        yield loop
