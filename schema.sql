@@ -184,8 +184,6 @@ CREATE TABLE jobs (
     -- worker-fenced completion, and the worker of the events the job row stands for (docs/architecture.md)
     last_worker_id      text,
     CONSTRAINT jobs_pk PRIMARY KEY (id),
-    CONSTRAINT jobs_organization_fk FOREIGN KEY (organization_id) REFERENCES organizations (id) ON DELETE CASCADE,
-    CONSTRAINT jobs_workflow_fk FOREIGN KEY (workflow_id) REFERENCES workflows (id) ON DELETE CASCADE,
     CONSTRAINT jobs_priority_check CHECK (priority BETWEEN -100 AND 100),
     CONSTRAINT jobs_max_retries_check CHECK (max_retries BETWEEN 0 AND 100),
     CONSTRAINT jobs_retry_count_check CHECK (retry_count >= 0),
@@ -200,6 +198,9 @@ CREATE TABLE jobs (
     CONSTRAINT jobs_terminal_completed_at_check CHECK (
         status NOT IN ('completed', 'failed', 'deadletter', 'cancelled') OR completed_at IS NOT NULL)
 ) WITH (fillfactor = 80);
+-- The organization and the workflow of a job are checked and cascaded by statement triggers, not foreign keys:
+-- a foreign key's check was a query per inserted row (~2 µs each, a fifth of an enqueue's database cost;
+-- migration 0016): spooled_jobs_inserted, spooled_organizations_deleted, spooled_workflows_deleted.
 
 -- Claim path: the ready jobs of one queue in claim order (a partial index holds only pending rows whose
 -- dependencies are met: a job waiting for others is not in it, so it costs the claim nothing).
@@ -211,9 +212,12 @@ CREATE INDEX jobs_workflow_idx ON jobs (workflow_id) WHERE workflow_id IS NOT NU
 CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_scheduled_idx ON jobs (run_at) WHERE status = 'scheduled';
 CREATE INDEX jobs_expires_idx ON jobs (expires_at) WHERE expires_at IS NOT NULL AND status IN ('pending', 'scheduled');
--- Listing (keyset on created_at, id) and per-queue stats.
-CREATE INDEX jobs_org_created_idx ON jobs (organization_id, created_at DESC, id DESC);
-CREATE INDEX jobs_org_queue_status_idx ON jobs (organization_id, queue_name, status);
+-- The jobs not finished and not ready (ready ones: jobs_ready_idx), by organization, state and queue: with
+-- jobs_ready_idx every active job by organization (quotas, the dashboard's running counts, a queue's active
+-- jobs, a deletion's check). An enqueue of a ready job and a completion write no entry into it. Listing and
+-- the reads of all of a queue's jobs go through job_list (below).
+CREATE INDEX jobs_org_active_idx ON jobs (organization_id, status, queue_name)
+    WHERE status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met);
 CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
 -- The event trigger's "does a finished job of this statement have a completion webhook" probe (nearly always empty).
 CREATE INDEX jobs_completion_webhook_idx ON jobs (id) WHERE completion_webhook IS NOT NULL;
@@ -298,6 +302,20 @@ $fn$;
 ALTER TABLE jobs SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_cost_delay = 0,
                       autovacuum_analyze_scale_factor = 0.02);
 
+-- What never changes of a job (organization, queue, creation time, id), one row per job, written with it (the
+-- jobs_inserted trigger) and deleted with it (jobs_deleted): listing and the reads of a queue's jobs, joined to
+-- `jobs` by id. On `jobs` a claim and a completion (non-HOT updates: the status is in index predicates) write an
+-- entry into every full index; these two indexes cost them nothing (migration 0016, docs/architecture.md).
+CREATE TABLE job_list (
+    organization_id     uuid        NOT NULL,
+    queue_name          text        NOT NULL,
+    created_at          timestamptz NOT NULL,
+    id                  uuid        NOT NULL
+);
+-- The listing's keyset (and the dashboard's totals); a queue's jobs are found through the partial indexes of
+-- jobs (ready, active, finished by queue), so this is the only index an enqueue writes here.
+CREATE INDEX job_list_org_created_idx ON job_list (organization_id, created_at DESC, id DESC);
+
 CREATE TABLE job_history (
     id                  bigint      GENERATED ALWAYS AS IDENTITY,
     job_id              uuid        NOT NULL,
@@ -319,12 +337,38 @@ CREATE INDEX job_history_job_idx ON job_history (job_id, id);
 CREATE FUNCTION spooled_jobs_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
 BEGIN
     DELETE FROM job_history h USING old_rows o WHERE h.job_id = o.id;
+    DELETE FROM job_list l USING old_rows o
+    WHERE l.organization_id = o.organization_id AND l.created_at = o.created_at AND l.id = o.id;
     RETURN NULL;
 END
 $fn$;
 
 CREATE TRIGGER jobs_deleted AFTER DELETE ON jobs REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION spooled_jobs_deleted();
+
+-- The cascades of the foreign keys onto organizations and workflows (spooled_jobs_inserted checks the insert):
+-- deleting an organization or a workflow deletes its jobs (their history and job_list rows go with them).
+-- Row triggers, as the foreign keys' cascades were (a deleted organization or workflow is rare; a statement
+-- trigger would run for every delete statement, whether it deleted a row or not).
+CREATE FUNCTION spooled_organizations_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT l.id FROM job_list l WHERE l.organization_id = OLD.id));
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER organizations_deleted AFTER DELETE ON organizations
+    FOR EACH ROW EXECUTE FUNCTION spooled_organizations_deleted();
+
+CREATE FUNCTION spooled_workflows_deleted() RETURNS trigger LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+BEGIN
+    DELETE FROM jobs WHERE workflow_id = OLD.id;
+    RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER workflows_deleted AFTER DELETE ON workflows
+    FOR EACH ROW EXECUTE FUNCTION spooled_workflows_deleted();
 
 CREATE TABLE workers (
     id                      text        NOT NULL,
@@ -632,7 +676,30 @@ DECLARE
     listening boolean;
     subscribed boolean;
     ev spooled_job_event[];
+    orgs int;
+    flows int;
+    locked int;
 BEGIN
+    -- What the foreign keys onto organizations and workflows checked, once per statement: each new job's
+    -- organization (and workflow) exists, key-share locked as a foreign key locks it, so it cannot be deleted
+    -- before this transaction ends (a delete that commits first leaves nothing to lock: the insert fails).
+    SELECT count(DISTINCT n.organization_id), count(DISTINCT n.workflow_id) INTO orgs, flows FROM new_rows n;
+    IF flows > 0 THEN
+        PERFORM 1 FROM workflows w WHERE w.id IN (SELECT n.workflow_id FROM new_rows n) FOR KEY SHARE OF w;
+        GET DIAGNOSTICS locked = ROW_COUNT;
+        IF locked < flows THEN
+            RAISE foreign_key_violation USING MESSAGE = 'a job''s workflow does not exist',
+                CONSTRAINT = 'jobs_workflow_fk', TABLE = 'jobs';
+        END IF;
+    END IF;
+    PERFORM 1 FROM organizations o WHERE o.id IN (SELECT n.organization_id FROM new_rows n) FOR KEY SHARE OF o;
+    GET DIAGNOSTICS locked = ROW_COUNT;
+    IF locked < orgs THEN
+        RAISE foreign_key_violation USING MESSAGE = 'a job''s organization does not exist',
+            CONSTRAINT = 'jobs_organization_fk', TABLE = 'jobs';
+    END IF;
+    INSERT INTO job_list (organization_id, queue_name, created_at, id)
+        SELECT n.organization_id, n.queue_name, n.created_at, n.id FROM new_rows n;
     PERFORM pg_notify('spooled_jobs', n.organization_id::text || ' ' || n.queue_name || ' ' || count(*))
     FROM new_rows n
     WHERE n.status = 'pending' AND n.dependencies_met
@@ -875,6 +942,10 @@ CREATE INDEX schedule_runs_job_idx ON schedule_runs (job_id) WHERE job_id IS NOT
 -- Dashboard summary: finished jobs of an organization by state and time (counts over the last hour/day and the
 -- dead-letter count read a bounded range of it instead of the organization's whole history).
 CREATE INDEX jobs_org_finished_idx ON jobs (organization_id, status, completed_at) WHERE completed_at IS NOT NULL;
+-- The finished jobs by queue and state, with their times (a queue's stats and throughput, a restricted key's
+-- counts: index-only); only a job's finishing writes it (migration 0016).
+CREATE INDEX jobs_org_queue_finished_idx ON jobs (organization_id, queue_name, status) INCLUDE (completed_at, started_at)
+    WHERE completed_at IS NOT NULL;
 
 -- Job dependencies (docs/architecture.md "Job dependencies").
 -- child depends on parent. Both are jobs of one organization, written only while both rows are locked (or
@@ -1192,4 +1263,4 @@ RETURNS TABLE (organization_id uuid, days int) LANGUAGE sql STABLE AS $fn$
 $fn$;
 
 -- The migrations this file contains (keep in step with store/migrations/).
-INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12), (15);
+INSERT INTO spooled_schema (version) VALUES (1), (2), (3), (4), (5), (6), (7), (8), (10), (11), (12), (15), (16);

@@ -108,6 +108,8 @@ async def test_a_restricted_key_reads_its_queues_through_the_index(api, server):
             sql, *values = stmt.bind(**args, queues=["q1", "q2"])
             tr = con.transaction()
             await tr.start()
+            if stmt is Q.job_counts:                    # as JobStore.counts runs it
+                await con.execute("SET LOCAL enable_seqscan = off")
             out[stmt.name] = "\n".join(r[0] for r in await con.fetch("EXPLAIN (ANALYZE) " + sql, *values))
             await tr.rollback()                         # ANALYZE ran the retry: undo it
         return out

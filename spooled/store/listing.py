@@ -55,39 +55,46 @@ def list_jobs_sql(f: JobFilter, order_by: str, desc: bool, cursor: tuple | None,
         args.append(v)
         return f"${len(args)}"
 
-    where = ["organization_id = $1"]
+    where = ["l.organization_id = $1"]
     if f.queue_name is not None:
-        where.append(f"queue_name = {arg(f.queue_name)}")
+        where.append(f"l.queue_name = {arg(f.queue_name)}")
     if queues:
-        where.append(f"queue_name = ANY({arg(list(queues))}::text[])")
+        where.append(f"l.queue_name = ANY({arg(list(queues))}::text[])")
     if f.statuses:
-        where.append(f"status = ANY({arg(f.statuses)}::job_status[])")
+        where.append(f"j.status = ANY({arg(f.statuses)}::job_status[])")
     if f.tag is not None:
         key, sep, value = f.tag.partition(":")
         if sep:
-            where.append(f"tags::jsonb ->> {arg(key)} = {arg(value)}")
+            where.append(f"j.tags::jsonb ->> {arg(key)} = {arg(value)}")
         else:
-            where.append(f"tags::jsonb ? {arg(key)}")
+            where.append(f"j.tags::jsonb ? {arg(key)}")
     if f.created_after is not None:
-        where.append(f"created_at >= {arg(f.created_after)}")
+        where.append(f"l.created_at >= {arg(f.created_after)}")
     if f.created_before is not None:
-        where.append(f"created_at < {arg(f.created_before)}")
+        where.append(f"l.created_at < {arg(f.created_before)}")
     if f.job_type is not None:
-        where.append(f"payload->>'job_type' = {arg(f.job_type)}")
+        where.append(f"j.payload->>'job_type' = {arg(f.job_type)}")
     if f.q:
         like = f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         prefix, contains = arg(like + "%"), arg("%" + like + "%")
         # the payload's stored JSON text too (the dashboard's "search by payload text")
-        where.append(f"(id::text ILIKE {prefix} OR queue_name ILIKE {contains} "
-                     f"OR payload->>'job_type' ILIKE {contains} OR payload::text ILIKE {contains})")
+        where.append(f"(l.id::text ILIKE {prefix} OR l.queue_name ILIKE {contains} "
+                     f"OR j.payload->>'job_type' ILIKE {contains} OR j.payload::text ILIKE {contains})")
     col, direction, cmp = order_by, ("DESC" if desc else "ASC"), ("<" if desc else ">")
+    # created_at and id are job_list's (its index is the keyset's order); the other columns change, so jobs'
+    qual = "l." if col == "created_at" else "j."
     # NULL sort values (scheduled_at/completed_at) sort as -infinity/0 so the keyset stays total
-    key = f"coalesce({col}, '-infinity'::timestamptz)" if col in NULLABLE else col
+    key = f"coalesce(j.{col}, '-infinity'::timestamptz)" if col in NULLABLE else qual + col
     if cursor is not None:
         value, last_id = cursor
         cast = ORDER_COLUMNS[col]
         vexpr = f"coalesce({arg(value)}::{cast}, '-infinity'::timestamptz)" if col in NULLABLE else f"{arg(value)}::{cast}"
-        where.append(f"({key}, id) {cmp} ({vexpr}, {arg(last_id)}::uuid)")
-    sql = (f"SELECT *, coalesce(payload->>'job_type', '') AS job_type FROM jobs WHERE {' AND '.join(where)} ORDER BY {key} {direction}, id {direction} "
+        where.append(f"({key}, l.id) {cmp} ({vexpr}, {arg(last_id)}::uuid)")
+    # the organization's jobs through job_list (insert-only: claims and completions write no listing index),
+    # each joined to its row by primary key (LATERAL ... OFFSET 0: with a selective filter a hash join would
+    # read every organization's jobs)
+    sql = (f"SELECT j.*, coalesce(j.payload->>'job_type', '') AS job_type FROM job_list l "
+           f"CROSS JOIN LATERAL (SELECT * FROM jobs j WHERE j.id = l.id OFFSET 0) j "
+           f"WHERE {' AND '.join(where)} ORDER BY {key} {direction}, l.id {direction} "
            f"LIMIT {arg(limit + 1)} OFFSET {arg(offset)}")
     return sql, args

@@ -15,7 +15,7 @@ import attrs
 from spooled.convert import from_row, from_rows
 from spooled.domain.models import Paused, Queue, QueueStats, ThroughputBucket
 from spooled.store.db import Database
-from spooled.store.sql import Q
+from spooled.store.sql import Q, pinned
 
 
 @attrs.frozen
@@ -87,7 +87,8 @@ class QueueStore:
         return float(row["paused_secs"] or 0) if row is not None else None
 
     async def stats(self, org: uuid.UUID, name: str) -> QueueStats:
-        return from_row(QueueStats, await self._db.fetchrow(Q.queue_stats, org=org, name=name))
+        row = await self._db.run(lambda con: pinned(con, Q.queue_stats, "fetchrow", org=org, name=name))
+        return from_row(QueueStats, row)
 
     async def throughput(self, org: uuid.UUID, name: str, since: dt.datetime, bucket_secs: int
                          ) -> list[ThroughputBucket]:

@@ -10,16 +10,11 @@ import datetime as dt
 
 from spooled.domain.plans import RetentionWindows as Windows
 from spooled.store.db import Database
-from spooled.store.sql import Q, Statement
+from spooled.store.sql import Q, Statement, pinned
 
 Now = dt.datetime | None
 
 
-async def pinned(con, stmt: Statement, **values) -> int:
-    """(asyncio) one retention statement in its own transaction, its plan pinned to the indexes."""
-    async with con.transaction():
-        await con.execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
-        return await con.fetchval(stmt.sql, *stmt.args(**values))
 
 
 class RetentionStore:

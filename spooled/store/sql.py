@@ -102,3 +102,12 @@ class _Queries:
 
 
 Q = _Queries(load(Path(__file__).with_name("queries")))
+
+
+async def pinned(con, stmt: Statement, fetch: str = "fetchval", **values):
+    """(asyncio) `con.<fetch>` of one statement in its own transaction with sequential scans and JIT off, so its
+    plan walks the indexes whatever the statistics say (a generic plan made while a table was small, or an
+    organization that is most of the table, would read the table whole); `values` as for `Statement.bind`."""
+    async with con.transaction():
+        await con.execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
+        return await getattr(con, fetch)(*stmt.bind(**values))

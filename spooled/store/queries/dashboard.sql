@@ -5,7 +5,7 @@
 -- the ORDER BYs follow the index each count should walk, so no plan can read the table instead. `pending` counts
 -- jobs ready to run (the ready index; jobs waiting for their dependencies are not in it).
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
+    (SELECT count(*) FROM (SELECT 1 FROM job_list WHERE organization_id = $org
                            ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS total,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'pending'
                            AND dependencies_met ORDER BY queue_name, priority DESC, run_at, id LIMIT $cap) x) AS pending,
@@ -22,7 +22,7 @@ SELECT
     + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'deadletter'
                              AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
                              ORDER BY completed_at DESC LIMIT $cap) x) AS failed_24h,
-    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org
+    (SELECT count(*) FROM (SELECT 1 FROM job_list WHERE organization_id = $org
                            AND created_at > coalesce($now::timestamptz, now()) - interval '1 hour'
                            ORDER BY created_at DESC, id DESC LIMIT $cap) x) AS created_1h,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND status = 'completed'
@@ -43,14 +43,23 @@ FROM (SELECT (avg(extract(epoch FROM started_at - run_at)) * 1000)::float8 AS av
             ORDER BY completed_at DESC LIMIT 1000) last) s
 
 -- name: dashboard_jobs_in_queues
--- dashboard_jobs for a caller restricted to some queues (never empty here). Counts of states are index
--- range scans of those queues (jobs_org_queue_status_idx, jobs_ready_idx) stopping at $cap. The counts over a
+-- dashboard_jobs for a caller restricted to some queues (never empty here). Counts are index range scans of
+-- those queues (jobs_ready_idx, jobs_org_active_idx, jobs_org_queue_finished_idx, jobs_deadletter_idx) stopping at
+-- $cap; the total is the three that hold every job (ready, other active, finished), each capped. The counts over a
 -- window and the averages have no index by queue and time: they look at the organization's latest $cap jobs of the
 -- window (the scans dashboard_jobs makes) and count those of the queues, so they are exact while the organization
 -- has fewer than $cap in the window and cost what the unrestricted summary costs.
 SELECT
-    (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
-                           LIMIT $cap) x) AS total,
+    least($cap::bigint,
+          (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                 AND status = 'pending' AND dependencies_met LIMIT $cap) x)
+          + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                   AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+                                   LIMIT $cap) x)
+          + (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
+                                   AND completed_at IS NOT NULL
+                                   AND status IN ('completed', 'failed', 'deadletter', 'cancelled') LIMIT $cap) x))
+        AS total,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
                            AND status = 'pending' AND dependencies_met LIMIT $cap) x) AS pending,
     (SELECT count(*) FROM (SELECT 1 FROM jobs WHERE organization_id = $org AND queue_name = ANY ($queues::text[])
@@ -68,7 +77,7 @@ SELECT
                              AND completed_at > coalesce($now::timestamptz, now()) - interval '24 hours'
                              ORDER BY completed_at DESC LIMIT $cap) x WHERE queue_name = ANY ($queues::text[]))
         AS failed_24h,
-    (SELECT count(*) FROM (SELECT queue_name FROM jobs WHERE organization_id = $org
+    (SELECT count(*) FROM (SELECT queue_name FROM job_list WHERE organization_id = $org
                            AND created_at > coalesce($now::timestamptz, now()) - interval '1 hour'
                            ORDER BY created_at DESC, id DESC LIMIT $cap) x WHERE queue_name = ANY ($queues::text[]))
         AS created_1h,

@@ -197,7 +197,7 @@ FROM (SELECT 1) one LEFT JOIN u ON true
 -- Every statement that reads or moves jobs by id is scoped like this one: a job outside the caller's queues
 -- (a restricted key's; domain/scope.py, store/sql.py) is not there. By id the scope is `ARRAY[queue_name] <@`,
 -- which no index serves, so the primary key drives the lookup (as `queue_name = ANY`, a queue the statistics
--- have not seen yet made the planner read the whole queue through jobs_org_queue_status_idx instead); the
+-- have not seen yet made the planner read the whole queue through a queue index instead); the
 -- statements that scan (counts, the DLQ) use `queue_name = ANY`, which the queue indexes serve.
 SELECT * FROM jobs WHERE id = $id AND organization_id = $org AND $scope(ARRAY[queue_name] <@ $queues::text[])
 
@@ -261,7 +261,26 @@ ORDER BY CASE WHEN $desc::bool THEN -part ELSE part END, CASE WHEN $desc::bool T
 LIMIT $limit OFFSET $offset
 
 -- name: job_counts
-SELECT status, count(*) AS n FROM jobs WHERE organization_id = $org AND $scope(queue_name = ANY ($queues::text[]))
+-- The organization's jobs by state, each part from the partial index that holds it (each names its index's
+-- condition, so the planner can prove it): the ready ones (jobs_ready_idx), the other active ones
+-- (jobs_org_active_idx), the finished ones (jobs_org_finished_idx, or jobs_org_queue_finished_idx for some
+-- queues: index-only).
+SELECT status, sum(n)::bigint AS n FROM (
+    SELECT 'pending'::job_status AS status, count(*) AS n FROM jobs
+    WHERE organization_id = $org AND status = 'pending' AND dependencies_met
+      AND $scope(queue_name = ANY ($queues::text[]))
+    UNION ALL
+    SELECT status, count(*) FROM jobs
+    WHERE organization_id = $org AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+      AND $scope(queue_name = ANY ($queues::text[]))
+    GROUP BY status
+    UNION ALL
+    SELECT status, count(*) FROM jobs
+    WHERE organization_id = $org AND completed_at IS NOT NULL AND status IN ('completed', 'failed', 'deadletter', 'cancelled')
+      AND $scope(queue_name = ANY ($queues::text[]))
+    GROUP BY status
+) c
+WHERE n > 0
 GROUP BY status
 
 -- name: dlq_retry

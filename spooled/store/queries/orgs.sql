@@ -51,8 +51,9 @@ SELECT id FROM organizations WHERE id = $org FOR UPDATE
 
 -- name: org_busy
 -- What blocks deleting an organization: its active jobs, live workers and active schedules.
-SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org
-          AND status IN ('pending', 'scheduled', 'processing')) AS active_jobs,
+SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org AND status = 'pending' AND dependencies_met)
+       + (SELECT count(*) FROM jobs WHERE organization_id = $org AND (status IN ('scheduled', 'processing')
+                                           OR (status = 'pending' AND NOT dependencies_met))) AS active_jobs,
        (SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline') AS workers,
        (SELECT count(*) FROM schedules WHERE organization_id = $org AND is_active) AS schedules
 

@@ -38,11 +38,25 @@ SELECT * FROM queues WHERE organization_id = $org AND $scope(name = ANY ($queues
 ORDER BY name
 
 -- name: queue_active_jobs
-SELECT count(*) FROM jobs
-WHERE organization_id = $org AND queue_name = $name AND status IN ('pending', 'scheduled', 'processing')
+-- Active jobs: the ready ones (jobs_ready_idx) and the rest (jobs_org_active_idx); each count names its index's
+-- condition, so the planner can prove it.
+SELECT (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = $name AND status = 'pending'
+          AND dependencies_met)
+       + (SELECT count(*) FROM jobs WHERE organization_id = $org AND queue_name = $name
+          AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met)))
 
 -- name: queue_delete_jobs
-DELETE FROM jobs WHERE organization_id = $org AND queue_name = $name
+-- The queue's jobs from the three partial indexes that hold every job (ready, other active, finished), each by
+-- primary key (an array: no plan may hash-join the whole table); the jobs_deleted trigger deletes their job_list
+-- rows.
+DELETE FROM jobs WHERE id = ANY (ARRAY(
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name AND status = 'pending' AND dependencies_met
+    UNION ALL
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name
+      AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))
+    UNION ALL
+    SELECT id FROM jobs WHERE organization_id = $org AND queue_name = $name AND completed_at IS NOT NULL
+      AND status IN ('completed', 'failed', 'deadletter', 'cancelled')))
 
 -- name: queue_delete
 DELETE FROM queues WHERE organization_id = $org AND name = $name RETURNING id
@@ -63,32 +77,45 @@ WITH u AS (
 SELECT u.name, extract(epoch FROM now() - u.paused_at) AS paused_secs FROM u
 
 -- name: queue_stats
-SELECT
-    count(*) FILTER (WHERE status = 'pending') AS pending,
-    count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
-    count(*) FILTER (WHERE status = 'processing') AS processing,
-    count(*) FILTER (WHERE status = 'completed') AS completed,
-    count(*) FILTER (WHERE status = 'failed') AS failed,
-    count(*) FILTER (WHERE status = 'deadletter') AS deadletter,
-    count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
-    count(*) AS total,
-    count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours') AS completed_24h,
-    count(*) FILTER (WHERE status IN ('failed', 'deadletter') AND completed_at > now() - interval '24 hours')
-        AS failed_24h,
-    (avg(extract(epoch FROM completed_at - started_at) * 1000)
-        FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours'))::float8 AS avg_ms,
-    extract(epoch FROM now() - min(run_at) FILTER (WHERE status = 'pending'))::float8 AS max_age_secs,
-    (SELECT count(*) FROM workers w
-     WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
-FROM jobs WHERE organization_id = $org AND queue_name = $name
+-- Each part from the partial index that holds its jobs (each names its index's condition, so the planner can
+-- prove it; QueueStore.stats runs it with sequential scans off): the ready jobs (jobs_ready_idx), the other
+-- active ones (jobs_org_active_idx), the finished ones (jobs_org_queue_finished_idx, with their times:
+-- index-only).
+SELECT r.pending + a.pending AS pending, a.scheduled, a.processing, f.completed, f.failed, f.deadletter,
+       f.cancelled, r.pending + a.pending + a.scheduled + a.processing + f.completed + f.failed + f.deadletter
+           + f.cancelled AS total,
+       f.completed_24h, f.failed_24h, f.avg_ms,
+       extract(epoch FROM now() - least(r.oldest, a.oldest))::float8 AS max_age_secs,
+       (SELECT count(*) FROM workers w
+        WHERE w.organization_id = $org AND $name = ANY(w.queue_names) AND w.status <> 'offline') AS active_workers
+FROM (SELECT count(*) AS pending, min(run_at) AS oldest FROM jobs
+      WHERE organization_id = $org AND queue_name = $name AND status = 'pending' AND dependencies_met) r,
+     (SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+             count(*) FILTER (WHERE status = 'scheduled') AS scheduled,
+             count(*) FILTER (WHERE status = 'processing') AS processing,
+             min(run_at) FILTER (WHERE status = 'pending') AS oldest
+      FROM jobs WHERE organization_id = $org AND queue_name = $name
+        AND (status IN ('scheduled', 'processing') OR (status = 'pending' AND NOT dependencies_met))) a,
+     (SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+             count(*) FILTER (WHERE status = 'failed') AS failed,
+             count(*) FILTER (WHERE status = 'deadletter') AS deadletter,
+             count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+             count(*) FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours')
+                 AS completed_24h,
+             count(*) FILTER (WHERE status IN ('failed', 'deadletter') AND completed_at > now() - interval '24 hours')
+                 AS failed_24h,
+             (avg(extract(epoch FROM completed_at - started_at) * 1000)
+                 FILTER (WHERE status = 'completed' AND completed_at > now() - interval '24 hours'))::float8 AS avg_ms
+      FROM jobs WHERE organization_id = $org AND completed_at IS NOT NULL
+        AND status IN ('completed', 'failed', 'deadletter', 'cancelled') AND queue_name = $name) f
 
 -- name: queue_throughput
 -- Finished jobs per bucket of $bucket_secs since $since, by their current state (a retried dead letter no
--- longer counts). Reads the queue's finished rows through jobs_org_queue_status_idx, like queue_stats.
+-- longer counts). Reads the queue's finished jobs in jobs_org_queue_finished_idx (index-only).
 SELECT to_timestamp(floor(extract(epoch FROM completed_at) / $bucket_secs) * $bucket_secs) AS start,
        count(*) FILTER (WHERE status = 'completed') AS completed,
        count(*) FILTER (WHERE status IN ('failed', 'deadletter')) AS failed
 FROM jobs
-WHERE organization_id = $org AND queue_name = $name AND status IN ('completed', 'failed', 'deadletter')
-  AND completed_at >= $since::timestamptz
+WHERE organization_id = $org AND status IN ('completed', 'failed', 'deadletter') AND completed_at IS NOT NULL
+  AND completed_at >= $since::timestamptz AND queue_name = $name
 GROUP BY 1 ORDER BY 1

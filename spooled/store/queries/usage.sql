@@ -16,16 +16,19 @@ SELECT o.id AS organization_id,
        coalesce((SELECT jobs_created FROM org_usage_daily u WHERE u.organization_id = o.id AND u.day = $day), 0)
            AS jobs_today,
        CASE WHEN o.id = ANY($count_active::uuid[]) THEN
-           (SELECT count(*) FROM jobs j WHERE j.organization_id = o.id
-              AND j.status IN ('pending', 'scheduled', 'processing')) END AS active_jobs
+           (SELECT count(*) FROM jobs j WHERE j.organization_id = o.id AND j.status = 'pending'
+              AND j.dependencies_met)
+           + (SELECT count(*) FROM jobs j WHERE j.organization_id = o.id AND (j.status IN ('scheduled', 'processing')
+              OR (j.status = 'pending' AND NOT j.dependencies_met))) END AS active_jobs
 FROM organizations o WHERE o.id = ANY($orgs::uuid[])
 
 -- name: usage_counts
 -- Everything an organization has counted against its plan (GET /organizations/usage, /billing/status).
 SELECT coalesce((SELECT jobs_created FROM org_usage_daily WHERE organization_id = $org AND day = $day), 0)
            AS jobs_today,
-       (SELECT count(*) FROM jobs WHERE organization_id = $org
-          AND status IN ('pending', 'scheduled', 'processing')) AS active_jobs,
+       (SELECT count(*) FROM jobs WHERE organization_id = $org AND status = 'pending' AND dependencies_met)
+       + (SELECT count(*) FROM jobs WHERE organization_id = $org AND (status IN ('scheduled', 'processing')
+                                           OR (status = 'pending' AND NOT dependencies_met))) AS active_jobs,
        (SELECT count(*) FROM queues WHERE organization_id = $org) AS queues,
        (SELECT count(*) FROM workers WHERE organization_id = $org AND status <> 'offline') AS workers,
        (SELECT count(*) FROM api_keys WHERE organization_id = $org AND is_active) AS api_keys,
