@@ -42,12 +42,15 @@ def address_allowed(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
 def check_url(url: str, *, allow_private: bool) -> None:
     """Refuse, at configuration time, a URL that is not http(s) or whose host is a literal private address (or
     `localhost`). Host names are checked again, after resolution, on every connection."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname
+    except ValueError:      # an unbalanced "[" (an IPv6 literal)
+        host = None
+    if not host or parts.scheme not in ("http", "https"):
         raise errors.invalid("url", "must be an http:// or https:// URL")
     if allow_private:
         return
-    host = parts.hostname
     if host == "localhost" or host.endswith(".localhost"):
         raise errors.invalid("url", "must not point at a private or loopback address")
     try:
