@@ -15,8 +15,6 @@ from spooled.store.sql import Q, Statement, pinned
 Now = dt.datetime | None
 
 
-
-
 class RetentionStore:
     def __init__(self, db: Database):
         self._db = db

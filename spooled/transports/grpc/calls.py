@@ -90,7 +90,7 @@ class Rpc:
         with self._counted():
             request = await stream.recv_message()
             if metadata:
-                fn = partial(_with_metadata, fn, stream.metadata)
+                fn = partial(_and, fn, stream.metadata)
             try:
                 response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
             except GRPCError:
@@ -108,7 +108,7 @@ class Rpc:
         stream reset, cancelled, an error after the claim), they go back to pending (delivery.py)."""
         held = Undelivered(self.svc.jobs)
         try:
-            await self.unary(stream, partial(_holding, fn, held), queues=queues)
+            await self.unary(stream, partial(_and, fn, held), queues=queues)
             held.delivered()
         finally:
             if held.leased:
@@ -119,8 +119,8 @@ class Rpc:
         return await fn(scope, request)
 
     async def in_trio(self, stream: Stream, fn: Callable[[Stream], Awaitable[None]]) -> None:
-        """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (streams, and calls that lease jobs
-        and must release them if the response cannot be sent)."""
+        """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (the streams, which release the
+        jobs they could not send: delivery.send_or_release)."""
         with self._counted():
             try:
                 await trio_as_aio(fn)(stream)
@@ -132,12 +132,9 @@ class Rpc:
                 raise grpc_error(exc) from None
 
 
-async def _with_metadata(fn, metadata, scope: Scope, request):
-    return await fn(scope, request, metadata)
-
-
-async def _holding(fn, held: Undelivered, scope: Scope, request):
-    return await fn(scope, request, held)
+async def _and(fn, extra, scope: Scope, request):
+    """`fn(scope, request, extra)` called as `_call` calls every `fn` (the metadata, an `Undelivered`)."""
+    return await fn(scope, request, extra)
 
 
 async def rate_limited(stream: Stream, exc: errors.RateLimited) -> None:
