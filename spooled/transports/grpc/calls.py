@@ -3,9 +3,9 @@ restriction, rate limit), the trio<->asyncio crossing, the error table, and a co
 (so shutdown can let them finish under the grace period). Handlers get the caller's `Scope` (domain/scope.py)
 and hand it to the services, which keep other queues' jobs, workers and workflows out of sight.
 
-Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, reached
-with ONE `trio_as_aio` crossing per call. A cancelled handler (client gone, deadline, server closing) cancels
-that Trio task.
+Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, ONE Trio
+task per call started from the handler itself (`island.start_trio`, in the server's call nursery). A cancelled
+handler (client gone, deadline, server closing) cancels that Trio task and waits for it to end.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
-from trio_asyncio import trio_as_aio
 
+from spooled import island
 from spooled.domain import errors
 from spooled.domain.scope import Scope
 from spooled.services.admission import require_queue
@@ -49,6 +49,17 @@ class Rpc:
         self.tracker = LeaseTracker()
         self.active = 0
         self._idle: trio.Event | None = None
+        self._nursery: trio.Nursery | None = None
+        self._loop = None
+
+    def open(self, nursery: trio.Nursery, loop) -> None:
+        """Where the calls' Trio tasks run (the server's call nursery) and the asyncio loop their futures belong
+        to (the island's); before the server takes calls."""
+        self._nursery, self._loop = nursery, loop
+
+    def _trio(self, fn, *args) -> island.TrioCall:
+        """(asyncio) `await fn(*args)` in a Trio task started now."""
+        return island.start_trio(self._nursery, self._loop, fn, *args)
 
     async def principal(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> Principal:
         """Admit the call (`safe`: it only reads) and check the queues it names; Unavailable once the server
@@ -92,7 +103,7 @@ class Rpc:
             if metadata:
                 fn = partial(_and, fn, stream.metadata)
             try:
-                response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
+                response = await self._trio(self._call, stream.metadata, fn, request, safe, queues)
             except GRPCError:
                 raise
             except errors.RateLimited as exc:
@@ -112,7 +123,7 @@ class Rpc:
             held.delivered()
         finally:
             if held.leased:
-                await trio_as_aio(held.release)()
+                await self._trio(held.release)
 
     async def _call(self, metadata, fn, request, safe, queues):
         scope = await self.scope(metadata, safe=safe, queues=queues(request) if queues else ())
@@ -123,7 +134,7 @@ class Rpc:
         jobs they could not send: delivery.send_or_release)."""
         with self._counted():
             try:
-                await trio_as_aio(fn)(stream)
+                await self._trio(fn, stream)
             except GRPCError:
                 raise
             except errors.RateLimited as exc:
