@@ -20,7 +20,7 @@ from grpclib.server import Server
 
 from spooled.services.container import Services
 from spooled.transports.grpc.calls import Rpc
-from spooled.transports.grpc.observe import instrument
+from spooled.transports.grpc.observe import measured
 from spooled.transports.grpc.queue_service import QueueService
 from spooled.transports.grpc.worker_service import WorkerService
 
@@ -116,8 +116,8 @@ async def serve(svc: Services, host: str, port: int, *, grace: float, fd: int | 
         serving = ServiceStatus()
         serving.set(True)
         queues, workers = QueueService(rpc), WorkerService(rpc)
-        server = _Server([queues, workers, Health({queues: [serving], workers: [serving]})])
-        instrument(server, svc.metrics, access_log=svc.settings.access_log)
+        server = _Server(measured([queues, workers, Health({queues: [serving], workers: [serving]})],
+                                  svc.metrics, access_log=svc.settings.access_log))
         await server.start(sock=sock)
         return server, serving
 
