@@ -10,9 +10,8 @@ handler (client gone, deadline, server closing) cancels that Trio task and waits
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable
 
 import trio
 from grpclib.const import Status
@@ -77,15 +76,13 @@ class Rpc:
         """What the admitted caller may reach (its organization, or some queues of it)."""
         return (await self.principal(metadata, safe=safe, queues=queues)).scope
 
-    @contextlib.contextmanager
-    def _counted(self) -> Iterator[None]:
+    def _begin(self) -> None:
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-            if not self.active and self._idle is not None:
-                self._idle.set()
+
+    def _end(self) -> None:
+        self.active -= 1
+        if not self.active and self._idle is not None:
+            self._idle.set()
 
     async def wait_idle(self) -> None:
         """(Trio) return once no call is in progress."""
@@ -98,7 +95,8 @@ class Rpc:
         """(asyncio) request -> admission -> `fn(scope, request)` in Trio -> response. `queues(request)` names
         the queues the call uses (checked against the key's restriction); `safe` calls only read; with
         `metadata`, `fn(scope, request, metadata)`."""
-        with self._counted():
+        self._begin()       # a plain try, not a generator context manager: this runs twice per job
+        try:
             request = await stream.recv_message()
             if metadata:
                 fn = partial(_and, fn, stream.metadata)
@@ -112,6 +110,8 @@ class Rpc:
             except Exception as exc:
                 raise grpc_error(exc) from None
             await stream.send_message(response)
+        finally:
+            self._end()
 
     async def leasing(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, queues: Queues) -> None:
         """(asyncio) `unary` for a call whose answer carries jobs leased for it: `fn(scope, request, held)` leases
@@ -132,15 +132,17 @@ class Rpc:
     async def in_trio(self, stream: Stream, fn: Callable[[Stream], Awaitable[None]]) -> None:
         """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (the streams, which release the
         jobs they could not send: delivery.send_or_release)."""
-        with self._counted():
-            try:
-                await self._trio(fn, stream)
-            except GRPCError:
-                raise
-            except errors.RateLimited as exc:
-                await rate_limited(stream, exc)
-            except Exception as exc:
-                raise grpc_error(exc) from None
+        self._begin()
+        try:
+            await self._trio(fn, stream)
+        except GRPCError:
+            raise
+        except errors.RateLimited as exc:
+            await rate_limited(stream, exc)
+        except Exception as exc:
+            raise grpc_error(exc) from None
+        finally:
+            self._end()
 
 
 async def _and(fn, extra, scope: Scope, request):
