@@ -342,3 +342,25 @@ async def test_streams_get_their_jobs_from_the_enqueues_own_statement(api, serve
                 await aio_as_trio(process.cancel)()
     finally:
         channel.close()
+
+
+async def test_a_rest_long_poll_is_handed_the_job(api, server):
+    jobs = server.services.jobs
+    got: list = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            async def poll():
+                r = await api.post("/api/v1/jobs/claim", json={"queue_name": "rest", "worker_id": "rw", "limit": 1,
+                                                               "wait_secs": 10})
+                got.append(r)
+            n.start_soon(poll)
+            await until(lambda: server.services.wakeups.waiter_count(api.org_id, "rest") == 1
+                        and not jobs._claims._lanes)
+            await wait_all_tasks_blocked()
+            claims, inserts = StatementSpy(jobs), InsertSpy(jobs)
+            created = await enqueue(api, "rest")
+            await until(lambda: bool(got))
+    assert got[0].status_code == 200
+    assert [j["id"] for j in got[0].json()["jobs"]] == [created["id"]]
+    assert got[0].json()["jobs"][0]["lease_id"]
+    assert [[c[0] for c in cs] for cs in inserts.claimers] == [["rw"]] and claims.calls == []

@@ -15,7 +15,8 @@ CREATE FUNCTION spooled_insert_claim(p_org uuid, p_queue text, p_now timestamptz
                                      p_scheduled_ats timestamptz[], p_expires_ats timestamptz[],
                                      p_traceparents text[], p_tracestates text[], p_workers text[], p_limits int[],
                                      p_lease_secs float8[])
-RETURNS TABLE (claimer int, job jobs, more boolean) LANGUAGE plpgsql ROWS 10 SET jit = off AS $fn$
+RETURNS TABLE (claimer int, job jobs, more boolean) LANGUAGE plpgsql ROWS 10
+SET jit = off SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     v_now timestamptz := coalesce(p_now, now());
 BEGIN
