@@ -304,7 +304,8 @@ async def test_a_full_claim_passes_the_wake_on_only_while_jobs_are_left(api, ser
             while not got:
                 await trio.sleep(0.01)
             await wait_all_tasks_blocked()
-            assert len(spy.calls) == 1                         # nothing left: the other two were not woken
+            assert len(spy.calls) == 1     # nothing left: no wake went on (the enqueue claimed for the oldest
+                                           # waiter, test_handoff.py; its NOTIFY woke one more, which found nothing)
             assert server.services.wakeups.waiter_count(api.org_id, "pass") == 2
             # jobs left after a full claim (two jobs, written without their NOTIFY, and one wake): the wake goes on
             async def quiet_insert(con):

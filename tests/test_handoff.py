@@ -364,3 +364,25 @@ async def test_a_rest_long_poll_is_handed_the_job(api, server):
     assert [j["id"] for j in got[0].json()["jobs"]] == [created["id"]]
     assert got[0].json()["jobs"][0]["lease_id"]
     assert [[c[0] for c in cs] for cs in inserts.claimers] == [["rw"]] and claims.calls == []
+
+
+async def test_an_enqueue_whose_idempotency_key_is_taken_hands_out_nothing_new(api, server):
+    jobs = server.services.jobs
+    first = await enqueue(api, "idem", idempotency_key="k1")
+    (c,) = await claim(api, "idem", worker="cw")
+    assert c["id"] == first["id"]
+    got: list[list] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            await one_waiter(n, server, api.org_id, "idem", got)
+            inserts = InsertSpy(jobs)
+            r = await api.post("/api/v1/jobs", json={"queue_name": "idem", "payload": {}, "idempotency_key": "k1"})
+            assert r.status_code in (200, 201), r.text
+            assert r.json()["id"] == first["id"] and r.json()["created"] is False
+            while jobs._claims._lanes or server.services.wakeups.waiter_count(api.org_id, "idem") < 1:
+                await trio.sleep(0.01)
+            await wait_all_tasks_blocked()
+            assert len(inserts.claimers[0]) == 1 and not got        # reserved, handed nothing, waits on
+            n.cancel_scope.cancel()
+    held = await job(api, first["id"])
+    assert held["assigned_worker_id"] == "cw" and held["lease_id"] == c["lease_id"]
