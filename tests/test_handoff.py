@@ -47,14 +47,28 @@ class InsertSpy:
 
 
 async def one_waiter(nursery, server, org: str, queue: str, got: list, scope: Scope | None = None,
-                     worker: str = "w0") -> None:
+                     worker: str = "w0", wait_secs: int = 10, cancel: trio.CancelScope | None = None) -> None:
+    """A long poll of `queue` (its result appended to `got`; `cancel` ends it), once it waits."""
     async def waiter():
-        got.append(await server.services.jobs.claim(scope or Scope(org), inputs.Claim(
-            queue_name=queue, worker_id=worker, wait_secs=10)))
+        with cancel or trio.CancelScope():
+            got.append(await server.services.jobs.claim(scope or Scope(org), inputs.Claim(
+                queue_name=queue, worker_id=worker, wait_secs=wait_secs)))
     nursery.start_soon(waiter)
     while server.services.wakeups.waiter_count(org, queue) < 1 or server.services.jobs._claims._lanes:
         await trio.sleep(0.01)
     await wait_all_tasks_blocked()
+
+
+async def held_enqueue(nursery, api, jobs, queue: str) -> tuple[InsertSpy, list[dict]]:
+    """An enqueue into `queue` started and held at its insert (open `InsertSpy.gate`); its answer lands in the list."""
+    inserts = InsertSpy(jobs, gated=True)
+    created: list[dict] = []
+
+    async def producer():
+        created.append(await enqueue(api, queue))
+    nursery.start_soon(producer)
+    await inserts.entered.wait()
+    return inserts, created
 
 
 async def test_an_idle_long_poll_gets_the_job_from_the_enqueues_own_statement(api, server):
@@ -206,22 +220,8 @@ async def test_a_waiter_gone_while_its_handoff_runs_leaves_the_job_pending_claim
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
             waiting = trio.CancelScope()
-
-            async def waiter():
-                with waiting:
-                    got.append(await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="gone", worker_id="w1",
-                                                                               wait_secs=10)))
-            n.start_soon(waiter)
-            while server.services.wakeups.waiter_count(api.org_id, "gone") < 1 or jobs._claims._lanes:
-                await trio.sleep(0.01)
-            await wait_all_tasks_blocked()
-            inserts = InsertSpy(jobs, gated=True)
-            created: list[dict] = []
-
-            async def producer():
-                created.append(await enqueue(api, "gone"))
-            n.start_soon(producer)
-            await inserts.entered.wait()
+            await one_waiter(n, server, api.org_id, "gone", got, worker="w1", cancel=waiting)
+            inserts, created = await held_enqueue(n, api, jobs, "gone")
             assert [[c[0] for c in cs] for cs in inserts.claimers] == [["w1"]]   # reserved
             waiting.cancel()                               # the client goes away while the enqueue runs
             await wait_all_tasks_blocked()
@@ -246,20 +246,8 @@ async def test_a_long_poll_past_its_deadline_during_a_handoff_still_gets_its_job
     got: list[list] = []
     with trio.fail_after(20):
         async with trio.open_nursery() as n:
-            async def waiter():
-                got.append(await jobs.claim(Scope(api.org_id), inputs.Claim(queue_name="late", worker_id="w1",
-                                                                           wait_secs=1)))
-            n.start_soon(waiter)
-            while server.services.wakeups.waiter_count(api.org_id, "late") < 1 or jobs._claims._lanes:
-                await trio.sleep(0.01)
-            await wait_all_tasks_blocked()
-            inserts = InsertSpy(jobs, gated=True)
-            created: list[dict] = []
-
-            async def producer():
-                created.append(await enqueue(api, "late"))
-            n.start_soon(producer)
-            await inserts.entered.wait()
+            await one_waiter(n, server, api.org_id, "late", got, worker="w1", wait_secs=1)
+            inserts, created = await held_enqueue(n, api, jobs, "late")
             await trio.sleep(1.2)                          # its deadline passes while the enqueue is held
             assert not got
             inserts.gate.set()
