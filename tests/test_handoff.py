@@ -19,7 +19,7 @@ from spooled.domain.scope import Scope
 from spooled.transports.grpc.gen.spooled_grpc import QueueServiceStub
 from tests.grpcio_gen import spooled_pb2 as pb
 from tests.helpers import claim, enqueue, job
-from tests.test_claim_group import StatementSpy, rows, start_waiters
+from tests.test_claim_group import StatementSpy, quiet_insert, rows, start_waiters
 from tests.test_grpc import key_of, open_aio_channel, until
 
 
@@ -177,15 +177,7 @@ async def test_a_handoff_claims_what_the_claim_picks_not_what_was_inserted(api, 
         async with trio.open_nursery() as n:
             await one_waiter(n, server, api.org_id, "pick", got)
             older = uuid.uuid4()
-
-            async def quiet_insert(con):
-                async with con.transaction():
-                    await con.execute("SET LOCAL session_replication_role = replica")   # no triggers: no NOTIFY
-                    await con.execute(
-                        "INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,"
-                        " timeout_seconds, run_at, created_at, updated_at) VALUES ($1, $2, 'pick', 'pending', '{}',"
-                        " 5, 3, 300, now(), now(), now())", older, uuid.UUID(api.org_id))
-            await server.services.db.run(quiet_insert)
+            await quiet_insert(server, api.org_id, "pick", [older], priority=5)
             inserts = InsertSpy(jobs)
             low = await enqueue(api, "pick", priority=1)
             while not got:
