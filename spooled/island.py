@@ -99,8 +99,8 @@ class TrioCall(asyncio.Future):
     """The asyncio future of a Trio task started at once from asyncio code (`start_trio`).
 
     `trio_as_aio` files an AsyncHandle on the loop's queue; the loop's next pass starts the task and waits (a
-    checkpoint, so a scheduler pass) for it to start before running the callbacks behind it: ~30-40 µs per gRPC
-    call on the bare server (docs/benchmarks.md, "grpccall"). Asyncio code running in the island runs inside a
+    checkpoint, so a scheduler pass) for it to start before running the callbacks behind it: ~25 µs of CPU per
+    call more than this (docs/benchmarks.md, "fourth session, grpccall"). Asyncio code running in the island runs inside a
     Trio task (the loop's), so it may start a Trio task itself: `nursery.start_soon` right there, in a copy of
     the caller's context, as trio-asyncio's AsyncHandle does.
 
