@@ -154,9 +154,19 @@ class TrioCall(asyncio.Future):
                 self.set_result(result)
 
 
-def start_trio(nursery: trio.Nursery, loop: asyncio.AbstractEventLoop, fn, *args) -> TrioCall:
-    """(asyncio code in the island, synchronous) start `await fn(*args)` as a Trio task of `nursery` now; await
-    the returned future for its result (TrioCall)."""
+def start_trio(loop: asyncio.AbstractEventLoop, fn, *args) -> asyncio.Future:
+    """(asyncio code in the island, synchronous) start `await fn(*args)` as a Trio task now, in the loop's own
+    nursery (where `trio_as_aio` starts its tasks: it lives as long as the loop, so a call arriving on a
+    connection that outlives the gRPC server's shutdown still runs, as it did through trio_as_aio); await the
+    returned future for its result (TrioCall). On another trio-asyncio version: `trio_as_aio`'s future."""
+    nursery = getattr(loop, "_nursery", None) if trio_asyncio.__version__ == _FOR_VERSION else None
+    if nursery is None:
+        return loop.trio_as_future(fn, *args)
+    return start_in(nursery, loop, fn, *args)
+
+
+def start_in(nursery: trio.Nursery, loop: asyncio.AbstractEventLoop, fn, *args) -> TrioCall:
+    """`start_trio` in `nursery`."""
     call = TrioCall(loop)
     nursery.start_soon(call._run, fn, args, name=_CALL_NAME)
     return call

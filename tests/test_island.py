@@ -73,7 +73,8 @@ async def test_asyncio_tasks_and_trio_calls_cross_both_ways(aio_loop):
         assert results == [(i + 1) * 2 for i in range(20)]
 
 
-# -- start_trio: a Trio task started from asyncio code, as trio_as_aio's but without its trip through the queue
+# -- start_trio: a Trio task started from asyncio code in the loop's nursery, as trio_as_aio's but without its
+# trip through the loop's queue
 async def _in_asyncio(fn):
     """`fn()` run as an asyncio task of the island, awaited from Trio."""
     from trio_asyncio import aio_as_trio
@@ -95,9 +96,9 @@ async def test_start_trio_returns_the_result_or_the_exception_in_the_callers_con
 
             async def caller() -> tuple:
                 var.set("set by the asyncio caller")
-                got = await island.start_trio(nursery, aio_loop, in_trio, 1)
+                got = await island.start_trio(aio_loop, in_trio, 1)
                 try:
-                    await island.start_trio(nursery, aio_loop, boom)
+                    await island.start_trio(aio_loop, boom)
                 except LookupError as exc:
                     return got, str(exc)
                 raise AssertionError("the exception did not reach the caller")
@@ -126,7 +127,7 @@ async def test_cancelling_the_caller_cancels_the_trio_task_and_waits_for_its_end
 
             async def caller() -> None:
                 try:
-                    await island.start_trio(nursery, aio_loop, in_trio)
+                    await island.start_trio(aio_loop, in_trio)
                 except asyncio.CancelledError:
                     order.append("caller cancelled")
                     raise
@@ -154,7 +155,7 @@ async def test_a_call_cancelled_before_its_task_started_never_runs(aio_loop):
                 ran.append("ran")
 
             async def caller() -> str:
-                call = island.start_trio(nursery, aio_loop, in_trio)
+                call = island.start_trio(aio_loop, in_trio)
                 call.cancel()               # synchronously: the Trio task has not run yet
                 try:
                     await call
@@ -178,7 +179,7 @@ async def test_a_trio_cancellation_from_outside_ends_the_call_and_keeps_propagat
 
         async def caller(nursery) -> None:
             try:
-                await island.start_trio(nursery, aio_loop, in_trio)
+                await island.start_in(nursery, aio_loop, in_trio)
                 outcome.append("returned")
             except asyncio.CancelledError:
                 outcome.append("cancelled")
@@ -189,7 +190,7 @@ async def test_a_trio_cancellation_from_outside_ends_the_call_and_keeps_propagat
             async with trio.open_nursery() as calls:
                 outer.start_soon(_in_asyncio, lambda: caller(calls))
                 await started.wait()
-                calls.cancel_scope.cancel()     # the server's call nursery cancelled (shutdown)
+                calls.cancel_scope.cancel()     # its nursery cancelled (the loop's, as the island closes)
             assert calls.cancel_scope.cancelled_caught   # the Cancelled reached its scope
             await done.wait()
         assert outcome == ["cancelled"]

@@ -4,7 +4,7 @@ restriction, rate limit), the trio<->asyncio crossing, the error table, and a co
 and hand it to the services, which keep other queues' jobs, workers and workflows out of sight.
 
 Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, ONE Trio
-task per call started from the handler itself (`island.start_trio`, in the server's call nursery). A cancelled
+task per call started from the handler itself (`island.start_trio`, in the island loop's nursery). A cancelled
 handler (client gone, deadline, server closing) cancels that Trio task and waits for it to end.
 """
 
@@ -48,17 +48,15 @@ class Rpc:
         self.tracker = LeaseTracker()
         self.active = 0
         self._idle: trio.Event | None = None
-        self._nursery: trio.Nursery | None = None
         self._loop = None
 
-    def open(self, nursery: trio.Nursery, loop) -> None:
-        """Where the calls' Trio tasks run (the server's call nursery) and the asyncio loop their futures belong
-        to (the island's); before the server takes calls."""
-        self._nursery, self._loop = nursery, loop
+    def open(self, loop) -> None:
+        """The island's loop, whose nursery runs the calls' Trio tasks; before the server takes calls."""
+        self._loop = loop
 
-    def _trio(self, fn, *args) -> island.TrioCall:
+    def _trio(self, fn, *args):
         """(asyncio) `await fn(*args)` in a Trio task started now."""
-        return island.start_trio(self._nursery, self._loop, fn, *args)
+        return island.start_trio(self._loop, fn, *args)
 
     async def principal(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> Principal:
         """Admit the call (`safe`: it only reads) and check the queues it names; Unavailable once the server

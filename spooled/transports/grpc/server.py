@@ -131,24 +131,22 @@ async def serve(svc: Services, host: str, port: int, *, grace: float, fd: int | 
     async def not_serving() -> None:
         serving.set(False)
 
-    async with trio.open_nursery() as calls:
-        # the calls' Trio tasks (Rpc._trio); each ends with its call, and server.close cancels what is left
-        rpc.open(calls, trio_asyncio.current_loop.get())
-        try:
-            server, serving = await trio_asyncio.aio_as_trio(start)()
-        except BaseException:
-            sock.close()
-            raise
-        try:
-            address = address_of(sock)
-            log.info("gRPC listening on %s", address)
-            task_status.started(address)
-            await svc.shutting_down.wait()
-            await trio_asyncio.aio_as_trio(not_serving)()
-            with trio.move_on_after(grace):
-                await rpc.wait_idle()
-        finally:
-            with trio.CancelScope(shield=True):
-                server.close()
-                with trio.move_on_after(CLOSE_TIMEOUT_SECS):
-                    await trio_asyncio.aio_as_trio(server.wait_closed)()
+    rpc.open(trio_asyncio.current_loop.get())
+    try:
+        server, serving = await trio_asyncio.aio_as_trio(start)()
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        address = address_of(sock)
+        log.info("gRPC listening on %s", address)
+        task_status.started(address)
+        await svc.shutting_down.wait()
+        await trio_asyncio.aio_as_trio(not_serving)()
+        with trio.move_on_after(grace):
+            await rpc.wait_idle()
+    finally:
+        with trio.CancelScope(shield=True):
+            server.close()
+            with trio.move_on_after(CLOSE_TIMEOUT_SECS):
+                await trio_asyncio.aio_as_trio(server.wait_closed)()
