@@ -22,7 +22,7 @@ async def main():
             async def via_start():
                 async def one(i):
                     for _ in range(N // 20):
-                        await island.start_trio(nursery, loop, work, i)
+                        await island.start_trio(loop, work, i)
                 await asyncio.gather(*(one(i) for i in range(20)))
             for rep in range(3):
                 for name, fn in (("trio_as_aio", via_aio), ("start_trio", via_start)):
