@@ -28,7 +28,7 @@ from typing import AsyncIterator
 import trio
 import trio_asyncio
 from sniffio import thread_local as _sniffio
-from trio_asyncio._handles import AsyncHandle
+from trio_asyncio._handles import AsyncHandle, collapse_aware_exception_split
 
 _FOR_VERSION = "0.16.0"
 
@@ -93,3 +93,83 @@ async def open_loop() -> AsyncIterator[asyncio.AbstractEventLoop]:
         if trio_asyncio.__version__ == _FOR_VERSION:
             loop._main_loop_one = types.MethodType(_main_loop_one, loop)
         yield loop
+
+
+class TrioCall(asyncio.Future):
+    """The asyncio future of a Trio task started at once from asyncio code (`start_trio`).
+
+    `trio_as_aio` files an AsyncHandle on the loop's queue; the loop's next pass starts the task and waits (a
+    checkpoint, so a scheduler pass) for it to start before running the callbacks behind it: ~25 µs of CPU per
+    call more than this (docs/benchmarks.md, "fourth session, grpccall"). Asyncio code running in the island runs inside a
+    Trio task (the loop's), so it may start a Trio task itself: `nursery.start_soon` right there, in a copy of
+    the caller's context, as trio-asyncio's AsyncHandle does.
+
+    Cancellation is trio_as_aio's: cancelling the future (its awaiting asyncio task cancelled) cancels the Trio
+    task's scope, and the future is marked cancelled only once that task has finished, so the awaiting task
+    sees the end of the Trio side (its `finally`s, a job released) before its own CancelledError. A task
+    cancelled before it started does not run. A Trio cancellation from outside (its nursery cancelled) cancels
+    the future and keeps propagating in Trio; an exception is the future's."""
+
+    _running = True
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._scope = trio.CancelScope()
+
+    def cancel(self, msg=None) -> bool:
+        if not self._running:
+            return super().cancel(msg=msg)
+        if self.done():
+            return False
+        self._scope.cancel()
+        return True
+
+    async def _run(self, fn, args) -> None:
+        if self._scope.cancel_called:
+            self._running = False
+            super().cancel()
+            return
+        try:
+            with self._scope:
+                result = await fn(*args)
+        except BaseException as exc:
+            # as AsyncHandle: the future gets what is not Cancelled; Cancelled goes on to its scope
+            self._running = False
+            cancelled, rest = collapse_aware_exception_split(exc, trio.Cancelled)
+            if not self.done():
+                if rest is not None:
+                    self.set_exception(rest)
+                else:
+                    super().cancel()
+            if cancelled is not None:
+                raise cancelled
+            if not isinstance(rest, Exception):
+                raise rest
+            return
+        self._running = False
+        if not self.done():
+            if self._scope.cancelled_caught:
+                super().cancel()
+            else:
+                self.set_result(result)
+
+
+def start_trio(loop: asyncio.AbstractEventLoop, fn, *args) -> asyncio.Future:
+    """(asyncio code in the island, synchronous) start `await fn(*args)` as a Trio task now, in the loop's own
+    nursery (where `trio_as_aio` starts its tasks: it lives as long as the loop, so a call arriving on a
+    connection that outlives the gRPC server's shutdown still runs, as it did through trio_as_aio); await the
+    returned future for its result (TrioCall). On another trio-asyncio version: `trio_as_aio`'s future."""
+    nursery = getattr(loop, "_nursery", None) if trio_asyncio.__version__ == _FOR_VERSION else None
+    if nursery is None:
+        return loop.trio_as_future(fn, *args)
+    return start_in(nursery, loop, fn, *args)
+
+
+def start_in(nursery: trio.Nursery, loop: asyncio.AbstractEventLoop, fn, *args) -> TrioCall:
+    """`start_trio` in `nursery`."""
+    call = TrioCall(loop)
+    nursery.start_soon(call._run, fn, args, name=_CALL_NAME)
+    return call
+
+
+_CALL_NAME = "spooled.island.start_trio"

@@ -571,6 +571,24 @@ async def test_a_dequeue_answer_that_cannot_be_sent_releases_its_jobs(api, serve
     channel.close()
 
 
+async def test_a_client_cancelling_a_waiting_dequeue_ends_its_claim_and_leases_nothing(api, server, aio_channel):
+    """The call's Trio side (started from the handler, island.start_trio) is cancelled with the call: its wait
+    ends (no waiter left), and a job enqueued afterwards stays pending for the next claimer."""
+    with trio.fail_after(30):
+        stub = QueueServiceStub(aio_channel)
+        wakeups = server.services.wakeups
+        async with aio_as_trio(stub.Dequeue.open(metadata={"x-api-key": key_of(api)})) as stream:
+            await aio_as_trio(stream.send_message)(pb.DequeueRequest(queue_name="cancelled-wait", worker_id="w",
+                                                                     wait_ms=20_000), end=True)
+            await until(lambda: wakeups.waiter_count(api.org_id, "cancelled-wait") == 1)
+            await aio_as_trio(stream.cancel)()
+        await until(lambda: wakeups.waiter_count(api.org_id, "cancelled-wait") == 0)
+        created = await enqueue(api, "cancelled-wait")
+        await trio.sleep(0.2)
+        now = await job(api, created["id"])
+        assert (now["status"], now["retry_count"], now["lease_id"]) == ("pending", 0, None)
+
+
 async def _channel(host: str, port: int, config: Configuration) -> Channel:
     return Channel(host, port, config=config)
 

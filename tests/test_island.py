@@ -71,3 +71,126 @@ async def test_asyncio_tasks_and_trio_calls_cross_both_ways(aio_loop):
 
         results = [await aio_as_trio(in_asyncio)(i) for i in range(20)]
         assert results == [(i + 1) * 2 for i in range(20)]
+
+
+# -- start_trio: a Trio task started from asyncio code in the loop's nursery, as trio_as_aio's but without its
+# trip through the loop's queue
+async def _in_asyncio(fn):
+    """`fn()` run as an asyncio task of the island, awaited from Trio."""
+    from trio_asyncio import aio_as_trio
+    return await aio_as_trio(fn)()
+
+
+async def test_start_trio_returns_the_result_or_the_exception_in_the_callers_context(aio_loop):
+    import contextvars
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            async def in_trio(x: int) -> tuple[int, str, str]:
+                await trio.sleep(0)
+                return x + 1, var.get(), sniffio_library()
+
+            async def boom() -> None:
+                await trio.sleep(0)
+                raise LookupError("from trio")
+
+            async def caller() -> tuple:
+                var.set("set by the asyncio caller")
+                got = await island.start_trio(aio_loop, in_trio, 1)
+                try:
+                    await island.start_trio(aio_loop, boom)
+                except LookupError as exc:
+                    return got, str(exc)
+                raise AssertionError("the exception did not reach the caller")
+
+            assert await _in_asyncio(caller) == ((2, "set by the asyncio caller", "trio"), "from trio")
+
+
+def sniffio_library() -> str:
+    import sniffio
+    return sniffio.current_async_library()
+
+
+async def test_cancelling_the_caller_cancels_the_trio_task_and_waits_for_its_end(aio_loop):
+    with trio.fail_after(10):
+        order: list[str] = []
+        started = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async def in_trio() -> None:
+                try:
+                    started.set()
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await trio.sleep(0.05)       # its cleanup takes a while (a release of leased jobs)
+                    order.append("trio side ended")
+
+            async def caller() -> None:
+                try:
+                    await island.start_trio(aio_loop, in_trio)
+                except asyncio.CancelledError:
+                    order.append("caller cancelled")
+                    raise
+
+            async def main() -> str:
+                task = asyncio.ensure_future(caller())
+                while not started.is_set():
+                    await asyncio.sleep(0.005)
+                task.cancel()
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    return "cancelled"
+                return "not cancelled"
+
+            assert await _in_asyncio(main) == "cancelled"
+        assert order == ["trio side ended", "caller cancelled"]
+
+
+async def test_a_call_cancelled_before_its_task_started_never_runs(aio_loop):
+    with trio.fail_after(10):
+        ran: list[str] = []
+        async with trio.open_nursery() as nursery:
+            async def in_trio() -> None:
+                ran.append("ran")
+
+            async def caller() -> str:
+                call = island.start_trio(aio_loop, in_trio)
+                call.cancel()               # synchronously: the Trio task has not run yet
+                try:
+                    await call
+                except asyncio.CancelledError:
+                    return "cancelled"
+                return "completed"
+
+            assert await _in_asyncio(caller) == "cancelled"
+        assert ran == []
+
+
+async def test_a_trio_cancellation_from_outside_ends_the_call_and_keeps_propagating(aio_loop):
+    with trio.fail_after(10):
+        outcome: list[str] = []
+        started = trio.Event()
+        done = trio.Event()
+
+        async def in_trio() -> None:
+            started.set()
+            await trio.sleep_forever()
+
+        async def caller(nursery) -> None:
+            try:
+                await island.start_in(nursery, aio_loop, in_trio)
+                outcome.append("returned")
+            except asyncio.CancelledError:
+                outcome.append("cancelled")
+            finally:
+                done.set()
+
+        async with trio.open_nursery() as outer:
+            async with trio.open_nursery() as calls:
+                outer.start_soon(_in_asyncio, lambda: caller(calls))
+                await started.wait()
+                calls.cancel_scope.cancel()     # its nursery cancelled (the loop's, as the island closes)
+            assert calls.cancel_scope.cancelled_caught   # the Cancelled reached its scope
+            await done.wait()
+        assert outcome == ["cancelled"]

@@ -3,23 +3,22 @@ restriction, rate limit), the trio<->asyncio crossing, the error table, and a co
 (so shutdown can let them finish under the grace period). Handlers get the caller's `Scope` (domain/scope.py)
 and hand it to the services, which keep other queues' jobs, workers and workflows out of sight.
 
-Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, reached
-with ONE `trio_as_aio` crossing per call. A cancelled handler (client gone, deadline, server closing) cancels
-that Trio task.
+Handlers are asyncio coroutines (grpclib runs in the one trio_asyncio loop); the work runs in Trio, ONE Trio
+task per call started from the handler itself (`island.start_trio`, in the island loop's nursery). A cancelled
+handler (client gone, deadline, server closing) cancels that Trio task and waits for it to end.
 """
 
 from __future__ import annotations
 
-import contextlib
 from functools import partial
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Awaitable, Callable, Iterable
 
 import trio
 from grpclib.const import Status
 from grpclib.exceptions import GRPCError
 from grpclib.server import Stream
-from trio_asyncio import trio_as_aio
 
+from spooled import island
 from spooled.domain import errors
 from spooled.domain.scope import Scope
 from spooled.services.admission import require_queue
@@ -49,6 +48,15 @@ class Rpc:
         self.tracker = LeaseTracker()
         self.active = 0
         self._idle: trio.Event | None = None
+        self._loop = None
+
+    def open(self, loop) -> None:
+        """The island's loop, whose nursery runs the calls' Trio tasks; before the server takes calls."""
+        self._loop = loop
+
+    def _trio(self, fn, *args):
+        """(asyncio) `await fn(*args)` in a Trio task started now."""
+        return island.start_trio(self._loop, fn, *args)
 
     async def principal(self, metadata, *, safe: bool = False, queues: Iterable[str] = ()) -> Principal:
         """Admit the call (`safe`: it only reads) and check the queues it names; Unavailable once the server
@@ -66,15 +74,13 @@ class Rpc:
         """What the admitted caller may reach (its organization, or some queues of it)."""
         return (await self.principal(metadata, safe=safe, queues=queues)).scope
 
-    @contextlib.contextmanager
-    def _counted(self) -> Iterator[None]:
+    def _begin(self) -> None:
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
-            if not self.active and self._idle is not None:
-                self._idle.set()
+
+    def _end(self) -> None:
+        self.active -= 1
+        if not self.active and self._idle is not None:
+            self._idle.set()
 
     async def wait_idle(self) -> None:
         """(Trio) return once no call is in progress."""
@@ -87,12 +93,13 @@ class Rpc:
         """(asyncio) request -> admission -> `fn(scope, request)` in Trio -> response. `queues(request)` names
         the queues the call uses (checked against the key's restriction); `safe` calls only read; with
         `metadata`, `fn(scope, request, metadata)`."""
-        with self._counted():
+        self._begin()       # a plain try, not a generator context manager: this runs twice per job
+        try:
             request = await stream.recv_message()
             if metadata:
                 fn = partial(_and, fn, stream.metadata)
             try:
-                response = await trio_as_aio(self._call)(stream.metadata, fn, request, safe, queues)
+                response = await self._trio(self._call, stream.metadata, fn, request, safe, queues)
             except GRPCError:
                 raise
             except errors.RateLimited as exc:
@@ -101,6 +108,8 @@ class Rpc:
             except Exception as exc:
                 raise grpc_error(exc) from None
             await stream.send_message(response)
+        finally:
+            self._end()
 
     async def leasing(self, stream: Stream, fn: Callable[..., Awaitable[Any]], *, queues: Queues) -> None:
         """(asyncio) `unary` for a call whose answer carries jobs leased for it: `fn(scope, request, held)` leases
@@ -112,7 +121,7 @@ class Rpc:
             held.delivered()
         finally:
             if held.leased:
-                await trio_as_aio(held.release)()
+                await self._trio(held.release)
 
     async def _call(self, metadata, fn, request, safe, queues):
         scope = await self.scope(metadata, safe=safe, queues=queues(request) if queues else ())
@@ -121,15 +130,17 @@ class Rpc:
     async def in_trio(self, stream: Stream, fn: Callable[[Stream], Awaitable[None]]) -> None:
         """(asyncio) run `fn(stream)` in Trio: it receives and sends itself (the streams, which release the
         jobs they could not send: delivery.send_or_release)."""
-        with self._counted():
-            try:
-                await trio_as_aio(fn)(stream)
-            except GRPCError:
-                raise
-            except errors.RateLimited as exc:
-                await rate_limited(stream, exc)
-            except Exception as exc:
-                raise grpc_error(exc) from None
+        self._begin()
+        try:
+            await self._trio(fn, stream)
+        except GRPCError:
+            raise
+        except errors.RateLimited as exc:
+            await rate_limited(stream, exc)
+        except Exception as exc:
+            raise grpc_error(exc) from None
+        finally:
+            self._end()
 
 
 async def _and(fn, extra, scope: Scope, request):

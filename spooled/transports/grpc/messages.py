@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import typing
 
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from spooled.convert import NON_FINITE
 from spooled.domain import errors, inputs
@@ -101,8 +101,20 @@ def job(j: Job) -> pb.Job:
     for name in ("created_at", "scheduled_at", "started_at", "completed_at", "lease_expires_at"):
         value = getattr(j, name)
         if value is not None:
-            getattr(msg, name).FromDatetime(value)
+            getattr(msg, name).CopyFrom(timestamp(value))
     return msg
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def timestamp(value: dt.datetime) -> timestamp_pb2.Timestamp:
+    """`Timestamp.FromDatetime(value)` (naive: UTC) in half its time (it goes through `utctimetuple` and
+    `calendar.timegm`; a Dequeue'd job has four)."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.timezone.utc)
+    d = value - _EPOCH
+    return timestamp_pb2.Timestamp(seconds=d.days * 86400 + d.seconds, nanos=d.microseconds * 1000)
 
 
 # -- requests -> inputs ------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 """Every gRPC call timed and counted in /metrics by method and status code, and (with the access log on) one
 `spooled.access` line per call with its organization.
 
-Hooked into grpclib's server events: `RecvRequest` wraps the method's handler (its event lets the handler be
-replaced); a status the handler sends itself (a rate limit's RESOURCE_EXHAUSTED, calls.py) is noted with
-`note_status`. The call's record is a context variable of its asyncio task (the Trio side of the call runs in a
-copy of that context, so it reaches the same record). No listener on the trailers: grpclib builds an event
-object for every dispatched event of every call.
+Each method's handler is wrapped once, when the server is built (`measured`: the servables grpclib is given
+hold the wrapped handlers); a status the handler sends itself (a rate limit's RESOURCE_EXHAUSTED, calls.py) is
+noted with `note_status`. The call's record is a context variable of its asyncio task (the Trio side of the call
+runs in a copy of that context, so it reaches the same record). No grpclib event listener at all: grpclib builds
+an event object (and awaits each listener) for every dispatched event of every call, and with none attached its
+dispatch is a no-op.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import contextvars
 import logging
 import time
 
-from grpclib.events import RecvRequest, listen
+from typing import Iterable
+
+from grpclib.const import Handler
 from grpclib.exceptions import GRPCError
-from grpclib.server import Server
 
 from spooled.services import logs
 from spooled.services.metrics import Metrics
@@ -40,13 +42,23 @@ def note_status(status: str) -> None:
         cell["status"] = status
 
 
-def instrument(server: Server, metrics: Metrics, *, access_log: bool) -> None:
+class _Measured:
+    """A servable (grpclib calls `__mapping__`) with another's methods, each timed and counted."""
+
+    def __init__(self, mapping: dict[str, Handler]) -> None:
+        self._mapping = mapping
+
+    def __mapping__(self) -> dict[str, Handler]:
+        return self._mapping
+
+
+def measured(servables: Iterable, metrics: Metrics, *, access_log: bool) -> list[_Measured]:
+    """`servables` (what grpclib's Server takes) with every method's handler timed, counted by method and status,
+    and (with `access_log`) logged."""
     access = logging.getLogger("spooled.access")
 
-    async def on_request(event: RecvRequest) -> None:
-        handler, method = event.method_func, event.method_name
-
-        async def measured(stream) -> None:
+    def wrap(method: str, handler):
+        async def measured_call(stream) -> None:
             cell = {"status": None, "org": None}
             _call.set(cell)
             t0 = time.perf_counter()
@@ -72,6 +84,7 @@ def instrument(server: Server, metrics: Metrics, *, access_log: bool) -> None:
                     access.info("gRPC %s %s %.2fms", method, status, ms,
                                 extra={"org": cell["org"], "method": method, "status": status,
                                        "duration_ms": ms, "transport": "grpc"})
-        event.method_func = measured
+        return measured_call
 
-    listen(server, RecvRequest, on_request)
+    return [_Measured({method: h._replace(func=wrap(method, h.func)) for method, h in s.__mapping__().items()})
+            for s in servables]
