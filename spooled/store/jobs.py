@@ -24,6 +24,8 @@ from spooled.store.listing import decode_cursor, encode_cursor, list_jobs_sql
 from spooled.store.sql import Q, pinned
 
 Now = dt.datetime | None
+_JOB_FIELDS = [a.name for a in attrs.fields(Job)]
+_STARTED_AT, _UPDATED_AT = _JOB_FIELDS.index("started_at"), _JOB_FIELDS.index("updated_at")
 
 
 @attrs.frozen
@@ -127,12 +129,12 @@ class JobStore:
                                     limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
         got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
         more = False
-        for r in rows:      # the columns: Job's fields in order, then run_at, claimer, more (job_claim_group)
-            *fields, run_at, claimer, more = r
-            job = Job(*fields)
+        for r in rows:      # the columns: Job's fields in order, then queued_secs, claimer, more (job_claim_group)
+            *fields, queued_secs, claimer, more = r
+            fields[_UPDATED_AT] = fields[_STARTED_AT]      # the claim set both to its time (job_claim_group)
             jobs, queued = got[claimer - 1]
-            jobs.append(job)
-            queued.append((job.started_at - run_at).total_seconds())
+            jobs.append(Job(*fields))
+            queued.append(queued_secs)
         return [Claimed(jobs, queued, more) for jobs, queued in got]
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID | str], leases: list[uuid.UUID | str | None],
