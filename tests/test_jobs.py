@@ -516,3 +516,30 @@ async def test_a_claimed_job_reads_as_the_job_does(api):
         assert j == await job(api, j["id"])
     (c,) = [j for j in got if j["id"] == created["id"]]
     assert c["tags"] == ["a", "b"] and c["parent_job_id"] == parent["id"] and c["tracestate"] == "k=v"
+
+
+async def test_bulk_columns_set_for_one_job_only_or_for_none(api):
+    """A bulk call sends a column no job sets as one NULL (store/jobs.py): each job still gets exactly its own
+    fields, whether one job of the call sets a field or none does, and the queue's defaults fill the rest."""
+    due, ends = utc(hours=1).replace(microsecond=0), utc(hours=3).replace(microsecond=0)
+    special = {"payload": {"i": 1}, "max_retries": 7, "timeout_seconds": 42, "tags": ["t"],
+               "idempotency_key": "only-one", "completion_webhook": "https://example.com/hook",
+               "scheduled_at": due.isoformat(), "expires_at": ends.isoformat(),
+               "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "k=v"}
+    for queue, jobs in (("cols-one", [{"payload": {"i": 0}}, special, {"payload": {"i": 2}}]),
+                        ("cols-none", [{"payload": {"i": 0}}, {"payload": {"i": 1}}, {"payload": {"i": 2}}])):
+        r = await api.post("/api/v1/jobs/bulk", json={"queue_name": queue, "jobs": jobs})
+        assert r.status_code == 200 and r.json()["success_count"] == 3, r.text
+        got = [await job(api, s["job_id"]) for s in sorted(r.json()["succeeded"], key=lambda s: s["index"])]
+        for i, j in enumerate(got):
+            assert j["payload"] == {"i": i}
+            if queue == "cols-one" and i == 1:
+                assert (j["max_retries"], j["timeout_seconds"], j["tags"], j["idempotency_key"]) == (
+                    7, 42, ["t"], "only-one")
+                assert j["completion_webhook"] == "https://example.com/hook" and j["status"] == "scheduled"
+                assert parse(j["scheduled_at"]) == due and parse(j["expires_at"]) == ends
+                assert j["traceparent"] == special["traceparent"] and j["tracestate"] == "k=v"
+            else:
+                assert (j["max_retries"], j["timeout_seconds"], j["tags"], j["idempotency_key"]) == (3, 300, None, None)
+                assert j["completion_webhook"] is None and j["status"] == "pending"
+                assert j["scheduled_at"] is None and j["expires_at"] is None and j["traceparent"] is None

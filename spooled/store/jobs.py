@@ -98,7 +98,11 @@ class JobStore:
         not a job of the organization (in `queues`) nothing is inserted. The inserted jobs are returned when
         `rows`, else only their ids (the values of `inserted` are None)."""
         parents = sorted({p for p in new.parents if p is not None})
-        args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **attrs.asdict(new, recurse=False))
+        # a column with no value for any of the jobs goes as one NULL, not an array of NULLs: unnest pads it with
+        # NULLs just the same, and the driver encodes an array element by element (~0.2 us each: most of a bulk
+        # call's 14 columns are empty)
+        columns = {k: (None if v.count(None) == len(v) else v) for k, v in attrs.asdict(new, recurse=False).items()}
+        args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **columns)
         missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
         keys_args = Q.job_ids_by_idempotency_key.args
 
@@ -144,7 +148,7 @@ class JobStore:
         outcomes in item order."""
         rows = await self._db.fetch(Q.job_complete, org=org, ids=ids, leases=leases, workers=workers,
                                     results=results, queues=queues, now=now)
-        return [CompleteOutcome(r["done"], r["prior_status"], r["replay"], r["queue_name"]) for r in rows]
+        return [CompleteOutcome(*r) for r in rows]     # the columns are its fields, in order (job_complete)
 
     async def fail(self, org: uuid.UUID, job_id: uuid.UUID, lease: uuid.UUID | None, worker: str | None,
                    error: str, queues: Sequence[str], *, retry: bool, now: Now = None) -> FailOutcome:

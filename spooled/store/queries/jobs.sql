@@ -104,6 +104,7 @@ ORDER BY priority DESC, run_at, id
 -- which sees the values) would look cheaper than the generic plan (which assumes 10), and a connection whose
 -- first five completions were single ones would then plan this statement again on every call (~0.4 ms of
 -- PostgreSQL CPU, more than it takes to run; scripts/bench/scope_cost.py prints the plan counts).
+-- The columns are CompleteOutcome's fields in its order (JobStore.complete builds each by position), in item order.
 WITH a AS MATERIALIZED (
     SELECT $ids::uuid[] AS ids, $leases::uuid[] AS leases, $workers::text[] AS workers, $results::text[] AS results
 ), c AS (
@@ -125,13 +126,13 @@ WITH a AS MATERIALIZED (
     FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
     WHERE wk.organization_id = $org AND wk.id = x.worker_id
 )
-SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name,
+SELECT (u.id IS NOT NULL) AS done, p.status AS prior_status,
        CASE WHEN u.id IS NOT NULL OR p.status IS DISTINCT FROM 'completed' THEN false
             WHEN c.lease IS NOT NULL THEN coalesce(p.completed_lease_id = c.lease, false)
             WHEN p.last_worker_id IS NOT NULL THEN p.last_worker_id = c.worker
             ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = c.id AND hh.event_type = 'completed'
                                                         AND hh.worker_id = c.worker)
-       END AS replay
+       END AS replay, u.queue_name
 FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
        LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
                           WHERE u.id IS NULL AND j.id = c.id AND (j.organization_id = $org) IS TRUE
