@@ -45,6 +45,18 @@ async def rows(server, sql: str, *args):
     return await server.services.db.run(lambda con: con.fetch(sql, *args))
 
 
+async def quiet_insert(server, org: str, queue: str, ids: list[uuid.UUID], priority: int = 0) -> None:
+    """Pending jobs written without their triggers (no NOTIFY: nobody is woken for them)."""
+    async def insert(con):
+        async with con.transaction():
+            await con.execute("SET LOCAL session_replication_role = replica")   # no triggers: no NOTIFY
+            await con.execute(
+                "INSERT INTO jobs (id, organization_id, queue_name, status, payload, priority, max_retries,"
+                " timeout_seconds, run_at, created_at, updated_at) SELECT i, $2, $3, 'pending', '{}', $4, 3, 300,"
+                " now(), now(), now() FROM unnest($1::uuid[]) AS i", ids, uuid.UUID(org), queue, priority)
+    await server.services.db.run(insert)
+
+
 async def start_waiters(nursery, server, org: str, queue: str, n: int, got: list) -> None:
     """n long polls on `queue` (their results appended to `got`); returns once all of them wait (registered, and
     their first claims are over: none is still in a statement)."""
@@ -318,18 +330,11 @@ async def test_a_full_claim_passes_the_wake_on_only_while_jobs_are_left(api, ser
             while not got:
                 await trio.sleep(0.01)
             await wait_all_tasks_blocked()
-            assert len(spy.calls) == 1                         # nothing left: the other two were not woken
+            assert len(spy.calls) == 1     # nothing left: no wake went on (the enqueue claimed for the oldest
+                                           # waiter, test_handoff.py; its NOTIFY woke one more, which found nothing)
             assert server.services.wakeups.waiter_count(api.org_id, "pass") == 2
             # jobs left after a full claim (two jobs, written without their NOTIFY, and one wake): the wake goes on
-            async def quiet_insert(con):
-                async with con.transaction():
-                    await con.execute("SET LOCAL session_replication_role = replica")   # no triggers: no NOTIFY
-                    await con.execute(
-                        "INSERT INTO jobs (id, organization_id, queue_name, status, payload, max_retries,"
-                        " timeout_seconds, run_at, created_at, updated_at) SELECT gen_random_uuid(), $1, 'pass',"
-                        " 'pending', '{}', 3, 300, now(), now(), now() FROM generate_series(1, 2)",
-                        uuid.UUID(api.org_id))
-            await server.services.db.run(quiet_insert)
+            await quiet_insert(server, api.org_id, "pass", [uuid.uuid4(), uuid.uuid4()])
             server.services.wakeups.notify(api.org_id, "pass", 1)
             while len(got) < 2:
                 await trio.sleep(0.01)

@@ -27,7 +27,7 @@ from spooled.services.metrics import Metrics
 from spooled.services.quotas import Quotas
 from spooled.services.streams import POLL, Streams
 from spooled.services.tracing import Tracing
-from spooled.services.wakeups import Wakeups
+from spooled.services.wakeups import Waiter, Wakeups
 from spooled.store.jobs import Claimed, JobStore, NewJobs
 
 Now = dt.datetime | None
@@ -194,17 +194,25 @@ class Jobs:
         todo = list(range(len(rows)))
         while todo:
             batch = [rows[i] for i in todo]
-            with self._tracing.publishing(org, queue, [r.trace for r in batch]) as stored:
-                outcome = await self._store.insert(parse_id(org), queue, NewJobs(
-                    ids=[r.id for r in batch], payloads=[r.payload for r in batch],
-                    priorities=[r.priority for r in batch], max_retries=[r.max_retries for r in batch],
-                    timeouts=[r.timeout for r in batch], tags=[r.tags for r in batch],
-                    idempotency_keys=[r.key for r in batch], webhooks=[r.webhook for r in batch],
-                    webhook_secrets=[r.secret for r in batch], parents=[r.parent for r in batch],
-                    scheduled_ats=[r.scheduled_at for r in batch], expires_ats=[r.expires_at for r in batch],
-                    traceparents=[c.traceparent if c else None for c in stored],
-                    tracestates=[c.tracestate if c else None for c in stored]),
-                    queues=queues, now=now, rows=not bulk)
+            takers = ([] if bulk or now is not None or any(r.parent is not None for r in batch)
+                      else self._wakeups.reserve(org, queue, _due(batch)))
+            try:
+                with self._tracing.publishing(org, queue, [r.trace for r in batch]) as stored:
+                    outcome = await self._store.insert(parse_id(org), queue, NewJobs(
+                        ids=[r.id for r in batch], payloads=[r.payload for r in batch],
+                        priorities=[r.priority for r in batch], max_retries=[r.max_retries for r in batch],
+                        timeouts=[r.timeout for r in batch], tags=[r.tags for r in batch],
+                        idempotency_keys=[r.key for r in batch], webhooks=[r.webhook for r in batch],
+                        webhook_secrets=[r.secret for r in batch], parents=[r.parent for r in batch],
+                        scheduled_ats=[r.scheduled_at for r in batch], expires_ats=[r.expires_at for r in batch],
+                        traceparents=[c.traceparent if c else None for c in stored],
+                        tracestates=[c.tracestate if c else None for c in stored]),
+                        queues=queues, now=now, rows=not bulk, claimers=[w.handoff.claimer for w in takers])
+                for w, claimed in zip(takers, outcome.claimed):     # each reserved waiter its share
+                    w.deliver(claimed)
+            finally:        # (the statement failed: no claim ran, each claims itself)
+                for w in takers:
+                    w.deliver(None)
             if outcome.missing_parents:     # nothing was inserted
                 gone = [i for i in todo if rows[i].parent in outcome.missing_parents]
                 if bulk:
@@ -265,19 +273,14 @@ class Jobs:
                 return []
             with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
                 claimed = await self._claims.submit(group, claimer)
-                jobs = claimed.jobs
-                if not jobs:
+                if not claimed.jobs:
                     if trio.current_time() >= deadline:
                         self._metrics.claim_waited(trio.current_time() - started, False)
                         return []
-                    try:
-                        with trio.move_on_at(deadline):
-                            await w.event.wait()
-                    except trio.Cancelled:
-                        if w.woken:
-                            self._wakeups.notify(org, queue)   # we will not claim: pass the wake on
-                        raise
-                    continue
+                    claimed = await self._idle(w, group, claimer, deadline)
+                    if claimed is None or not claimed.jobs:
+                        continue        # woken, the deadline (or a handoff found nothing for us): claim
+                jobs = claimed.jobs
                 pass_on = w.woken or (len(jobs) == c.limit and claimed.more)
             if pass_on:   # woken while claiming, or a full batch with jobs left: for the next waiter
                 self._wakeups.notify(org, queue)
@@ -286,6 +289,35 @@ class Jobs:
             m.series(org, queue).claimed.inc(len(jobs))
             m.queued(claimed.queued_secs)
             return self._tracing.delivered(queue, jobs, claimed.queued_secs)
+
+    async def _idle(self, w: Waiter, group: tuple[Scope, str, Now], claimer: tuple[str, int, float],
+                    deadline: float) -> Claimed | None:
+        """Wait until woken or `deadline`; meanwhile an enqueue may claim for us (a handoff, only without an
+        explicit `now`): then what it claimed for us, once its statement is over, else None. Cancelled with a
+        handoff under way: its outcome is awaited (shielded) and what it claimed for us goes back to pending, as
+        a cancelled shared claim's (`_give_back`)."""
+        scope, queue, now = group
+        if now is None:
+            w.offer = claimer
+        try:
+            with trio.move_on_at(deadline):
+                await w.event.wait()
+            w.offer = None
+            if w.handoff is None:
+                return None
+            if not w.handoff.done.is_set():     # (no checkpoint when it is)
+                await w.handoff.done.wait()     # bounded by the enqueue's statement timeout
+            return w.handoff.claimed
+        except trio.Cancelled:
+            w.offer = None
+            if w.handoff is not None:
+                with trio.CancelScope(shield=True):
+                    await w.handoff.done.wait()
+                    if w.handoff.claimed is not None:
+                        await self._give_back(group, w.handoff.claimed)
+            if w.woken:
+                self._wakeups.notify(scope.org, queue)   # we will not claim: pass the wake on
+            raise
 
     async def _claim_group(self, group: tuple[Scope, str, Now], claimers: list[tuple[str, int, float]]
                            ) -> list[Claimed]:
@@ -482,6 +514,12 @@ class Jobs:
         scope.require(f.queue_name)
         return await self._store.list(parse_id(scope.org), f, scope.queues, order_by=order_by, desc=desc,
                                       cursor=cursor, offset=offset, limit=limit)
+
+
+def _due(rows: list[_NewJob]) -> int:
+    """How many of the jobs are claimable at once (not scheduled for later): the waiters a handoff may serve."""
+    now = dt.datetime.now(dt.timezone.utc)
+    return sum(1 for r in rows if r.scheduled_at is None or r.scheduled_at <= now)
 
 
 def _no_parent(field: str) -> errors.ValidationFailed:

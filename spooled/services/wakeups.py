@@ -3,6 +3,12 @@
 A NOTIFY `"<org> <queue> <n>"` (sent in the enqueueing transaction, see jobs.sql) wakes at most `n` waiters of
 that queue, oldest first, so a single enqueue wakes one claimer instead of the whole herd. A waiter woken while
 its own claim was running, or whose claim came back full with ready jobs left (`Claimed.more`), passes the wake on.
+
+Handoff (docs/architecture.md "Handoff: an enqueue claims for an idle waiter"): a waiter whose claim found nothing
+offers its claim while it waits (`Waiter.offer`); a single enqueue through this instance reserves such waiters
+(`reserve`) and claims for them in its own insert statement (one round trip, one commit), then hands each its
+share (`Waiter.deliver`). The insert's NOTIFY is sent as always and counts as any other: a reserved waiter it
+wakes passes the wake on once its handoff is over, so a wake is never swallowed.
 """
 
 from __future__ import annotations
@@ -10,23 +16,44 @@ from __future__ import annotations
 import collections
 import contextlib
 import math
-from typing import Iterator
+from typing import Any, Iterator
 
 import trio
 
 Key = tuple[str, str]
 
 
+class Handoff:
+    """A reserved waiter's claim, run by an enqueue: `done` once its outcome is known (`claimed`: what the claim
+    gave this waiter; None when no claim ran for it: it claims itself)."""
+    __slots__ = ("claimer", "done", "claimed")
+
+    def __init__(self, claimer: Any) -> None:
+        self.claimer = claimer
+        self.done = trio.Event()
+        self.claimed: Any = None
+
+
 class Waiter:
-    __slots__ = ("event", "woken")
+    __slots__ = ("event", "woken", "offer", "handoff")
 
     def __init__(self) -> None:
         self.event = trio.Event()
         self.woken = False
+        self.offer: Any = None                  # (worker_id, limit, lease_secs) while idle and open to a handoff
+        self.handoff: Handoff | None = None     # reserved by an enqueue
 
     def wake(self) -> None:
         self.woken = True
         self.event.set()
+
+    def deliver(self, claimed: Any) -> None:
+        """The reserving enqueue's outcome for this waiter (None: no claim ran for it)."""
+        h = self.handoff
+        if h is not None and not h.done.is_set():
+            h.claimed = claimed
+            h.done.set()
+            self.event.set()
 
 
 class Wakeups:
@@ -83,6 +110,21 @@ class Wakeups:
             return
         org, queue, count = parts
         self.notify(org, queue, math.inf if count == "all" else int(count) if count.isdigit() else 1)
+
+    def reserve(self, org: str, queue: str, jobs: int) -> list[Waiter]:
+        """Idle waiters of the queue open to a handoff, oldest first, until their limits cover `jobs`, now reserved
+        (each must then get `deliver`, whatever happens)."""
+        out: list[Waiter] = []
+        if self.closed or jobs <= 0:
+            return out
+        for w in self._waiting.get((org, queue), ()):
+            if w.offer is not None and w.handoff is None and not w.woken:
+                w.handoff = Handoff(w.offer)
+                out.append(w)
+                jobs -= w.offer[1]
+                if jobs <= 0:
+                    break
+        return out
 
     def waiter_count(self, org: str, queue: str) -> int:
         return len(self._waiting.get((org, queue), ()))

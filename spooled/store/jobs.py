@@ -52,6 +52,7 @@ class InsertOutcome:
     inserted: dict[uuid.UUID, Job | None]           # by the caller's id (the job: only when asked for its rows)
     existing: dict[str, uuid.UUID]                  # idempotency key -> the job that already had it
     missing_parents: frozenset[uuid.UUID] = frozenset()   # nothing was inserted when this is not empty
+    claimed: list[Claimed] = attrs.Factory(list)          # with `claimers`: what each got (JobStore.insert)
 
 
 @attrs.frozen
@@ -86,17 +87,30 @@ class HeartbeatOutcome:
     lease_expires_at: dt.datetime | None = None
 
 
+def _claim_values(claimers: Sequence[tuple[str, int, float]]) -> dict:
+    """The claim statements' arrays for claimers (worker_id, limit, lease_secs)."""
+    return dict(workers=[c[0] for c in claimers], limits=[c[1] for c in claimers],
+                lease_secs=[c[2] for c in claimers])
+
+
 class JobStore:
     def __init__(self, db: Database):
         self._db = db
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
-                     now: Now = None, rows: bool = True) -> InsertOutcome:
+                     now: Now = None, rows: bool = True, claimers: Sequence[tuple[str, int, float]] = ()
+                     ) -> InsertOutcome:
         """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
         idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
         not a job of the organization (in `queues`) nothing is inserted. The inserted jobs are returned when
-        `rows`, else only their ids (the values of `inserted` are None)."""
+        `rows`, else only their ids (the values of `inserted` are None).
+
+        With `claimers` (worker_id, limit, lease_secs; a handoff, services/wakeups.py; jobs without parents,
+        `rows`), the same statement then claims for them as `claim` does, after the insert, in one commit
+        (`InsertOutcome.claimed`, one per claimer)."""
+        if claimers:
+            return await self._insert_claim(org, queue, new, now, claimers)
         parents = sorted({p for p in new.parents if p is not None})
         # a column with no value for any of the jobs goes as one NULL, not an array of NULLs: unnest pads it with
         # NULLs just the same, and the driver encodes an array element by element (~0.2 us each: most of a bulk
@@ -123,14 +137,44 @@ class JobStore:
             return InsertOutcome(inserted, existing)
         return await self._db.run(unit)
 
+    async def _insert_claim(self, org: uuid.UUID, queue: str, new: NewJobs, now: Now,
+                            claimers: Sequence[tuple[str, int, float]]) -> InsertOutcome:
+        assert not any(new.parents), "a handoff inserts no job with a parent"
+        values = attrs.asdict(new, recurse=False)
+        del values["parents"]
+        sql, *args = Q.job_insert_claim.bind(org=org, queue=queue, now=now, **values,
+                                             **_claim_values(claimers))
+        keys_args = Q.job_ids_by_idempotency_key.args
+
+        async def unit(con):
+            got = await con.fetch(sql, *args)
+            inserted = {}
+            claimed: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
+            more = False
+            for claimer, row, more_ in got:
+                job = from_row(Job, row)
+                if claimer == 0:
+                    inserted[job.id] = job
+                else:
+                    more = more_
+                    jobs, queued = claimed[claimer - 1]
+                    jobs.append(job)
+                    queued.append((job.started_at - row["run_at"]).total_seconds())
+            lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]
+            existing = {}
+            if lost:    # as insert's: after the commit, a fresh snapshot
+                existing = {r["idempotency_key"]: r["id"] for r in
+                            await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
+            return InsertOutcome(inserted, existing, claimed=[Claimed(j, q, more) for j, q in claimed])
+        return await self._db.whole(unit)
+
     # -- claim and settle ----------------------------------------------------------------------------------
     async def claim(self, org: uuid.UUID, queue: str, claimers: Sequence[tuple[str, int, float]], *,
                     now: Now = None) -> list[Claimed]:
         """Lease pending jobs of the queue to each claimer (worker_id, limit, lease_secs) in one statement, in claim
         order, claimer after claimer in the order given; what each claimer got (`more`: whether ready jobs were
         left, the same for all)."""
-        rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, workers=[c[0] for c in claimers],
-                                    limits=[c[1] for c in claimers], lease_secs=[c[2] for c in claimers], now=now)
+        rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, now=now, **_claim_values(claimers))
         got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
         more = False
         for r in rows:      # the columns: Job's fields in order, then queued_secs, claimer, more (job_claim_group)

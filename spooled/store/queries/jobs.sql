@@ -40,6 +40,17 @@ WITH q0 AS (
 )
 SELECT id, job FROM ins
 
+-- name: job_insert_claim
+-- job_insert (no parents) and then job_claim_group for this instance's idle claimers of the queue, in one
+-- statement and one commit (spooled_insert_claim in schema.sql; JobStore.insert with claimers). Rows: claimer 0,
+-- each inserted job's row; claimer k >= 1, a job claimer k got, and whether ready jobs were left (`more`).
+SELECT claimer, job, more
+FROM spooled_insert_claim($org, $queue, $now::timestamptz, $ids::uuid[], $payloads::text[], $priorities::int[],
+                          $max_retries::int[], $timeouts::int[], $tags::text[], $idempotency_keys::text[],
+                          $webhooks::text[], $webhook_secrets::text[], $scheduled_ats::timestamptz[],
+                          $expires_ats::timestamptz[], $traceparents::text[], $tracestates::text[],
+                          $workers::text[], $limits::int[], $lease_secs::float8[])
+
 -- name: job_missing_parents
 -- The parent_job_ids given at enqueue that are not jobs of this organization (in the caller's scope).
 SELECT p.id FROM unnest($ids::uuid[]) AS p(id)
