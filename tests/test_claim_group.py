@@ -93,6 +93,20 @@ async def test_one_statement_hands_each_claimer_its_own_jobs_in_claim_order(api,
         (str(j.id), j.assigned_worker_id) for c in got for j in c.jobs)
 
 
+async def test_a_claimed_job_carries_its_wait_and_the_claims_time(api, server):
+    """What the store hands up per claimed job: how long it waited from becoming due (run_at) to its start,
+    and updated_at as the row holds it (the claim's time, as started_at)."""
+    due = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    ids = [(await enqueue(api, queue="wait", scheduled_at=(due + dt.timedelta(seconds=s)).isoformat()))["id"]
+           for s in (0, 1.5)]
+    now = due + dt.timedelta(seconds=42.25)
+    (c,) = await JobStore(server.services.db).claim(uuid.UUID(api.org_id), "wait", [("w1", 5, 30.0)], now=now)
+    assert [str(j.id) for j in c.jobs] == ids and c.queued_secs == [42.25, 40.75]
+    stored = {str(r["id"]): r for r in await rows(server, "SELECT id, started_at, updated_at FROM jobs")}
+    for j in c.jobs:
+        assert j.started_at == j.updated_at == now == stored[str(j.id)]["updated_at"]
+
+
 async def test_group_keeps_the_single_claims_rules(api, server):
     """Paused queue, expired jobs and jobs waiting for dependencies are not handed out to a group either."""
     org = uuid.UUID(api.org_id)

@@ -18,6 +18,7 @@ import trio_asyncio
 
 from spooled.domain.models import Job
 from spooled.domain.states import TRANSITIONS, JobStatus
+from spooled.store.jobs import CompleteOutcome
 from spooled.store.schema import SchemaMismatch, ensure_schema
 from spooled.store.sql import Q
 from tests.conftest import ROOT
@@ -179,7 +180,8 @@ def test_every_named_statement_prepares(dsn):
 
 def test_the_claim_returns_the_job_fields_in_order(dsn):
     """JobStore.claim builds each Job from the claim's row by position: its columns are Job's fields in the
-    model's order, then run_at (and, for the group claim, the row's claimer and `more`)."""
+    model's order, then run_at (for the group claim, which JobStore.claim runs: the job's wait in seconds instead,
+    then the row's claimer and `more`)."""
     async def columns(stmt):
         con = await asyncpg.connect(dsn)
         try:
@@ -189,7 +191,10 @@ def test_the_claim_returns_the_job_fields_in_order(dsn):
     import asyncio
     fields = [a.name for a in attrs.fields(Job)] + ["run_at"]
     assert asyncio.run(columns(Q.job_claim)) == fields
-    assert asyncio.run(columns(Q.job_claim_group)) == fields + ["claimer", "more"]
+    assert asyncio.run(columns(Q.job_claim_group)) == fields[:-1] + ["queued_secs", "claimer", "more"]
+    # and JobStore.complete builds each CompleteOutcome from the completion's row by position
+    assert asyncio.run(columns(Q.job_complete)) == ["done", "prior_status", "replay", "queue_name"] == [
+        a.name if a.name != "queue" else "queue_name" for a in attrs.fields(CompleteOutcome)]
 
 
 async def test_schema_applied_to_empty_database_and_idempotent(aio_loop, empty_dsn):

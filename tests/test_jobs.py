@@ -457,3 +457,89 @@ def test_the_batch_completions_quick_reading_agrees_with_the_model(body):
     except errors.ValidationFailed:
         expected = None
     assert inputs.complete_batch_items(body) == expected
+
+
+def _job(**fields):
+    import datetime as dt
+    import uuid
+
+    from spooled.domain.models import Job
+    now = dt.datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=dt.timezone.utc)
+    base = dict(id=uuid.uuid4(), organization_id=uuid.uuid4(), queue_name="q", status="processing",
+                payload='{"b": 1, "a": [1.0, 12345678901234567890]}', result=None, priority=5, max_retries=3,
+                retry_count=0, timeout_seconds=300, last_error=None, tags=None, idempotency_key=None,
+                completion_webhook=None, scheduled_at=None, started_at=now, completed_at=None, expires_at=None,
+                lease_id=uuid.uuid4(), lease_expires_at=now, assigned_worker_id="w", created_at=now, updated_at=now,
+                parent_job_id=None, workflow_id=None, dependency_mode=None, dependencies_met=True, traceparent=None,
+                tracestate=None)
+    return Job(**{**base, **fields})
+
+
+def test_the_claims_view_of_many_jobs_agrees_with_the_view_of_one():
+    """`views.jobs` (the claim's answer) gives what `views.job` gives for each job, field for field, with every
+    field set and with every optional one null (a listed job goes through `views.job`)."""
+    import datetime as dt
+    import uuid
+
+    import attrs
+    import orjson
+
+    from spooled.domain.models import ListedJob
+    from spooled.transports.http import hot, views
+    later = dt.datetime(2026, 12, 2, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    full = _job(result='{"ok": true}', last_error="boom", tags='["x", "y"]', idempotency_key="k",
+                completion_webhook="https://example.com/h", scheduled_at=later, completed_at=later, expires_at=later,
+                parent_job_id=uuid.uuid4(), workflow_id=uuid.uuid4(), dependency_mode="all", dependencies_met=False,
+                traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate="a=b")
+    bare = _job(lease_id=None, lease_expires_at=None, assigned_worker_id=None, status="pending", started_at=None)
+    listed = ListedJob(**attrs.asdict(full, recurse=False), job_type="t")
+    js = [full, bare, listed]
+    one_by_one = [views.job(j) for j in js]
+    many = views.jobs(js)
+    assert [set(d) for d in many] == [set(d) for d in one_by_one]
+    assert orjson.loads(hot.dumps(many)) == orjson.loads(hot.dumps(one_by_one))
+    for fast, slow in zip(many, one_by_one):     # the same values, of the same types (user JSON as fragments)
+        assert {k: type(v) for k, v in fast.items()} == {k: type(v) for k, v in slow.items()}
+    assert orjson.loads(hot.dumps(views.jobs([full])))[0]["payload"] == {"b": 1, "a": [1.0, 12345678901234567890]}
+
+
+async def test_a_claimed_job_reads_as_the_job_does(api):
+    """A claim's answer (views.jobs, in the fast lane) shows each job field for field as GET /jobs/{id} does."""
+    parent = await enqueue(api, queue="views")
+    created = await enqueue(api, queue="views", priority=7, tags=["a", "b"], idempotency_key="views-1",
+                            scheduled_at=utc(seconds=-5).isoformat(), expires_at=utc(hours=1).isoformat(),
+                            max_retries=2, timeout_seconds=60, parent_job_id=parent["id"],
+                            traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", tracestate="k=v")
+    got = await claim(api, queue="views", limit=10)
+    assert {j["id"] for j in got} == {parent["id"], created["id"]}
+    for j in got:
+        assert j == await job(api, j["id"])
+    (c,) = [j for j in got if j["id"] == created["id"]]
+    assert c["tags"] == ["a", "b"] and c["parent_job_id"] == parent["id"] and c["tracestate"] == "k=v"
+
+
+async def test_bulk_columns_set_for_one_job_only_or_for_none(api):
+    """A bulk call sends a column no job sets as one NULL (store/jobs.py): each job still gets exactly its own
+    fields, whether one job of the call sets a field or none does, and the queue's defaults fill the rest."""
+    due, ends = utc(hours=1).replace(microsecond=0), utc(hours=3).replace(microsecond=0)
+    special = {"payload": {"i": 1}, "max_retries": 7, "timeout_seconds": 42, "tags": ["t"],
+               "idempotency_key": "only-one", "completion_webhook": "https://example.com/hook",
+               "scheduled_at": due.isoformat(), "expires_at": ends.isoformat(),
+               "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "k=v"}
+    for queue, jobs in (("cols-one", [{"payload": {"i": 0}}, special, {"payload": {"i": 2}}]),
+                        ("cols-none", [{"payload": {"i": 0}}, {"payload": {"i": 1}}, {"payload": {"i": 2}}])):
+        r = await api.post("/api/v1/jobs/bulk", json={"queue_name": queue, "jobs": jobs})
+        assert r.status_code == 200 and r.json()["success_count"] == 3, r.text
+        got = [await job(api, s["job_id"]) for s in sorted(r.json()["succeeded"], key=lambda s: s["index"])]
+        for i, j in enumerate(got):
+            assert j["payload"] == {"i": i}
+            if queue == "cols-one" and i == 1:
+                assert (j["max_retries"], j["timeout_seconds"], j["tags"], j["idempotency_key"]) == (
+                    7, 42, ["t"], "only-one")
+                assert j["completion_webhook"] == "https://example.com/hook" and j["status"] == "scheduled"
+                assert parse(j["scheduled_at"]) == due and parse(j["expires_at"]) == ends
+                assert j["traceparent"] == special["traceparent"] and j["tracestate"] == "k=v"
+            else:
+                assert (j["max_retries"], j["timeout_seconds"], j["tags"], j["idempotency_key"]) == (3, 300, None, None)
+                assert j["completion_webhook"] is None and j["status"] == "pending"
+                assert j["scheduled_at"] is None and j["expires_at"] is None and j["traceparent"] is None

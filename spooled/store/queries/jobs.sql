@@ -63,12 +63,16 @@ SELECT id, idempotency_key FROM jobs WHERE organization_id = $org AND idempotenc
 -- name: job_claim_group
 -- One claim for several concurrent claimers of one queue (spooled_claim_jobs_for in schema.sql): the rules of
 -- job_claim, jobs handed claimer after claimer in the order given. The columns are the Job model's fields in its
--- order, then run_at, the row's claimer (1-based) and whether ready jobs are left (`more`), as JobStore.claim
--- reads them by position (tests/test_foundation.py checks the order).
+-- order, then how long the job waited from becoming due (run_at) to its start, in seconds, the row's claimer
+-- (1-based) and whether ready jobs are left (`more`), as JobStore.claim reads them by position
+-- (tests/test_foundation.py checks the order). `updated_at` is NULL: the claim sets it to the claim's time, as it
+-- sets started_at, and JobStore.claim takes started_at's value (a timestamp costs the driver ~0.5 us a value to
+-- decode, ~2 us of the ~4 us a claimed row cost; run_at is not decoded either).
 SELECT id, organization_id, queue_name, status, payload, result, priority, max_retries, retry_count,
        timeout_seconds, last_error, tags, idempotency_key, completion_webhook, scheduled_at, started_at,
-       completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at, updated_at,
-       parent_job_id, workflow_id, dependency_mode, dependencies_met, traceparent, tracestate, run_at, claimer, more
+       completed_at, expires_at, lease_id, lease_expires_at, assigned_worker_id, created_at,
+       NULL::timestamptz AS updated_at, parent_job_id, workflow_id, dependency_mode, dependencies_met, traceparent,
+       tracestate, extract(epoch FROM started_at - run_at)::float8 AS queued_secs, claimer, more
 FROM (SELECT c.claimer, c.more, (c.job).* FROM spooled_claim_jobs_for($org, $queue, coalesce($now::timestamptz, now()),
                                                                    $workers::text[], $limits::int[],
                                                                    $lease_secs::float8[]) AS c) AS g
@@ -111,6 +115,7 @@ ORDER BY priority DESC, run_at, id
 -- which sees the values) would look cheaper than the generic plan (which assumes 10), and a connection whose
 -- first five completions were single ones would then plan this statement again on every call (~0.4 ms of
 -- PostgreSQL CPU, more than it takes to run; scripts/bench/scope_cost.py prints the plan counts).
+-- The columns are CompleteOutcome's fields in its order (JobStore.complete builds each by position), in item order.
 WITH a AS MATERIALIZED (
     SELECT $ids::uuid[] AS ids, $leases::uuid[] AS leases, $workers::text[] AS workers, $results::text[] AS results
 ), c AS (
@@ -132,13 +137,13 @@ WITH a AS MATERIALIZED (
     FROM (SELECT worker_id, count(*) AS n FROM u GROUP BY 1) x
     WHERE wk.organization_id = $org AND wk.id = x.worker_id
 )
-SELECT c.ord, (u.id IS NOT NULL) AS done, p.status AS prior_status, u.queue_name,
+SELECT (u.id IS NOT NULL) AS done, p.status AS prior_status,
        CASE WHEN u.id IS NOT NULL OR p.status IS DISTINCT FROM 'completed' THEN false
             WHEN c.lease IS NOT NULL THEN coalesce(p.completed_lease_id = c.lease, false)
             WHEN p.last_worker_id IS NOT NULL THEN p.last_worker_id = c.worker
             ELSE EXISTS (SELECT 1 FROM job_history hh WHERE hh.job_id = c.id AND hh.event_type = 'completed'
                                                         AND hh.worker_id = c.worker)
-       END AS replay
+       END AS replay, u.queue_name
 FROM c LEFT JOIN u ON u.id = c.id AND (u.lease = c.lease OR (c.lease IS NULL AND u.worker_id = c.worker))
        LEFT JOIN LATERAL (SELECT j.status, j.completed_lease_id, j.last_worker_id FROM jobs j
                           WHERE u.id IS NULL AND j.id = c.id AND (j.organization_id = $org) IS TRUE

@@ -139,7 +139,7 @@ async def claim(svc: Services, p: Principal, data: Any, req: HotRequest) -> Resu
     spec = structure(aliased(data, queue="queue_name"), inputs.Claim)
     admission.require_queue(p, spec.queue_name)
     jobs = await svc.jobs.claim(p.scope, spec)
-    return 200, {"jobs": [views.job(j) for j in jobs]}
+    return 200, {"jobs": views.jobs(jobs)}
 
 
 async def complete_batch(svc: Services, p: Principal, data: Any, req: HotRequest) -> Result:

@@ -60,6 +60,29 @@ def job(j: Job) -> dict:
     return out
 
 
+def jobs(js: list[Job]) -> list[dict]:
+    """`[job(j) for j in js]`, the same dicts, faster for a claim's answer (up to 100 jobs): a `Job`'s `__dict__`
+    holds its fields (models.py), so the view is a copy of it with `job`'s conversions (the keys in the model's
+    order; tests/test_jobs.py checks the two agree). Anything but a plain `Job` goes through `job`."""
+    out = []
+    fragment = orjson.Fragment
+    for j in js:
+        if type(j) is not Job:
+            out.append(job(j))
+            continue
+        d = dict(j.__dict__)
+        d["id"] = str(d["id"])
+        d["organization_id"] = str(d["organization_id"])
+        for key in ("payload", "result", "tags"):
+            if d[key] is not None:
+                d[key] = fragment(d[key])
+        for key in ("lease_id", "parent_job_id", "workflow_id"):
+            if d[key] is not None:
+                d[key] = str(d[key])
+        out.append(d)
+    return out
+
+
 JOB_BRIEF = component("JobBrief", model(JobBrief, ..., status=JOB_STATUS))
 
 
