@@ -1,5 +1,5 @@
 # Sourced by scripts/run.sh and scripts/test.sh: make ./.venv and install the package with its test extra,
-# again whenever pyproject.toml changes. Needs only python3 (>= 3.11) with venv.
+# again whenever pyproject.toml's content changes. Needs only python3 (>= 3.11) with venv.
 set -euo pipefail
 PY=${PYTHON:-python3}
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -9,8 +9,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
-if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
+# The stamp holds pyproject.toml's hash, not a time: a fresh checkout or worktree whose pyproject.toml is only
+# newer (git sets the time at checkout) does not reinstall into a venv that already has its dependencies.
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat .venv/.installed 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
   .venv/bin/python -m pip install --quiet -e '.[test]'
-  touch .venv/.installed
+  echo "$want" > .venv/.installed
 fi
