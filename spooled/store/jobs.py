@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -93,6 +93,28 @@ def _claim_values(claimers: Sequence[tuple[str, int, float]]) -> dict:
                 lease_secs=[c[2] for c in claimers])
 
 
+def _claimed(claimers: int, shares: Iterable[tuple[int, Job, float, bool]]) -> list[Claimed]:
+    """What each of `claimers` got from a claim's rows (claimer 1-based, job, queued_secs, more), in row order;
+    `more` is the statement's, the same on every row (False with no rows)."""
+    got: list[tuple[list[Job], list[float]]] = [([], []) for _ in range(claimers)]
+    more = False
+    for claimer, job, queued_secs, more in shares:
+        jobs, queued = got[claimer - 1]
+        jobs.append(job)
+        queued.append(queued_secs)
+    return [Claimed(jobs, queued, more) for jobs, queued in got]
+
+
+async def _existing(con, org: uuid.UUID, new: NewJobs, inserted: Mapping[uuid.UUID, Any]) -> dict[str, uuid.UUID]:
+    """(in a unit, after the insert) idempotency key -> the job that has it, for the keys of `new` whose job was not
+    inserted: same connection, a fresh snapshot, so rows another transaction committed while we ran are seen."""
+    lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]
+    if not lost:
+        return {}
+    return {r["idempotency_key"]: r["id"] for r in
+            await con.fetch(Q.job_ids_by_idempotency_key.sql, *Q.job_ids_by_idempotency_key.args(org=org, keys=lost))}
+
+
 class JobStore:
     def __init__(self, db: Database):
         self._db = db
@@ -118,7 +140,6 @@ class JobStore:
         columns = {k: (None if v.count(None) == len(v) else v) for k, v in attrs.asdict(new, recurse=False).items()}
         args = Q.job_insert.args(org=org, queue=queue, now=now, rows=rows, **columns)
         missing = Q.job_missing_parents.bind(org=org, ids=parents, queues=queues)
-        keys_args = Q.job_ids_by_idempotency_key.args
 
         async def unit(con):
             if parents:
@@ -127,14 +148,7 @@ class JobStore:
                     return InsertOutcome({}, {}, gone)
             got = await con.fetch(Q.job_insert.sql, *args)
             inserted = {r["id"]: from_row(Job, r["job"]) if rows else None for r in got}
-            # same connection, a fresh snapshot: the ids behind keys that hit a conflict, including rows
-            # another transaction committed while we ran
-            lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]
-            existing = {}
-            if lost:
-                existing = {r["idempotency_key"]: r["id"] for r in
-                            await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
-            return InsertOutcome(inserted, existing)
+            return InsertOutcome(inserted, await _existing(con, org, new, inserted))
         return await self._db.run(unit)
 
     async def _insert_claim(self, org: uuid.UUID, queue: str, new: NewJobs, now: Now,
@@ -144,28 +158,19 @@ class JobStore:
         del values["parents"]
         sql, *args = Q.job_insert_claim.bind(org=org, queue=queue, now=now, **values,
                                              **_claim_values(claimers))
-        keys_args = Q.job_ids_by_idempotency_key.args
 
         async def unit(con):
             got = await con.fetch(sql, *args)
             inserted = {}
-            claimed: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
-            more = False
-            for claimer, row, more_ in got:
+            shares = []     # (claimer, job, queued_secs, more), as `claim` reads job_claim_group's rows
+            for claimer, row, more in got:
                 job = from_row(Job, row)
                 if claimer == 0:
                     inserted[job.id] = job
                 else:
-                    more = more_
-                    jobs, queued = claimed[claimer - 1]
-                    jobs.append(job)
-                    queued.append((job.started_at - row["run_at"]).total_seconds())
-            lost = [k for k, i in zip(new.idempotency_keys, new.ids) if k is not None and i not in inserted]
-            existing = {}
-            if lost:    # as insert's: after the commit, a fresh snapshot
-                existing = {r["idempotency_key"]: r["id"] for r in
-                            await con.fetch(Q.job_ids_by_idempotency_key.sql, *keys_args(org=org, keys=lost))}
-            return InsertOutcome(inserted, existing, claimed=[Claimed(j, q, more) for j, q in claimed])
+                    shares.append((claimer, job, (job.started_at - row["run_at"]).total_seconds(), more))
+            return InsertOutcome(inserted, await _existing(con, org, new, inserted),
+                                 claimed=_claimed(len(claimers), shares))
         return await self._db.whole(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------
@@ -175,15 +180,13 @@ class JobStore:
         order, claimer after claimer in the order given; what each claimer got (`more`: whether ready jobs were
         left, the same for all)."""
         rows = await self._db.fetch(Q.job_claim_group, org=org, queue=queue, now=now, **_claim_values(claimers))
-        got: list[tuple[list[Job], list[float]]] = [([], []) for _ in claimers]
-        more = False
-        for r in rows:      # the columns: Job's fields in order, then queued_secs, claimer, more (job_claim_group)
-            *fields, queued_secs, claimer, more = r
-            fields[_UPDATED_AT] = fields[_STARTED_AT]      # the claim set both to its time (job_claim_group)
-            jobs, queued = got[claimer - 1]
-            jobs.append(Job(*fields))
-            queued.append(queued_secs)
-        return [Claimed(jobs, queued, more) for jobs, queued in got]
+
+        def shares():
+            for r in rows:  # the columns: Job's fields in order, then queued_secs, claimer, more (job_claim_group)
+                *fields, queued_secs, claimer, more = r
+                fields[_UPDATED_AT] = fields[_STARTED_AT]      # the claim set both to its time (job_claim_group)
+                yield claimer, Job(*fields), queued_secs, more
+        return _claimed(len(claimers), shares())
 
     async def complete(self, org: uuid.UUID, ids: list[uuid.UUID | str], leases: list[uuid.UUID | str | None],
                        workers: list[str | None], results: list[str | None], queues: Sequence[str], *,
