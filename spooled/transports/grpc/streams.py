@@ -27,6 +27,7 @@ import attrs
 import trio
 from trio_asyncio import aio_as_trio
 
+from spooled import island
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker
 from spooled.domain.scope import Scope
@@ -59,10 +60,15 @@ async def _recv_while(stream, take: Callable[[Any], bool]) -> Any:
 
 
 async def _send_all(stream, msgs: list, sent: list[int]) -> None:
-    """(asyncio) send messages in order, counting the delivered ones: one crossing for a whole batch."""
+    """(asyncio, driven from Trio by `island.run_here`) send messages in order, counting the delivered ones, then
+    hand what they wrote to the socket at once (`server._CoalescedWrites.flush`) rather than on the loop's next
+    pass: a job waits for nothing queued on the loop (another call's answer) before it leaves."""
     for m in msgs:
         await stream.send_message(m)
         sent[0] += 1
+    flush = getattr(getattr(stream._stream, "_transport", None), "flush", None)
+    if flush is not None:
+        flush()
 
 
 # -- StreamJobs ---------------------------------------------------------------------------------------------
@@ -97,8 +103,8 @@ async def _stream_jobs(rpc: Rpc, stream, scope: Scope, claim) -> None:
                         window.add(str(j.id), str(j.lease_id))
                     sent = [0]
                     await send_or_release(svc.jobs, scope, jobs,
-                                          lambda js: aio_as_trio(_send_all)(stream, [messages.job(j) for j in js],
-                                                                            sent), sent)
+                                          lambda js: island.run_here(_send_all(stream, [messages.job(j) for j in js],
+                                                                               sent)), sent)
                 nursery.cancel_scope.cancel()
     finally:
         window.close()
@@ -123,8 +129,15 @@ class _Session:
         self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
 
     async def send(self, msgs: list, sent: list[int] | None = None) -> None:
-        async with self._send_lock:
-            await aio_as_trio(_send_all)(self.stream, msgs, sent if sent is not None else [0])
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()           # no checkpoint when free (the usual case): the job leaves now
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await island.run_here(_send_all(self.stream, msgs, sent if sent is not None else [0]))
+        finally:
+            lock.release()
 
     async def run(self) -> None:
         with trio.CancelScope() as ended:
