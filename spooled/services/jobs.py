@@ -207,9 +207,7 @@ class Jobs:
                         scheduled_ats=[r.scheduled_at for r in batch], expires_ats=[r.expires_at for r in batch],
                         traceparents=[c.traceparent if c else None for c in stored],
                         tracestates=[c.tracestate if c else None for c in stored]),
-                        queues=queues, now=now, rows=not bulk, claimers=[w.handoff.claimer for w in takers],
-                        on_claimed=(lambda shares: [w.deliver_early(c) for w, c in zip(takers, shares)])
-                        if takers else None)
+                        queues=queues, now=now, rows=not bulk, claimers=[w.handoff.claimer for w in takers])
                 for w, claimed in zip(takers, outcome.claimed):     # each reserved waiter its share
                     w.deliver(claimed)
             finally:        # (the statement failed: no claim ran, each claims itself)
@@ -236,7 +234,7 @@ class Jobs:
 
     # -- claim -----------------------------------------------------------------------------------------
     async def claim(self, scope: Scope, c: inputs.Claim, *, deadline: float | None = None, now: Now = None,
-                    long_poll: bool = True, early=None) -> list[Job]:
+                    long_poll: bool = True) -> list[Job]:
         """Lease up to `c.limit` jobs, waiting (woken by LISTEN/NOTIFY through the wakeups, never polling) until
         at least one is available, `deadline` passes (Trio clock; default: now + `c.wait_secs`) or the server
         shuts down (then `[]`, without claiming).
@@ -261,13 +259,12 @@ class Jobs:
             if slot is None:
                 deadline = trio.current_time()      # at the cap: claim once, do not wait
         try:
-            return await self._claim(scope, c, deadline, now, started, early)
+            return await self._claim(scope, c, deadline, now, started)
         finally:
             if slot is not None:
                 slot.release()
 
-    async def _claim(self, scope: Scope, c: inputs.Claim, deadline: float, now: Now, started: float,
-                     early=None) -> list[Job]:
+    async def _claim(self, scope: Scope, c: inputs.Claim, deadline: float, now: Now, started: float) -> list[Job]:
         org, queue = scope.org, c.queue_name
         group, claimer = (scope, queue, now), (c.worker_id, c.limit, float(c.lease_duration_secs))
         while True:
@@ -275,7 +272,6 @@ class Jobs:
             if self._wakeups.closed:
                 return []
             with self._wakeups.waiting(org, queue) as w:   # registered before the claim: no lost wakeups
-                w.early = early
                 claimed = await self._claims.submit(group, claimer)
                 if not claimed.jobs:
                     if trio.current_time() >= deadline:

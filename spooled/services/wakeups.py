@@ -35,10 +35,9 @@ class Handoff:
 
 
 class Waiter:
-    __slots__ = ("event", "woken", "offer", "handoff", "early")
+    __slots__ = ("event", "woken", "offer", "handoff")
 
     def __init__(self) -> None:
-        self.early: Any = None                  # (asyncio, sync) sink(jobs) -> how many it delivered at once
         self.event = trio.Event()
         self.woken = False
         self.offer: Any = None                  # (worker_id, limit, lease_secs) while idle and open to a handoff
@@ -47,14 +46,6 @@ class Waiter:
     def wake(self) -> None:
         self.woken = True
         self.event.set()
-
-    def deliver_early(self, claimed: Any) -> None:
-        """(asyncio, at the statement's answer) hand the share to the waiter's sink, if it has one."""
-        if self.early is not None and claimed is not None and claimed.jobs and self.handoff is not None:
-            try:
-                self.early(claimed.jobs)
-            except Exception:
-                pass
 
     def deliver(self, claimed: Any) -> None:
         """The reserving enqueue's outcome for this waiter (None: no claim ran for it)."""

@@ -121,8 +121,8 @@ class JobStore:
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
-                     now: Now = None, rows: bool = True, claimers: Sequence[tuple[str, int, float]] = (),
-                     on_claimed=None) -> InsertOutcome:
+                     now: Now = None, rows: bool = True, claimers: Sequence[tuple[str, int, float]] = ()
+                     ) -> InsertOutcome:
         """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
         idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
         not a job of the organization (in `queues`) nothing is inserted. The inserted jobs are returned when
@@ -132,7 +132,7 @@ class JobStore:
         `rows`), the same statement then claims for them as `claim` does, after the insert, in one commit
         (`InsertOutcome.claimed`, one per claimer)."""
         if claimers:
-            return await self._insert_claim(org, queue, new, now, claimers, on_claimed)
+            return await self._insert_claim(org, queue, new, now, claimers)
         parents = sorted({p for p in new.parents if p is not None})
         # a column with no value for any of the jobs goes as one NULL, not an array of NULLs: unnest pads it with
         # NULLs just the same, and the driver encodes an array element by element (~0.2 us each: most of a bulk
@@ -152,7 +152,7 @@ class JobStore:
         return await self._db.run(unit)
 
     async def _insert_claim(self, org: uuid.UUID, queue: str, new: NewJobs, now: Now,
-                            claimers: Sequence[tuple[str, int, float]], on_claimed=None) -> InsertOutcome:
+                            claimers: Sequence[tuple[str, int, float]]) -> InsertOutcome:
         assert not any(new.parents), "a handoff inserts no job with a parent"
         values = attrs.asdict(new, recurse=False)
         del values["parents"]
@@ -169,10 +169,8 @@ class JobStore:
                     inserted[job.id] = job
                 else:
                     shares.append((claimer, job, (job.started_at - row["run_at"]).total_seconds(), more))
-            claimed = _claimed(len(claimers), shares)
-            if on_claimed is not None:
-                on_claimed(claimed)
-            return InsertOutcome(inserted, await _existing(con, org, new, inserted), claimed=claimed)
+            return InsertOutcome(inserted, await _existing(con, org, new, inserted),
+                                 claimed=_claimed(len(claimers), shares))
         return await self._db.whole(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from typing import Any, Callable
 
 import attrs
 import trio
-import trio_asyncio
 from trio_asyncio import aio_as_trio
 
 from spooled import island
@@ -72,40 +71,6 @@ async def _send_all(stream, msgs: list, sent: list[int]) -> None:
         flush()
 
 
-class _Early:
-    """(throwaway) a waiter's asyncio-side sink: send a handed-off share at the statement's answer."""
-
-    def __init__(self, stream, lock: trio.Lock | None, build, before=None):
-        self.stream, self.lock, self.build, self.before = stream, lock, build, before
-        self.sent: list[int] | None = None
-        self.task = None
-
-    def __call__(self, jobs) -> None:
-        if self.lock is not None and self.lock.locked():
-            return
-        if self.before is not None:
-            self.before(jobs)
-        self.sent = [0]
-        coro = _send_all(self.stream, [self.build(j) for j in jobs], self.sent)
-        try:
-            yielded = coro.send(None)
-        except StopIteration:
-            return
-        self.task = trio_asyncio.current_loop.get().create_task(island._finish(coro, yielded))
-
-    async def settle(self) -> int:
-        """(Trio) how many of the share were delivered early (waiting for a suspended rest)."""
-        if self.task is not None:
-            try:
-                await trio_asyncio.run_aio_future(self.task)
-            except Exception:
-                pass
-            self.task = None
-        n = self.sent[0] if self.sent else 0
-        self.sent = None
-        return n
-
-
 # -- StreamJobs ---------------------------------------------------------------------------------------------
 async def stream_jobs(rpc: Rpc, stream) -> None:
     svc = rpc.svc
@@ -128,22 +93,14 @@ async def _stream_jobs(rpc: Rpc, stream, scope: Scope, claim) -> None:
         with trio.CancelScope() as ended:               # server shutdown: end with OK, not an error
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_cancel_on, svc.shutting_down, ended)
-                def add(js):
-                    for j in js:
-                        window.add(str(j.id), str(j.lease_id))
-                early = _Early(stream, None, messages.job, add)
                 while True:
                     room = await window.wait_for_room()
                     jobs = await svc.jobs.claim(scope, attrs.evolve(claim, limit=min(room, messages.MAX_BATCH)),
-                                                deadline=math.inf, long_poll=False, early=early)
+                                                deadline=math.inf, long_poll=False)
                     if not jobs:
                         break                           # shutting down
-                    done = await early.settle()
-                    for j in jobs[done:]:   # before sending: a Complete may come back before this task resumes
+                    for j in jobs:   # before sending: a Complete may come back before this task resumes
                         window.add(str(j.id), str(j.lease_id))
-                    jobs = jobs[done:]
-                    if not jobs:
-                        continue
                     sent = [0]
                     await send_or_release(svc.jobs, scope, jobs,
                                           lambda js: island.run_here(_send_all(stream, [messages.job(j) for j in js],
@@ -236,19 +193,15 @@ class _Session:
 
     async def _run_dequeue(self, claim, scope: trio.CancelScope, deadline: float) -> None:
         jobs: list = []
-        early = _Early(self.stream, self._send_lock, lambda j: pb.ProcessResponse(job=messages.job(j)))
         try:
             with scope:
-                jobs = await self.svc.jobs.claim(self.scope, claim, deadline=deadline, long_poll=False, early=early)
+                jobs = await self.svc.jobs.claim(self.scope, claim, deadline=deadline, long_poll=False)
         except errors.DomainError as exc:
             await self.send([error_response(exc)])
             return
         finally:
             if self._waiting is scope:
                 self._waiting = None
-        if jobs:
-            async with self._send_lock:
-                jobs = jobs[await early.settle():]
         if jobs:
             sent = [0]
             await send_or_release(self.svc.jobs, self.scope, jobs,
