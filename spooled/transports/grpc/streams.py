@@ -59,16 +59,18 @@ async def _recv_while(stream, take: Callable[[Any], bool]) -> Any:
     return None
 
 
-async def _send_all(stream, msgs: list, sent: list[int]) -> None:
-    """(asyncio, driven from Trio by `island.run_here`) send messages in order, counting the delivered ones, then
-    hand what they wrote to the socket at once (`server._CoalescedWrites.flush`) rather than on the loop's next
-    pass: a job waits for nothing queued on the loop (another call's answer) before it leaves."""
+async def _send_all(stream, msgs: list, sent: list[int], flush: bool = False) -> None:
+    """(asyncio, driven from Trio by `island.run_here`) send messages in order, counting the delivered ones. With
+    `flush` (jobs), hand what they wrote to the socket at once (`server._CoalescedWrites.flush`) rather than on
+    the loop's next pass: a job waits for nothing queued on the loop (another call's answer) before it leaves.
+    Other messages (a group's complete responses) are gathered with the pass's writes, as every write is."""
     for m in msgs:
         await stream.send_message(m)
         sent[0] += 1
-    flush = getattr(getattr(stream._stream, "_transport", None), "flush", None)
-    if flush is not None:
-        flush()
+    if flush:
+        now = getattr(getattr(stream._stream, "_transport", None), "flush", None)
+        if now is not None:
+            now()
 
 
 # -- StreamJobs ---------------------------------------------------------------------------------------------
@@ -104,7 +106,7 @@ async def _stream_jobs(rpc: Rpc, stream, scope: Scope, claim) -> None:
                     sent = [0]
                     await send_or_release(svc.jobs, scope, jobs,
                                           lambda js: island.run_here(_send_all(stream, [messages.job(j) for j in js],
-                                                                               sent)), sent)
+                                                                               sent, True)), sent)
                 nursery.cancel_scope.cancel()
     finally:
         window.close()
@@ -128,14 +130,14 @@ class _Session:
         self._send_lock = trio.Lock()
         self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
 
-    async def send(self, msgs: list, sent: list[int] | None = None) -> None:
+    async def send(self, msgs: list, sent: list[int] | None = None, flush: bool = False) -> None:
         lock = self._send_lock
         try:
             lock.acquire_nowait()           # no checkpoint when free (the usual case): the job leaves now
         except trio.WouldBlock:
             await lock.acquire()
         try:
-            await island.run_here(_send_all(self.stream, msgs, sent if sent is not None else [0]))
+            await island.run_here(_send_all(self.stream, msgs, sent if sent is not None else [0], flush))
         finally:
             lock.release()
 
@@ -205,7 +207,8 @@ class _Session:
         if jobs:
             sent = [0]
             await send_or_release(self.svc.jobs, self.scope, jobs,
-                                  lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent),
+                                  lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent,
+                                                       True),
                                   sent)
 
     # complete / fail / renew, in request order --------------------------------------------------------
