@@ -1,4 +1,6 @@
-"""The two streaming RPCs, written in Trio (the asyncio grpclib stream is reached with `aio_as_trio`).
+"""The two streaming RPCs, written in Trio (the asyncio grpclib stream is read with `aio_as_trio`, and written with
+`island.run_here`: a message is framed and written from the Trio task itself, docs/architecture.md "A stream's
+job leaves from its Trio task").
 
 StreamJobs: whenever a job is available (woken by NOTIFY, never polling) and the stream's window has room,
 lease up to the free slots in one claim, send them, repeat. Ends cleanly (status OK) on server shutdown; a
