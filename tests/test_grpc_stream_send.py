@@ -26,6 +26,17 @@ async def small_window_channel(server) -> Channel:
     return await aio_as_trio(make)()
 
 
+async def handed_over_and_stuck(api, server, queue: str) -> str:
+    """Once the stream waits on `queue`, enqueue a job too big for the client's window: handed to the stream, its
+    message stuck in the write; the job's id once it is leased."""
+    await until(lambda: server.services.wakeups.waiter_count(api.org_id, queue) == 1)
+    created = await enqueue(api, queue, {"blob": BIG})
+    with trio.fail_after(10):
+        while (await job(api, created["id"]))["status"] != "processing":
+            await trio.sleep(0.01)
+    return created["id"]
+
+
 async def released_once(api, job_id: str) -> None:
     """The job is pending again without a retry counted, with exactly one `released` history row."""
     with trio.fail_after(10):
@@ -46,16 +57,12 @@ async def test_a_stream_job_whose_write_waits_and_whose_client_leaves_goes_back_
                 await aio_as_trio(stream.send_message)(pb.StreamJobsRequest(queue_name="sw", worker_id="w"),
                                                        end=True)
                 await aio_as_trio(stream.recv_initial_metadata)()
-                await until(lambda: server.services.wakeups.waiter_count(api.org_id, "sw") == 1)
-                created = await enqueue(api, "sw", {"blob": BIG})      # handed to the idle stream
-                with trio.fail_after(10):       # leased to the stream, its message stuck in the write
-                    while (await job(api, created["id"]))["status"] != "processing":
-                        await trio.sleep(0.01)
+                job_id = await handed_over_and_stuck(api, server, "sw")
                 await aio_as_trio(stream.cancel)()
-            await released_once(api, created["id"])
+            await released_once(api, job_id)
             # pending again means claimable again, once
             got = (await api.post("/api/v1/jobs/claim", json={"queue_name": "sw", "worker_id": "w2"})).json()
-            assert [j["id"] for j in got["jobs"]] == [created["id"]]
+            assert [j["id"] for j in got["jobs"]] == [job_id]
     finally:
         channel.close()
 
@@ -68,13 +75,9 @@ async def test_a_held_process_jobs_dequeue_whose_write_waits_and_whose_client_le
             async with aio_as_trio(stub.ProcessJobs.open(metadata={"x-api-key": key_of(api)})) as stream:
                 send, _ = process_io(stream)
                 await send(dequeue=pb.DequeueRequest(queue_name="pw", worker_id="w", batch_size=1))
-                await until(lambda: server.services.wakeups.waiter_count(api.org_id, "pw") == 1)
-                created = await enqueue(api, "pw", {"blob": BIG})
-                with trio.fail_after(10):
-                    while (await job(api, created["id"]))["status"] != "processing":
-                        await trio.sleep(0.01)
+                job_id = await handed_over_and_stuck(api, server, "pw")
                 await aio_as_trio(stream.cancel)()
-            await released_once(api, created["id"])
+            await released_once(api, job_id)
     finally:
         channel.close()
 
