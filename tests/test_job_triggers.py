@@ -103,10 +103,12 @@ async def test_each_organization_gets_the_events_of_its_own_jobs_from_one_statem
 
 
 def new_jobs(ids: list[uuid.UUID], scheduled: list[dt.datetime | None]) -> NewJobs:
-    none = [None] * len(ids)
-    return NewJobs(ids=ids, payloads=["{}"] * len(ids), priorities=[0] * len(ids), max_retries=none, timeouts=none,
-                   tags=none, idempotency_keys=none, webhooks=none, webhook_secrets=none, parents=none,
-                   scheduled_ats=scheduled, expires_ats=none, traceparents=none, tracestates=none)
+    def none() -> list:
+        return [None] * len(ids)
+    return NewJobs(ids=ids, payloads=["{}"] * len(ids), priorities=[0] * len(ids), max_retries=none(),
+                   timeouts=none(), tags=none(), idempotency_keys=none(), webhooks=none(), webhook_secrets=none(),
+                   parents=none(), scheduled_ats=scheduled, expires_ats=none(), traceparents=none(),
+                   tracestates=none())
 
 
 @pytest.mark.parametrize("path", ["rest", "bulk", "handoff"])
@@ -141,3 +143,26 @@ async def test_a_job_created_scheduled_has_one_created_history_row(api, server, 
             shown = (await api.get(f"/api/v1/jobs/{job_id}/history")).json()
             assert [e["event_type"] for e in shown].count("created") == 1, shown
             assert (await api.get(f"/api/v1/jobs/{job_id}")).json()["status"] == status
+
+
+async def test_the_handoffs_insert_takes_the_queues_defaults_and_creates_a_missing_queue(api, server):
+    """spooled_insert_claim reads the queue's defaults and inserts the queue only when it is missing (migration
+    0018): a queue with its own defaults gives them to a job that sets none, a job's own values win, and a queue
+    that does not exist is created (the column defaults) with the job claimed as before."""
+    org = uuid.UUID(api.org_id)
+    store = server.services.jobs._store
+    r = await api.post("/api/v1/queues", json={"name": "tuned", "max_retries": 9, "default_timeout": 999})
+    assert r.status_code == 201, r.text
+    with trio.fail_after(30):
+        plain, own = uuid.uuid4(), uuid.uuid4()
+        jobs = new_jobs([plain, own], [None, None])
+        jobs.max_retries[1], jobs.timeouts[1] = 2, 20
+        outcome = await store.insert(org, "tuned", jobs, queues=[], claimers=[("w", 2, 30.0)])
+        got = {j.id: (j.max_retries, j.timeout_seconds) for j in outcome.claimed[0].jobs}
+        assert got == {plain: (9, 999), own: (2, 20)}
+        fresh = uuid.uuid4()
+        outcome = await store.insert(org, "brand-new", new_jobs([fresh], [None]), queues=[],
+                                     claimers=[("w", 1, 30.0)])
+        assert [(j.id, j.max_retries, j.timeout_seconds) for j in outcome.claimed[0].jobs] == [(fresh, 3, 300)]
+        queue = (await api.get("/api/v1/queues/brand-new")).json()
+        assert (queue["max_retries"], queue["default_timeout"]) == (3, 300), queue

@@ -7,8 +7,9 @@ and completion), on one connection per subject to a throwaway cluster (fsync off
     .venv/bin/python scripts/bench/handoff_cost.py --extra-sql a.sql --extra-sql b.sql --rounds 4
 
 Subjects: each --repo's schema.sql and statements, and for each repo one more database per --extra-sql (that SQL
-run after the schema: a variant to price). Rounds alternate the subjects (reversed every other round), so drift
-on a shared machine hits them alike. Per cycle: (B) job_insert_claim of one job for one claimer (one statement,
+run after the schema: a variant to price). Within a round the subjects take turns every 10 cycles (the order
+reversed every other turn), so drift on a shared machine hits them alike; each round ends with the jobs deleted
+and vacuumed. Per cycle: (B) job_insert_claim of one job for one claimer (one statement,
 docs/architecture.md "Handoff"); an empty job_claim_group (what the insert's NOTIFY costs when it wakes a second
 idle waiter); (A) job_insert of one job, then job_claim_group for one claimer (the path without a handoff, each
 priced on its own too); and job_complete of one job. The backend's CPU per statement from /proc/<pid>/schedstat;
@@ -75,6 +76,8 @@ class Subject:
             if record:
                 for m, v in zip(MEASURES, (b, e, i + c, i, c, d)):
                     self.res[m].append(v)
+
+    async def clean(self) -> None:
         await self.con.execute("DELETE FROM jobs")
         await self.con.execute("VACUUM jobs, job_list, job_history")
 
@@ -98,9 +101,13 @@ async def main() -> None:
                             load(repo / "spooled" / "store" / "queries"), await con.fetchval("SELECT pg_backend_pid()"))
                 subjects.append(s)
                 await s.cycles(50, record=False)
+                await s.clean()
         for r in range(a.rounds):
-            for s in subjects if r % 2 == 0 else subjects[::-1]:
-                await s.cycles(cycles, record=True)
+            for block in range(0, cycles, 10):     # subjects interleaved by 10 cycles: drift hits them alike
+                for s in subjects if (r + block // 10) % 2 == 0 else subjects[::-1]:
+                    await s.cycles(min(10, cycles - block), record=True)
+            for s in subjects:
+                await s.clean()
     finally:
         for s in subjects:
             await s.con.close()
