@@ -34,6 +34,9 @@ BEGIN
            count(*) FILTER (WHERE n.status = 'scheduled'), count(n.workflow_id)
     INTO v_org, v_org_last, v_queue, v_queue_last, ready, scheduled, flows
     FROM new_rows n;
+    IF v_org IS NULL THEN       -- no row inserted (every idempotency key taken): nothing to check, wake or emit
+        RETURN NULL;
+    END IF;
     -- What the foreign keys onto organizations and workflows checked, once per statement: each new job's
     -- organization (and workflow) exists, key-share locked as a foreign key locks it, so it cannot be deleted
     -- before this transaction ends (a delete that commits first leaves nothing to lock: the insert fails).
