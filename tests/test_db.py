@@ -94,3 +94,48 @@ async def test_a_deadlock_is_broken_and_the_unit_runs_again(aio_loop, dsn):
         assert db.deadlocks == 1 and len(runs) == 3
         kept = await db.run(lambda con: con.fetch("SELECT version FROM spooled_schema WHERE version > 999"))
         assert len(kept) == 2                   # one row per transaction: the aborted run's row went with it
+
+
+class CountingSlots:
+    """The pool's semaphore, counting the waits for a slot (`acquire`: a scheduler pass even when one is free)."""
+
+    def __init__(self, n: int):
+        self.sem = trio.Semaphore(n)
+        self.waits = 0
+        self.acquire_nowait, self.release, self.statistics = (self.sem.acquire_nowait, self.sem.release,
+                                                               self.sem.statistics)
+
+    @property
+    def value(self) -> int:
+        return self.sem.value
+
+    async def acquire(self) -> None:
+        self.waits += 1
+        await self.sem.acquire()
+
+
+async def test_a_unit_takes_a_free_slot_without_a_scheduler_pass_and_a_full_pool_still_queues(aio_loop, dsn):
+    """`run` takes a free slot at once (`acquire_nowait`: no pass of the scheduler before the crossing, in which
+    whatever else is runnable would run first); a caller already cancelled starts no unit and keeps the pool as it
+    was; with every slot taken a unit waits for one (`acquire`) and then runs."""
+    async with open_database(dsn, min_size=1, max_size=1) as db:
+        db._slots = slots = CountingSlots(1)
+        ran: list[int] = []
+
+        async def unit(con):
+            ran.append(1)
+            return await con.fetchval("SELECT pg_backend_pid()")
+        first = await db.run(unit)
+        assert slots.waits == 0 and ran == [1]
+        with trio.CancelScope() as scope:
+            scope.cancel()
+            await db.run(unit)
+        assert scope.cancelled_caught and ran == [1]                  # no unit ran
+        assert db.stats().in_use == 0 and db.discarded == 0 and await db.run(unit) == first
+        with trio.fail_after(10):
+            async with trio.open_nursery() as n:
+                n.start_soon(db.run, lambda con: con.execute("SELECT pg_sleep(0.3)"))
+                await trio.sleep(0.05)
+                assert db.stats().in_use == 1
+                assert await db.run(unit) == first      # waited for the one slot, then ran on the same connection
+        assert slots.waits == 1 and db.stats().in_use == 0

@@ -366,3 +366,106 @@ async def test_an_enqueue_whose_idempotency_key_is_taken_hands_out_nothing_new(a
             n.cancel_scope.cancel()
     held = await job(api, first["id"])
     assert held["assigned_worker_id"] == "cw" and held["lease_id"] == c["lease_id"]
+
+
+class HandedSpy(InsertSpy):
+    """An InsertSpy that also wraps the insert's `handed` callback (the asyncio-side delivery): records each call
+    (the shares, and whether each reserved waiter's handoff was done before it), runs `before` first, and records
+    whether the handoffs were done when the store's insert returned (before the crossing back into Trio ended)."""
+
+    def __init__(self, jobs, before=None):
+        super().__init__(jobs)
+        self.before = before
+        self.handed: list = []
+        self.done_at_return: list[bool] = []
+
+    async def __call__(self, *args, **kwargs):
+        takers = list(kwargs.get("claimers", ()))
+        real = kwargs.get("handed")
+        if real is not None:
+            def handed(shares):
+                if self.before is not None:
+                    self.before()
+                self.handed.append(shares)
+                real(shares)
+            kwargs["handed"] = handed
+        out = await super().__call__(*args, **kwargs)
+        if takers:
+            self.done_at_return.append(bool(self.handed))
+        return out
+
+
+async def test_a_waiters_share_is_delivered_when_the_statement_is_back_before_the_crossing_into_trio(api, server):
+    """The share goes to the waiter from the asyncio side, in the unit that ran the statement (`handed`), not after
+    the enqueue's task is back in Trio: the same shares the insert returns, once."""
+    jobs = server.services.jobs
+    got: list[list] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            await one_waiter(n, server, api.org_id, "early", got)
+            inserts = HandedSpy(jobs)
+            created = await enqueue(api, "early")
+            while not got:
+                await trio.sleep(0.01)
+    assert inserts.done_at_return == [True]            # delivered before the store's insert returned
+    (shares,) = inserts.handed
+    assert [[str(j.id) for j in c.jobs] for c in shares] == [[created["id"]]]
+    assert [str(j.id) for j in got[0]] == [created["id"]]
+    assert (await job(api, created["id"]))["assigned_worker_id"] == "w0"
+
+
+async def test_a_waiter_cancelled_as_its_share_is_delivered_gives_the_job_back(api, server):
+    """Cancelled at the moment the statement's answer is delivered (from the asyncio side): the waiter returns
+    nothing, its job goes back to pending (a `released` row, no retry counted) and is claimable once."""
+    jobs = server.services.jobs
+    got: list[list] = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            waiting = trio.CancelScope()
+            await one_waiter(n, server, api.org_id, "midway", got, worker="w1", cancel=waiting)
+            inserts = HandedSpy(jobs, before=waiting.cancel)
+            created = await enqueue(api, "midway")
+            while jobs._claims._lanes or server.services.wakeups.waiter_count(api.org_id, "midway"):
+                await trio.sleep(0.01)
+            await wait_all_tasks_blocked()
+    assert len(inserts.handed) == 1 and got == []
+    gone = await job(api, created["id"])
+    assert gone["status"] == "pending" and gone["lease_id"] is None and gone["retry_count"] == 0
+    r = await api.get(f"/api/v1/jobs/{created['id']}/history")
+    assert [e["event_type"] for e in r.json()][-1] == "released"
+    assert [c["id"] for c in await claim(api, "midway", worker="w2")] == [created["id"]]
+    assert await claim(api, "midway", worker="w3") == []
+
+
+async def test_a_handed_off_long_poll_is_answered_before_its_producer(api, server, monkeypatch):
+    """Both answers are ready when the statement is back; the worker's (whose start is what workload B measures)
+    is written to its socket first: its share comes from the asyncio side and its answer has no scheduler pass
+    before the write (transports/http/fastpath.py)."""
+    from spooled.transports.http import fastpath
+    written: list[bytes] = []
+    real_send = fastpath.send_bounded
+
+    async def send(stream, data, stall, **kw):
+        written.append(bytes(data))
+        return await real_send(stream, data, stall, **kw)
+    monkeypatch.setattr(fastpath, "send_bounded", send)
+    jobs = server.services.jobs
+    got: list = []
+    with trio.fail_after(20):
+        async with trio.open_nursery() as n:
+            async def poll():
+                got.append(await api.post("/api/v1/jobs/claim", json={
+                    "queue_name": "first", "worker_id": "fw", "limit": 1, "wait_secs": 10}))
+            n.start_soon(poll)
+            await until(lambda: server.services.wakeups.waiter_count(api.org_id, "first") == 1
+                        and not jobs._claims._lanes)
+            await wait_all_tasks_blocked()
+            inserts = InsertSpy(jobs)
+            written.clear()
+            created = await enqueue(api, "first")
+            await until(lambda: bool(got))
+    assert [[c[0] for c in cs] for cs in inserts.claimers] == [["fw"]]
+    assert [j["id"] for j in got[0].json()["jobs"]] == [created["id"]]
+    statuses = [w.split(b" ", 2)[1] for w in written[:2]]
+    assert statuses == [b"200", b"201"], written       # the long poll's answer, then the enqueue's
+    assert created["id"].encode() in written[0] and b'"jobs"' in written[0]

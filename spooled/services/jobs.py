@@ -9,6 +9,7 @@ import datetime as dt
 import json
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 import attrs
@@ -207,9 +208,8 @@ class Jobs:
                         scheduled_ats=[r.scheduled_at for r in batch], expires_ats=[r.expires_at for r in batch],
                         traceparents=[c.traceparent if c else None for c in stored],
                         tracestates=[c.tracestate if c else None for c in stored]),
-                        queues=queues, now=now, rows=not bulk, claimers=[w.handoff.claimer for w in takers])
-                for w, claimed in zip(takers, outcome.claimed):     # each reserved waiter its share
-                    w.deliver(claimed)
+                        queues=queues, now=now, rows=not bulk, claimers=[w.handoff.claimer for w in takers],
+                        handed=partial(_deliver, takers) if takers else None)
             finally:        # (the statement failed: no claim ran, each claims itself)
                 for w in takers:
                     w.deliver(None)
@@ -514,6 +514,14 @@ class Jobs:
         scope.require(f.queue_name)
         return await self._store.list(parse_id(scope.org), f, scope.queues, order_by=order_by, desc=desc,
                                       cursor=cursor, offset=offset, limit=limit)
+
+
+def _deliver(takers: list[Waiter], shares: list[Claimed]) -> None:
+    """Each reserved waiter its share of a handoff, as soon as the statement is back: called on the asyncio side
+    (JobStore.insert's `handed`), so each waiter runs (and its worker is answered) without waiting for the
+    enqueue's crossing back into Trio; setting a Trio event there is safe (the island runs in a Trio task)."""
+    for w, claimed in zip(takers, shares):
+        w.deliver(claimed)
 
 
 def _due(rows: list[_NewJob]) -> int:

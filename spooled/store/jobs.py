@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import attrs
 
@@ -121,8 +121,8 @@ class JobStore:
 
     # -- enqueue -------------------------------------------------------------------------------------------
     async def insert(self, org: uuid.UUID, queue: str, new: NewJobs, *, queues: Sequence[str],
-                     now: Now = None, rows: bool = True, claimers: Sequence[tuple[str, int, float]] = ()
-                     ) -> InsertOutcome:
+                     now: Now = None, rows: bool = True, claimers: Sequence[tuple[str, int, float]] = (),
+                     handed: Callable[[list[Claimed]], None] | None = None) -> InsertOutcome:
         """Insert the jobs into one queue in one statement (creating the queue on first use); a job whose
         idempotency key is taken is not inserted and the key's job is reported instead. When a parent_job_id is
         not a job of the organization (in `queues`) nothing is inserted. The inserted jobs are returned when
@@ -130,9 +130,10 @@ class JobStore:
 
         With `claimers` (worker_id, limit, lease_secs; a handoff, services/wakeups.py; jobs without parents,
         `rows`), the same statement then claims for them as `claim` does, after the insert, in one commit
-        (`InsertOutcome.claimed`, one per claimer)."""
+        (`InsertOutcome.claimed`, one per claimer); `handed` is called with the same list as soon as the statement
+        is back (committed), on the asyncio side before the crossing back to Trio, and must not raise or block."""
         if claimers:
-            return await self._insert_claim(org, queue, new, now, claimers)
+            return await self._insert_claim(org, queue, new, now, claimers, handed)
         parents = sorted({p for p in new.parents if p is not None})
         # a column with no value for any of the jobs goes as one NULL, not an array of NULLs: unnest pads it with
         # NULLs just the same, and the driver encodes an array element by element (~0.2 us each: most of a bulk
@@ -152,7 +153,8 @@ class JobStore:
         return await self._db.run(unit)
 
     async def _insert_claim(self, org: uuid.UUID, queue: str, new: NewJobs, now: Now,
-                            claimers: Sequence[tuple[str, int, float]]) -> InsertOutcome:
+                            claimers: Sequence[tuple[str, int, float]],
+                            handed: Callable[[list[Claimed]], None] | None) -> InsertOutcome:
         assert not any(new.parents), "a handoff inserts no job with a parent"
         values = attrs.asdict(new, recurse=False)
         del values["parents"]
@@ -169,8 +171,10 @@ class JobStore:
                     inserted[job.id] = job
                 else:
                     shares.append((claimer, job, (job.started_at - row["run_at"]).total_seconds(), more))
-            return InsertOutcome(inserted, await _existing(con, org, new, inserted),
-                                 claimed=_claimed(len(claimers), shares))
+            claimed = _claimed(len(claimers), shares)
+            if handed is not None:
+                handed(claimed)
+            return InsertOutcome(inserted, await _existing(con, org, new, inserted), claimed=claimed)
         return await self._db.whole(unit)
 
     # -- claim and settle ----------------------------------------------------------------------------------

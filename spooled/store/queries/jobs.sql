@@ -3,7 +3,8 @@
 -- the caller, so the rows that came back tell which inputs were inserted; the rest hit an idempotency key.
 -- Each inserted job comes back as its id and, when $rows, its whole row (`job`, of the table's row type); a
 -- bulk call needs only the ids (decoding 100 rows it does not show was ~15 % of its server CPU).
--- Events (wakeups, realtime, webhooks) come from the jobs_inserted trigger.
+-- Events (wakeups, realtime, webhooks), the listing row and a job created scheduled's `created` history row come
+-- from the jobs_inserted trigger.
 WITH q0 AS (
     SELECT max_retries, default_timeout FROM queues WHERE organization_id = $org AND name = $queue
 ), qi AS (
@@ -32,11 +33,7 @@ WITH q0 AS (
          AS i(id, payload, priority, max_retries, timeout_seconds, tags, idempotency_key, completion_webhook,
               webhook_secret, parent_job_id, scheduled_at, expires_at, traceparent, tracestate), q
     ON CONFLICT (organization_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-    RETURNING j.id, j.status, j.created_at, CASE WHEN $rows::bool THEN j END AS job
-), h AS (
-    -- the job row records its creation; a job created scheduled also gets this row (its first status)
-    INSERT INTO job_history (job_id, organization_id, event_type, new_status, created_at)
-    SELECT id, $org, 'created', status, created_at FROM ins WHERE status = 'scheduled'
+    RETURNING j.id, CASE WHEN $rows::bool THEN j END AS job
 )
 SELECT id, job FROM ins
 

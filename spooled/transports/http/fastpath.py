@@ -170,7 +170,6 @@ class FastPath:
             t0 = time.perf_counter()
             drain_by = trio.current_time() + self.body_timeout
             body_end = head_end + declared
-            gone = False
 
             async def receive_to(end: int, deadline: float) -> bool:
                 """Read until `buf` holds `end` bytes: False if the deadline came first; _Gone if the client
@@ -196,71 +195,84 @@ class FastPath:
                     except _Gone:
                         raise _Left() from None
                 if nursery is not None:
-                    nursery.start_soon(self._watch, stream, buf, body_end, nursery.cancel_scope)
+                    nursery.start_soon(self._watch, stream, buf, body_end, nursery.cancel_scope, watching)
                 return bytes(buf[head_end:body_end])
+
+            async def answer(served: hot.Served) -> bool:
+                """Write `served`; whether to read the next request."""
+                scope = {"method": "POST", "path": path}
+                scope[SCOPE_KEY] = (route.template, served.request_id, served.org)
+                complete, gone, shut = len(buf) >= body_end, False, close
+                if not complete and declared <= self.drain_bytes:
+                    try:
+                        complete = await receive_to(body_end, drain_by)     # an early answer: drain the body first
+                    except _Gone:
+                        gone = True
+                shut = shut or not complete or guard.stopping
+                head = [b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+                        % (served.status, _REASONS.get(served.status, b""), len(served.body))]
+                for name, value in served.headers:
+                    if name == "Connection":
+                        shut = True
+                        continue
+                    head.append(b"%s: %s\r\n" % (name.lower().encode("latin1"), value.encode("latin1")))
+                head.append(self._server_headers())
+                if shut:
+                    head.append(b"connection: close\r\n")
+                head.append(b"\r\n")
+                head.append(served.body)
+                if self.observe is not None:
+                    self.observe(scope, served.status, time.perf_counter() - t0, len(served.body))
+                guard.fast_requests += 1
+                return not (gone or not await send_bounded(stream, b"".join(head), stall, shield=False) or shut)
 
             h = fields.get
             req = hot.HotRequest(job_id, _text(h(b"traceparent")), _text(h(b"tracestate")))
             served = nursery = None
+            go_on = False
             serve = partial(hot.serve, self.svc, route, read_body, req, method="POST", path=path,
                             authorization=_text(h(b"authorization")), given_request_id=_text(h(b"x-request-id")))
             try:
                 if route.run is hot.claim and _may_wait(buf, head_end, body_end):
-                    # a long poll: one task watches the connection meanwhile and cancels it if the client leaves
+                    # a long poll: one task watches the connection meanwhile and cancels it if the client leaves.
+                    # The answer is written before the nursery ends (only the watcher cancelled): waiting for the
+                    # watcher to finish first is a scheduler pass, in which whatever else is runnable (the wake
+                    # this claim passes on, the enqueue that handed it its job) ran ahead of the worker's answer
+                    watching = trio.CancelScope()
                     async with trio.open_nursery() as nursery:
                         served = await serve()
-                        nursery.cancel_scope.cancel()
+                        watching.cancel()
+                        go_on = await answer(served)
                 else:
                     served = await serve()
+                    go_on = await answer(served)
             except* _Left:
                 pass
-            scope = {"method": "POST", "path": path}
             if served is None:                  # the client left: nothing to answer
                 if self.observe is not None:
-                    self.observe(scope, NO_RESPONSE, time.perf_counter() - t0, 0)
+                    self.observe({"method": "POST", "path": path}, NO_RESPONSE, time.perf_counter() - t0, 0)
                 return None
-            scope[SCOPE_KEY] = (route.template, served.request_id, served.org)
-            complete = len(buf) >= body_end
-            if not complete and declared <= self.drain_bytes:
-                try:
-                    complete = await receive_to(body_end, drain_by)     # an early answer: drain the body first
-                except _Gone:
-                    gone = True
-            close = close or not complete or guard.stopping
-            head = [b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                    % (served.status, _REASONS.get(served.status, b""), len(served.body))]
-            for name, value in served.headers:
-                if name == "Connection":
-                    close = True
-                    continue
-                head.append(b"%s: %s\r\n" % (name.lower().encode("latin1"), value.encode("latin1")))
-            head.append(self._server_headers())
-            if close:
-                head.append(b"connection: close\r\n")
-            head.append(b"\r\n")
-            head.append(served.body)
-            if self.observe is not None:
-                self.observe(scope, served.status, time.perf_counter() - t0, len(served.body))
-            guard.fast_requests += 1
-            if gone or not await send_bounded(stream, b"".join(head), stall, shield=False) or close:
+            if not go_on:
                 return None
             del buf[:body_end]
             head_deadline = math.inf if not buf else trio.current_time() + guard.limits.header_timeout_secs
             idle_deadline = trio.current_time() + self.keep_alive
 
     @staticmethod
-    async def _watch(stream: trio.SocketStream, buf: bytearray, body_end: int, request: trio.CancelScope) -> None:
-        """While a claim waits: cancel it when the client leaves (bytes of a next request are kept, up to a
-        head's worth)."""
-        while len(buf) - body_end <= HEAD_LIMIT:
-            try:
-                data = await stream.receive_some(MAX_RECV)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            if not data:
-                request.cancel()
-                return
-            buf.extend(data)
+    async def _watch(stream: trio.SocketStream, buf: bytearray, body_end: int, request: trio.CancelScope,
+                     watching: trio.CancelScope) -> None:
+        """While a claim waits (until `watching` is cancelled): cancel it when the client leaves (bytes of a next
+        request are kept, up to a head's worth)."""
+        with watching:
+            while len(buf) - body_end <= HEAD_LIMIT:
+                try:
+                    data = await stream.receive_some(MAX_RECV)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                if not data:
+                    request.cancel()
+                    return
+                buf.extend(data)
 
 
 def _may_wait(buf: bytearray, start: int, end: int) -> bool:

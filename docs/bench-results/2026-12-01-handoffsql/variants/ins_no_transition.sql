@@ -1,0 +1,1 @@
+DROP TRIGGER jobs_inserted ON jobs; CREATE FUNCTION spooled_nop() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; END$$; CREATE TRIGGER jobs_inserted AFTER INSERT ON jobs FOR EACH STATEMENT EXECUTE FUNCTION spooled_nop();

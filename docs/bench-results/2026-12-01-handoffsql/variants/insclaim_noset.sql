@@ -1,0 +1,1 @@
+ALTER FUNCTION spooled_insert_claim RESET ALL;

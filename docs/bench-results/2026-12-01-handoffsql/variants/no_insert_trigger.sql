@@ -1,0 +1,1 @@
+DROP TRIGGER jobs_inserted ON jobs;
