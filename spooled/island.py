@@ -173,3 +173,44 @@ def start_in(nursery: trio.Nursery, loop: asyncio.AbstractEventLoop, fn, *args) 
 
 
 _CALL_NAME = "spooled.island.start_trio"
+
+
+async def run_here(coro):
+    """(Trio, in the island) `await coro`, an asyncio coroutine, from this Trio task: its steps run right here,
+    synchronously, as long as it does not suspend; if it does (an asyncio future to wait for), the rest of it
+    runs in an asyncio task of the island's loop, which this awaits (cancelling this cancels that task).
+
+    For asyncio code that almost never waits, such as a grpclib `send_message` (it waits only for the
+    connection's write buffer or the stream's flow-control window): `aio_as_trio` starts an asyncio task for it,
+    whose first step runs on the loop's next pass (a Trio scheduler pass away, behind whatever the loop has
+    queued), and the caller resumes a pass after that; here the message is framed and written at once
+    (docs/benchmarks.md, "fifth session, grpcwake"). The coroutine must not depend on running inside an asyncio
+    task (`asyncio.current_task()`) until it first suspends."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return stop.value
+    task = trio_asyncio.current_loop.get().create_task(_finish(coro, yielded))
+    return await trio_asyncio.run_aio_future(task)
+
+
+async def _finish(coro, yielded):
+    return await _resume(coro, yielded)
+
+
+@types.coroutine
+def _resume(coro, yielded):
+    """Go on driving `coro` from where it suspended (having yielded `yielded` to its driver)."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as stop:
+                return stop.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as stop:
+                return stop.value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import trio
 import trio.lowlevel
 
@@ -194,3 +195,73 @@ async def test_a_trio_cancellation_from_outside_ends_the_call_and_keeps_propagat
             assert calls.cancel_scope.cancelled_caught   # the Cancelled reached its scope
             await done.wait()
         assert outcome == ["cancelled"]
+
+
+# -- run_here: an asyncio coroutine driven from a Trio task, synchronously until it first suspends
+async def test_run_here_runs_a_coroutine_that_does_not_suspend_at_once_without_a_checkpoint(aio_loop):
+    with trio.fail_after(10):
+        steps: list[str] = []
+
+        async def no_wait(x: int) -> int:
+            steps.append("ran")
+            return x * 2
+
+        passes = _Passes()
+        trio.lowlevel.add_instrument(passes)
+        try:
+            got = await island.run_here(no_wait(21))
+            seen_passes = passes.n          # read before anything below yields
+        finally:
+            trio.lowlevel.remove_instrument(passes)
+        assert (got, steps, seen_passes) == (42, ["ran"], 0)
+
+
+async def test_run_here_finishes_a_suspended_coroutine_in_an_asyncio_task_in_order(aio_loop):
+    with trio.fail_after(10):
+        steps: list[object] = []
+
+        async def waits() -> str:
+            steps.append(("before", asyncio.current_task()))   # in the Trio task: no asyncio task
+            fut = aio_loop.create_future()
+            aio_loop.call_later(0.01, fut.set_result, "resolved")
+            got = await fut
+            await asyncio.sleep(0)                             # a bare yield, too
+            steps.append(("after", asyncio.current_task() is not None))
+            return got
+
+        assert await island.run_here(waits()) == "resolved"
+        assert steps == [("before", None), ("after", True)]
+
+
+async def test_run_here_raises_what_the_coroutine_raises_before_or_after_suspending(aio_loop):
+    with trio.fail_after(10):
+        async def at_once() -> None:
+            raise LookupError("at once")
+
+        async def later() -> None:
+            await asyncio.sleep(0.01)
+            raise KeyError("later")
+
+        with pytest.raises(LookupError, match="at once"):
+            await island.run_here(at_once())
+        with pytest.raises(KeyError, match="later"):
+            await island.run_here(later())
+
+
+async def test_cancelling_run_here_cancels_the_suspended_rest_and_waits_for_it(aio_loop):
+    with trio.fail_after(10):
+        ended: list[str] = []
+
+        async def stuck() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                ended.append("cancelled")
+                raise
+            finally:
+                ended.append("finally")
+
+        with trio.move_on_after(0.05) as scope:
+            await island.run_here(stuck())
+        assert scope.cancelled_caught
+        assert ended == ["cancelled", "finally"]

@@ -29,6 +29,11 @@ Shapes (the rig's contestants of the same name, without their enqueue phase):
                    half is free, a `complete` per job on the stream (the rig's spooled-grpc-process driver)
   grpc-stream      --workers StreamJobs streams + a unary Complete per job (the rig's spooled-grpc-stream)
   rest-longpoll    workload B: --workers long polls (wait_secs 5), one job enqueued at a time; p50/p99 ms
+  grpc-stream-latency   workload B over --workers StreamJobs streams (+ unary Complete), the producer a unary
+                   Enqueue on the same grpcio channel, one job at a time (the rig's spooled-grpc-stream, B)
+  grpc-process-latency  workload B over one held ProcessJobs (dequeue batch 1, never re-sent: the server holds it
+                   until a job comes; a complete per job on the stream), unary Enqueue producer on the same channel
+                   (the rig's spooled-grpc-process-hold)
 
 The client is a minimal asyncio HTTP/1.1 keep-alive client (the rig's `--client raw`) and grpcio's aio stubs, in
 this process; their CPU is not counted.
@@ -65,7 +70,7 @@ if not RIG.exists():
 RIG_PYTHON = os.environ.get("BENCH_PYTHON", "/tmp/benchdeps/venv/bin/python")
 STATS_FLUSH_SECS = 11.0   # PostgreSQL 15: an idle backend flushes its pending statistics after 10 s
 SHAPES = ("rest-claim1", "rest-claim100b", "rest-enqueue1", "grpc-dequeue1", "grpc-enqueue1", "rest-longpoll",
-          "rest-bulk", "grpc-bulk", "grpc-process", "grpc-stream")
+          "rest-bulk", "grpc-bulk", "grpc-process", "grpc-stream", "grpc-stream-latency", "grpc-process-latency")
 
 
 EMPTY = [0]   # empty claims / Dequeues of the measured phase (each followed by a 10 ms sleep)
@@ -436,6 +441,84 @@ async def grpc_stream(port: int, key: str, queue: str, n: int, workers: int) -> 
     return done
 
 
+async def grpc_latency(port: int, key: str, queue: str, n: int, workers: int, style: str
+                       ) -> tuple[int, list[float]]:
+    """Workload B over gRPC as the rig's grpc_driver.py runs it: `style` "stream" (`workers` StreamJobs streams,
+    a unary Complete per job) or "process" (one ProcessJobs stream, `dequeue{batch_size 1}` never re-sent, a
+    `complete` per job on the stream); the producer a unary Enqueue on the same channel, one job at a time, the
+    latency from the Enqueue call to the job's arrival at its worker."""
+    import grpc
+    from google.protobuf import struct_pb2
+
+    from spooled.transports.grpc.gen import spooled_pb2 as pb
+    channel, stub = grpc_stub(port)
+    md = (("x-api-key", key),)
+    waiters: dict[int, asyncio.Future] = {}
+    loop = asyncio.get_running_loop()
+
+    def on_start(job) -> None:
+        v = job.payload.fields.get("seq")
+        fut = waiters.get(int(v.number_value)) if v is not None else None
+        if fut is not None and not fut.done():
+            fut.set_result(time.perf_counter())
+
+    async def streamer() -> None:
+        wid = f"w-{uuid.uuid4().hex[:8]}"
+        call = stub.StreamJobs(pb.StreamJobsRequest(queue_name=queue, worker_id=wid, lease_duration_secs=30),
+                               metadata=md)
+        try:
+            async for job in call:
+                on_start(job)
+                await stub.Complete(pb.CompleteRequest(job_id=job.id, worker_id=wid, lease_id=job.lease_id),
+                                    metadata=md)
+        finally:
+            call.cancel()
+
+    async def processor() -> None:
+        wid = f"w-{uuid.uuid4().hex[:8]}"
+        call = stub.ProcessJobs(metadata=md)
+        try:
+            await call.write(pb.ProcessRequest(dequeue=pb.DequeueRequest(
+                queue_name=queue, worker_id=wid, lease_duration_secs=30, batch_size=1)))
+            while (r := await call.read()) is not grpc.aio.EOF:
+                kind = r.WhichOneof("response")
+                if kind == "job":
+                    on_start(r.job)
+                    await call.write(pb.ProcessRequest(complete=pb.CompleteRequest(
+                        job_id=r.job.id, worker_id=wid, lease_id=r.job.lease_id)))
+                elif kind in ("complete", "error"):    # the window is free again: ask for the next job
+                    await call.write(pb.ProcessRequest(dequeue=pb.DequeueRequest(
+                        queue_name=queue, worker_id=wid, lease_duration_secs=30, batch_size=1)))
+        finally:
+            call.cancel()
+
+    tasks = [asyncio.create_task(streamer()) for _ in range(workers)] if style == "stream" else \
+        [asyncio.create_task(processor())]
+    await asyncio.sleep(0.5)
+    lat: list[float] = []
+    try:
+        for seq in range(-5, n):
+            fut = waiters[seq] = loop.create_future()
+            s = struct_pb2.Struct()
+            s.update({"seq": seq})
+            t0 = time.perf_counter()
+            await stub.Enqueue(pb.EnqueueRequest(queue_name=queue, payload=s), metadata=md)
+            try:
+                t1 = await asyncio.wait_for(fut, 5)
+                if seq >= 0:
+                    lat.append((t1 - t0) * 1000)
+            except asyncio.TimeoutError:
+                pass
+            waiters.pop(seq, None)
+            await asyncio.sleep(0.002)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await channel.close()
+    return len(lat), lat
+
+
 async def rest_longpoll(http: Http, producer: Http, queue: str, n: int, workers: int) -> tuple[int, list[float]]:
     started: dict[int, float] = {}
     sent: dict[int, float] = {}
@@ -541,6 +624,9 @@ async def measure(shape: str, a, cluster: Cluster) -> dict:
             done = await grpc_stream(server.grpc_port, key, queue, n, a.workers)
         elif shape == "rest-longpoll":
             done, lat = await rest_longpoll(http, producer, queue, min(n, a.latency_jobs), a.workers)
+        elif shape in ("grpc-stream-latency", "grpc-process-latency"):
+            done, lat = await grpc_latency(server.grpc_port, key, queue, min(n, a.latency_jobs), a.workers,
+                                           shape.split("-")[1])
         else:
             raise SystemExit(f"unknown shape {shape}")
         t1, s1, p1 = time.perf_counter(), task_cpu(server.proc.pid), cluster_cpu(pm)

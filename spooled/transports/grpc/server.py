@@ -45,14 +45,15 @@ class _CoalescedWrites:
     def write(self, data: bytes) -> None:
         if data:
             if not self._pending:
-                self._loop.call_soon(self._flush)
+                self._loop.call_soon(self.flush)
             self._pending.append(data)
 
     def writelines(self, chunks) -> None:
         for data in chunks:
             self.write(data)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what is gathered now (streams.py: a job sent from Trio leaves without waiting for the loop)."""
         if self._pending:
             data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
             self._pending.clear()
@@ -60,7 +61,7 @@ class _CoalescedWrites:
                 self._transport.write(data)
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def __getattr__(self, name: str):

@@ -1,4 +1,6 @@
-"""The two streaming RPCs, written in Trio (the asyncio grpclib stream is reached with `aio_as_trio`).
+"""The two streaming RPCs, written in Trio (the asyncio grpclib stream is read with `aio_as_trio`, and written with
+`island.run_here`: a message is framed and written from the Trio task itself, docs/architecture.md "A stream's
+job leaves from its Trio task").
 
 StreamJobs: whenever a job is available (woken by NOTIFY, never polling) and the stream's window has room,
 lease up to the free slots in one claim, send them, repeat. Ends cleanly (status OK) on server shutdown; a
@@ -27,6 +29,7 @@ import attrs
 import trio
 from trio_asyncio import aio_as_trio
 
+from spooled import island
 from spooled.domain import errors
 from spooled.domain.inputs import RegisterWorker
 from spooled.domain.scope import Scope
@@ -58,11 +61,18 @@ async def _recv_while(stream, take: Callable[[Any], bool]) -> Any:
     return None
 
 
-async def _send_all(stream, msgs: list, sent: list[int]) -> None:
-    """(asyncio) send messages in order, counting the delivered ones: one crossing for a whole batch."""
+async def _send_all(stream, msgs: list, sent: list[int], flush: bool = False) -> None:
+    """(asyncio, driven from Trio by `island.run_here`) send messages in order, counting the delivered ones. With
+    `flush` (jobs), hand what they wrote to the socket at once (`server._CoalescedWrites.flush`) rather than on
+    the loop's next pass: a job waits for nothing queued on the loop (another call's answer) before it leaves.
+    Other messages (a group's complete responses) are gathered with the pass's writes, as every write is."""
     for m in msgs:
         await stream.send_message(m)
         sent[0] += 1
+    if flush:
+        now = getattr(getattr(stream._stream, "_transport", None), "flush", None)
+        if now is not None:
+            now()
 
 
 # -- StreamJobs ---------------------------------------------------------------------------------------------
@@ -97,8 +107,8 @@ async def _stream_jobs(rpc: Rpc, stream, scope: Scope, claim) -> None:
                         window.add(str(j.id), str(j.lease_id))
                     sent = [0]
                     await send_or_release(svc.jobs, scope, jobs,
-                                          lambda js: aio_as_trio(_send_all)(stream, [messages.job(j) for j in js],
-                                                                            sent), sent)
+                                          lambda js: island.run_here(_send_all(stream, [messages.job(j) for j in js],
+                                                                               sent, True)), sent)
                 nursery.cancel_scope.cancel()
     finally:
         window.close()
@@ -122,9 +132,16 @@ class _Session:
         self._send_lock = trio.Lock()
         self._waiting: trio.CancelScope | None = None   # the dequeue that may still be waiting
 
-    async def send(self, msgs: list, sent: list[int] | None = None) -> None:
-        async with self._send_lock:
-            await aio_as_trio(_send_all)(self.stream, msgs, sent if sent is not None else [0])
+    async def send(self, msgs: list, sent: list[int] | None = None, flush: bool = False) -> None:
+        lock = self._send_lock
+        try:
+            lock.acquire_nowait()           # no checkpoint when free (the usual case): the job leaves now
+        except trio.WouldBlock:
+            await lock.acquire()
+        try:
+            await island.run_here(_send_all(self.stream, msgs, sent if sent is not None else [0], flush))
+        finally:
+            lock.release()
 
     async def run(self) -> None:
         with trio.CancelScope() as ended:
@@ -192,7 +209,8 @@ class _Session:
         if jobs:
             sent = [0]
             await send_or_release(self.svc.jobs, self.scope, jobs,
-                                  lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent),
+                                  lambda js: self.send([pb.ProcessResponse(job=messages.job(j)) for j in js], sent,
+                                                       True),
                                   sent)
 
     # complete / fail / renew, in request order --------------------------------------------------------
